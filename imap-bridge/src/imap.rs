@@ -1,0 +1,1 @@
+//! IMAP server (placeholder, being written).

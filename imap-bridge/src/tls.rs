@@ -1,0 +1,1 @@
+//! TLS helper (being written).

@@ -1,0 +1,1 @@
+//! mailnode identity (being written).

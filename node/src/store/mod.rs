@@ -1,0 +1,1 @@
+//! Encrypted SQLite mail store (being written).
