@@ -1,0 +1,347 @@
+//! The command line: argument definitions and the commands that do not run
+//! the daemon (keygen, contacts, bridge, status).
+//!
+//! Raw flags are resolved into checked settings before anything runs; every
+//! error says what went wrong and what to do.
+
+use std::io::Read;
+use std::path::PathBuf;
+
+use anyhow::{Context, bail};
+use clap::{Parser, Subcommand, ValueEnum};
+use keys::{AddressBook, ContactCard, Identity, PassphraseSource, Protection, Unlocker};
+use libp2p::Multiaddr;
+
+use crate::config::{ConfigFile, Overrides, Settings};
+use crate::home::{Home, RunInfo};
+
+/// mailnode: end-to-end encrypted, decentralized mail. Your messages and keys
+/// stay on your machine; mail goes straight to the recipient's node.
+#[derive(Debug, Parser)]
+#[command(name = "mailnode", version, about)]
+pub struct Cli {
+    /// The node's home directory (identity, address book, mail store).
+    #[arg(long, global = true, env = "MAILNODE_HOME", value_name = "DIR")]
+    pub home: Option<PathBuf>,
+
+    /// Read the passphrase that protects the node's secrets from this file
+    /// (first line). Used when no OS keyring is available; the environment
+    /// variable MAILNODE_PASSPHRASE works too.
+    #[arg(long, global = true, value_name = "FILE")]
+    pub passphrase_file: Option<PathBuf>,
+
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create this node's identity: OpenPGP key, revocation certificate,
+    /// libp2p identity and bridge password.
+    Keygen {
+        /// Your name, as contacts will see it.
+        #[arg(long)]
+        name: String,
+        /// Your mail address.
+        #[arg(long)]
+        email: String,
+        /// Where the secret that unlocks the keys is kept.
+        #[arg(long, value_enum, default_value_t = SecretStore::Auto)]
+        secret_store: SecretStore,
+    },
+    /// Run the node in the foreground until SIGINT or SIGTERM.
+    Run {
+        /// A libp2p address to listen on (repeatable). Default: TCP and QUIC
+        /// port 4870 on all interfaces.
+        #[arg(long, value_name = "MULTIADDR")]
+        listen: Vec<String>,
+        /// IMAP bridge address. Default 127.0.0.1:1143.
+        #[arg(long, value_name = "HOST:PORT")]
+        imap: Option<String>,
+        /// SMTP bridge address. Default 127.0.0.1:1025.
+        #[arg(long, value_name = "HOST:PORT")]
+        smtp: Option<String>,
+    },
+    /// Print what to type into a mail client (one `name: value` per line).
+    Bridge,
+    /// Manage the address book.
+    Contacts {
+        /// What to do with it.
+        #[command(subcommand)]
+        command: ContactsCommand,
+    },
+    /// Print the revocation certificate (publish it if your key is lost or
+    /// stolen).
+    Revocation,
+    /// Show whether the daemon runs, and where.
+    Status,
+}
+
+/// Address-book subcommands.
+#[derive(Debug, Subcommand)]
+pub enum ContactsCommand {
+    /// Print our contact card (an armored OpenPGP key) to give to others.
+    Export,
+    /// Add someone's contact card (`-` reads standard input).
+    Import {
+        /// The card file, or `-`.
+        file: String,
+        /// Where that peer listens (repeatable), e.g. /ip4/192.0.2.1/tcp/4870.
+        #[arg(long = "addr", value_name = "MULTIADDR")]
+        addrs: Vec<String>,
+        /// Replace an existing contact that has the same address but
+        /// another key.
+        #[arg(long)]
+        replace: bool,
+    },
+    /// List contacts: name, address, fingerprint, PeerId.
+    List,
+    /// Remove the contact with this address.
+    Remove {
+        /// The contact's mail address.
+        address: String,
+    },
+}
+
+/// `--secret-store` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SecretStore {
+    /// The OS keyring if one is reachable, else a passphrase.
+    Auto,
+    /// The OS keyring (Secret Service); fail if none is reachable.
+    Keyring,
+    /// A passphrase (MAILNODE_PASSPHRASE, --passphrase-file or a prompt).
+    Passphrase,
+}
+
+impl Cli {
+    fn passphrase_source(&self) -> PassphraseSource {
+        PassphraseSource::from_env_file_or_prompt(self.passphrase_file.clone())
+    }
+
+    fn unlocker(&self) -> Unlocker {
+        Unlocker::new(self.passphrase_source())
+    }
+}
+
+/// Runs the parsed command line.
+pub fn run(cli: Cli) -> anyhow::Result<()> {
+    let home = Home::resolve(cli.home.clone())?;
+    match &cli.command {
+        Command::Keygen {
+            name,
+            email,
+            secret_store,
+        } => keygen(&cli, &home, name, email, *secret_store),
+        Command::Run { listen, imap, smtp } => {
+            let file = ConfigFile::load(&home.config_file())?;
+            let settings = Settings::resolve(
+                file,
+                Overrides {
+                    listen: listen.clone(),
+                    imap: imap.clone(),
+                    smtp: smtp.clone(),
+                },
+            )?;
+            let identity = load_identity(&cli, &home)?;
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+                .context("cannot start the async runtime")?;
+            runtime.block_on(crate::daemon::run(home, settings, identity))
+        }
+        Command::Bridge => bridge(&cli, &home),
+        Command::Contacts { command } => contacts(&home, command),
+        Command::Revocation => {
+            let identity = load_identity(&cli, &home)?;
+            print!("{}", identity.revocation_armored());
+            Ok(())
+        }
+        Command::Status => status(&home),
+    }
+}
+
+fn require_identity(home: &Home) -> anyhow::Result<()> {
+    if !Identity::exists(home.path()) {
+        bail!(
+            "no identity in {}: create one with `mailnode keygen --name NAME --email ADDRESS`",
+            home.path().display()
+        );
+    }
+    Ok(())
+}
+
+fn load_identity(cli: &Cli, home: &Home) -> anyhow::Result<Identity> {
+    require_identity(home)?;
+    Identity::load(home.path(), &cli.unlocker()).with_context(|| {
+        format!(
+            "cannot unlock the identity in {}",
+            home.path().display()
+        )
+    })
+}
+
+fn keygen(
+    cli: &Cli,
+    home: &Home,
+    name: &str,
+    email: &str,
+    secret_store: SecretStore,
+) -> anyhow::Result<()> {
+    if Identity::exists(home.path()) {
+        bail!(
+            "{} already holds an identity; mailnode never overwrites one. Use another --home, \
+             or move that directory away first if you really mean to start over",
+            home.path().display()
+        );
+    }
+    home.ensure_exists()?;
+    let protection = match secret_store {
+        SecretStore::Auto => Protection::Auto(cli.passphrase_source()),
+        SecretStore::Keyring => Protection::Keyring,
+        SecretStore::Passphrase => Protection::Passphrase(cli.passphrase_source()),
+    };
+    let identity = Identity::generate(name, email)?;
+    let used = identity.save(home.path(), &protection)?;
+    println!("created the identity of {} <{}>", identity.name(), identity.address());
+    println!("fingerprint: {}", identity.fingerprint());
+    println!("peer-id: {}", identity.peer_id());
+    println!("secrets: {used}");
+    println!("home: {}", home.path().display());
+    println!();
+    println!("Next: `mailnode run` starts the node; `mailnode bridge` prints the mail client settings;");
+    println!("`mailnode contacts export` prints your contact card to give to others.");
+    Ok(())
+}
+
+fn bridge(cli: &Cli, home: &Home) -> anyhow::Result<()> {
+    let identity = load_identity(cli, home)?;
+    let (imap, smtp) = match RunInfo::read(home)? {
+        Some(run) => (run.imap, run.smtp),
+        None => {
+            let settings =
+                Settings::resolve(ConfigFile::load(&home.config_file())?, Overrides::default())?;
+            (settings.imap.to_string(), settings.smtp.to_string())
+        }
+    };
+    let (imap_host, imap_port) = split_host_port(&imap);
+    let (smtp_host, smtp_port) = split_host_port(&smtp);
+    println!("imap-host: {imap_host}");
+    println!("imap-port: {imap_port}");
+    println!("imap-security: none (STARTTLS optional)");
+    println!("smtp-host: {smtp_host}");
+    println!("smtp-port: {smtp_port}");
+    println!("smtp-security: none (STARTTLS optional)");
+    println!("username: {}", identity.address());
+    println!("password: {}", identity.bridge_password());
+    if let Some(fingerprint) = crate::bridge_tls::fingerprint(home)? {
+        println!("tls-fingerprint-sha256: {fingerprint}");
+    }
+    Ok(())
+}
+
+fn split_host_port(addr: &str) -> (String, String) {
+    match addr.rsplit_once(':') {
+        Some((host, port)) => (host.trim_matches(['[', ']']).to_string(), port.to_string()),
+        None => (addr.to_string(), String::new()),
+    }
+}
+
+fn contacts(home: &Home, command: &ContactsCommand) -> anyhow::Result<()> {
+    require_identity(home)?;
+    match command {
+        ContactsCommand::Export => {
+            let info = Identity::public_info(home.path())?;
+            print!("{}", info.card.to_armored());
+            Ok(())
+        }
+        ContactsCommand::Import {
+            file,
+            addrs,
+            replace,
+        } => {
+            let bytes = if file == "-" {
+                let mut buf = Vec::new();
+                std::io::stdin()
+                    .read_to_end(&mut buf)
+                    .context("cannot read the card from standard input")?;
+                buf
+            } else {
+                std::fs::read(file).with_context(|| format!("cannot read {file}"))?
+            };
+            let card = ContactCard::from_bytes(&bytes)
+                .with_context(|| format!("{file} is not a usable mailnode contact card"))?;
+            let own = Identity::public_info(home.path())?;
+            if card.fingerprint() == own.card.fingerprint() {
+                bail!("that is your own card; import the cards of the people you write to");
+            }
+            let addrs = addrs
+                .iter()
+                .map(|a| {
+                    a.parse::<Multiaddr>().with_context(|| {
+                        format!("--addr {a:?} is not a multiaddr (example: /ip4/192.0.2.1/tcp/4870)")
+                    })
+                })
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            let mut book = AddressBook::open(home.path())?;
+            let outcome = book.add(card.clone(), addrs, *replace)?;
+            println!("{outcome}: {} <{}>", card.name(), card.address());
+            println!("fingerprint: {}", card.fingerprint());
+            println!("peer-id: {}", card.peer_id());
+            println!("Check the fingerprint with them over another channel before you trust it.");
+            Ok(())
+        }
+        ContactsCommand::List => {
+            let book = AddressBook::open(home.path())?;
+            if book.list().is_empty() {
+                println!("no contacts yet: add one with `mailnode contacts import CARD.asc`");
+            }
+            for contact in book.list() {
+                let card = &contact.card;
+                println!(
+                    "{} <{}>\tfingerprint {}\tpeer-id {}",
+                    card.name(),
+                    card.address(),
+                    card.fingerprint(),
+                    card.peer_id()
+                );
+            }
+            Ok(())
+        }
+        ContactsCommand::Remove { address } => {
+            let mut book = AddressBook::open(home.path())?;
+            if book.remove(address)? {
+                println!("removed <{address}>");
+                Ok(())
+            } else {
+                bail!("no contact with the address <{address}>; `mailnode contacts list` shows them")
+            }
+        }
+    }
+}
+
+fn status(home: &Home) -> anyhow::Result<()> {
+    require_identity(home)?;
+    let info = Identity::public_info(home.path())?;
+    println!("identity: {} <{}>", info.card.name(), info.card.address());
+    println!("fingerprint: {}", info.card.fingerprint());
+    println!("peer-id: {}", info.card.peer_id());
+    match RunInfo::read(home)? {
+        Some(run) if process_alive(run.pid) => {
+            println!("daemon: running (pid {})", run.pid);
+            println!("imap: {}", run.imap);
+            println!("smtp: {}", run.smtp);
+            for addr in run.listen {
+                println!("listen: {addr}");
+            }
+        }
+        _ => println!("daemon: not running"),
+    }
+    Ok(())
+}
+
+fn process_alive(pid: u32) -> bool {
+    std::path::Path::new(&format!("/proc/{pid}")).exists()
+}

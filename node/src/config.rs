@@ -1,0 +1,227 @@
+//! Configuration: `config.toml` in the home, overridden by command-line
+//! flags, resolved into one checked [`Settings`] before anything runs.
+//!
+//! Every field is optional in the file; the defaults are the conventions of
+//! DESIGN.md (IMAP 127.0.0.1:1143, SMTP 127.0.0.1:1025, libp2p on TCP and
+//! QUIC port 4870 on all interfaces).
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::Context;
+use libp2p::Multiaddr;
+use serde::Deserialize;
+
+/// Default libp2p port for TCP and QUIC.
+pub const DEFAULT_P2P_PORT: u16 = 4870;
+/// Default IMAP bridge address.
+pub const DEFAULT_IMAP: &str = "127.0.0.1:1143";
+/// Default SMTP bridge address.
+pub const DEFAULT_SMTP: &str = "127.0.0.1:1025";
+/// Default largest message, in bytes, accepted from the mail client and from
+/// peers (the same limit on both sides, so what we can send, others accept).
+pub const DEFAULT_MAX_MESSAGE_SIZE: usize = 32 * 1024 * 1024;
+
+/// The file's shape.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConfigFile {
+    /// `[network]`
+    #[serde(default)]
+    pub network: NetworkSection,
+    /// `[bridge]`
+    #[serde(default)]
+    pub bridge: BridgeSection,
+    /// `[delivery]`
+    #[serde(default)]
+    pub delivery: DeliverySection,
+}
+
+/// `[network]` section.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NetworkSection {
+    /// Multiaddrs to listen on.
+    pub listen: Option<Vec<String>>,
+    /// Largest message accepted from a peer, bytes.
+    pub max_message_size: Option<usize>,
+    /// Deliveries accepted per second from one peer (burst is 4x).
+    pub rate_limit_per_second: Option<u32>,
+}
+
+/// `[bridge]` section.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BridgeSection {
+    /// IMAP listen address.
+    pub imap: Option<String>,
+    /// SMTP listen address.
+    pub smtp: Option<String>,
+}
+
+/// `[delivery]` section.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeliverySection {
+    /// How long the outbox keeps retrying before it gives up and bounces,
+    /// in hours.
+    pub give_up_after_hours: Option<u64>,
+    /// Longest wait between two attempts, in seconds.
+    pub max_retry_interval_secs: Option<u64>,
+}
+
+impl ConfigFile {
+    /// Reads `config.toml`; a missing file means all defaults.
+    pub fn load(path: &Path) -> anyhow::Result<ConfigFile> {
+        match std::fs::read_to_string(path) {
+            Ok(text) => toml::from_str(&text)
+                .with_context(|| format!("{} is not valid configuration", path.display())),
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(ConfigFile::default()),
+            Err(err) => Err(err).with_context(|| format!("cannot read {}", path.display())),
+        }
+    }
+}
+
+/// Command-line overrides for `mailnode run`.
+#[derive(Debug, Default, Clone)]
+pub struct Overrides {
+    /// `--listen` (repeatable).
+    pub listen: Vec<String>,
+    /// `--imap`.
+    pub imap: Option<String>,
+    /// `--smtp`.
+    pub smtp: Option<String>,
+}
+
+/// The checked settings the daemon runs with.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// libp2p listen addresses.
+    pub listen: Vec<Multiaddr>,
+    /// IMAP bridge address.
+    pub imap: SocketAddr,
+    /// SMTP bridge address.
+    pub smtp: SocketAddr,
+    /// Largest message accepted (client and peers).
+    pub max_message_size: usize,
+    /// Per-peer delivery rate limit (per second).
+    pub rate_limit_per_second: u32,
+    /// When the outbox gives up on a message.
+    pub give_up_after: Duration,
+    /// Longest wait between two delivery attempts.
+    pub max_retry_interval: Duration,
+}
+
+impl Settings {
+    /// Merges file and flags and checks every value.
+    pub fn resolve(file: ConfigFile, flags: Overrides) -> anyhow::Result<Settings> {
+        let listen_text = if !flags.listen.is_empty() {
+            flags.listen
+        } else if let Some(listen) = file.network.listen {
+            listen
+        } else {
+            vec![
+                format!("/ip4/0.0.0.0/tcp/{DEFAULT_P2P_PORT}"),
+                format!("/ip4/0.0.0.0/udp/{DEFAULT_P2P_PORT}/quic-v1"),
+            ]
+        };
+        let listen = listen_text
+            .iter()
+            .map(|text| {
+                text.parse::<Multiaddr>().with_context(|| {
+                    format!("--listen {text:?} is not a multiaddr (example: /ip4/0.0.0.0/tcp/4870)")
+                })
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        if listen.is_empty() {
+            anyhow::bail!("no listen address: give at least one --listen MULTIADDR");
+        }
+        let imap = parse_socket(
+            flags
+                .imap
+                .or(file.bridge.imap)
+                .as_deref()
+                .unwrap_or(DEFAULT_IMAP),
+            "--imap",
+        )?;
+        let smtp = parse_socket(
+            flags
+                .smtp
+                .or(file.bridge.smtp)
+                .as_deref()
+                .unwrap_or(DEFAULT_SMTP),
+            "--smtp",
+        )?;
+        for (name, addr) in [("IMAP", imap), ("SMTP", smtp)] {
+            if !addr.ip().is_loopback() {
+                tracing::warn!(
+                    "the {name} bridge listens on {addr}, which is not a loopback address: \
+                     other machines can reach it (it still requires the bridge password)"
+                );
+            }
+        }
+        let max_message_size = file
+            .network
+            .max_message_size
+            .unwrap_or(DEFAULT_MAX_MESSAGE_SIZE);
+        if max_message_size < 1024 {
+            anyhow::bail!("network.max_message_size must be at least 1024 bytes");
+        }
+        Ok(Settings {
+            listen,
+            imap,
+            smtp,
+            max_message_size,
+            rate_limit_per_second: file.network.rate_limit_per_second.unwrap_or(2000),
+            give_up_after: Duration::from_secs(
+                3600 * file.delivery.give_up_after_hours.unwrap_or(24 * 7),
+            ),
+            max_retry_interval: Duration::from_secs(
+                file.delivery.max_retry_interval_secs.unwrap_or(300).max(1),
+            ),
+        })
+    }
+}
+
+fn parse_socket(text: &str, flag: &str) -> anyhow::Result<SocketAddr> {
+    text.parse::<SocketAddr>()
+        .with_context(|| format!("{flag} {text:?} is not HOST:PORT (example: 127.0.0.1:1143)"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_follow_the_conventions() {
+        let settings = Settings::resolve(ConfigFile::default(), Overrides::default()).unwrap();
+        assert_eq!(settings.imap.to_string(), "127.0.0.1:1143");
+        assert_eq!(settings.smtp.to_string(), "127.0.0.1:1025");
+        assert_eq!(settings.listen.len(), 2);
+        assert!(settings.listen[1].to_string().contains("quic-v1"));
+    }
+
+    #[test]
+    fn flags_override_the_file() {
+        let file: ConfigFile = toml::from_str("[bridge]\nimap = \"127.0.0.1:2000\"\n").unwrap();
+        let flags = Overrides {
+            imap: Some("127.0.0.1:3000".into()),
+            ..Overrides::default()
+        };
+        let settings = Settings::resolve(file, flags).unwrap();
+        assert_eq!(settings.imap.port(), 3000);
+    }
+
+    #[test]
+    fn bad_values_are_clear_errors() {
+        let flags = Overrides {
+            listen: vec!["tcp:4870".into()],
+            ..Overrides::default()
+        };
+        let err = Settings::resolve(ConfigFile::default(), flags).unwrap_err();
+        assert!(err.to_string().contains("is not a multiaddr"), "{err}");
+        let err = toml::from_str::<ConfigFile>("[bridge]\nimapp = \"x\"\n").unwrap_err();
+        assert!(err.to_string().contains("imapp"), "{err}");
+    }
+}

@@ -1,0 +1,177 @@
+//! `mailnode run`: starts every service of a node, publishes where it
+//! listens, and shuts everything down cleanly on SIGINT or SIGTERM.
+//!
+//! Services (each a handle plus a task): the store (its own threads), the
+//! network (libp2p event loop), the inbound handler, the outbox, and the two
+//! bridge servers. This module only wires them; each owns its own rules.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use imap_bridge::imap::ImapConfig;
+use imap_bridge::smtp::SmtpConfig;
+use imap_bridge::{BridgeCredentials, Secret};
+use keys::{AddressBook, Identity};
+use tokio::net::TcpListener;
+use tokio::signal::unix::{SignalKind, signal};
+use tokio::sync::{Notify, watch};
+
+use crate::config::Settings;
+use crate::contacts::Contacts;
+use crate::home::{Home, RunInfo};
+use crate::network::{self, NetworkConfig, RateLimit};
+use crate::outbox::{self, OutboxSettings};
+use crate::store::Store;
+use crate::submit::Outgoing;
+
+/// Runs the node until a termination signal.
+pub async fn run(home: Home, settings: Settings, identity: Identity) -> anyhow::Result<()> {
+    let _lock = home.lock()?;
+    RunInfo::remove(&home);
+    let identity = Arc::new(identity);
+    let contacts = Contacts::new(
+        AddressBook::open(home.path()).context("cannot open the address book")?,
+    );
+    let store = Store::open(&home.store_file(), identity.store_key())
+        .with_context(|| format!("cannot open the mail store {}", home.store_file().display()))?;
+
+    let (network, inbound) = network::start(NetworkConfig {
+        keypair: identity.libp2p_keypair().clone(),
+        listen: settings.listen.clone(),
+        max_message_size: settings.max_message_size,
+        request_timeout: Duration::from_secs(60),
+        idle_connection_timeout: Duration::from_secs(120),
+        rate_limit: RateLimit {
+            per_second: settings.rate_limit_per_second,
+            burst: settings.rate_limit_per_second.saturating_mul(4),
+        },
+    })
+    .await
+    .context("cannot start the peer-to-peer network")?;
+
+    let (tls, tls_fingerprint) = crate::bridge_tls::load_or_create(&home, identity.store_key())?;
+    let credentials = BridgeCredentials {
+        username: identity.address().to_string(),
+        password: Secret::new(identity.bridge_password()),
+    };
+    let imap_listener = bind(settings.imap, "IMAP", "--imap").await?;
+    let smtp_listener = bind(settings.smtp, "SMTP", "--smtp").await?;
+    let imap_addr = imap_listener.local_addr()?;
+    let smtp_addr = smtp_listener.local_addr()?;
+
+    let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    let outbox_wakeup = Arc::new(Notify::new());
+    let mut tasks = tokio::task::JoinSet::new();
+
+    tasks.spawn(crate::inbound::run(
+        inbound,
+        Arc::clone(&identity),
+        contacts.clone(),
+        store.clone(),
+        std::thread::available_parallelism().map_or(2, |n| n.get()) * 2,
+    ));
+    tasks.spawn(outbox::run(
+        store.clone(),
+        network.clone(),
+        contacts.clone(),
+        Arc::clone(&outbox_wakeup),
+        OutboxSettings {
+            max_retry_interval: settings.max_retry_interval,
+            give_up_after: settings.give_up_after,
+            own_card: identity.card().to_binary(),
+            own_address: identity.address().to_string(),
+        },
+        shutdown_rx.clone(),
+    ));
+    let imap_config = Arc::new(ImapConfig {
+        credentials: credentials.clone(),
+        max_literal: u32::try_from(settings.max_message_size).unwrap_or(u32::MAX),
+        tls: Some(Arc::clone(&tls)),
+    });
+    let imap_store = store.clone();
+    let imap_shutdown = shutdown_rx.clone();
+    tasks.spawn(async move {
+        if let Err(err) =
+            imap_bridge::imap::serve(imap_listener, imap_config, imap_store, imap_shutdown).await
+        {
+            tracing::error!("the IMAP bridge stopped: {err}");
+        }
+    });
+    let smtp_config = Arc::new(SmtpConfig {
+        credentials,
+        hostname: "localhost".to_string(),
+        max_message_size: settings.max_message_size,
+        tls: Some(tls),
+    });
+    let outgoing = Outgoing::new(
+        Arc::clone(&identity),
+        contacts.clone(),
+        store.clone(),
+        Arc::clone(&outbox_wakeup),
+        settings.max_message_size,
+    );
+    let smtp_shutdown = shutdown_rx.clone();
+    tasks.spawn(async move {
+        if let Err(err) =
+            imap_bridge::smtp::serve(smtp_listener, smtp_config, outgoing, smtp_shutdown).await
+        {
+            tracing::error!("the SMTP bridge stopped: {err}");
+        }
+    });
+
+    let listen = network
+        .listen_addrs()
+        .await
+        .context("the network stopped during start-up")?;
+    RunInfo {
+        pid: std::process::id(),
+        peer_id: identity.peer_id().to_string(),
+        listen: listen.iter().map(ToString::to_string).collect(),
+        imap: imap_addr.to_string(),
+        smtp: smtp_addr.to_string(),
+    }
+    .write(&home)?;
+    tracing::info!(
+        peer_id = %identity.peer_id(),
+        imap = %imap_addr,
+        smtp = %smtp_addr,
+        tls_fingerprint = %tls_fingerprint,
+        "mailnode is running"
+    );
+
+    wait_for_signal().await?;
+    tracing::info!("shutting down");
+    let _ = shutdown_tx.send(true);
+    network.shutdown().await;
+    let drained = tokio::time::timeout(Duration::from_secs(10), async {
+        while tasks.join_next().await.is_some() {}
+    })
+    .await;
+    if drained.is_err() {
+        tracing::warn!("some services did not stop within 10 s; exiting anyway");
+    }
+    store.close().await;
+    RunInfo::remove(&home);
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn bind(addr: std::net::SocketAddr, what: &str, flag: &str) -> anyhow::Result<TcpListener> {
+    TcpListener::bind(addr).await.with_context(|| {
+        format!(
+            "cannot listen for {what} on {addr}; is another program (another bridge?) using \
+             that port? Choose another with {flag} HOST:PORT"
+        )
+    })
+}
+
+async fn wait_for_signal() -> anyhow::Result<()> {
+    let mut term = signal(SignalKind::terminate()).context("cannot watch for SIGTERM")?;
+    let mut int = signal(SignalKind::interrupt()).context("cannot watch for SIGINT")?;
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+    Ok(())
+}

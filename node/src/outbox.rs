@@ -1,0 +1,245 @@
+//! The delivery service: moves queued messages from the outbox to their
+//! recipients' nodes (DESIGN.md "The path of one message", step 4).
+//!
+//! Rules:
+//! - An entry leaves the outbox only when the recipient answers `Accepted`,
+//!   which it does only after its own commit. A crash anywhere before that
+//!   leaves the entry queued, and it is sent again; the recipient
+//!   deduplicates by (peer, delivery id), so a resend never makes a copy.
+//! - Unreachable peers, timeouts and `TryLater` are retried with exponential
+//!   backoff (2 s doubling up to the configured maximum, with jitter), across
+//!   restarts: the schedule lives in the store.
+//! - `Rejected` is permanent: the entry is replaced by a bounce in INBOX that
+//!   says who refused what and why. So is giving up after the configured
+//!   time since the message was queued (a week by default).
+//! - Many deliveries are in flight at once (they are pipelined over one
+//!   connection per peer by the network service).
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use rand::Rng;
+use tokio::sync::{Notify, mpsc, watch};
+
+use crate::contacts::Contacts;
+use crate::network::{DeliveryRequest, DeliveryResponse, Network};
+use crate::store::{OutboxEntry, Store};
+
+/// How many deliveries may be in flight at once.
+const MAX_IN_FLIGHT: usize = 512;
+
+/// Settings of the delivery service.
+#[derive(Debug, Clone)]
+pub struct OutboxSettings {
+    /// Longest wait between two attempts.
+    pub max_retry_interval: Duration,
+    /// When to give up on an entry (counted from its first attempt).
+    pub give_up_after: Duration,
+    /// Our own card (binary), sent with every request so that recipients
+    /// who do not have us as a contact can still verify us.
+    pub own_card: Vec<u8>,
+    /// Our own address, for bounces.
+    pub own_address: String,
+}
+
+/// Runs the delivery service until `shutdown` turns true.
+pub async fn run(
+    store: Store,
+    network: Network,
+    contacts: Contacts,
+    wakeup: Arc<Notify>,
+    settings: OutboxSettings,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let settings = Arc::new(settings);
+    let in_flight: Arc<Mutex<HashSet<i64>>> = Arc::new(Mutex::new(HashSet::new()));
+    let (done_tx, mut done_rx) = mpsc::channel::<i64>(MAX_IN_FLIGHT);
+    loop {
+        if *shutdown.borrow() {
+            return;
+        }
+        let busy: Vec<i64> = lock(&in_flight).iter().copied().collect();
+        let room = MAX_IN_FLIGHT.saturating_sub(busy.len());
+        if room > 0 {
+            match store.due_outbox(now_ms(), room, &busy).await {
+                Ok(due) => {
+                    for entry in due {
+                        lock(&in_flight).insert(entry.id);
+                        let job = Job {
+                            store: store.clone(),
+                            network: network.clone(),
+                            contacts: contacts.clone(),
+                            settings: Arc::clone(&settings),
+                        };
+                        let done = done_tx.clone();
+                        tokio::spawn(async move {
+                            let id = entry.id;
+                            job.deliver(entry).await;
+                            let _ = done.send(id).await;
+                        });
+                    }
+                }
+                Err(err) => tracing::error!("cannot read the outbox: {err}"),
+            }
+        }
+        let next_due = if lock(&in_flight).len() >= MAX_IN_FLIGHT {
+            None
+        } else {
+            store.next_outbox_due().await.unwrap_or_else(|err| {
+                tracing::error!("cannot read the outbox: {err}");
+                Some(now_ms() + 5_000)
+            })
+        };
+        let sleep_ms = match next_due {
+            Some(due) => (due - now_ms()).clamp(0, 60_000) as u64,
+            None => 60_000,
+        };
+        // Entries in flight have a due time in the past; do not spin on them.
+        let sleep_ms = if sleep_ms == 0 && !lock(&in_flight).is_empty() {
+            1_000
+        } else {
+            sleep_ms
+        };
+        tokio::select! {
+            _ = wakeup.notified() => {}
+            Some(id) = done_rx.recv() => {
+                lock(&in_flight).remove(&id);
+                while let Ok(id) = done_rx.try_recv() {
+                    lock(&in_flight).remove(&id);
+                }
+            }
+            _ = tokio::time::sleep(Duration::from_millis(sleep_ms)) => {}
+            _ = shutdown.changed() => {}
+        }
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    match mutex.lock() {
+        Ok(guard) => guard,
+        Err(poisoned) => poisoned.into_inner(),
+    }
+}
+
+/// Everything one delivery attempt needs.
+struct Job {
+    store: Store,
+    network: Network,
+    contacts: Contacts,
+    settings: Arc<OutboxSettings>,
+}
+
+impl Job {
+    async fn deliver(self, entry: OutboxEntry) {
+        let peer = match entry.peer_id.parse::<libp2p::PeerId>() {
+            Ok(peer) => peer,
+            Err(err) => {
+                self.fail(&entry, &format!("the recipient's PeerId is invalid: {err}"))
+                    .await;
+                return;
+            }
+        };
+        let addrs = self
+            .contacts
+            .by_fingerprint(&entry.recipient_fpr)
+            .map(|contact| contact.addrs)
+            .unwrap_or_default();
+        let request = DeliveryRequest {
+            id: entry.delivery_id,
+            sender_card: Some(self.settings.own_card.clone()),
+            payload: entry.payload.clone(),
+        };
+        match self.network.deliver(peer, addrs, request).await {
+            Ok(DeliveryResponse::Accepted) => {
+                tracing::info!(recipient_peer = %peer, "message delivered");
+                if let Err(err) = self.store.outbox_delivered(entry.id).await {
+                    tracing::error!("cannot remove a delivered message from the outbox: {err}");
+                }
+            }
+            Ok(DeliveryResponse::Rejected { reason }) => {
+                tracing::warn!(recipient_peer = %peer, "the recipient refused a message: {reason}");
+                self.fail(&entry, &format!("the recipient's node refused it: {reason}"))
+                    .await;
+            }
+            Ok(DeliveryResponse::TryLater {
+                reason,
+                retry_after_secs,
+            }) => {
+                let wait = Duration::from_secs(retry_after_secs.into());
+                self.retry(&entry, &format!("the recipient asked to retry: {reason}"), Some(wait))
+                    .await;
+            }
+            Err(err) => {
+                self.retry(&entry, &err.to_string(), None).await;
+            }
+        }
+    }
+
+    async fn retry(&self, entry: &OutboxEntry, error: &str, at_least: Option<Duration>) {
+        let attempts = entry.attempts + 1;
+        let given_up =
+            now_ms() - entry.queued_at > self.settings.give_up_after.as_millis() as i64;
+        if given_up {
+            self.fail(
+                entry,
+                &format!(
+                    "it could not be delivered for {} hours; the last error was: {error}",
+                    self.settings.give_up_after.as_secs() / 3600
+                ),
+            )
+            .await;
+            return;
+        }
+        let wait = backoff(attempts, self.settings.max_retry_interval).max(at_least.unwrap_or_default());
+        tracing::debug!(
+            attempts,
+            wait_ms = wait.as_millis() as u64,
+            "delivery failed, will retry: {error}"
+        );
+        if let Err(err) = self
+            .store
+            .outbox_retry(entry.id, now_ms() + wait.as_millis() as i64, error)
+            .await
+        {
+            tracing::error!("cannot reschedule an outbox entry: {err}");
+        }
+    }
+
+    async fn fail(&self, entry: &OutboxEntry, reason: &str) {
+        let bounce = crate::bounce::build(&self.settings.own_address, entry, reason);
+        if let Err(err) = self.store.outbox_failed(entry.id, bounce).await {
+            tracing::error!("cannot record a failed delivery: {err}");
+        }
+    }
+}
+
+/// Wait before attempt `attempts + 1`: 2 s doubling, capped, ±20 % jitter.
+fn backoff(attempts: u32, max: Duration) -> Duration {
+    let base = Duration::from_secs(2)
+        .saturating_mul(1u32 << attempts.saturating_sub(1).min(16))
+        .min(max);
+    let jitter = rand::thread_rng().gen_range(0.8..1.2);
+    base.mul_f64(jitter)
+}
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_and_is_capped() {
+        let max = Duration::from_secs(300);
+        let first = backoff(1, max);
+        assert!(first >= Duration::from_millis(1600) && first <= Duration::from_millis(2400));
+        let fourth = backoff(4, max);
+        assert!(fourth >= Duration::from_millis(12_800) && fourth <= Duration::from_millis(19_200));
+        let late = backoff(30, max);
+        assert!(late <= Duration::from_secs(360) && late >= Duration::from_secs(240));
+    }
+}

@@ -1,0 +1,503 @@
+//! End-to-end test harness: real `mailnode` processes with temporary homes on
+//! loopback, driven with real clients (lettre, Python's imaplib/smtplib,
+//! mbsync, curl).
+//!
+//! Each node gets its own temporary home and a fixed libp2p port on
+//! 127.0.0.1 (chosen free at creation and kept across restarts, so the
+//! address hint in its contacts' address books stays valid). IMAP and SMTP
+//! ports are chosen by the OS at every start and read back from the
+//! daemon's `run.json`. Daemon logs go to `daemon.log` inside the home, so
+//! the "nothing in the clear" scans cover them too.
+//!
+//! Nothing here sleeps to synchronise: every wait polls a condition against
+//! a deadline and fails with a description of what it waited for.
+
+#![allow(dead_code)]
+
+use std::fs;
+use std::io::Write;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// The passphrase test nodes protect their secrets with.
+pub const PASSPHRASE: &str = "correct horse battery staple";
+
+/// Path of the `mailnode` binary under test.
+pub fn mailnode_bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_mailnode"))
+}
+
+/// The repository's `tests/` directory.
+pub fn tests_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests")
+}
+
+/// Polls `condition` every 50 ms until it holds or `timeout` passes.
+pub fn wait_until(timeout: Duration, what: &str, mut condition: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if condition() {
+            return;
+        }
+        if Instant::now() > deadline {
+            panic!("timed out after {timeout:?} waiting for {what}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// A free TCP port on 127.0.0.1 (the OS picks; we release it at once).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("no free port")
+}
+
+/// Where a running daemon listens (from its `run.json`).
+#[derive(Debug, Clone)]
+pub struct Running {
+    /// Daemon pid.
+    pub pid: u32,
+    /// IMAP port on 127.0.0.1.
+    pub imap: u16,
+    /// SMTP port on 127.0.0.1.
+    pub smtp: u16,
+}
+
+/// One mailnode with its own home.
+pub struct Node {
+    /// Short name (`alice`).
+    pub name: String,
+    /// Its mail address.
+    pub email: String,
+    /// The temporary home (deleted on drop).
+    pub home: tempfile::TempDir,
+    /// libp2p TCP port on 127.0.0.1.
+    pub p2p_port: u16,
+    child: Option<Child>,
+    running: Option<Running>,
+    /// Extra `run` flags.
+    pub extra_run_args: Vec<String>,
+}
+
+impl Node {
+    /// Creates a home and an identity (`mailnode keygen`) protected by the
+    /// test passphrase.
+    pub fn create(name: &str) -> Node {
+        Node::create_with_email(name, &format!("{name}@example.org"))
+    }
+
+    /// Like [`Node::create`] with an explicit address.
+    pub fn create_with_email(name: &str, email: &str) -> Node {
+        let home = tempfile::Builder::new()
+            .prefix(&format!("mailnode-{name}-"))
+            .tempdir()
+            .expect("tempdir");
+        let node = Node {
+            name: name.to_string(),
+            email: email.to_string(),
+            home,
+            p2p_port: free_port(),
+            child: None,
+            running: None,
+            extra_run_args: Vec::new(),
+        };
+        let display = format!("{}{}", name[..1].to_uppercase(), &name[1..]);
+        let out = node.cli(&[
+            "keygen",
+            "--name",
+            &display,
+            "--email",
+            email,
+            "--secret-store",
+            "passphrase",
+        ]);
+        assert!(out.status.success(), "keygen failed: {}", describe(&out));
+        node
+    }
+
+    /// The home path.
+    pub fn home(&self) -> &Path {
+        self.home.path()
+    }
+
+    /// A `mailnode` command for this home with the test passphrase.
+    pub fn command(&self) -> Command {
+        let mut cmd = Command::new(mailnode_bin());
+        cmd.arg("--home")
+            .arg(self.home())
+            .env("MAILNODE_PASSPHRASE", PASSPHRASE)
+            .env_remove("DBUS_SESSION_BUS_ADDRESS")
+            .env("RUST_LOG", "info,mailnode=debug");
+        cmd
+    }
+
+    /// Runs a CLI command to completion.
+    pub fn cli(&self, args: &[&str]) -> Output {
+        self.command()
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .expect("cannot run mailnode")
+    }
+
+    /// Runs a CLI command that must succeed; returns its stdout.
+    pub fn cli_ok(&self, args: &[&str]) -> String {
+        let out = self.cli(args);
+        assert!(
+            out.status.success(),
+            "`mailnode {}` failed for {}: {}",
+            args.join(" "),
+            self.name,
+            describe(&out)
+        );
+        String::from_utf8(out.stdout).expect("utf-8 output")
+    }
+
+    /// Our libp2p address on loopback.
+    pub fn p2p_addr(&self) -> String {
+        format!("/ip4/127.0.0.1/tcp/{}", self.p2p_port)
+    }
+
+    /// Imports `other`'s card into this node's address book, with its
+    /// loopback address as the hint.
+    pub fn add_contact(&self, other: &Node) {
+        let card = other.cli_ok(&["contacts", "export"]);
+        let path = self.home().join(format!("{}.asc", other.name));
+        fs::write(&path, card).expect("write card");
+        self.cli_ok(&[
+            "contacts",
+            "import",
+            path.to_str().expect("utf-8 path"),
+            "--addr",
+            &other.p2p_addr(),
+        ]);
+    }
+
+    /// Starts the daemon and waits until it has published its ports.
+    pub fn start(&mut self) {
+        assert!(self.child.is_none(), "{} is already running", self.name);
+        let _ = fs::remove_file(self.home().join("run.json"));
+        let log = fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.log_path())
+            .expect("open log");
+        let mut cmd = self.command();
+        cmd.args([
+            "run",
+            "--listen",
+            &self.p2p_addr(),
+            "--imap",
+            "127.0.0.1:0",
+            "--smtp",
+            "127.0.0.1:0",
+        ])
+        .args(&self.extra_run_args)
+        .stdin(Stdio::null())
+        .stdout(log.try_clone().expect("log"))
+        .stderr(log);
+        let mut child = cmd.spawn().expect("cannot start mailnode run");
+        let pid = child.id();
+        let run_file = self.home().join("run.json");
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let running = loop {
+            if let Ok(text) = fs::read_to_string(&run_file) {
+                let json: serde_json::Value = serde_json::from_str(&text).expect("run.json");
+                if json["pid"].as_u64() == Some(u64::from(pid)) {
+                    break Running {
+                        pid,
+                        imap: port_of(json["imap"].as_str().expect("imap")),
+                        smtp: port_of(json["smtp"].as_str().expect("smtp")),
+                    };
+                }
+            }
+            if let Ok(Some(status)) = child.try_wait() {
+                panic!(
+                    "{}'s daemon exited during start-up ({status}); log:\n{}",
+                    self.name,
+                    self.log()
+                );
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                panic!("{}'s daemon did not start; log:\n{}", self.name, self.log());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        self.child = Some(child);
+        self.running = Some(running);
+    }
+
+    /// Stops the daemon with SIGTERM and waits for a clean exit.
+    pub fn stop(&mut self) {
+        let Some(mut child) = self.child.take() else {
+            return;
+        };
+        self.running = None;
+        let _ = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            match child.try_wait() {
+                Ok(Some(status)) => {
+                    assert!(
+                        status.success(),
+                        "{} did not shut down cleanly ({status}); log:\n{}",
+                        self.name,
+                        self.log()
+                    );
+                    return;
+                }
+                Ok(None) if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(50))
+                }
+                _ => {
+                    let _ = child.kill();
+                    panic!("{} did not stop within 30 s", self.name);
+                }
+            }
+        }
+    }
+
+    /// Kills the daemon with SIGKILL (a crash).
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        self.running = None;
+    }
+
+    /// Ports of the running daemon.
+    pub fn running(&self) -> &Running {
+        self.running
+            .as_ref()
+            .unwrap_or_else(|| panic!("{} is not running", self.name))
+    }
+
+    /// The bridge password, from `mailnode bridge`.
+    pub fn password(&self) -> String {
+        let out = self.cli_ok(&["bridge"]);
+        value_of(&out, "password").expect("bridge prints the password")
+    }
+
+    /// Path of the daemon log.
+    pub fn log_path(&self) -> PathBuf {
+        self.home().join("daemon.log")
+    }
+
+    /// The daemon log so far.
+    pub fn log(&self) -> String {
+        fs::read_to_string(self.log_path()).unwrap_or_default()
+    }
+
+    /// How many times `needle` occurs in the log.
+    pub fn log_count(&self, needle: &str) -> usize {
+        self.log().matches(needle).count()
+    }
+
+    /// IMAP client arguments for the Python tool: host port user pass.
+    pub fn imap_args(&self) -> Vec<String> {
+        vec![
+            "127.0.0.1".into(),
+            self.running().imap.to_string(),
+            self.email.clone(),
+            self.password(),
+        ]
+    }
+
+    /// Number of messages in a mailbox (IMAP STATUS through imaplib).
+    pub fn count(&self, mailbox: &str) -> usize {
+        let out = mailtool(&[&["count"][..], &str_refs(&self.imap_args()), &[mailbox]].concat());
+        out.trim().parse().expect("count prints a number")
+    }
+
+    /// Every message of a mailbox as raw bytes (UID order), via imaplib.
+    pub fn fetch_all(&self, mailbox: &str) -> Vec<Vec<u8>> {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let dir_str = dir.path().to_str().expect("utf-8").to_string();
+        mailtool(
+            &[
+                &["fetch-all"][..],
+                &str_refs(&self.imap_args()),
+                &[mailbox, &dir_str],
+            ]
+            .concat(),
+        );
+        let mut files: Vec<PathBuf> = fs::read_dir(dir.path())
+            .expect("read dir")
+            .map(|e| e.expect("entry").path())
+            .collect();
+        files.sort_by_key(|p| {
+            p.file_stem()
+                .and_then(|s| s.to_str())
+                .and_then(|s| s.parse::<u32>().ok())
+                .unwrap_or(0)
+        });
+        files
+            .iter()
+            .map(|p| fs::read(p).expect("read message"))
+            .collect()
+    }
+
+    /// Submits a raw message through the SMTP bridge with lettre.
+    pub fn send_with_lettre(&self, to: &[&str], raw: &[u8]) {
+        use lettre::address::Envelope;
+        use lettre::transport::smtp::authentication::{Credentials, Mechanism};
+        use lettre::{SmtpTransport, Transport};
+        let transport = SmtpTransport::builder_dangerous("127.0.0.1")
+            .port(self.running().smtp)
+            .credentials(Credentials::new(self.email.clone(), self.password()))
+            .authentication(vec![Mechanism::Plain])
+            .build();
+        let envelope = Envelope::new(
+            Some(self.email.parse().expect("from")),
+            to.iter().map(|t| t.parse().expect("to")).collect(),
+        )
+        .expect("envelope");
+        transport
+            .send_raw(&envelope, raw)
+            .unwrap_or_else(|err| panic!("lettre could not submit: {err}"));
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+fn port_of(addr: &str) -> u16 {
+    addr.rsplit_once(':')
+        .and_then(|(_, p)| p.parse().ok())
+        .unwrap_or_else(|| panic!("bad address {addr}"))
+}
+
+/// The value of a `name: value` line.
+pub fn value_of(text: &str, name: &str) -> Option<String> {
+    text.lines().find_map(|line| {
+        line.strip_prefix(name)
+            .and_then(|rest| rest.strip_prefix(": "))
+            .map(|v| v.trim().to_string())
+    })
+}
+
+/// Converts owned strings to `&str`s.
+pub fn str_refs(v: &[String]) -> Vec<&str> {
+    v.iter().map(String::as_str).collect()
+}
+
+/// Runs `tests/py/mailtool.py` with arguments; it must succeed. Returns stdout.
+pub fn mailtool(args: &[&str]) -> String {
+    let out = mailtool_output(args);
+    assert!(
+        out.status.success(),
+        "mailtool {} failed: {}",
+        args.first().unwrap_or(&""),
+        describe(&out)
+    );
+    String::from_utf8(out.stdout).expect("utf-8")
+}
+
+/// Runs `tests/py/mailtool.py` and returns whatever happened.
+pub fn mailtool_output(args: &[&str]) -> Output {
+    Command::new("python3")
+        .arg(tests_dir().join("py/mailtool.py"))
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("cannot run python3")
+}
+
+/// stdout + stderr of a finished command, for assertion messages.
+pub fn describe(out: &Output) -> String {
+    format!(
+        "status {}\n--- stdout\n{}\n--- stderr\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// Every file under `dir` (recursively) that contains `needle`.
+pub fn files_containing(dir: &Path, needle: &[u8]) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(path) = stack.pop() {
+        let Ok(meta) = fs::symlink_metadata(&path) else {
+            continue;
+        };
+        if meta.is_dir() {
+            if let Ok(entries) = fs::read_dir(&path) {
+                stack.extend(entries.flatten().map(|e| e.path()));
+            }
+        } else if meta.is_file() {
+            if let Ok(bytes) = fs::read(&path) {
+                if bytes.windows(needle.len()).any(|w| w == needle) {
+                    found.push(path);
+                }
+            }
+        }
+    }
+    found
+}
+
+/// A message with a text body and a binary attachment, as lettre formats it.
+pub fn message_with_attachment(
+    from: &str,
+    to: &str,
+    subject: &str,
+    body: &str,
+    attachment: &[u8],
+) -> Vec<u8> {
+    use lettre::message::header::ContentType;
+    use lettre::message::{Attachment, MultiPart, SinglePart};
+    let message = lettre::Message::builder()
+        .from(from.parse().expect("from"))
+        .to(to.parse().expect("to"))
+        .subject(subject)
+        .multipart(
+            MultiPart::mixed()
+                .singlepart(SinglePart::plain(body.to_string()))
+                .singlepart(
+                    Attachment::new("data.bin".to_string()).body(
+                        attachment.to_vec(),
+                        ContentType::parse("application/octet-stream").expect("ctype"),
+                    ),
+                ),
+        )
+        .expect("message");
+    message.formatted()
+}
+
+/// Writes `bytes` to a new file in `dir`, returning its path.
+pub fn write_file(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {
+    let path = dir.join(name);
+    let mut file = fs::File::create(&path).expect("create");
+    file.write_all(bytes).expect("write");
+    path
+}
+
+/// Strips the first header field if it is the verified-signer field the
+/// recipient node adds; returns (that field's value, the rest).
+pub fn split_verified(message: &[u8]) -> (String, Vec<u8>) {
+    let prefix = b"X-Mailnode-Verified-Signer: ";
+    assert!(
+        message.starts_with(prefix),
+        "the message does not start with the verified-signer field:\n{}",
+        String::from_utf8_lossy(&message[..message.len().min(400)])
+    );
+    let end = message
+        .windows(2)
+        .position(|w| w == b"\r\n")
+        .expect("line end");
+    (
+        String::from_utf8_lossy(&message[prefix.len()..end]).to_string(),
+        message[end + 2..].to_vec(),
+    )
+}
