@@ -8,7 +8,8 @@
 //!   deduplicates by (peer, delivery id), so a resend never makes a copy.
 //! - Unreachable peers, timeouts and `TryLater` are retried with exponential
 //!   backoff (2 s doubling up to the configured maximum, with jitter), across
-//!   restarts: the schedule lives in the store.
+//!   restarts: the schedule lives in the store. At start-up every entry is
+//!   tried once at once.
 //! - `Rejected` is permanent: the entry is replaced by a bounce in INBOX that
 //!   says who refused what and why. So is giving up after the configured
 //!   time since the message was queued (a week by default).
@@ -55,6 +56,11 @@ pub async fn run(
     let settings = Arc::new(settings);
     let in_flight: Arc<Mutex<HashSet<i64>>> = Arc::new(Mutex::new(HashSet::new()));
     let (done_tx, mut done_rx) = mpsc::channel::<i64>(MAX_IN_FLIGHT);
+    // At start-up every queued entry is tried at once, whatever its backoff
+    // said: a restart is when the network or the peers most likely changed.
+    if let Err(err) = store.outbox_reschedule_all(now_ms()).await {
+        tracing::error!("cannot reschedule the outbox: {err}");
+    }
     loop {
         if *shutdown.borrow() {
             return;

@@ -1,0 +1,439 @@
+//! mailnode's IMAP bridge against Dovecot, side by side, in one run
+//! (issue 3, "what it must show" 6).
+//!
+//! For each mailbox size (10,000 and 100,000 messages by default) the
+//! benchmark starts a fresh Dovecot (Debian's `dovecot-imapd`, throwaway
+//! configuration on a loopback port, Maildir storage, static password) and a
+//! fresh mailnode (release build, temporary home), and times the same
+//! operations against both with the same raw-socket client:
+//!
+//! 1. bulk APPEND of every message (pipelined with LITERAL+),
+//! 2. SELECT INBOX on a new connection,
+//! 3. `FETCH 1:* (UID FLAGS ENVELOPE RFC822.SIZE)`,
+//! 4. `UID FETCH` of 100 full bodies spread over the mailbox,
+//! 5. `UID SEARCH TEXT` for a word in 1 % of the messages,
+//! 6. a QRESYNC reconnect after 100 flag changes and 10 expunges.
+//!
+//! It prints a Markdown table with both times and the ratio mailnode/Dovecot,
+//! and the resident memory of both (mailnode: the daemon; Dovecot: the sum
+//! over its processes).
+//!
+//! `cargo bench -p mailnode --bench imap_vs_dovecot [-- --sizes 10000,100000]`
+//! Needs root (to start Dovecot with its own users) and `dovecot-imapd`.
+
+#[path = "../../tests/common/mod.rs"]
+mod common;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::Node;
+
+const DOVECOT_USER: &str = "tester";
+const DOVECOT_PASS: &str = "secret";
+
+fn main() {
+    let mut sizes = vec![10_000usize, 100_000];
+    let args: Vec<String> = std::env::args().collect();
+    if let Some(pos) = args.iter().position(|a| a == "--sizes") {
+        sizes = args[pos + 1]
+            .split(',')
+            .map(|s| s.parse().expect("--sizes N,M"))
+            .collect();
+    }
+    println!("| mailbox | operation | mailnode | Dovecot | ratio |");
+    println!("| ---: | --- | ---: | ---: | ---: |");
+    let mut memory = Vec::new();
+    for &n in &sizes {
+        let messages = corpus(n);
+        let dovecot = Dovecot::start();
+        let mut node = Node::create("bench");
+        node.start();
+        let mn = Endpoint {
+            port: node.running().imap,
+            user: node.email.clone(),
+            pass: node.password(),
+        };
+        let dv = Endpoint {
+            port: dovecot.port,
+            user: DOVECOT_USER.into(),
+            pass: DOVECOT_PASS.into(),
+        };
+        let mut rows: Vec<(&str, Duration, Duration)> = Vec::new();
+        rows.push(("bulk APPEND", append_all(&mn, &messages), append_all(&dv, &messages)));
+        rows.push(("SELECT", time_select(&mn), time_select(&dv)));
+        rows.push((
+            "FETCH 1:* (UID FLAGS ENVELOPE RFC822.SIZE)",
+            time_command(&mn, "FETCH 1:* (UID FLAGS ENVELOPE RFC822.SIZE)"),
+            time_command(&dv, "FETCH 1:* (UID FLAGS ENVELOPE RFC822.SIZE)"),
+        ));
+        let uids = spread_uids(n, 100);
+        let fetch = format!("UID FETCH {uids} (BODY.PEEK[])");
+        rows.push(("UID FETCH 100 bodies", time_command(&mn, &fetch), time_command(&dv, &fetch)));
+        rows.push((
+            "UID SEARCH TEXT",
+            time_command(&mn, "UID SEARCH TEXT \"zanzibar\""),
+            time_command(&dv, "UID SEARCH TEXT \"zanzibar\""),
+        ));
+        rows.push(("QRESYNC reconnect", time_qresync(&mn, n), time_qresync(&dv, n)));
+        for (op, a, b) in rows {
+            println!(
+                "| {n} | {op} | {:.1} ms | {:.1} ms | {:.2} |",
+                ms(a),
+                ms(b),
+                a.as_secs_f64() / b.as_secs_f64().max(1e-9)
+            );
+        }
+        memory.push((n, rss_of_pid(node.running().pid), dovecot.rss()));
+        drop(dovecot);
+        node.stop();
+    }
+    println!();
+    println!("| mailbox | mailnode RSS | Dovecot RSS (all processes) |");
+    println!("| ---: | ---: | ---: |");
+    for (n, a, b) in memory {
+        println!("| {n} | {:.1} MiB | {:.1} MiB |", mib(a), mib(b));
+    }
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+fn mib(b: u64) -> f64 {
+    b as f64 / 1048576.0
+}
+
+/// `n` deterministic, varied messages (plain, multipart, a few KiB each);
+/// one in a hundred contains the word "zanzibar" in its body.
+fn corpus(n: usize) -> Vec<Vec<u8>> {
+    (0..n)
+        .map(|i| {
+            let word = if i % 100 == 7 { "zanzibar" } else { "ordinary" };
+            let lines = 20 + (i * 7919) % 60;
+            let mut body = String::new();
+            for l in 0..lines {
+                body.push_str(&format!(
+                    "Line {l} of message {i}: an {word} text about things, nothing more.\r\n"
+                ));
+            }
+            if i % 3 == 0 {
+                format!(
+                    "From: Sender {s} <sender{s}@example.org>\r\nTo: tester@example.org\r\n\
+                     Subject: Message number {i}\r\nDate: Tue, 24 Nov 2026 10:{m:02}:00 +0000\r\n\
+                     Message-ID: <m{i}@example.org>\r\nMIME-Version: 1.0\r\n\
+                     Content-Type: multipart/alternative; boundary=\"b{i}\"\r\n\r\n\
+                     --b{i}\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n{body}\r\n\
+                     --b{i}\r\nContent-Type: text/html; charset=utf-8\r\n\r\n<p>{body}</p>\r\n--b{i}--\r\n",
+                    s = i % 50,
+                    m = i % 60
+                )
+            } else {
+                format!(
+                    "From: Sender {s} <sender{s}@example.org>\r\nTo: tester@example.org\r\n\
+                     Subject: Message number {i}\r\nDate: Tue, 24 Nov 2026 10:{m:02}:00 +0000\r\n\
+                     Message-ID: <m{i}@example.org>\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n{body}",
+                    s = i % 50,
+                    m = i % 60
+                )
+            }
+            .into_bytes()
+        })
+        .collect()
+}
+
+fn spread_uids(n: usize, k: usize) -> String {
+    (0..k)
+        .map(|j| (1 + j * n / k).to_string())
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+struct Endpoint {
+    port: u16,
+    user: String,
+    pass: String,
+}
+
+/// A raw IMAP connection that reads responses without interpreting more
+/// than it must (literals are skipped by length).
+struct Conn {
+    reader: BufReader<TcpStream>,
+    writer: TcpStream,
+    tag: u32,
+}
+
+impl Conn {
+    fn open(ep: &Endpoint) -> Conn {
+        let stream = TcpStream::connect(("127.0.0.1", ep.port)).expect("connect");
+        stream.set_nodelay(true).expect("nodelay");
+        let mut conn = Conn {
+            reader: BufReader::with_capacity(1 << 16, stream.try_clone().expect("clone")),
+            writer: stream,
+            tag: 0,
+        };
+        conn.read_line();
+        conn.run(&format!("LOGIN \"{}\" \"{}\"", ep.user, ep.pass));
+        conn
+    }
+
+    fn read_line(&mut self) -> Vec<u8> {
+        let mut line = Vec::new();
+        self.reader.read_until(b'\n', &mut line).expect("read");
+        assert!(!line.is_empty(), "connection closed");
+        line
+    }
+
+    /// Reads one response line, skipping any literals it announces.
+    fn read_response(&mut self) -> Vec<u8> {
+        let mut line = self.read_line();
+        loop {
+            let trimmed = line.strip_suffix(b"\r\n").unwrap_or(&line);
+            let Some(open) = trimmed.iter().rposition(|&b| b == b'{') else {
+                return line;
+            };
+            if !trimmed.ends_with(b"}") {
+                return line;
+            }
+            let len: usize = std::str::from_utf8(&trimmed[open + 1..trimmed.len() - 1])
+                .ok()
+                .and_then(|s| s.trim_end_matches('+').parse().ok())
+                .unwrap_or(0);
+            let mut buf = vec![0u8; len];
+            self.reader.read_exact(&mut buf).expect("literal");
+            let rest = self.read_line();
+            line = rest;
+        }
+    }
+
+    fn send(&mut self, command: &str) -> String {
+        self.tag += 1;
+        let tag = format!("t{}", self.tag);
+        write!(self.writer, "{tag} {command}\r\n").expect("write");
+        tag
+    }
+
+    fn wait(&mut self, tag: &str) -> Vec<Vec<u8>> {
+        let mut lines = Vec::new();
+        loop {
+            let line = self.read_response();
+            if line.starts_with(tag.as_bytes()) && line.get(tag.len()) == Some(&b' ') {
+                assert!(
+                    line[tag.len()..].starts_with(b" OK"),
+                    "{}",
+                    String::from_utf8_lossy(&line)
+                );
+                return lines;
+            }
+            lines.push(line);
+        }
+    }
+
+    fn run(&mut self, command: &str) -> Vec<Vec<u8>> {
+        let tag = self.send(command);
+        self.wait(&tag)
+    }
+}
+
+fn append_all(ep: &Endpoint, messages: &[Vec<u8>]) -> Duration {
+    let mut conn = Conn::open(ep);
+    let start = Instant::now();
+    let mut pending = std::collections::VecDeque::new();
+    for m in messages {
+        conn.tag += 1;
+        let tag = format!("t{}", conn.tag);
+        let mut cmd = format!("{tag} APPEND INBOX {{{}+}}\r\n", m.len()).into_bytes();
+        cmd.extend_from_slice(m);
+        cmd.extend_from_slice(b"\r\n");
+        conn.writer.write_all(&cmd).expect("write");
+        pending.push_back(tag);
+        if pending.len() >= 64 {
+            let tag = pending.pop_front().expect("tag");
+            conn.wait(&tag);
+        }
+    }
+    while let Some(tag) = pending.pop_front() {
+        conn.wait(&tag);
+    }
+    start.elapsed()
+}
+
+fn time_select(ep: &Endpoint) -> Duration {
+    let mut conn = Conn::open(ep);
+    let start = Instant::now();
+    conn.run("SELECT INBOX");
+    start.elapsed()
+}
+
+fn time_command(ep: &Endpoint, command: &str) -> Duration {
+    let mut conn = Conn::open(ep);
+    conn.run("SELECT INBOX");
+    let start = Instant::now();
+    conn.run(command);
+    start.elapsed()
+}
+
+/// Records UIDVALIDITY/HIGHESTMODSEQ, makes 100 flag changes and 10
+/// expunges on another connection, then times a QRESYNC reconnect.
+fn time_qresync(ep: &Endpoint, n: usize) -> Duration {
+    let mut first = Conn::open(ep);
+    first.run("ENABLE QRESYNC");
+    let lines = first.run("SELECT INBOX");
+    let mut uidvalidity = 0u64;
+    let mut modseq = 0u64;
+    for line in &lines {
+        let text = String::from_utf8_lossy(line);
+        if let Some(v) = number_after(&text, "UIDVALIDITY ") {
+            uidvalidity = v;
+        }
+        if let Some(v) = number_after(&text, "HIGHESTMODSEQ ") {
+            modseq = v;
+        }
+    }
+    assert!(uidvalidity > 0 && modseq > 0, "SELECT gave UIDVALIDITY and HIGHESTMODSEQ");
+    drop(first);
+    let mut other = Conn::open(ep);
+    other.run("SELECT INBOX");
+    for j in 0..100 {
+        other.run(&format!("UID STORE {} +FLAGS.SILENT (\\Flagged)", 1 + j * (n / 100)));
+    }
+    for j in 0..10 {
+        other.run(&format!("UID STORE {} +FLAGS.SILENT (\\Deleted)", 2 + j * (n / 10)));
+    }
+    other.run("EXPUNGE");
+    drop(other);
+    let start = Instant::now();
+    let mut conn = Conn::open(ep);
+    conn.run("ENABLE QRESYNC");
+    let lines = conn.run(&format!("SELECT INBOX (QRESYNC ({uidvalidity} {modseq}))"));
+    let elapsed = start.elapsed();
+    let fetches = lines.iter().filter(|l| l.windows(6).any(|w| w == b"FETCH ")).count();
+    assert!(fetches >= 100, "QRESYNC reported the flag changes ({fetches})");
+    elapsed
+}
+
+fn number_after(text: &str, key: &str) -> Option<u64> {
+    let rest = &text[text.find(key)? + key.len()..];
+    let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+    digits.parse().ok()
+}
+
+fn rss_of_pid(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse::<u64>().ok())
+        })
+        .map_or(0, |kib| kib * 1024)
+}
+
+/// A throwaway Dovecot on a loopback port.
+struct Dovecot {
+    dir: tempfile::TempDir,
+    port: u16,
+}
+
+impl Dovecot {
+    fn start() -> Dovecot {
+        let dir = tempfile::Builder::new()
+            .prefix("dovecot-bench-")
+            .tempdir()
+            .expect("tempdir");
+        let port = common::free_port();
+        let root = dir.path();
+        for sub in ["run", "state", "mail"] {
+            std::fs::create_dir_all(root.join(sub)).expect("mkdir");
+        }
+        // Dovecot refuses to run mail processes as root: the mail user is
+        // `nobody`; login and internal processes use Debian's own users.
+        chmod(root, 0o755);
+        let status = Command::new("chown")
+            .args(["nobody:nogroup", root.join("mail").to_str().expect("utf-8")])
+            .status()
+            .expect("chown");
+        assert!(status.success());
+        let d = root.display();
+        let config = format!(
+            "protocols = imap\nlisten = 127.0.0.1\nbase_dir = {d}/run\nstate_dir = {d}/state\n\
+             log_path = {d}/dovecot.log\nssl = no\ndisable_plaintext_auth = no\n\
+             auth_mechanisms = plain login\nmail_location = maildir:{d}/mail/%u\n\
+             default_login_user = dovenull\ndefault_internal_user = dovecot\n\
+             first_valid_uid = 1\n\
+             passdb {{\n  driver = static\n  args = password={DOVECOT_PASS}\n}}\n\
+             userdb {{\n  driver = static\n  args = uid=nobody gid=nogroup home={d}/mail/%u\n}}\n\
+             service imap-login {{\n  inet_listener imap {{\n    address = 127.0.0.1\n    port = {port}\n  }}\n  \
+             inet_listener imaps {{\n    port = 0\n  }}\n}}\n\
+             service stats {{\n  unix_listener stats-reader {{\n    mode = 0666\n  }}\n  \
+             unix_listener stats-writer {{\n    mode = 0666\n  }}\n}}\n\
+             protocol imap {{\n  mail_max_userip_connections = 100\n}}\n"
+        );
+        let conf = root.join("dovecot.conf");
+        std::fs::write(&conf, config).expect("write config");
+        let status = Command::new("dovecot")
+            .arg("-c")
+            .arg(&conf)
+            .status()
+            .expect("dovecot is installed (apt-get install dovecot-imapd)");
+        assert!(status.success(), "dovecot failed to start; see {d}/dovecot.log");
+        common::wait_until(Duration::from_secs(20), "Dovecot to listen", || {
+            TcpStream::connect(("127.0.0.1", port)).is_ok()
+        });
+        Dovecot { dir, port }
+    }
+
+    fn conf(&self) -> PathBuf {
+        self.dir.path().join("dovecot.conf")
+    }
+
+    /// Sum of the RSS of every process started from this configuration.
+    fn rss(&self) -> u64 {
+        let base = self.dir.path().to_string_lossy().to_string();
+        let mut total = 0;
+        let Ok(entries) = std::fs::read_dir("/proc") else {
+            return 0;
+        };
+        let master = std::fs::read_to_string(self.dir.path().join("run/master.pid"))
+            .ok()
+            .and_then(|s| s.trim().parse::<u32>().ok());
+        for entry in entries.flatten() {
+            let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+                continue;
+            };
+            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            let cmd = String::from_utf8_lossy(&cmdline);
+            let ppid = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                .ok()
+                .and_then(|s| {
+                    s.rsplit(')')
+                        .next()
+                        .and_then(|r| r.split_whitespace().nth(1))
+                        .and_then(|p| p.parse::<u32>().ok())
+                });
+            if Some(pid) == master || (master.is_some() && ppid == master) || cmd.contains(&base) {
+                total += rss_of_pid(pid);
+            }
+        }
+        total
+    }
+}
+
+impl Drop for Dovecot {
+    fn drop(&mut self) {
+        let _ = Command::new("dovecot")
+            .arg("-c")
+            .arg(self.conf())
+            .arg("stop")
+            .status();
+    }
+}
+
+fn chmod(path: &Path, mode: u32) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).expect("chmod");
+}
