@@ -10,6 +10,7 @@ pub mod backend;
 pub mod config;
 pub mod imap;
 pub mod memory;
+pub mod mime;
 pub mod smtp;
 pub mod tls;
 

@@ -1,1 +1,30 @@
-//! mailnode identity (being written).
+//! mailnode's identity, contact cards, address book and secret protection.
+//!
+//! - [`Identity`]: the node owner's OpenPGP certificate (Curve25519), its
+//!   libp2p key, the bridge password and the store key. Created once by
+//!   `mailnode keygen`, kept in the home directory with every secret encrypted.
+//! - [`ContactCard`]: a person's public certificate, one standard armored
+//!   OpenPGP key whose user-ID self-signature binds their libp2p PeerId with
+//!   the notation [`PEER_ID_NOTATION`].
+//! - [`AddressBook`]: the contacts this node delivers to and accepts mail from.
+//! - [`Protection`] / [`Unlocker`]: where the unlock secret lives: the OS
+//!   keyring (Secret Service) when reachable, else a passphrase.
+//!
+//! This crate does no networking and never writes a secret in the clear.
+
+#![forbid(unsafe_code)]
+
+mod book;
+mod card;
+mod error;
+mod identity;
+mod secrets;
+
+pub use book::{AddressBook, Contact, Outcome};
+pub use card::{ContactCard, PEER_ID_NOTATION};
+pub use error::KeyError;
+pub use identity::{Identity, Opened, PublicInfo};
+pub use secrets::{PassphraseSource, Protection, ProtectionUsed, Unlocker};
+
+/// Re-exported so that callers name the same PeerId and Multiaddr types.
+pub use libp2p::{Multiaddr, PeerId};

@@ -1,1 +1,266 @@
-//! libp2p network service (being written).
+//! The libp2p network service: transports, the delivery protocol
+//! (`/mailnode/deliver/1`), and the peer-facing admission checks.
+//!
+//! Shape (after rust-libp2p's file-sharing example): [`Network`] is a cheap,
+//! cloneable handle that sends commands over a bounded channel, each command
+//! carrying a oneshot for its answer; one event-loop task ([`event_loop`])
+//! alone owns the `Swarm` and correlates request ids with pending answers.
+//!
+//! This module owns: which transports and protocols run, the wire framing
+//! and its size caps ([`codec`]), the per-peer rate limit ([`rate`]), and
+//! turning inbound requests into [`InboundDelivery`] items. It must not
+//! decrypt, verify or store anything: that is `inbound.rs`' job, and it runs
+//! outside the event loop so a slow disk or a large message never stalls the
+//! network. The wire protocol is specified in `docs/protocol.md`.
+
+mod codec;
+mod error;
+mod event_loop;
+mod rate;
+mod swarm;
+#[cfg(test)]
+mod tests;
+
+use std::time::Duration;
+
+use libp2p::{Multiaddr, PeerId};
+use serde::{Deserialize, Serialize};
+use tokio::sync::{mpsc, oneshot};
+
+pub use error::{DeliveryError, NetworkError};
+
+/// Capacity of the command channel from handles to the event loop. Senders
+/// wait (back-pressure) when it is full; nothing is dropped.
+const COMMAND_CHANNEL: usize = 256;
+
+/// Capacity of the channel of inbound deliveries. When it is full the node
+/// answers `TryLater` instead of blocking the event loop.
+const INBOUND_CHANNEL: usize = 1024;
+
+/// Everything the network service needs to start.
+pub struct NetworkConfig {
+    /// The node's libp2p identity; its public key is the node's PeerId.
+    pub keypair: libp2p::identity::Keypair,
+    /// Addresses to listen on (TCP and/or QUIC multiaddrs; port 0 picks one).
+    pub listen: Vec<Multiaddr>,
+    /// The largest message payload this node accepts, in bytes. Requests
+    /// larger than this plus [`codec::FRAMING_ALLOWANCE`] are refused unread.
+    pub max_message_size: usize,
+    /// How long one request may take, from opening its stream to its answer.
+    pub request_timeout: Duration,
+    /// How long an unused connection stays open.
+    pub idle_connection_timeout: Duration,
+    /// How often one peer may send requests.
+    pub rate_limit: RateLimit,
+}
+
+/// A per-peer token bucket: `burst` requests at once, refilled at
+/// `per_second` requests per second. `per_second == 0` disables the limit.
+#[derive(Debug, Clone, Copy)]
+pub struct RateLimit {
+    /// Sustained requests per second and peer.
+    pub per_second: u32,
+    /// Requests a peer may send at once after being quiet (at least 1).
+    pub burst: u32,
+}
+
+/// One delivery request: an encrypted message for this node's user.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DeliveryRequest {
+    /// Sender-chosen delivery id; the receiver deduplicates by (peer, id),
+    /// so a retry after a lost acknowledgement never makes a second copy.
+    #[serde(with = "serde_bytes")]
+    pub id: [u8; 16],
+    /// The sender's contact card (binary OpenPGP certificate), so that a
+    /// receiver who does not know the sender yet can verify the signature.
+    #[serde(with = "serde_bytes")]
+    pub sender_card: Option<Vec<u8>>,
+    /// The RFC 3156 PGP/MIME message, signed and encrypted.
+    #[serde(with = "serde_bytes")]
+    pub payload: Vec<u8>,
+}
+
+/// The receiver's answer to a [`DeliveryRequest`].
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub enum DeliveryResponse {
+    /// Stored durably (or already stored: a duplicate). The sender may
+    /// forget the message.
+    Accepted,
+    /// Refused for good; the sender bounces the message to its author.
+    Rejected {
+        /// Why, in words for the author of the message.
+        reason: String,
+    },
+    /// Not now; the sender retries after at least `retry_after_secs`.
+    TryLater {
+        /// Why, for the sender's log.
+        reason: String,
+        /// The earliest sensible retry, in seconds.
+        retry_after_secs: u32,
+    },
+}
+
+/// A delivery request that passed the network-level checks (size, rate),
+/// waiting for the inbound handler's verdict.
+pub struct InboundDelivery {
+    /// The remote PeerId, authenticated by the connection's security
+    /// handshake (Noise on TCP, TLS on QUIC).
+    pub peer: PeerId,
+    /// The request as received.
+    pub request: DeliveryRequest,
+    /// Where the answer goes. Dropping it answers `TryLater`.
+    pub reply: oneshot::Sender<DeliveryResponse>,
+}
+
+impl std::fmt::Debug for InboundDelivery {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("InboundDelivery")
+            .field("peer", &self.peer)
+            .field("id", &hex::encode(self.request.id))
+            .field("payload_len", &self.request.payload.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// What a handle asks of the event loop; each carries its answer's oneshot.
+enum Command {
+    ListenAddrs {
+        reply: oneshot::Sender<Result<Vec<Multiaddr>, NetworkError>>,
+    },
+    Deliver {
+        peer: PeerId,
+        addrs: Vec<Multiaddr>,
+        request: DeliveryRequest,
+        reply: oneshot::Sender<Result<DeliveryResponse, DeliveryError>>,
+    },
+    Shutdown {
+        reply: oneshot::Sender<()>,
+    },
+}
+
+/// Builds the swarm, starts listening on every configured address, and
+/// spawns the event loop. Returns the handle and the inbound deliveries.
+///
+/// Must be called inside a Tokio runtime.
+pub async fn start(
+    config: NetworkConfig,
+) -> Result<(Network, mpsc::Receiver<InboundDelivery>), NetworkError> {
+    let local_peer_id = config.keypair.public().to_peer_id();
+    let mut swarm = swarm::build(&config)?;
+    tracing::info!(peer_id = %local_peer_id, "starting the peer-to-peer network");
+
+    let mut listeners = Vec::with_capacity(config.listen.len());
+    for addr in &config.listen {
+        let id = swarm
+            .listen_on(addr.clone())
+            .map_err(|err| NetworkError::Listen {
+                addr: addr.clone(),
+                reason: error::transport_error_text(&err),
+            })?;
+        listeners.push((id, addr.clone()));
+    }
+
+    let (command_tx, command_rx) = mpsc::channel(COMMAND_CHANNEL);
+    let (inbound_tx, inbound_rx) = mpsc::channel(INBOUND_CHANNEL);
+    let event_loop = event_loop::EventLoop::new(
+        swarm,
+        command_rx,
+        inbound_tx,
+        listeners,
+        &config,
+    );
+    tokio::spawn(event_loop.run());
+
+    let network = Network {
+        local_peer_id,
+        commands: command_tx,
+        deadline: client_deadline(config.request_timeout),
+    };
+    Ok((network, inbound_rx))
+}
+
+/// The longest a handle waits for any answer from the event loop: the
+/// request timeout plus time to dial. libp2p reports every request's end by
+/// itself; this is only a guard so that a caller can never hang.
+fn client_deadline(request_timeout: Duration) -> Duration {
+    request_timeout
+        .saturating_add(swarm::CONNECT_TIMEOUT)
+        .saturating_add(Duration::from_secs(5))
+}
+
+/// A cheap, cloneable handle to the network service.
+#[derive(Clone)]
+pub struct Network {
+    local_peer_id: PeerId,
+    commands: mpsc::Sender<Command>,
+    deadline: Duration,
+}
+
+impl std::fmt::Debug for Network {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Network")
+            .field("local_peer_id", &self.local_peer_id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Network {
+    /// This node's PeerId.
+    pub fn local_peer_id(&self) -> PeerId {
+        self.local_peer_id
+    }
+
+    /// Waits until every configured listen address is bound; returns the
+    /// actual addresses (port 0 resolved).
+    pub async fn listen_addrs(&self) -> Result<Vec<Multiaddr>, NetworkError> {
+        let (reply, answer) = oneshot::channel();
+        self.commands
+            .send(Command::ListenAddrs { reply })
+            .await
+            .map_err(|_| NetworkError::Stopped)?;
+        answer.await.map_err(|_| NetworkError::Stopped)?
+    }
+
+    /// Sends one request to `peer` (dialing with `addrs` as hints if not
+    /// connected) and waits for its answer.
+    pub async fn deliver(
+        &self,
+        peer: PeerId,
+        addrs: Vec<Multiaddr>,
+        request: DeliveryRequest,
+    ) -> Result<DeliveryResponse, DeliveryError> {
+        if peer == self.local_peer_id {
+            return Err(DeliveryError::Unreachable(
+                "the recipient's PeerId is this node's own; a node does not deliver to itself"
+                    .to_string(),
+            ));
+        }
+        let (reply, answer) = oneshot::channel();
+        self.commands
+            .send(Command::Deliver {
+                peer,
+                addrs,
+                request,
+                reply,
+            })
+            .await
+            .map_err(|_| DeliveryError::Shutdown)?;
+        match tokio::time::timeout(self.deadline, answer).await {
+            Ok(Ok(result)) => result,
+            Ok(Err(_)) => Err(DeliveryError::Shutdown),
+            Err(_) => Err(DeliveryError::Timeout),
+        }
+    }
+
+    /// Stops the event loop: closes the listeners and connections, answers
+    /// every pending delivery with [`DeliveryError::Shutdown`], and closes
+    /// the inbound channel. Later calls to [`Network::deliver`] return
+    /// `Shutdown`. Returns once the loop has stopped; calling it again is
+    /// harmless.
+    pub async fn shutdown(&self) {
+        let (reply, answer) = oneshot::channel();
+        if self.commands.send(Command::Shutdown { reply }).await.is_ok() {
+            let _ = answer.await;
+        }
+    }
+}

@@ -1,1 +1,0 @@
-//! IMAP server (placeholder, being written).

@@ -1,1 +1,0 @@
-//! SMTP server (placeholder, being written).

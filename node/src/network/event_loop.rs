@@ -1,0 +1,497 @@
+//! The event loop: the one task that owns the `Swarm`.
+//!
+//! It `select!`s over swarm events, handle commands and the verdicts of the
+//! inbound handler, and keeps the maps that correlate asynchronous answers
+//! with their requests: outbound request id → the caller's oneshot, and
+//! inbound request → the response channel. Admission checks (rate limit,
+//! size) answer at once here; everything slower happens in other tasks, so
+//! nothing in this loop waits on disk, crypto or a full channel.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use futures::future::BoxFuture;
+use futures::stream::FuturesUnordered;
+use libp2p::core::transport::ListenerId;
+use libp2p::request_response::{self, OutboundFailure, OutboundRequestId, ResponseChannel};
+use libp2p::swarm::SwarmEvent;
+use libp2p::{Multiaddr, PeerId, Swarm, identify};
+use tokio::sync::mpsc::error::TrySendError;
+use tokio::sync::{mpsc, oneshot};
+
+use super::codec::WireRequest;
+use super::error::{DeliveryError, NetworkError, dial_error_text};
+use super::rate::RateLimiter;
+use super::swarm::{Behaviour, BehaviourEvent};
+use super::{Command, DeliveryRequest, DeliveryResponse, InboundDelivery, NetworkConfig};
+
+/// Longest `reason` sent in a response; keeps every answer far below the
+/// 64 KiB response cap whatever the inbound handler writes.
+const MAX_REASON: usize = 1024;
+
+/// Remembered dial failures (for error messages) before the map is reset.
+const MAX_DIAL_ERRORS: usize = 1024;
+
+/// An inbound request's answer, once the inbound handler has given it.
+type PendingReply = BoxFuture<'static, (ResponseChannel<DeliveryResponse>, PeerId, DeliveryResponse)>;
+
+/// The caller waiting for an outbound delivery's answer.
+type DeliveryReply = oneshot::Sender<Result<DeliveryResponse, DeliveryError>>;
+
+/// One configured listen address and what became of it.
+struct Listener {
+    configured: Multiaddr,
+    bound: Vec<Multiaddr>,
+    ever_bound: bool,
+    failure: Option<String>,
+}
+
+/// The state owned by the network task.
+pub(crate) struct EventLoop {
+    swarm: Swarm<Behaviour>,
+    commands: mpsc::Receiver<Command>,
+    inbound: mpsc::Sender<InboundDelivery>,
+    limiter: RateLimiter,
+    max_message_size: usize,
+    request_timeout: Duration,
+    outbound: HashMap<OutboundRequestId, (PeerId, DeliveryReply)>,
+    replies: FuturesUnordered<PendingReply>,
+    listeners: HashMap<ListenerId, Listener>,
+    listen_waiters: Vec<oneshot::Sender<Result<Vec<Multiaddr>, NetworkError>>>,
+    dial_errors: HashMap<PeerId, String>,
+}
+
+impl EventLoop {
+    pub(crate) fn new(
+        swarm: Swarm<Behaviour>,
+        commands: mpsc::Receiver<Command>,
+        inbound: mpsc::Sender<InboundDelivery>,
+        listeners: Vec<(ListenerId, Multiaddr)>,
+        config: &NetworkConfig,
+    ) -> Self {
+        let listeners = listeners
+            .into_iter()
+            .map(|(id, configured)| {
+                let listener = Listener {
+                    configured,
+                    bound: Vec::new(),
+                    ever_bound: false,
+                    failure: None,
+                };
+                (id, listener)
+            })
+            .collect();
+        Self {
+            swarm,
+            commands,
+            inbound,
+            limiter: RateLimiter::new(config.rate_limit),
+            max_message_size: config.max_message_size,
+            request_timeout: config.request_timeout,
+            outbound: HashMap::new(),
+            replies: FuturesUnordered::new(),
+            listeners,
+            listen_waiters: Vec::new(),
+            dial_errors: HashMap::new(),
+        }
+    }
+
+    /// Runs until a `Shutdown` command or until every handle is dropped.
+    pub(crate) async fn run(mut self) {
+        let shutdown_reply = loop {
+            tokio::select! {
+                event = self.swarm.select_next_some() => self.on_swarm_event(event),
+                command = self.commands.recv() => match command {
+                    Some(Command::Shutdown { reply }) => break Some(reply),
+                    Some(command) => self.on_command(command),
+                    None => break None,
+                },
+                Some((channel, peer, response)) = self.replies.next(), if !self.replies.is_empty() => {
+                    self.respond(channel, peer, response);
+                }
+            }
+        };
+        self.stop();
+        if let Some(reply) = shutdown_reply {
+            let _ = reply.send(());
+        }
+    }
+
+    /// Fails everything pending and drops the swarm, which closes the
+    /// listeners and connections, and the inbound sender, which ends the
+    /// inbound handler's loop.
+    fn stop(self) {
+        let Self {
+            swarm,
+            commands,
+            inbound,
+            outbound,
+            listen_waiters,
+            ..
+        } = self;
+        tracing::info!("stopping the peer-to-peer network");
+        drop(swarm);
+        drop(inbound);
+        for (_, (_, reply)) in outbound {
+            let _ = reply.send(Err(DeliveryError::Shutdown));
+        }
+        for waiter in listen_waiters {
+            let _ = waiter.send(Err(NetworkError::Stopped));
+        }
+        // Queued commands are dropped with their oneshots; their callers see
+        // `Shutdown` / `Stopped`.
+        drop(commands);
+    }
+
+    fn on_command(&mut self, command: Command) {
+        match command {
+            Command::ListenAddrs { reply } => match self.listen_status() {
+                Some(result) => {
+                    let _ = reply.send(result);
+                }
+                None => self.listen_waiters.push(reply),
+            },
+            Command::Deliver {
+                peer,
+                addrs,
+                request,
+                reply,
+            } => self.send_delivery(peer, addrs, request, reply),
+            // Handled in `run`, which stops the loop.
+            Command::Shutdown { reply } => {
+                let _ = reply.send(());
+            }
+        }
+    }
+
+    /// Starts one outbound request. request-response dials the peer when it
+    /// is not connected (with the addresses added here) and otherwise opens a
+    /// new stream on the existing connection, so concurrent deliveries to
+    /// one peer are pipelined.
+    fn send_delivery(
+        &mut self,
+        peer: PeerId,
+        addrs: Vec<Multiaddr>,
+        request: DeliveryRequest,
+        reply: DeliveryReply,
+    ) {
+        for addr in addrs {
+            self.swarm.add_peer_address(peer, addr);
+        }
+        let id = self
+            .swarm
+            .behaviour_mut()
+            .deliver
+            .send_request(&peer, WireRequest::Delivery(request));
+        self.outbound.insert(id, (peer, reply));
+    }
+
+    /// `None` while some listener has neither bound nor failed.
+    fn listen_status(&self) -> Option<Result<Vec<Multiaddr>, NetworkError>> {
+        if let Some(failed) = self.listeners.values().find(|l| l.failure.is_some()) {
+            return Some(Err(NetworkError::Listen {
+                addr: failed.configured.clone(),
+                reason: failed.failure.clone().unwrap_or_default(),
+            }));
+        }
+        if self.listeners.values().all(|l| l.ever_bound) {
+            let mut addrs: Vec<Multiaddr> =
+                self.listeners.values().flat_map(|l| l.bound.iter().cloned()).collect();
+            addrs.sort();
+            addrs.dedup();
+            return Some(Ok(addrs));
+        }
+        None
+    }
+
+    fn wake_listen_waiters(&mut self) {
+        if self.listen_waiters.is_empty() {
+            return;
+        }
+        if let Some(result) = self.listen_status() {
+            for waiter in self.listen_waiters.drain(..) {
+                let answer = match &result {
+                    Ok(addrs) => Ok(addrs.clone()),
+                    Err(NetworkError::Listen { addr, reason }) => Err(NetworkError::Listen {
+                        addr: addr.clone(),
+                        reason: reason.clone(),
+                    }),
+                    Err(_) => Err(NetworkError::Stopped),
+                };
+                let _ = waiter.send(answer);
+            }
+        }
+    }
+
+    fn on_swarm_event(&mut self, event: SwarmEvent<BehaviourEvent>) {
+        match event {
+            SwarmEvent::Behaviour(BehaviourEvent::Deliver(event)) => self.on_delivery_event(event),
+            SwarmEvent::Behaviour(BehaviourEvent::Identify(identify::Event::Received {
+                peer_id,
+                info,
+                ..
+            })) => {
+                tracing::debug!(peer = %peer_id, agent = %info.agent_version, "identified a peer");
+            }
+            SwarmEvent::Behaviour(_) => {}
+            SwarmEvent::NewListenAddr {
+                listener_id,
+                address,
+            } => {
+                tracing::info!(%address, "listening");
+                if let Some(listener) = self.listeners.get_mut(&listener_id) {
+                    listener.ever_bound = true;
+                    listener.bound.push(address);
+                }
+                self.wake_listen_waiters();
+            }
+            SwarmEvent::ExpiredListenAddr {
+                listener_id,
+                address,
+            } => {
+                tracing::info!(%address, "no longer listening");
+                if let Some(listener) = self.listeners.get_mut(&listener_id) {
+                    listener.bound.retain(|a| *a != address);
+                }
+            }
+            SwarmEvent::ListenerClosed {
+                listener_id,
+                reason,
+                ..
+            } => {
+                if let Some(listener) = self.listeners.get_mut(&listener_id) {
+                    listener.bound.clear();
+                    if let Err(err) = reason {
+                        tracing::error!(address = %listener.configured, "a listener failed: {err}");
+                        if !listener.ever_bound {
+                            listener.failure = Some(err.to_string());
+                        }
+                    }
+                }
+                self.wake_listen_waiters();
+            }
+            SwarmEvent::ListenerError { error, .. } => {
+                tracing::warn!("a listener reported an error: {error}");
+            }
+            SwarmEvent::ConnectionEstablished {
+                peer_id, endpoint, ..
+            } => {
+                tracing::debug!(peer = %peer_id, address = %endpoint.get_remote_address(), "connected");
+                self.dial_errors.remove(&peer_id);
+            }
+            SwarmEvent::ConnectionClosed { peer_id, cause, .. } => match cause {
+                Some(cause) => tracing::debug!(peer = %peer_id, "connection closed: {cause}"),
+                None => tracing::debug!(peer = %peer_id, "connection closed"),
+            },
+            SwarmEvent::OutgoingConnectionError {
+                peer_id: Some(peer),
+                error,
+                ..
+            } => {
+                let text = dial_error_text(&error);
+                tracing::debug!(%peer, "cannot connect: {text}");
+                if self.dial_errors.len() >= MAX_DIAL_ERRORS {
+                    self.dial_errors.clear();
+                }
+                self.dial_errors.insert(peer, text);
+            }
+            SwarmEvent::IncomingConnectionError {
+                send_back_addr,
+                error,
+                ..
+            } => {
+                tracing::debug!(remote = %send_back_addr, "an incoming connection failed: {error}");
+            }
+            _ => {}
+        }
+    }
+
+    fn on_delivery_event(&mut self, event: request_response::Event<WireRequest, DeliveryResponse>) {
+        match event {
+            request_response::Event::Message {
+                peer,
+                message:
+                    request_response::Message::Request {
+                        request, channel, ..
+                    },
+                ..
+            } => self.on_inbound(peer, request, channel),
+            request_response::Event::Message {
+                message:
+                    request_response::Message::Response {
+                        request_id,
+                        response,
+                    },
+                ..
+            } => {
+                if let Some((_, reply)) = self.outbound.remove(&request_id) {
+                    let _ = reply.send(Ok(response));
+                }
+            }
+            request_response::Event::OutboundFailure {
+                peer,
+                request_id,
+                error,
+                ..
+            } => {
+                tracing::debug!(%peer, "a delivery attempt failed: {error}");
+                if let Some((_, reply)) = self.outbound.remove(&request_id) {
+                    let _ = reply.send(Err(self.delivery_error(peer, error)));
+                }
+            }
+            request_response::Event::InboundFailure { peer, error, .. } => {
+                tracing::debug!(%peer, "an incoming delivery failed: {error}");
+            }
+            request_response::Event::ResponseSent { .. } => {}
+        }
+    }
+
+    /// Admission of one inbound request: the rate limit, then the size cap,
+    /// then hand-off to the inbound handler. The `peer` is the one the
+    /// connection's security handshake authenticated.
+    fn on_inbound(&mut self, peer: PeerId, request: WireRequest, channel: ResponseChannel<DeliveryResponse>) {
+        if !self.limiter.allow(peer, Instant::now()) {
+            tracing::debug!(%peer, "rate limit: asked a peer to retry later");
+            let response = DeliveryResponse::TryLater {
+                reason: "rate limit".to_string(),
+                retry_after_secs: 1,
+            };
+            self.respond(channel, peer, response);
+            return;
+        }
+        let request = match request {
+            WireRequest::Delivery(request) => request,
+            WireRequest::Oversized { declared } => {
+                tracing::info!(%peer, declared, "refused an oversized delivery");
+                let reason = format!(
+                    "message of {declared} bytes exceeds this node's limit of {} bytes",
+                    self.max_message_size
+                );
+                self.respond(channel, peer, DeliveryResponse::Rejected { reason });
+                return;
+            }
+        };
+        let (reply, verdict) = oneshot::channel();
+        let delivery = InboundDelivery {
+            peer,
+            request,
+            reply,
+        };
+        match self.inbound.try_send(delivery) {
+            Ok(()) => {
+                let timeout = self.request_timeout;
+                self.replies.push(Box::pin(async move {
+                    let response = match tokio::time::timeout(timeout, verdict).await {
+                        Ok(Ok(response)) => response,
+                        Ok(Err(_dropped)) => DeliveryResponse::TryLater {
+                            reason: "the recipient could not process the message".to_string(),
+                            retry_after_secs: 5,
+                        },
+                        // The requester has given up by now too; answer
+                        // anyway in case its clock is slower.
+                        Err(_elapsed) => DeliveryResponse::TryLater {
+                            reason: "the recipient took too long to process the message"
+                                .to_string(),
+                            retry_after_secs: 30,
+                        },
+                    };
+                    (channel, peer, response)
+                }));
+            }
+            Err(TrySendError::Full(_)) => {
+                tracing::warn!(%peer, "too many deliveries waiting; asked a peer to retry later");
+                let response = DeliveryResponse::TryLater {
+                    reason: "the recipient is busy".to_string(),
+                    retry_after_secs: 5,
+                };
+                self.respond(channel, peer, response);
+            }
+            Err(TrySendError::Closed(_)) => {
+                let response = DeliveryResponse::TryLater {
+                    reason: "the recipient is not accepting messages right now".to_string(),
+                    retry_after_secs: 30,
+                };
+                self.respond(channel, peer, response);
+            }
+        }
+    }
+
+    fn respond(&mut self, channel: ResponseChannel<DeliveryResponse>, peer: PeerId, response: DeliveryResponse) {
+        let response = clamp_reason(response);
+        if self.swarm.behaviour_mut().deliver.send_response(channel, response).is_err() {
+            tracing::debug!(%peer, "the requester left before the answer was sent");
+        }
+    }
+
+    fn delivery_error(&self, peer: PeerId, failure: OutboundFailure) -> DeliveryError {
+        match failure {
+            OutboundFailure::DialFailure => DeliveryError::Unreachable(
+                self.dial_errors
+                    .get(&peer)
+                    .cloned()
+                    .unwrap_or_else(|| "no connection could be made".to_string()),
+            ),
+            OutboundFailure::Timeout => DeliveryError::Timeout,
+            OutboundFailure::ConnectionClosed => DeliveryError::ConnectionClosed,
+            OutboundFailure::UnsupportedProtocols => DeliveryError::Protocol(format!(
+                "the node {peer} does not speak {}",
+                super::codec::PROTOCOL
+            )),
+            OutboundFailure::Io(err) => match err.kind() {
+                std::io::ErrorKind::UnexpectedEof
+                | std::io::ErrorKind::ConnectionReset
+                | std::io::ErrorKind::ConnectionAborted
+                | std::io::ErrorKind::BrokenPipe => DeliveryError::ConnectionClosed,
+                _ => DeliveryError::Protocol(err.to_string()),
+            },
+        }
+    }
+}
+
+/// Shortens an over-long `reason` (at a character boundary).
+fn clamp_reason(response: DeliveryResponse) -> DeliveryResponse {
+    fn clamp(mut reason: String) -> String {
+        if reason.len() > MAX_REASON {
+            let mut end = MAX_REASON;
+            while !reason.is_char_boundary(end) {
+                end -= 1;
+            }
+            reason.truncate(end);
+        }
+        reason
+    }
+    match response {
+        DeliveryResponse::Accepted => DeliveryResponse::Accepted,
+        DeliveryResponse::Rejected { reason } => DeliveryResponse::Rejected {
+            reason: clamp(reason),
+        },
+        DeliveryResponse::TryLater {
+            reason,
+            retry_after_secs,
+        } => DeliveryResponse::TryLater {
+            reason: clamp(reason),
+            retry_after_secs,
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn long_reasons_are_clamped_at_a_char_boundary() {
+        let reason = "é".repeat(MAX_REASON);
+        let DeliveryResponse::Rejected { reason } = clamp_reason(DeliveryResponse::Rejected { reason }) else {
+            panic!("the variant changed");
+        };
+        assert!(reason.len() <= MAX_REASON);
+        assert!(reason.chars().all(|c| c == 'é'));
+        let short = DeliveryResponse::TryLater {
+            reason: "rate limit".into(),
+            retry_after_secs: 1,
+        };
+        assert_eq!(clamp_reason(short.clone()), short);
+    }
+}

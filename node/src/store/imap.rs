@@ -1,0 +1,133 @@
+//! The bridge's view of the store: `impl MailStore for Store`.
+//!
+//! Each method forwards to a writer command (`mailboxes`, `messages`) or a
+//! read query (`read`). Nothing here touches SQL; the IMAP semantics live in
+//! those modules, with the RFC sections they follow.
+
+use std::sync::Arc;
+
+use imap_bridge::backend::{
+    Changes, Content, CopyResult, Flag, FlagOp, MailStore, MailboxChanged, MailboxInfo,
+    MailboxSnapshot, ModSeq, StoreResult, StoreResultT, Uid,
+};
+use tokio::sync::broadcast;
+
+use super::{Store, mailboxes, messages, now_date, read};
+
+impl MailStore for Store {
+    async fn list_mailboxes(&self) -> StoreResultT<Vec<MailboxInfo>> {
+        self.read(|conn, _| read::list(conn)).await
+    }
+
+    async fn create_mailbox(&self, name: &str) -> StoreResultT<()> {
+        let name = name.to_string();
+        self.write(move |ctx| mailboxes::create(ctx, &name)).await
+    }
+
+    async fn delete_mailbox(&self, name: &str) -> StoreResultT<()> {
+        let name = name.to_string();
+        self.write(move |ctx| mailboxes::delete(ctx, &name)).await
+    }
+
+    async fn rename_mailbox(&self, from: &str, to: &str) -> StoreResultT<()> {
+        let (from, to) = (from.to_string(), to.to_string());
+        self.write(move |ctx| mailboxes::rename(ctx, &from, &to))
+            .await
+    }
+
+    async fn set_subscribed(&self, name: &str, subscribed: bool) -> StoreResultT<()> {
+        let name = name.to_string();
+        self.write(move |ctx| mailboxes::subscribe(&ctx.conn, &name, subscribed))
+            .await
+    }
+
+    async fn subscriptions(&self) -> StoreResultT<Vec<String>> {
+        self.read(|conn, _| read::subscriptions(conn)).await
+    }
+
+    async fn snapshot(&self, mailbox: &str) -> StoreResultT<MailboxSnapshot> {
+        let mailbox = mailbox.to_string();
+        self.read(move |conn, _| read::snapshot(conn, &mailbox))
+            .await
+    }
+
+    async fn changes_since(&self, mailbox: &str, since: ModSeq) -> StoreResultT<Changes> {
+        let mailbox = mailbox.to_string();
+        self.read(move |conn, _| read::changes_since(conn, &mailbox, since))
+            .await
+    }
+
+    async fn fetch(
+        &self,
+        mailbox: &str,
+        uids: &[Uid],
+        content: Content,
+    ) -> StoreResultT<Vec<(Uid, Arc<[u8]>)>> {
+        let mailbox = mailbox.to_string();
+        let uids = uids.to_vec();
+        self.read(move |conn, crypto| read::fetch(conn, crypto, &mailbox, &uids, content))
+            .await
+    }
+
+    async fn store_flags(
+        &self,
+        mailbox: &str,
+        uids: &[Uid],
+        op: FlagOp,
+        flags: &[Flag],
+        unchanged_since: Option<ModSeq>,
+    ) -> StoreResultT<StoreResult> {
+        let mailbox = mailbox.to_string();
+        let uids = uids.to_vec();
+        let flags = flags.to_vec();
+        self.write(move |ctx| {
+            messages::store_flags(ctx, &mailbox, &uids, op, &flags, unchanged_since)
+        })
+        .await
+    }
+
+    async fn expunge(&self, mailbox: &str, only: Option<&[Uid]>) -> StoreResultT<Vec<Uid>> {
+        let mailbox = mailbox.to_string();
+        let only = only.map(<[Uid]>::to_vec);
+        self.write(move |ctx| messages::expunge(ctx, &mailbox, only.as_deref()))
+            .await
+    }
+
+    async fn append(
+        &self,
+        mailbox: &str,
+        flags: &[Flag],
+        internal_date: Option<(i64, i32)>,
+        message: Vec<u8>,
+    ) -> StoreResultT<CopyResult> {
+        let mailbox = mailbox.to_string();
+        let flags = flags.to_vec();
+        let date = internal_date.unwrap_or_else(now_date);
+        let sealed = self.seal(message).await?;
+        self.write(move |ctx| messages::append(ctx, &mailbox, &flags, date, &sealed))
+            .await
+    }
+
+    async fn copy(&self, from: &str, uids: &[Uid], to: &str) -> StoreResultT<CopyResult> {
+        let (from, to) = (from.to_string(), to.to_string());
+        let uids = uids.to_vec();
+        self.write(move |ctx| messages::copy(ctx, &from, &uids, &to))
+            .await
+    }
+
+    async fn move_messages(
+        &self,
+        from: &str,
+        uids: &[Uid],
+        to: &str,
+    ) -> StoreResultT<CopyResult> {
+        let (from, to) = (from.to_string(), to.to_string());
+        let uids = uids.to_vec();
+        self.write(move |ctx| messages::move_messages(ctx, &from, &uids, &to))
+            .await
+    }
+
+    fn watch(&self) -> broadcast::Receiver<MailboxChanged> {
+        self.inner.events.subscribe()
+    }
+}

@@ -1,0 +1,236 @@
+//! The outbox table: submission (Sent copy plus one entry per recipient in
+//! one transaction), the delivery schedule, and the end of an entry
+//! (delivered, or failed with a bounce in INBOX).
+//!
+//! Payloads are OpenPGP ciphertext already and are stored as they are; the
+//! envelope (recipient, fingerprint, PeerId) and the last error are sealed,
+//! bound to the entry's random delivery id. The delivery policy (backoff,
+//! giving up) belongs to `crate::outbox`, not here.
+
+use imap_bridge::backend::{StoreError, Uid};
+use rusqlite::{Connection, OptionalExtension, Row, params};
+use serde::{Deserialize, Serialize};
+
+use super::crypto::{BlobKind, Crypto, aad};
+use super::mailboxes;
+use super::messages::{self, Sealed};
+use super::writer::WriteCtx;
+use super::{OutboxEntry, OutboxItem, sql};
+
+/// The sealed part of an outbox entry.
+#[derive(Serialize, Deserialize)]
+struct Envelope {
+    recipient: String,
+    recipient_fpr: String,
+    peer_id: String,
+}
+
+/// An outbox item ready for the writer.
+pub(super) struct SealedItem {
+    delivery_id: [u8; 16],
+    envelope: Vec<u8>,
+    payload: Vec<u8>,
+}
+
+/// Seals the envelope of an item (CPU work, done by the caller).
+pub(super) fn seal_item(crypto: &Crypto, item: OutboxItem) -> Result<SealedItem, StoreError> {
+    let envelope = serde_json::to_vec(&Envelope {
+        recipient: item.recipient,
+        recipient_fpr: item.recipient_fpr,
+        peer_id: item.peer_id,
+    })
+    .map_err(|err| StoreError::Internal(format!("cannot encode an outbox envelope: {err}")))?;
+    Ok(SealedItem {
+        delivery_id: item.delivery_id,
+        envelope: crypto.seal(&aad(BlobKind::Envelope, &item.delivery_id), &envelope)?,
+        payload: item.payload,
+    })
+}
+
+/// Files the Sent copy and queues every item, in the caller's transaction
+/// (the SMTP `250` waits for its COMMIT). A Sent copy whose Message-ID is
+/// already in Sent (the client appended it first) is not stored twice.
+pub(super) fn submit(
+    ctx: &mut WriteCtx,
+    sent_copy: &Sealed,
+    items: &[SealedItem],
+    now_ms: i64,
+) -> Result<Uid, StoreError> {
+    let mut sent = mailboxes::sent(ctx)?;
+    let existing = match &sent_copy.msgid {
+        Some(tag) => messages::find_by_message_id(&ctx.conn, sent.id, tag)?,
+        None => None,
+    };
+    let uid = match existing {
+        Some(uid) => uid,
+        None => {
+            let seen = ["\\Seen".to_string()];
+            messages::file(ctx, &mut sent, &seen, super::now_date(), sent_copy)?
+        }
+    };
+    let mut stmt = ctx
+        .conn
+        .prepare_cached(
+            "INSERT INTO outbox (delivery_id, envelope, payload, attempts, next_attempt, \
+             queued_at) VALUES (?1, ?2, ?3, 0, ?4, ?4)",
+        )
+        .map_err(sql)?;
+    for item in items {
+        stmt.execute(params![
+            &item.delivery_id[..],
+            item.envelope,
+            item.payload,
+            now_ms
+        ])
+        .map_err(sql)?;
+    }
+    Ok(uid)
+}
+
+/// Removes a delivered entry (already gone is fine: acknowledgements may
+/// race with a restart).
+pub(super) fn delivered(ctx: &mut WriteCtx, id: i64) -> Result<(), StoreError> {
+    ctx.conn
+        .prepare_cached("DELETE FROM outbox WHERE id = ?1")
+        .and_then(|mut stmt| stmt.execute(params![id]))
+        .map_err(sql)?;
+    Ok(())
+}
+
+/// Records a failed attempt and when to try again.
+pub(super) fn retry(
+    ctx: &mut WriteCtx,
+    id: i64,
+    next_attempt_ms: i64,
+    error: &str,
+) -> Result<(), StoreError> {
+    let delivery_id: Option<Vec<u8>> = ctx
+        .conn
+        .prepare_cached("SELECT delivery_id FROM outbox WHERE id = ?1")
+        .and_then(|mut stmt| stmt.query_row(params![id], |row| row.get(0)).optional())
+        .map_err(sql)?;
+    let Some(delivery_id) = delivery_id else {
+        return Ok(());
+    };
+    let sealed = ctx
+        .crypto
+        .seal(&aad(BlobKind::LastError, &delivery_id), error.as_bytes())?;
+    ctx.conn
+        .prepare_cached(
+            "UPDATE outbox SET attempts = attempts + 1, next_attempt = ?2, last_error = ?3 \
+             WHERE id = ?1",
+        )
+        .and_then(|mut stmt| stmt.execute(params![id, next_attempt_ms, sealed]))
+        .map_err(sql)?;
+    Ok(())
+}
+
+/// Gives up on an entry: removes it and files the bounce in INBOX, in one
+/// transaction. An entry that is already gone files nothing, so a repeated
+/// call does not bounce twice.
+pub(super) fn failed(ctx: &mut WriteCtx, id: i64, bounce: &Sealed) -> Result<(), StoreError> {
+    let removed = ctx
+        .conn
+        .prepare_cached("DELETE FROM outbox WHERE id = ?1")
+        .and_then(|mut stmt| stmt.execute(params![id]))
+        .map_err(sql)?;
+    if removed == 0 {
+        return Ok(());
+    }
+    let mut inbox = mailboxes::ensure(ctx, "INBOX")?;
+    messages::file(ctx, &mut inbox, &[], super::now_date(), bounce)?;
+    Ok(())
+}
+
+/// Makes every entry due at `now_ms` (start-up: the network has changed).
+pub(super) fn reschedule_all(ctx: &mut WriteCtx, now_ms: i64) -> Result<(), StoreError> {
+    ctx.conn
+        .prepare_cached("UPDATE outbox SET next_attempt = ?1")
+        .and_then(|mut stmt| stmt.execute(params![now_ms]))
+        .map_err(sql)?;
+    Ok(())
+}
+
+/// Entries due at `now_ms`, earliest first, leaving out `exclude` (those in
+/// flight). A row that cannot be decrypted is logged and skipped so that it
+/// does not stop the rest of the queue.
+pub(super) fn due(
+    conn: &Connection,
+    crypto: &Crypto,
+    now_ms: i64,
+    limit: usize,
+    exclude: &[i64],
+) -> Result<Vec<OutboxEntry>, StoreError> {
+    if limit == 0 {
+        return Ok(Vec::new());
+    }
+    let wanted = i64::try_from(limit.saturating_add(exclude.len())).unwrap_or(i64::MAX);
+    let mut stmt = conn
+        .prepare_cached(
+            "SELECT id, delivery_id, envelope, payload, attempts, next_attempt, last_error, \
+             queued_at FROM outbox WHERE next_attempt <= ?1 ORDER BY next_attempt, id LIMIT ?2",
+        )
+        .map_err(sql)?;
+    let mut rows = stmt.query(params![now_ms, wanted]).map_err(sql)?;
+    let mut entries = Vec::new();
+    while let Some(row) = rows.next().map_err(sql)? {
+        let id: i64 = row.get(0).map_err(sql)?;
+        if exclude.contains(&id) {
+            continue;
+        }
+        match entry(row, crypto) {
+            Ok(entry) => entries.push(entry),
+            Err(err) => tracing::error!(id, "skipping an unreadable outbox entry: {err}"),
+        }
+        if entries.len() == limit {
+            break;
+        }
+    }
+    Ok(entries)
+}
+
+fn entry(row: &Row<'_>, crypto: &Crypto) -> Result<OutboxEntry, StoreError> {
+    let delivery_id: Vec<u8> = row.get(1).map_err(sql)?;
+    let delivery_id: [u8; 16] = delivery_id
+        .as_slice()
+        .try_into()
+        .map_err(|_| StoreError::Internal("an outbox delivery id is not 16 bytes".into()))?;
+    let sealed: Vec<u8> = row.get(2).map_err(sql)?;
+    let envelope = crypto.open(&aad(BlobKind::Envelope, &delivery_id), &sealed)?;
+    let envelope: Envelope = serde_json::from_slice(&envelope)
+        .map_err(|err| StoreError::Internal(format!("bad outbox envelope: {err}")))?;
+    let last_error: Option<Vec<u8>> = row.get(6).map_err(sql)?;
+    let last_error = match last_error {
+        Some(sealed) => {
+            let plain = crypto.open(&aad(BlobKind::LastError, &delivery_id), &sealed)?;
+            Some(String::from_utf8_lossy(&plain).into_owned())
+        }
+        None => None,
+    };
+    Ok(OutboxEntry {
+        id: row.get(0).map_err(sql)?,
+        delivery_id,
+        recipient: envelope.recipient,
+        recipient_fpr: envelope.recipient_fpr,
+        peer_id: envelope.peer_id,
+        payload: row.get(3).map_err(sql)?,
+        attempts: row.get(4).map_err(sql)?,
+        next_attempt: row.get(5).map_err(sql)?,
+        last_error,
+        queued_at: row.get(7).map_err(sql)?,
+    })
+}
+
+/// The earliest `next_attempt`, if the outbox is not empty.
+pub(super) fn next_due(conn: &Connection) -> Result<Option<i64>, StoreError> {
+    conn.query_row("SELECT MIN(next_attempt) FROM outbox", [], |row| row.get(0))
+        .map_err(sql)
+}
+
+/// Number of queued entries.
+pub(super) fn len(conn: &Connection) -> Result<u64, StoreError> {
+    let count: i64 = conn
+        .query_row("SELECT COUNT(*) FROM outbox", [], |row| row.get(0))
+        .map_err(sql)?;
+    Ok(count.max(0) as u64)
+}

@@ -1,0 +1,255 @@
+//! The read side: a small pool of read-only connections and the queries
+//! IMAP needs (LIST, STATUS, SELECT, QRESYNC changes, FETCH).
+//!
+//! WAL mode lets readers run beside the writer: a read never waits behind a
+//! group commit, and each read runs in its own read transaction so it sees
+//! one committed state. Nothing here writes.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use imap_bridge::backend::{
+    Changes, Content, MailboxInfo, MailboxSnapshot, MessageMeta, ModSeq, StoreError, Uid,
+};
+use rusqlite::{Connection, OptionalExtension, params};
+
+use super::crypto::{BlobKind, Crypto, blob_aad};
+use super::mailboxes::{self, MAILBOX_COLUMNS, Mailbox, parse_special_use};
+use super::messages::decode_flags;
+use super::schema::open_reader;
+use super::sql;
+
+/// Idle connections kept for reuse.
+const MAX_IDLE: usize = 4;
+
+/// The pool of read-only connections.
+pub(super) struct Readers {
+    path: PathBuf,
+    idle: Mutex<Vec<Connection>>,
+    closed: AtomicBool,
+}
+
+impl Readers {
+    pub(super) fn new(path: PathBuf) -> Readers {
+        Readers {
+            path,
+            idle: Mutex::new(Vec::new()),
+            closed: AtomicBool::new(false),
+        }
+    }
+
+    fn idle(&self) -> MutexGuard<'_, Vec<Connection>> {
+        // A panic while holding the lock leaves a plain Vec behind; it is
+        // still consistent.
+        match self.idle.lock() {
+            Ok(guard) => guard,
+            Err(poisoned) => poisoned.into_inner(),
+        }
+    }
+
+    /// Runs `op` in a read transaction on a pooled connection. Blocking:
+    /// call from `spawn_blocking`.
+    pub(super) fn with<T>(
+        &self,
+        op: impl FnOnce(&Connection) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        if self.closed.load(Ordering::Acquire) {
+            return Err(super::closed());
+        }
+        let pooled = self.idle().pop();
+        let mut conn = match pooled {
+            Some(conn) => conn,
+            None => open_reader(&self.path)?,
+        };
+        let result = {
+            let tx = conn.transaction().map_err(sql)?;
+            let result = op(&tx);
+            // Read-only: ending the transaction either way is the same.
+            let _ = tx.rollback();
+            result
+        };
+        if !self.closed.load(Ordering::Acquire) {
+            let mut idle = self.idle();
+            if idle.len() < MAX_IDLE {
+                idle.push(conn);
+            }
+        }
+        result
+    }
+
+    /// Drops the idle connections and refuses new reads.
+    pub(super) fn close(&self) {
+        self.closed.store(true, Ordering::Release);
+        self.idle().clear();
+    }
+}
+
+fn info(mailbox: &Mailbox, subscribed: bool) -> MailboxInfo {
+    MailboxInfo {
+        name: mailbox.name.clone(),
+        special_use: parse_special_use(mailbox.special_use.as_deref()),
+        subscribed,
+        uid_validity: mailbox.uid_validity,
+        uid_next: mailbox.uid_next,
+        highest_modseq: mailbox.highest_modseq.max(1) as ModSeq,
+        messages: u32::try_from(mailbox.messages.max(0)).unwrap_or(u32::MAX),
+        unseen: u32::try_from(mailbox.unseen.max(0)).unwrap_or(u32::MAX),
+        size: mailbox.size.max(0) as u64,
+    }
+}
+
+fn is_subscribed(conn: &Connection, name: &str) -> Result<bool, StoreError> {
+    let found: Option<i64> = conn
+        .prepare_cached("SELECT 1 FROM subscriptions WHERE name = ?1")
+        .and_then(|mut stmt| stmt.query_row(params![name], |row| row.get(0)).optional())
+        .map_err(sql)?;
+    Ok(found.is_some())
+}
+
+/// LIST / STATUS of every mailbox.
+pub(super) fn list(conn: &Connection) -> Result<Vec<MailboxInfo>, StoreError> {
+    let subscribed = subscriptions(conn)?;
+    let mut stmt = conn
+        .prepare_cached(&format!("SELECT {MAILBOX_COLUMNS} FROM mailboxes ORDER BY name"))
+        .map_err(sql)?;
+    let mailboxes = stmt
+        .query_map([], Mailbox::from_row)
+        .map_err(sql)?
+        .collect::<rusqlite::Result<Vec<Mailbox>>>()
+        .map_err(sql)?;
+    Ok(mailboxes
+        .iter()
+        .map(|mailbox| info(mailbox, subscribed.contains(&mailbox.name)))
+        .collect())
+}
+
+/// LSUB: every subscribed name.
+pub(super) fn subscriptions(conn: &Connection) -> Result<Vec<String>, StoreError> {
+    let mut stmt = conn
+        .prepare_cached("SELECT name FROM subscriptions ORDER BY name")
+        .map_err(sql)?;
+    let names = stmt
+        .query_map([], |row| row.get(0))
+        .map_err(sql)?
+        .collect::<rusqlite::Result<Vec<String>>>()
+        .map_err(sql)?;
+    Ok(names)
+}
+
+const META_COLUMNS: &str = "uid, modseq, flags, size, internal_date, date_offset";
+
+fn meta(row: &rusqlite::Row<'_>) -> rusqlite::Result<MessageMeta> {
+    Ok(MessageMeta {
+        uid: row.get(0)?,
+        modseq: row.get::<_, i64>(1)?.max(0) as ModSeq,
+        flags: decode_flags(&row.get::<_, String>(2)?),
+        size: row.get(3)?,
+        internal_date: row.get(4)?,
+        internal_date_offset_minutes: row.get(5)?,
+    })
+}
+
+/// SELECT / EXAMINE: the summary and every message's metadata.
+pub(super) fn snapshot(conn: &Connection, name: &str) -> Result<MailboxSnapshot, StoreError> {
+    let mailbox = mailboxes::require(conn, name)?;
+    let subscribed = is_subscribed(conn, &mailbox.name)?;
+    let mut stmt = conn
+        .prepare_cached(&format!(
+            "SELECT {META_COLUMNS} FROM messages WHERE mailbox_id = ?1 ORDER BY uid"
+        ))
+        .map_err(sql)?;
+    let messages = stmt
+        .query_map(params![mailbox.id], meta)
+        .map_err(sql)?
+        .collect::<rusqlite::Result<Vec<MessageMeta>>>()
+        .map_err(sql)?;
+    Ok(MailboxSnapshot {
+        info: info(&mailbox, subscribed),
+        messages,
+    })
+}
+
+/// Changes after `since` (RFC 7162 §3.1.4 CHANGEDSINCE, §3.2.5.2 VANISHED).
+pub(super) fn changes_since(
+    conn: &Connection,
+    name: &str,
+    since: ModSeq,
+) -> Result<Changes, StoreError> {
+    let mailbox = mailboxes::require(conn, name)?;
+    let since = i64::try_from(since).unwrap_or(i64::MAX);
+    let mut stmt = conn
+        .prepare_cached(&format!(
+            "SELECT {META_COLUMNS} FROM messages WHERE mailbox_id = ?1 AND modseq > ?2 \
+             ORDER BY uid"
+        ))
+        .map_err(sql)?;
+    let changed = stmt
+        .query_map(params![mailbox.id, since], meta)
+        .map_err(sql)?
+        .collect::<rusqlite::Result<Vec<MessageMeta>>>()
+        .map_err(sql)?;
+    let mut stmt = conn
+        .prepare_cached(
+            "SELECT uid FROM vanished WHERE mailbox_id = ?1 AND modseq > ?2 ORDER BY uid",
+        )
+        .map_err(sql)?;
+    let vanished = stmt
+        .query_map(params![mailbox.id, since], |row| row.get(0))
+        .map_err(sql)?
+        .collect::<rusqlite::Result<Vec<Uid>>>()
+        .map_err(sql)?;
+    Ok(Changes {
+        highest_modseq: mailbox.highest_modseq.max(1) as ModSeq,
+        uid_next: mailbox.uid_next,
+        changed,
+        vanished,
+    })
+}
+
+/// FETCH: decrypts the header block (and the body for `Full`) of each
+/// existing UID, in the order asked.
+pub(super) fn fetch(
+    conn: &Connection,
+    crypto: &Crypto,
+    name: &str,
+    uids: &[Uid],
+    content: Content,
+) -> Result<Vec<(Uid, Arc<[u8]>)>, StoreError> {
+    let mailbox = mailboxes::require(conn, name)?;
+    // Only the columns needed are read: a header fetch never loads bodies.
+    let query = match content {
+        Content::Header => {
+            "SELECT b.id, b.header, NULL FROM messages m JOIN blobs b ON b.id = m.blob_id \
+             WHERE m.mailbox_id = ?1 AND m.uid = ?2"
+        }
+        Content::Full => {
+            "SELECT b.id, b.header, b.body FROM messages m JOIN blobs b ON b.id = m.blob_id \
+             WHERE m.mailbox_id = ?1 AND m.uid = ?2"
+        }
+    };
+    let mut stmt = conn.prepare_cached(query).map_err(sql)?;
+    let mut out = Vec::with_capacity(uids.len());
+    for &uid in uids {
+        let row = stmt
+            .query_row(params![mailbox.id, uid], |row| {
+                Ok((
+                    row.get::<_, i64>(0)?,
+                    row.get::<_, Vec<u8>>(1)?,
+                    row.get::<_, Option<Vec<u8>>>(2)?,
+                ))
+            })
+            .optional()
+            .map_err(sql)?;
+        let Some((blob_id, header, body)) = row else {
+            continue;
+        };
+        let mut bytes = crypto.open(&blob_aad(BlobKind::Header, blob_id), &header)?;
+        if let Some(body) = body {
+            let body = crypto.open(&blob_aad(BlobKind::Body, blob_id), &body)?;
+            bytes.extend_from_slice(&body);
+        }
+        out.push((uid, Arc::from(bytes)));
+    }
+    Ok(out)
+}

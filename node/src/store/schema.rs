@@ -1,0 +1,307 @@
+//! The database file: connection settings, numbered schema migrations
+//! (`PRAGMA user_version`), the first-open seeding of the default mailboxes,
+//! and the check that the store key is the one the database was made with.
+//!
+//! Only the writer thread migrates; readers open the file read-only after
+//! the writer is up.
+
+use std::path::Path;
+use std::time::Duration;
+
+use imap_bridge::backend::{SpecialUse, StoreError};
+use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
+
+use super::crypto::{BlobKind, Crypto, aad};
+use super::sql;
+
+/// Numbered migrations; entry `i` brings the schema from version `i` to
+/// `i + 1`. Never edit a released entry: append a new one.
+///
+/// Clear columns are only what IMAP answers without decrypting (RFC 3501
+/// UIDs, flags, sizes, dates, names, MODSEQs) plus random ids; every message
+/// header and body, and every outbox envelope, is sealed (see `crypto`).
+const MIGRATIONS: &[&str] = &[
+    // 1: initial schema.
+    r#"
+    CREATE TABLE meta (
+        key   TEXT PRIMARY KEY,
+        value ANY
+    ) STRICT;
+
+    CREATE TABLE mailboxes (
+        id             INTEGER PRIMARY KEY AUTOINCREMENT,
+        name           TEXT NOT NULL UNIQUE,
+        special_use    TEXT,
+        uid_validity   INTEGER NOT NULL,
+        uid_next       INTEGER NOT NULL,
+        highest_modseq INTEGER NOT NULL,
+        messages       INTEGER NOT NULL DEFAULT 0,
+        unseen         INTEGER NOT NULL DEFAULT 0,
+        size           INTEGER NOT NULL DEFAULT 0
+    ) STRICT;
+
+    CREATE TABLE subscriptions (
+        name TEXT PRIMARY KEY
+    ) STRICT, WITHOUT ROWID;
+
+    -- Message content, shared by the copies of a message (COPY does not
+    -- re-encrypt). The row id is in the associated data of both blobs.
+    CREATE TABLE blobs (
+        id         INTEGER PRIMARY KEY AUTOINCREMENT,
+        header     BLOB NOT NULL,
+        body       BLOB NOT NULL,
+        size       INTEGER NOT NULL,
+        msgid_hmac BLOB
+    ) STRICT;
+    CREATE INDEX blobs_msgid ON blobs (msgid_hmac) WHERE msgid_hmac IS NOT NULL;
+
+    CREATE TABLE messages (
+        mailbox_id    INTEGER NOT NULL,
+        uid           INTEGER NOT NULL,
+        blob_id       INTEGER NOT NULL,
+        modseq        INTEGER NOT NULL,
+        flags         TEXT NOT NULL,
+        seen          INTEGER NOT NULL,
+        deleted       INTEGER NOT NULL,
+        size          INTEGER NOT NULL,
+        internal_date INTEGER NOT NULL,
+        date_offset   INTEGER NOT NULL,
+        PRIMARY KEY (mailbox_id, uid)
+    ) STRICT, WITHOUT ROWID;
+    CREATE INDEX messages_modseq ON messages (mailbox_id, modseq);
+    CREATE INDEX messages_blob ON messages (blob_id);
+
+    -- Expunged UIDs with the MODSEQ of their expunge (RFC 7162 §3.2.10).
+    CREATE TABLE vanished (
+        mailbox_id INTEGER NOT NULL,
+        uid        INTEGER NOT NULL,
+        modseq     INTEGER NOT NULL,
+        PRIMARY KEY (mailbox_id, uid)
+    ) STRICT, WITHOUT ROWID;
+    CREATE INDEX vanished_modseq ON vanished (mailbox_id, modseq);
+
+    -- Deliveries already filed: HMAC(peer, delivery id) -> when.
+    CREATE TABLE delivered (
+        tag BLOB PRIMARY KEY,
+        at  INTEGER NOT NULL
+    ) STRICT, WITHOUT ROWID;
+
+    CREATE TABLE outbox (
+        id           INTEGER PRIMARY KEY AUTOINCREMENT,
+        delivery_id  BLOB NOT NULL,
+        envelope     BLOB NOT NULL,
+        payload      BLOB NOT NULL,
+        attempts     INTEGER NOT NULL DEFAULT 0,
+        next_attempt INTEGER NOT NULL,
+        last_error   BLOB,
+        queued_at    INTEGER NOT NULL
+    ) STRICT;
+    CREATE INDEX outbox_due ON outbox (next_attempt);
+    "#,
+];
+
+/// The mailboxes every store starts with (all subscribed).
+const DEFAULT_MAILBOXES: &[(&str, Option<SpecialUse>)] = &[
+    ("INBOX", None),
+    ("Sent", Some(SpecialUse::Sent)),
+    ("Drafts", Some(SpecialUse::Drafts)),
+    ("Trash", Some(SpecialUse::Trash)),
+    ("Junk", Some(SpecialUse::Junk)),
+    ("Archive", Some(SpecialUse::Archive)),
+    ("Requests", None),
+];
+
+/// How long a delivery id is remembered. Senders give up after days (7 by
+/// default), so a month of memory is ample for idempotency.
+const DELIVERED_RETENTION_MS: i64 = 30 * 24 * 3600 * 1000;
+
+/// A known plaintext sealed at creation; opening it proves the key.
+const KEY_CHECK: &[u8] = b"mailnode store key check";
+
+/// Opens the write connection: creates the file if needed, sets WAL with
+/// `synchronous=FULL` (a commit survives power loss, docs/decisions.md),
+/// runs pending migrations and checks the key.
+pub(super) fn open_writer(path: &Path, crypto: &Crypto) -> Result<Connection, StoreError> {
+    if let Some(parent) = path.parent()
+        && !parent.as_os_str().is_empty()
+    {
+        std::fs::create_dir_all(parent).map_err(|err| {
+            StoreError::Internal(format!("cannot create {}: {err}", parent.display()))
+        })?;
+    }
+    let conn = Connection::open(path).map_err(sql)?;
+    restrict_permissions(path);
+    conn.busy_timeout(Duration::from_secs(10)).map_err(sql)?;
+    let mode: String = conn
+        .query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0))
+        .map_err(sql)?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        return Err(StoreError::Internal(format!(
+            "cannot switch {} to WAL mode (got {mode})",
+            path.display()
+        )));
+    }
+    conn.execute_batch(
+        "PRAGMA synchronous = FULL;
+         PRAGMA foreign_keys = OFF;
+         PRAGMA temp_store = MEMORY;",
+    )
+    .map_err(sql)?;
+    conn.set_prepared_statement_cache_capacity(64);
+    migrate(&conn, crypto)?;
+    check_key(&conn, crypto)?;
+    prune_delivered(&conn)?;
+    Ok(conn)
+}
+
+/// Opens a read-only connection for the reader pool.
+pub(super) fn open_reader(path: &Path) -> Result<Connection, StoreError> {
+    let flags = OpenFlags::SQLITE_OPEN_READ_ONLY
+        | OpenFlags::SQLITE_OPEN_NO_MUTEX
+        | OpenFlags::SQLITE_OPEN_URI;
+    let conn = Connection::open_with_flags(path, flags).map_err(sql)?;
+    conn.busy_timeout(Duration::from_secs(10)).map_err(sql)?;
+    conn.set_prepared_statement_cache_capacity(32);
+    Ok(conn)
+}
+
+#[cfg(unix)]
+fn restrict_permissions(path: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    // Contents are encrypted, but names, sizes and dates are not: keep the
+    // file to its owner. Failure (e.g. a filesystem without modes) is not
+    // fatal.
+    if let Err(err) = std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)) {
+        tracing::warn!("cannot restrict permissions of {}: {err}", path.display());
+    }
+}
+
+#[cfg(not(unix))]
+fn restrict_permissions(_path: &Path) {}
+
+fn migrate(conn: &Connection, crypto: &Crypto) -> Result<(), StoreError> {
+    let version: i64 = conn
+        .query_row("PRAGMA user_version", [], |row| row.get(0))
+        .map_err(sql)?;
+    let known = MIGRATIONS.len() as i64;
+    if version > known {
+        return Err(StoreError::Internal(format!(
+            "the mail store has schema version {version}, newer than this mailnode \
+             understands ({known}); upgrade mailnode"
+        )));
+    }
+    if version == known {
+        return Ok(());
+    }
+    conn.execute_batch("BEGIN IMMEDIATE").map_err(sql)?;
+    let result = (|| {
+        for (index, migration) in MIGRATIONS.iter().enumerate().skip(version as usize) {
+            conn.execute_batch(migration).map_err(sql)?;
+            conn.pragma_update(None, "user_version", index as i64 + 1)
+                .map_err(sql)?;
+        }
+        if version == 0 {
+            seed(conn, crypto)?;
+        }
+        Ok(())
+    })();
+    match result {
+        Ok(()) => conn.execute_batch("COMMIT").map_err(sql),
+        Err(err) => {
+            let _ = conn.execute_batch("ROLLBACK");
+            Err(err)
+        }
+    }
+}
+
+/// First open: counters, the key check and the default mailboxes.
+fn seed(conn: &Connection, crypto: &Crypto) -> Result<(), StoreError> {
+    let check = crypto.seal(&aad(BlobKind::KeyCheck, b""), KEY_CHECK)?;
+    conn.execute(
+        "INSERT INTO meta (key, value) VALUES ('modseq', 0), ('last_uidvalidity', 0), \
+         ('key_check', ?1)",
+        params![check],
+    )
+    .map_err(sql)?;
+    let mut modseq: i64 = 0;
+    let uid_validity = super::now_secs().clamp(1, i64::from(u32::MAX));
+    for (name, special_use) in DEFAULT_MAILBOXES {
+        modseq += 1;
+        conn.execute(
+            "INSERT INTO mailboxes (name, special_use, uid_validity, uid_next, highest_modseq) \
+             VALUES (?1, ?2, ?3, 1, ?4)",
+            params![name, special_use.map(|s| s.as_attribute()), uid_validity, modseq],
+        )
+        .map_err(sql)?;
+        conn.execute(
+            "INSERT INTO subscriptions (name) VALUES (?1)",
+            params![name],
+        )
+        .map_err(sql)?;
+    }
+    conn.execute(
+        "UPDATE meta SET value = ?1 WHERE key = 'modseq'",
+        params![modseq],
+    )
+    .map_err(sql)?;
+    conn.execute(
+        "UPDATE meta SET value = ?1 WHERE key = 'last_uidvalidity'",
+        params![uid_validity],
+    )
+    .map_err(sql)?;
+    Ok(())
+}
+
+fn check_key(conn: &Connection, crypto: &Crypto) -> Result<(), StoreError> {
+    let check: Option<Vec<u8>> = conn
+        .query_row("SELECT value FROM meta WHERE key = 'key_check'", [], |row| {
+            row.get(0)
+        })
+        .optional()
+        .map_err(sql)?;
+    let Some(check) = check else {
+        return Err(StoreError::Internal(
+            "the mail store has no key check; the database is damaged".into(),
+        ));
+    };
+    match crypto.open(&aad(BlobKind::KeyCheck, b""), &check) {
+        Ok(plain) if plain == KEY_CHECK => Ok(()),
+        _ => Err(StoreError::Cannot(
+            "the mail store was created with another key; use the identity (home \
+             directory) it belongs to"
+                .into(),
+        )),
+    }
+}
+
+fn prune_delivered(conn: &Connection) -> Result<(), StoreError> {
+    conn.execute(
+        "DELETE FROM delivered WHERE at < ?1",
+        params![super::now_ms() - DELIVERED_RETENTION_MS],
+    )
+    .map_err(sql)?;
+    Ok(())
+}
+
+/// Reads an integer counter from `meta`.
+pub(super) fn meta_int(conn: &Connection, key: &str) -> Result<i64, StoreError> {
+    conn.query_row("SELECT value FROM meta WHERE key = ?1", params![key], |row| {
+        row.get(0)
+    })
+    .map_err(sql)
+}
+
+/// The first unused `blobs` row id: above every id ever committed (the
+/// AUTOINCREMENT sequence remembers deleted ones), so a sealed blob's
+/// associated data is never reused for another blob.
+pub(super) fn next_blob_id(conn: &Connection) -> Result<i64, StoreError> {
+    let last: i64 = conn
+        .query_row(
+            "SELECT MAX(COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'blobs'), 0), \
+                        COALESCE((SELECT MAX(id) FROM blobs), 0))",
+            [],
+            |row| row.get(0),
+        )
+        .map_err(sql)?;
+    Ok(last + 1)
+}
