@@ -1,6 +1,22 @@
 //! The mailnode daemon: store, network, outbox and the wiring of the bridge.
 //!
-//! The `mailnode` binary (`main.rs`) is thin glue over this library.
+//! The `mailnode` binary (`main.rs`) is thin glue over this library: every
+//! behaviour lives in these modules.
 
+#![forbid(unsafe_code)]
+
+pub mod bounce;
+pub mod bridge_tls;
+pub mod cli;
+pub mod config;
+pub mod contacts;
+pub mod daemon;
+pub mod home;
+pub mod inbound;
 pub mod network;
+pub mod outbox;
+pub mod pgpmime;
+pub mod rawmail;
 pub mod store;
+pub mod submit;
+pub mod verified;

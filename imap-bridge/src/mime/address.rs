@@ -184,11 +184,14 @@ fn addr_spec(tokens: &[Token]) -> (Vec<u8>, Option<Vec<u8>>) {
     }
 }
 
+/// An angle-addr: (source route, local part, domain).
+type RouteAddr = (Option<Vec<u8>>, Vec<u8>, Option<Vec<u8>>);
+
 /// The mailbox being assembled between two separators.
 #[derive(Default)]
 struct Pending {
     words: Vec<Token>,
-    angle: Option<(Option<Vec<u8>>, Vec<u8>, Option<Vec<u8>>)>,
+    angle: Option<RouteAddr>,
     comment: Option<Vec<u8>>,
 }
 
@@ -211,8 +214,14 @@ impl Pending {
             (Vec::new(), Vec::new())
         } else {
             (
-                if local.is_empty() { MISSING_MAILBOX.to_vec() } else { local },
-                domain.filter(|d| !d.is_empty()).unwrap_or_else(|| MISSING_DOMAIN.to_vec()),
+                if local.is_empty() {
+                    MISSING_MAILBOX.to_vec()
+                } else {
+                    local
+                },
+                domain
+                    .filter(|d| !d.is_empty())
+                    .unwrap_or_else(|| MISSING_DOMAIN.to_vec()),
             )
         };
         out.push(Item::Mailbox {
@@ -353,7 +362,11 @@ mod tests {
     fn unterminated_group_is_closed() {
         assert_eq!(
             parse(b"G: a@x"),
-            vec![Item::GroupStart(b"G".to_vec()), mailbox(None, "a", "x"), Item::GroupEnd]
+            vec![
+                Item::GroupStart(b"G".to_vec()),
+                mailbox(None, "a", "x"),
+                Item::GroupEnd
+            ]
         );
     }
 
@@ -372,15 +385,18 @@ mod tests {
 
     #[test]
     fn missing_parts_and_garbage() {
-        assert_eq!(parse(b"user"), vec![mailbox(None, "user", "MISSING_DOMAIN")]);
+        assert_eq!(
+            parse(b"user"),
+            vec![mailbox(None, "user", "MISSING_DOMAIN")]
+        );
         assert_eq!(parse(b"<>"), vec![mailbox(None, "", "")]);
-        assert_eq!(parse(b"@host"), vec![mailbox(None, "MISSING_MAILBOX", "host")]);
+        assert_eq!(
+            parse(b"@host"),
+            vec![mailbox(None, "MISSING_MAILBOX", "host")]
+        );
         assert_eq!(parse(b""), vec![]);
         assert_eq!(parse(b" , ,"), vec![]);
-        assert_eq!(
-            parse(b"Name <a@b"),
-            vec![mailbox(Some("Name"), "a", "b")]
-        );
+        assert_eq!(parse(b"Name <a@b"), vec![mailbox(Some("Name"), "a", "b")]);
         // Eight-bit garbage is carried through, never a failure.
         assert_eq!(
             parse(b"\xff\xfe <\xc3\xa9@x>"),
@@ -395,7 +411,14 @@ mod tests {
 
     #[test]
     fn unbalanced_comment_and_quote_do_not_panic() {
-        for input in [&b"(((("[..], b"\"abc", b"a@b (c", b"\\", b"<<<>>>", b"a:b:c;;;"] {
+        for input in [
+            &b"(((("[..],
+            b"\"abc",
+            b"a@b (c",
+            b"\\",
+            b"<<<>>>",
+            b"a:b:c;;;",
+        ] {
             let _ = parse(input);
         }
     }

@@ -89,7 +89,12 @@ impl Disposition {
 pub(crate) fn languages(value: &[u8]) -> Vec<Vec<u8>> {
     strip_comments(value)
         .split(|&b| b == b',')
-        .map(|tag| tag.iter().copied().filter(|b| !is_space(*b)).collect::<Vec<u8>>())
+        .map(|tag| {
+            tag.iter()
+                .copied()
+                .filter(|b| !is_space(*b))
+                .collect::<Vec<u8>>()
+        })
         .filter(|tag| !tag.is_empty())
         .collect()
 }
@@ -110,8 +115,20 @@ fn is_space(b: u8) -> bool {
 fn is_tspecial(b: u8) -> bool {
     matches!(
         b,
-        b'(' | b')' | b'<' | b'>' | b'@' | b',' | b';' | b':' | b'\\' | b'"' | b'/' | b'['
-            | b']' | b'?' | b'='
+        b'(' | b')'
+            | b'<'
+            | b'>'
+            | b'@'
+            | b','
+            | b';'
+            | b':'
+            | b'\\'
+            | b'"'
+            | b'/'
+            | b'['
+            | b']'
+            | b'?'
+            | b'='
     )
 }
 
@@ -154,7 +171,11 @@ fn strip_comments(value: &[u8]) -> Vec<u8> {
 fn split_params(value: &[u8]) -> (Vec<u8>, Vec<(String, Vec<u8>)>) {
     let value = strip_comments(value);
     let mut pos = value.iter().position(|&b| b == b';').unwrap_or(value.len());
-    let head: Vec<u8> = value[..pos].iter().copied().filter(|&b| !is_space(b)).collect();
+    let head: Vec<u8> = value[..pos]
+        .iter()
+        .copied()
+        .filter(|&b| !is_space(b))
+        .collect();
     let mut params = Vec::new();
     while pos < value.len() {
         // `pos` is at a ';'.
@@ -182,7 +203,11 @@ fn parse_param(value: &[u8], mut pos: usize) -> (Option<(String, Vec<u8>)>, usiz
     if value.get(pos) != Some(&b'=') {
         return (None, pos);
     }
-    let attr: Vec<u8> = value[attr_start..pos].iter().copied().filter(|&b| !is_space(b)).collect();
+    let attr: Vec<u8> = value[attr_start..pos]
+        .iter()
+        .copied()
+        .filter(|&b| !is_space(b))
+        .collect();
     pos += 1;
     while pos < value.len() && is_space(value[pos]) {
         pos += 1;
@@ -218,7 +243,10 @@ fn parse_param(value: &[u8], mut pos: usize) -> (Option<(String, Vec<u8>)>, usiz
     if !is_token(&attr) {
         return (None, end);
     }
-    (Some((String::from_utf8_lossy(&attr).into_owned(), raw)), end)
+    (
+        Some((String::from_utf8_lossy(&attr).into_owned(), raw)),
+        end,
+    )
 }
 
 #[cfg(test)]
@@ -255,9 +283,12 @@ mod tests {
 
     #[test]
     fn tolerates_broken_params() {
-        let ct = ContentType::parse(b"text/plain; ; junk; =x; name=\"unterminated")
-            .expect("valid head");
-        assert_eq!(ct.params, vec![("name".to_string(), b"unterminated".to_vec())]);
+        let ct =
+            ContentType::parse(b"text/plain; ; junk; =x; name=\"unterminated").expect("valid head");
+        assert_eq!(
+            ct.params,
+            vec![("name".to_string(), b"unterminated".to_vec())]
+        );
     }
 
     #[test]

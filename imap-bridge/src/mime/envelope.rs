@@ -143,7 +143,12 @@ To: not-a-header@example.com\r\n",
         assert_eq!(env.reply_to, env.from);
         assert_eq!(
             addr(&env.from[0]),
-            [Some("Terry Gray".into()), None, Some("gray".into()), Some("cac.washington.edu".into())]
+            [
+                Some("Terry Gray".into()),
+                None,
+                Some("gray".into()),
+                Some("cac.washington.edu".into())
+            ]
         );
         assert_eq!(env.to.len(), 1);
         assert_eq!(env.cc.len(), 2);

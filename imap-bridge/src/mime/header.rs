@@ -30,7 +30,10 @@ impl Field<'_> {
 /// The end of the line starting at `pos`: the index just after its `\n`, or
 /// the end of the input.
 pub(crate) fn line_end(bytes: &[u8], pos: usize) -> usize {
-    match bytes.get(pos..).and_then(|rest| rest.iter().position(|&b| b == b'\n')) {
+    match bytes
+        .get(pos..)
+        .and_then(|rest| rest.iter().position(|&b| b == b'\n'))
+    {
         Some(i) => pos + i + 1,
         None => bytes.len(),
     }
@@ -151,7 +154,10 @@ fn is_wsp(b: u8) -> bool {
 
 /// `bytes` without leading and trailing white space (including CR and LF).
 pub(crate) fn trim_wsp(bytes: &[u8]) -> &[u8] {
-    let start = bytes.iter().position(|&b| !is_wsp(b)).unwrap_or(bytes.len());
+    let start = bytes
+        .iter()
+        .position(|&b| !is_wsp(b))
+        .unwrap_or(bytes.len());
     trim_end_wsp(&bytes[start..])
 }
 
@@ -203,7 +209,10 @@ mod tests {
         assert_eq!(all.len(), 2);
         assert_eq!(all[0].name, b"Subject");
         assert_eq!(all[0].value, b" one\r\n two\r\n\tthree");
-        assert_eq!(&msg[all[0].raw.clone()], b"Subject: one\r\n two\r\n\tthree\r\n");
+        assert_eq!(
+            &msg[all[0].raw.clone()],
+            b"Subject: one\r\n two\r\n\tthree\r\n"
+        );
         assert_eq!(all[1].name, b"To");
         assert!(all[1].is("to"));
         assert_eq!(unfold(all[0].value), b"one two\tthree");

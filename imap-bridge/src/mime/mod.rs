@@ -16,10 +16,11 @@
 //! The parsing here is our own small, offset-keeping parser ([`header`],
 //! [`tree`]) because sections must be exact slices of the original bytes.
 //! mailparse is used only where decoding is needed (RFC 2047 words,
-//! transfer encodings, charsets, date fallback).
+//! transfer encodings, charsets).
 
 mod address;
 mod content;
+mod date;
 mod envelope;
 mod header;
 mod search;

@@ -1,5 +1,5 @@
 //! The message-content side of SEARCH (RFC 3501 §6.4.4): substring matches
-//! on decoded headers and text, and the sent date.
+//! on decoded headers and text, and the sent date (parsed in [`super::date`]).
 //!
 //! Matching is case-insensitive on Unicode lower case, after RFC 2047
 //! decoding of header values and after undoing transfer encodings and
@@ -46,22 +46,7 @@ pub(crate) fn text_contains(message: &[u8], needle: &str) -> bool {
 /// See [`super::sent_date`].
 pub(crate) fn sent_date(message: &[u8]) -> Option<i64> {
     let value = header::unfold(header::first(message, "Date")?);
-    let value = String::from_utf8_lossy(&value);
-    if let Ok(date) = chrono::DateTime::parse_from_rfc2822(&value) {
-        return Some(date.timestamp());
-    }
-    // mailparse copes with more obsolete forms (RFC 5322 §4.3). Its year
-    // arithmetic loops over centuries, so absurd digit runs are refused
-    // first to keep hostile input cheap.
-    let longest_digit_run = value
-        .split(|c: char| !c.is_ascii_digit())
-        .map(str::len)
-        .max()
-        .unwrap_or(0);
-    if longest_digit_run > 4 {
-        return None;
-    }
-    mailparse::dateparse(&value).ok()
+    super::date::parse(&String::from_utf8_lossy(&value))
 }
 
 /// A header value with RFC 2047 encoded words decoded and folding removed.
@@ -143,10 +128,12 @@ fn decoded_text(message: &[u8], entity: &Entity) -> String {
     let bytes = decoded.as_deref().unwrap_or(raw);
     // Undeclared or ASCII-declared text is very often UTF-8 in practice;
     // mailparse would read it as windows-1252.
-    if matches!(charset.as_str(), "" | "us-ascii" | "ascii" | "utf-8" | "utf8") {
-        if let Ok(text) = std::str::from_utf8(bytes) {
-            return text.to_owned();
-        }
+    if matches!(
+        charset.as_str(),
+        "" | "us-ascii" | "ascii" | "utf-8" | "utf8"
+    ) && let Ok(text) = std::str::from_utf8(bytes)
+    {
+        return text.to_owned();
     }
     let eight_bit = Some("8bit".to_owned());
     match Body::new(bytes, &ctype, &eight_bit) {

@@ -22,23 +22,41 @@ Body line\r\n";
 
 #[test]
 fn whole_message_sections() {
-    assert_eq!(section(SIMPLE, &[], &SectionKind::Full), Some(SIMPLE.to_vec()));
+    assert_eq!(
+        section(SIMPLE, &[], &SectionKind::Full),
+        Some(SIMPLE.to_vec())
+    );
     assert_eq!(
         get(SIMPLE, &[], SectionKind::Header).as_deref(),
-        Some("Subject: hello\r\n world\r\nFrom: a@x\r\nX-Folded: one\r\n\ttwo\r\nsubject: second\r\n\r\n")
+        Some(
+            "Subject: hello\r\n world\r\nFrom: a@x\r\nX-Folded: one\r\n\ttwo\r\nsubject: second\r\n\r\n"
+        )
     );
-    assert_eq!(get(SIMPLE, &[], SectionKind::Text).as_deref(), Some("Body line\r\n"));
+    assert_eq!(
+        get(SIMPLE, &[], SectionKind::Text).as_deref(),
+        Some("Body line\r\n")
+    );
     assert_eq!(get(SIMPLE, &[], SectionKind::Mime), None);
 }
 
 #[test]
 fn header_fields_keep_folding_order_and_case() {
     assert_eq!(
-        get(SIMPLE, &[], SectionKind::HeaderFields(names(&["SUBJECT", "x-folded"]))).as_deref(),
+        get(
+            SIMPLE,
+            &[],
+            SectionKind::HeaderFields(names(&["SUBJECT", "x-folded"]))
+        )
+        .as_deref(),
         Some("Subject: hello\r\n world\r\nX-Folded: one\r\n\ttwo\r\nsubject: second\r\n\r\n")
     );
     assert_eq!(
-        get(SIMPLE, &[], SectionKind::HeaderFieldsNot(names(&["subject", "X-FOLDED"]))).as_deref(),
+        get(
+            SIMPLE,
+            &[],
+            SectionKind::HeaderFieldsNot(names(&["subject", "X-FOLDED"]))
+        )
+        .as_deref(),
         Some("From: a@x\r\n\r\n")
     );
     assert_eq!(
@@ -50,14 +68,22 @@ fn header_fields_keep_folding_order_and_case() {
 #[test]
 fn header_fields_of_unterminated_header() {
     assert_eq!(
-        get(b"A: 1\r\nB: 2", &[], SectionKind::HeaderFields(names(&["b"]))).as_deref(),
+        get(
+            b"A: 1\r\nB: 2",
+            &[],
+            SectionKind::HeaderFields(names(&["b"]))
+        )
+        .as_deref(),
         Some("B: 2\r\n\r\n")
     );
 }
 
 #[test]
 fn single_part_message_has_part_one() {
-    assert_eq!(get(SIMPLE, &[1], SectionKind::Full).as_deref(), Some("Body line\r\n"));
+    assert_eq!(
+        get(SIMPLE, &[1], SectionKind::Full).as_deref(),
+        Some("Body line\r\n")
+    );
     assert!(get(SIMPLE, &[1], SectionKind::Mime).is_some());
     assert_eq!(get(SIMPLE, &[2], SectionKind::Full), None);
     assert_eq!(get(SIMPLE, &[0], SectionKind::Full), None);
@@ -140,8 +166,14 @@ fn rfc3501_part_numbering() {
         get(m, &[2], SectionKind::Text).as_deref(),
         Some("--b2\r\n\r\npart 3.1\r\n--b2--")
     );
-    assert_eq!(get(m, &[2, 1], SectionKind::Full).as_deref(), Some("part 3.1"));
-    assert_eq!(get(m, &[3, 1], SectionKind::Full).as_deref(), Some("GIF89a"));
+    assert_eq!(
+        get(m, &[2, 1], SectionKind::Full).as_deref(),
+        Some("part 3.1")
+    );
+    assert_eq!(
+        get(m, &[3, 1], SectionKind::Full).as_deref(),
+        Some("GIF89a")
+    );
     assert_eq!(
         get(m, &[3, 1], SectionKind::Mime).as_deref(),
         Some("Content-Type: IMAGE/GIF\r\n\r\n")
@@ -151,9 +183,18 @@ fn rfc3501_part_numbering() {
         get(m, &[3, 2], SectionKind::HeaderFields(names(&["Subject"]))).as_deref(),
         Some("Subject: part 4.2\r\n\r\n")
     );
-    assert_eq!(get(m, &[3, 2, 1], SectionKind::Full).as_deref(), Some("part 4.2.1"));
-    assert_eq!(get(m, &[3, 2, 2, 1], SectionKind::Full).as_deref(), Some("part 4.2.2.1"));
-    assert_eq!(get(m, &[3, 2, 2, 2], SectionKind::Full).as_deref(), Some("part 4.2.2.2"));
+    assert_eq!(
+        get(m, &[3, 2, 1], SectionKind::Full).as_deref(),
+        Some("part 4.2.1")
+    );
+    assert_eq!(
+        get(m, &[3, 2, 2, 1], SectionKind::Full).as_deref(),
+        Some("part 4.2.2.1")
+    );
+    assert_eq!(
+        get(m, &[3, 2, 2, 2], SectionKind::Full).as_deref(),
+        Some("part 4.2.2.2")
+    );
     assert_eq!(get(m, &[3, 2, 2, 3], SectionKind::Full), None);
     assert_eq!(get(m, &[4], SectionKind::Full), None);
     assert_eq!(get(m, &[3, 2, 2, 2, 1], SectionKind::Full), None);
@@ -167,16 +208,28 @@ fn encapsulated_single_part_message() {
         get(m, &[1], SectionKind::Full).as_deref(),
         Some("Subject: in\r\n\r\ninner text")
     );
-    assert_eq!(get(m, &[1, 1], SectionKind::Full).as_deref(), Some("inner text"));
-    assert_eq!(get(m, &[1], SectionKind::Text).as_deref(), Some("inner text"));
+    assert_eq!(
+        get(m, &[1, 1], SectionKind::Full).as_deref(),
+        Some("inner text")
+    );
+    assert_eq!(
+        get(m, &[1], SectionKind::Text).as_deref(),
+        Some("inner text")
+    );
 }
 
 #[test]
 fn message_without_headers() {
     let m = b"no header at all\r\n";
     assert_eq!(get(m, &[], SectionKind::Header).as_deref(), Some(""));
-    assert_eq!(get(m, &[], SectionKind::Text).as_deref(), Some("no header at all\r\n"));
-    assert_eq!(get(m, &[1], SectionKind::Full).as_deref(), Some("no header at all\r\n"));
+    assert_eq!(
+        get(m, &[], SectionKind::Text).as_deref(),
+        Some("no header at all\r\n")
+    );
+    assert_eq!(
+        get(m, &[1], SectionKind::Full).as_deref(),
+        Some("no header at all\r\n")
+    );
     assert_eq!(
         get(m, &[], SectionKind::HeaderFields(names(&["subject"]))).as_deref(),
         Some("\r\n")
@@ -186,5 +239,8 @@ fn message_without_headers() {
 #[test]
 fn sections_are_byte_exact_with_eight_bit_and_lf() {
     let m = b"Content-Type: multipart/mixed; boundary=x\n\n--x\nContent-Type: application/octet-stream\n\n\x00\xff\r\x80\n--x--\n";
-    assert_eq!(section(m, &[1], &SectionKind::Full), Some(b"\x00\xff\r\x80".to_vec()));
+    assert_eq!(
+        section(m, &[1], &SectionKind::Full),
+        Some(b"\x00\xff\r\x80".to_vec())
+    );
 }

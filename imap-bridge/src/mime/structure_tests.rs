@@ -11,7 +11,9 @@ use super::*;
 /// The FETCH response for `item`, as sent on the wire.
 fn wire_bytes(item: MessageDataItem<'static>) -> Vec<u8> {
     let data = Data::fetch(1, vec![item]).expect("valid fetch data");
-    ResponseCodec::default().encode(&Response::Data(data)).dump()
+    ResponseCodec::default()
+        .encode(&Response::Data(data))
+        .dump()
 }
 
 fn wire(item: MessageDataItem<'static>) -> String {
@@ -19,7 +21,9 @@ fn wire(item: MessageDataItem<'static>) -> String {
 }
 
 fn bodystructure(message: &[u8]) -> String {
-    wire(MessageDataItem::BodyStructure(body_structure(message, true)))
+    wire(MessageDataItem::BodyStructure(body_structure(
+        message, true,
+    )))
 }
 
 fn body(message: &[u8]) -> String {

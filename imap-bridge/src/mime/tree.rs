@@ -81,8 +81,8 @@ fn parse_entity(message: &[u8], range: Range<usize>, default: ContentType, depth
         content_type,
         kind: Kind::Single,
     };
-    let container = entity.content_type.r#type == "multipart"
-        || entity.content_type.is("message", "rfc822");
+    let container =
+        entity.content_type.r#type == "multipart" || entity.content_type.is("message", "rfc822");
     if !container {
         return entity;
     }
@@ -162,7 +162,11 @@ fn split_multipart(message: &[u8], body: Range<usize>, boundary: &[u8]) -> Vec<R
     while pos < end {
         let line_end = header::line_end(&message[..end], pos);
         let line = &message[pos..line_end];
-        if let Some(kind) = line.starts_with(b"--").then(|| delimiter(line, boundary)).flatten() {
+        if let Some(kind) = line
+            .starts_with(b"--")
+            .then(|| delimiter(line, boundary))
+            .flatten()
+        {
             if let Some(start) = part_start {
                 parts.push(start..content_end(message, start, pos));
             }
@@ -221,7 +225,10 @@ epilogue\r\n";
         let root = parse(MIXED);
         let parts = children(&root);
         assert_eq!(parts.len(), 2);
-        assert_eq!(parts[0].header_bytes(MIXED), b"Content-Type: text/plain\r\n\r\n");
+        assert_eq!(
+            parts[0].header_bytes(MIXED),
+            b"Content-Type: text/plain\r\n\r\n"
+        );
         assert_eq!(parts[0].body_bytes(MIXED), b"hello");
         assert_eq!(parts[1].header_bytes(MIXED), b"\r\n");
         assert_eq!(parts[1].body_bytes(MIXED), b"second");

@@ -72,6 +72,7 @@ impl DeliveryCodec {
     }
 
     /// The largest request frame body this codec reads.
+    #[cfg(test)]
     pub(crate) fn request_limit(&self) -> u64 {
         self.request_limit
     }

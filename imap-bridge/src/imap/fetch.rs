@@ -1,0 +1,434 @@
+//! FETCH and UID FETCH (RFC 3501 §6.4.5, §6.4.8) with CONDSTORE's MODSEQ
+//! and CHANGEDSINCE and QRESYNC's VANISHED modifier (RFC 7162 §3.1.4,
+//! §3.2.6).
+//!
+//! Metadata items (FLAGS, UID, RFC822.SIZE, INTERNALDATE, MODSEQ) come from
+//! the session's view; message bytes are asked from the store only when an
+//! item needs them, and only the header when that is enough. Rendering of
+//! ENVELOPE, BODYSTRUCTURE and sections is `crate::mime`'s job.
+
+use std::collections::HashMap;
+use std::num::{NonZeroU32, NonZeroU64};
+use std::sync::Arc;
+
+use chrono::{FixedOffset, TimeZone};
+use imap_codec::imap_types::IntoStatic;
+use imap_codec::imap_types::command::FetchModifier;
+use imap_codec::imap_types::core::{IString, Literal, NString, Vec1};
+use imap_codec::imap_types::datetime::DateTime;
+use imap_codec::imap_types::fetch::{
+    MacroOrMessageDataItemNames, MessageDataItem, MessageDataItemName, Section,
+};
+use imap_codec::imap_types::flag::{Flag as ImapFlag, FlagFetch};
+use imap_codec::imap_types::response::Data;
+use imap_codec::imap_types::sequence::SequenceSet;
+
+use super::response::{Completion, sequence_set};
+use super::selected::{contains, intervals};
+use super::session::Session;
+use crate::backend::{Content, FlagOp, MailStore, MessageMeta, Uid};
+use crate::mime::{self, SectionKind};
+
+/// Messages whose content is fetched from the store per call.
+const FULL_BATCH: usize = 16;
+const HEADER_BATCH: usize = 200;
+
+/// How much of a message the requested items need.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Need {
+    Nothing,
+    Header,
+    Full,
+}
+
+/// Whether a section can be served from the top-level header alone.
+fn section_need(section: Option<&Section<'_>>) -> Need {
+    match section {
+        Some(Section::Header(None))
+        | Some(Section::HeaderFields(None, _))
+        | Some(Section::HeaderFieldsNot(None, _)) => Need::Header,
+        _ => Need::Full,
+    }
+}
+
+fn item_need(item: &MessageDataItemName<'_>) -> Need {
+    match item {
+        MessageDataItemName::Flags
+        | MessageDataItemName::InternalDate
+        | MessageDataItemName::Rfc822Size
+        | MessageDataItemName::Uid
+        | MessageDataItemName::ModSeq => Need::Nothing,
+        MessageDataItemName::Envelope | MessageDataItemName::Rfc822Header => Need::Header,
+        MessageDataItemName::BodyExt { section, .. } => section_need(section.as_ref()),
+        MessageDataItemName::Body
+        | MessageDataItemName::BodyStructure
+        | MessageDataItemName::Rfc822
+        | MessageDataItemName::Rfc822Text
+        | MessageDataItemName::Binary { .. }
+        | MessageDataItemName::BinarySize { .. } => Need::Full,
+    }
+}
+
+/// Whether fetching the item sets `\Seen` (RFC 3501 §6.4.5).
+fn sets_seen(item: &MessageDataItemName<'_>) -> bool {
+    matches!(
+        item,
+        MessageDataItemName::BodyExt { peek: false, .. }
+            | MessageDataItemName::Rfc822
+            | MessageDataItemName::Rfc822Text
+    )
+}
+
+/// The part path and text specifier of a section for `crate::mime`.
+pub fn section_request(section: Option<&Section<'_>>) -> (Vec<u32>, SectionKind) {
+    let path = |part: Option<&imap_codec::imap_types::fetch::Part>| -> Vec<u32> {
+        part.map(|p| p.0.as_ref().iter().map(|n| n.get()).collect())
+            .unwrap_or_default()
+    };
+    let names = |fields: &Vec1<imap_codec::imap_types::core::AString<'_>>| -> Vec<String> {
+        fields
+            .as_ref()
+            .iter()
+            .map(|f| String::from_utf8_lossy(f.as_ref()).into_owned())
+            .collect()
+    };
+    match section {
+        None => (Vec::new(), SectionKind::Full),
+        Some(Section::Part(part)) => (path(Some(part)), SectionKind::Full),
+        Some(Section::Header(part)) => (path(part.as_ref()), SectionKind::Header),
+        Some(Section::HeaderFields(part, fields)) => {
+            (path(part.as_ref()), SectionKind::HeaderFields(names(fields)))
+        }
+        Some(Section::HeaderFieldsNot(part, fields)) => {
+            (path(part.as_ref()), SectionKind::HeaderFieldsNot(names(fields)))
+        }
+        Some(Section::Text(part)) => (path(part.as_ref()), SectionKind::Text),
+        Some(Section::Mime(part)) => (path(Some(part)), SectionKind::Mime),
+    }
+}
+
+/// Bytes as an IMAP literal (message data may hold anything).
+fn literal(bytes: Vec<u8>) -> NString<'static> {
+    let literal = match Literal::try_from(bytes.clone()) {
+        Ok(literal) => literal,
+        Err(_) => Literal::unvalidated(bytes),
+    };
+    NString(Some(IString::Literal(literal)))
+}
+
+/// `<offset.length>` of a partial fetch (RFC 3501 §6.4.5).
+fn partial(bytes: Vec<u8>, range: Option<(u32, NonZeroU32)>) -> Vec<u8> {
+    match range {
+        None => bytes,
+        Some((offset, length)) => {
+            let start = (offset as usize).min(bytes.len());
+            let end = start.saturating_add(length.get() as usize).min(bytes.len());
+            bytes[start..end].to_vec()
+        }
+    }
+}
+
+/// FLAGS as imap-types flags (anything unparseable is left out).
+pub fn fetch_flags(flags: &[String]) -> Vec<FlagFetch<'static>> {
+    flags
+        .iter()
+        .filter_map(|flag| ImapFlag::try_from(flag.as_str()).ok())
+        .map(|flag| FlagFetch::Flag(flag.into_static()))
+        .collect()
+}
+
+/// INTERNALDATE with its zone.
+pub fn internal_date(meta: &MessageMeta) -> DateTime {
+    let zone = FixedOffset::east_opt(meta.internal_date_offset_minutes.saturating_mul(60))
+        .or_else(|| FixedOffset::east_opt(0));
+    let date = zone.and_then(|zone| zone.timestamp_opt(meta.internal_date, 0).single());
+    date.and_then(|d| DateTime::try_from(d).ok())
+        .unwrap_or_else(|| {
+            let epoch = chrono::DateTime::<chrono::Utc>::UNIX_EPOCH.fixed_offset();
+            DateTime::unvalidated(epoch)
+        })
+}
+
+impl<S: MailStore> Session<S> {
+    /// FETCH / UID FETCH.
+    pub(super) async fn fetch(
+        &mut self,
+        set: &SequenceSet,
+        items: MacroOrMessageDataItemNames<'_>,
+        uid: bool,
+        modifiers: &[FetchModifier],
+    ) -> Completion {
+        let Some(selected) = self.selected() else {
+            return Completion::bad("No mailbox selected");
+        };
+        let (name, read_only) = (selected.name.clone(), selected.read_only);
+        let targets = match selected.resolve(set, uid) {
+            Ok(targets) => targets,
+            Err(error) => return Completion::bad(error.to_string()),
+        };
+        let largest_uid = selected.messages.last().map_or(0, |s| s.meta.uid);
+        let mut items: Vec<MessageDataItemName<'_>> = match items {
+            MacroOrMessageDataItemNames::Macro(m) => {
+                m.expand().into_iter().map(IntoStatic::into_static).collect()
+            }
+            MacroOrMessageDataItemNames::MessageDataItemNames(items) => items,
+        };
+        if items
+            .iter()
+            .any(|i| matches!(i, MessageDataItemName::Binary { .. } | MessageDataItemName::BinarySize { .. }))
+        {
+            return Completion::bad("BINARY is not supported");
+        }
+
+        let mut changed_since = None;
+        let mut vanished = false;
+        for modifier in modifiers {
+            match modifier {
+                FetchModifier::ChangedSince(value) => changed_since = Some(value.get()),
+                FetchModifier::Vanished => vanished = true,
+            }
+        }
+        // RFC 7162 §3.2.6: VANISHED needs UID FETCH, QRESYNC and CHANGEDSINCE.
+        if vanished && (!uid || !self.qresync || changed_since.is_none()) {
+            return Completion::bad("VANISHED needs UID FETCH with CHANGEDSINCE after ENABLE QRESYNC");
+        }
+        if changed_since.is_some() || items.contains(&MessageDataItemName::ModSeq) {
+            self.condstore = true;
+        }
+        if changed_since.is_some() && !items.contains(&MessageDataItemName::ModSeq) {
+            items.push(MessageDataItemName::ModSeq);
+        }
+        if uid && !items.contains(&MessageDataItemName::Uid) {
+            // RFC 3501 §6.4.8: UID FETCH always returns UID.
+            items.insert(0, MessageDataItemName::Uid);
+        }
+
+        if let (true, Some(since)) = (vanished, changed_since) {
+            match self.store.changes_since(&name, since).await {
+                Ok(changes) => {
+                    let ranges = intervals(set, largest_uid);
+                    let gone: Vec<Uid> = changes
+                        .vanished
+                        .into_iter()
+                        .filter(|u| contains(&ranges, *u))
+                        .collect();
+                    if !gone.is_empty() {
+                        self.out
+                            .untagged(&format!("VANISHED (EARLIER) {}", sequence_set(&gone)));
+                    }
+                }
+                Err(error) => return error.into(),
+            }
+        }
+
+        let mut targets: Vec<(u32, Uid)> = targets;
+        if let Some(since) = changed_since {
+            targets.retain(|(_, uid)| {
+                self.selected()
+                    .and_then(|s| s.index_of(*uid).map(|i| s.messages[i].meta.modseq))
+                    .is_some_and(|modseq| modseq > since)
+            });
+        }
+
+        // Implicit \Seen (RFC 3501 §6.4.5), before rendering so FLAGS show it.
+        let mut flags_changed: Vec<Uid> = Vec::new();
+        if !read_only && items.iter().any(sets_seen) {
+            let unseen: Vec<Uid> = targets
+                .iter()
+                .filter(|(_, uid)| {
+                    self.selected()
+                        .and_then(|s| s.index_of(*uid).map(|i| &s.messages[i].meta))
+                        .is_some_and(|m| !m.flags.iter().any(|f| f == "\\Seen"))
+                })
+                .map(|(_, uid)| *uid)
+                .collect();
+            if !unseen.is_empty() {
+                match self
+                    .store
+                    .store_flags(&name, &unseen, FlagOp::Add, &["\\Seen".to_string()], None)
+                    .await
+                {
+                    Ok(result) => {
+                        for meta in &result.updated {
+                            if let Some(selected) = self.selected_mut() {
+                                selected.record(meta);
+                            }
+                            flags_changed.push(meta.uid);
+                        }
+                    }
+                    Err(error) => return error.into(),
+                }
+            }
+        }
+        let need = items.iter().map(item_need).max().unwrap_or(Need::Nothing);
+        let batch = if need == Need::Full { FULL_BATCH } else { HEADER_BATCH };
+        for chunk in targets.chunks(batch) {
+            let contents: HashMap<Uid, Arc<[u8]>> = if need == Need::Nothing {
+                HashMap::new()
+            } else {
+                let uids: Vec<Uid> = chunk.iter().map(|(_, uid)| *uid).collect();
+                let content = if need == Need::Full {
+                    Content::Full
+                } else {
+                    Content::Header
+                };
+                match self.store.fetch(&name, &uids, content).await {
+                    Ok(found) => found.into_iter().collect(),
+                    Err(error) => return error.into(),
+                }
+            };
+            for (seq, uid) in chunk {
+                let Some(meta) = self
+                    .selected()
+                    .and_then(|s| s.index_of(*uid).map(|i| s.messages[i].meta.clone()))
+                else {
+                    continue;
+                };
+                let message = contents.get(uid).map(|m| &m[..]);
+                if need != Need::Nothing && message.is_none() {
+                    // Expunged meanwhile (RFC 2180 §4.1.3): nothing to show.
+                    continue;
+                }
+                // Flags changed by this fetch are reported unasked
+                // (RFC 3501 §6.4.5).
+                let with_flags = flags_changed.contains(uid);
+                let rendered = self.render(&items, &meta, message.unwrap_or_default(), with_flags);
+                let (Some(seq), Ok(rendered)) = (NonZeroU32::new(*seq), Vec1::try_from(rendered))
+                else {
+                    continue;
+                };
+                self.out.data(Data::Fetch {
+                    seq,
+                    items: rendered,
+                });
+            }
+        }
+        Completion::ok(if uid { "UID FETCH completed" } else { "FETCH completed" })
+    }
+
+    /// The data items of one message, in the order asked.
+    fn render(
+        &self,
+        items: &[MessageDataItemName<'_>],
+        meta: &MessageMeta,
+        message: &[u8],
+        add_flags: bool,
+    ) -> Vec<MessageDataItem<'static>> {
+        let mut out = Vec::with_capacity(items.len() + 2);
+        let mut has_flags = false;
+        let mut has_modseq = false;
+        for item in items {
+            let rendered = match item {
+                MessageDataItemName::Flags => {
+                    has_flags = true;
+                    MessageDataItem::Flags(fetch_flags(&meta.flags))
+                }
+                MessageDataItemName::Uid => match NonZeroU32::new(meta.uid) {
+                    Some(uid) => MessageDataItem::Uid(uid),
+                    None => continue,
+                },
+                MessageDataItemName::Rfc822Size => MessageDataItem::Rfc822Size(meta.size),
+                MessageDataItemName::InternalDate => {
+                    MessageDataItem::InternalDate(internal_date(meta))
+                }
+                MessageDataItemName::ModSeq => match NonZeroU64::new(meta.modseq) {
+                    Some(modseq) => {
+                        has_modseq = true;
+                        MessageDataItem::ModSeq(modseq)
+                    }
+                    None => continue,
+                },
+                MessageDataItemName::Envelope => MessageDataItem::Envelope(mime::envelope(message)),
+                MessageDataItemName::Body => MessageDataItem::Body(mime::body_structure(message, false)),
+                MessageDataItemName::BodyStructure => {
+                    MessageDataItem::BodyStructure(mime::body_structure(message, true))
+                }
+                MessageDataItemName::Rfc822 => MessageDataItem::Rfc822(literal(message.to_vec())),
+                MessageDataItemName::Rfc822Header => {
+                    let header = mime::section(message, &[], &SectionKind::Header).unwrap_or_default();
+                    MessageDataItem::Rfc822Header(literal(header))
+                }
+                MessageDataItemName::Rfc822Text => {
+                    let text = mime::section(message, &[], &SectionKind::Text).unwrap_or_default();
+                    MessageDataItem::Rfc822Text(literal(text))
+                }
+                MessageDataItemName::BodyExt {
+                    section,
+                    partial: range,
+                    ..
+                } => {
+                    let (part, kind) = section_request(section.as_ref());
+                    let data = match mime::section(message, &part, &kind) {
+                        Some(bytes) => literal(partial(bytes, *range)),
+                        None => NString(None),
+                    };
+                    MessageDataItem::BodyExt {
+                        section: section.clone().map(IntoStatic::into_static),
+                        origin: range.map(|(offset, _)| offset),
+                        data,
+                    }
+                }
+                MessageDataItemName::Binary { .. } | MessageDataItemName::BinarySize { .. } => {
+                    continue;
+                }
+            };
+            out.push(rendered);
+        }
+        if add_flags && !has_flags {
+            out.push(MessageDataItem::Flags(fetch_flags(&meta.flags)));
+            has_flags = true;
+        }
+        // RFC 7162 §3.1.4.1: with CONDSTORE on, FLAGS travel with MODSEQ.
+        if self.condstore && has_flags && !has_modseq {
+            if let Some(modseq) = NonZeroU64::new(meta.modseq) {
+                out.push(MessageDataItem::ModSeq(modseq));
+            }
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn partial_ranges() {
+        let data = b"0123456789".to_vec();
+        let two = NonZeroU32::new(2).expect("nonzero");
+        assert_eq!(partial(data.clone(), Some((3, two))), b"34");
+        assert_eq!(partial(data.clone(), Some((9, two))), b"9");
+        assert_eq!(partial(data.clone(), Some((20, two))), b"");
+        assert_eq!(partial(data, None), b"0123456789");
+    }
+
+    #[test]
+    fn header_only_items() {
+        assert_eq!(item_need(&MessageDataItemName::Envelope), Need::Header);
+        assert_eq!(item_need(&MessageDataItemName::Flags), Need::Nothing);
+        assert_eq!(item_need(&MessageDataItemName::BodyStructure), Need::Full);
+        assert_eq!(section_need(Some(&Section::Header(None))), Need::Header);
+        assert_eq!(section_need(Some(&Section::Text(None))), Need::Full);
+        assert_eq!(section_need(None), Need::Full);
+    }
+
+    #[test]
+    fn internal_date_keeps_zone() {
+        let meta = MessageMeta {
+            uid: 1,
+            modseq: 1,
+            flags: vec![],
+            size: 0,
+            internal_date: 0,
+            internal_date_offset_minutes: 120,
+        };
+        let date = internal_date(&meta);
+        assert_eq!(date.as_ref().offset().local_minus_utc(), 7200);
+    }
+
+    #[test]
+    fn flags_convert() {
+        let flags = fetch_flags(&["\\Seen".into(), "$Forwarded".into(), "bad flag".into()]);
+        assert_eq!(flags.len(), 2);
+    }
+}

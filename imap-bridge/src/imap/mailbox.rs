@@ -1,0 +1,410 @@
+//! Mailbox commands: SELECT/EXAMINE (with CONDSTORE and QRESYNC, RFC 7162),
+//! CLOSE, UNSELECT (RFC 3691), CREATE, DELETE, RENAME, SUBSCRIBE,
+//! UNSUBSCRIBE and STATUS (RFC 3501 §6.3), and the translation between wire
+//! mailbox names (modified UTF-7) and the store's UTF-8 names.
+
+use std::collections::BTreeSet;
+
+use imap_codec::imap_types::command::SelectParameter;
+use imap_codec::imap_types::mailbox::Mailbox;
+use imap_codec::imap_types::sequence::SequenceSet;
+use imap_codec::imap_types::status::StatusDataItemName;
+
+use super::response::{Completion, sequence_set, string};
+use super::selected::{Selected, contains, flags_fetch, intervals};
+use super::session::{Session, State};
+use super::utf7;
+use crate::backend::{MailStore, MailboxInfo, MailboxSnapshot, StoreError, Uid};
+
+/// The store name of a wire mailbox name. `INBOX` in any case is INBOX;
+/// other names are modified UTF-7 (RFC 3501 §5.1.3), or raw UTF-8 from
+/// clients that send it anyway.
+pub fn store_name(mailbox: &Mailbox<'_>) -> Result<String, Completion> {
+    let raw = match mailbox {
+        Mailbox::Inbox => return Ok("INBOX".to_string()),
+        Mailbox::Other(other) => other.as_ref(),
+    };
+    let Ok(text) = std::str::from_utf8(raw) else {
+        return Err(Completion::bad("Mailbox name is not valid UTF-8"));
+    };
+    let name = if text.is_ascii() {
+        utf7::decode(text).ok_or_else(|| Completion::bad("Invalid modified UTF-7 mailbox name"))?
+    } else {
+        text.to_string()
+    };
+    if name.eq_ignore_ascii_case("INBOX") {
+        return Ok("INBOX".to_string());
+    }
+    if name.is_empty() || name.contains(['\r', '\n', '\0']) {
+        return Err(Completion::no_code("CANNOT", "Invalid mailbox name"));
+    }
+    Ok(name)
+}
+
+/// A store name as an IMAP astring for responses (modified UTF-7, quoted).
+pub fn wire_name(name: &str) -> String {
+    if name == "INBOX" {
+        "INBOX".to_string()
+    } else {
+        string(&utf7::encode(name))
+    }
+}
+
+/// The flags every mailbox offers (RFC 3501 §2.3.2), plus common keywords
+/// clients expect to be able to set.
+const SYSTEM_FLAGS: [&str; 5] = ["\\Answered", "\\Flagged", "\\Deleted", "\\Seen", "\\Draft"];
+
+/// Untagged `STATUS` data for one mailbox (RFC 3501 §7.2.4).
+pub fn status_line(
+    info: &MailboxInfo,
+    items: &[StatusDataItemName],
+    deleted: Option<u32>,
+) -> String {
+    let mut parts = Vec::new();
+    for item in items {
+        let part = match item {
+            StatusDataItemName::Messages => format!("MESSAGES {}", info.messages),
+            StatusDataItemName::Recent => "RECENT 0".to_string(),
+            StatusDataItemName::UidNext => format!("UIDNEXT {}", info.uid_next),
+            StatusDataItemName::UidValidity => format!("UIDVALIDITY {}", info.uid_validity),
+            StatusDataItemName::Unseen => format!("UNSEEN {}", info.unseen),
+            StatusDataItemName::Deleted => format!("DELETED {}", deleted.unwrap_or(0)),
+            StatusDataItemName::DeletedStorage => "DELETED-STORAGE 0".to_string(),
+            StatusDataItemName::Size => format!("SIZE {}", info.size),
+            StatusDataItemName::HighestModSeq => {
+                format!("HIGHESTMODSEQ {}", info.highest_modseq)
+            }
+        };
+        parts.push(part);
+    }
+    format!("STATUS {} ({})", wire_name(&info.name), parts.join(" "))
+}
+
+impl<S: MailStore> Session<S> {
+    /// SELECT and EXAMINE (RFC 3501 §6.3.1-2, RFC 7162 §3.1.8, §3.2.5).
+    pub(super) async fn select(
+        &mut self,
+        mailbox: &Mailbox<'_>,
+        parameters: Vec<SelectParameter>,
+        read_only: bool,
+    ) -> Completion {
+        let name = match store_name(mailbox) {
+            Ok(name) => name,
+            Err(completion) => return completion,
+        };
+        let mut qresync = None;
+        for parameter in parameters {
+            match parameter {
+                SelectParameter::CondStore => self.condstore = true,
+                SelectParameter::QResync {
+                    uid_validity,
+                    mod_sequence_value,
+                    known_uids,
+                    ..
+                } => {
+                    // RFC 7162 §3.2.5: only after ENABLE QRESYNC.
+                    if !self.qresync {
+                        return Completion::bad("QRESYNC is not enabled");
+                    }
+                    qresync = Some((uid_validity.get(), mod_sequence_value.get(), known_uids));
+                }
+            }
+        }
+        // Selecting closes the previous mailbox, without expunge
+        // (RFC 3501 §6.3.1); RFC 7162 §3.2.11 marks the boundary.
+        if matches!(self.state, State::Selected(_)) {
+            self.state = State::Authenticated;
+            self.out.untagged("OK [CLOSED] Previous mailbox closed");
+        }
+        let snapshot = match self.store.snapshot(&name).await {
+            Ok(snapshot) => snapshot,
+            Err(error) => return error.into(),
+        };
+        self.write_select_data(&snapshot, read_only);
+        if let Some((uid_validity, since, known)) = qresync {
+            if uid_validity == snapshot.info.uid_validity {
+                if let Err(error) = self.qresync_catch_up(&snapshot, since, known.as_ref()).await {
+                    return error.into();
+                }
+            }
+        }
+        self.state = State::Selected(Box::new(Selected::new(snapshot, read_only)));
+        if read_only {
+            Completion::ok_code("READ-ONLY", "EXAMINE completed")
+        } else {
+            Completion::ok_code("READ-WRITE", "SELECT completed")
+        }
+    }
+
+    fn write_select_data(&mut self, snapshot: &MailboxSnapshot, read_only: bool) {
+        let mut keywords: BTreeSet<&str> = BTreeSet::new();
+        for message in &snapshot.messages {
+            for flag in &message.flags {
+                if !flag.starts_with('\\') {
+                    keywords.insert(flag);
+                }
+            }
+        }
+        let mut flags: Vec<&str> = SYSTEM_FLAGS.to_vec();
+        flags.extend(keywords);
+        self.out.untagged(&format!("FLAGS ({})", flags.join(" ")));
+        if read_only {
+            self.out
+                .untagged("OK [PERMANENTFLAGS ()] Read-only mailbox");
+        } else {
+            self.out.untagged(&format!(
+                "OK [PERMANENTFLAGS ({} \\*)] Flags permitted",
+                flags.join(" ")
+            ));
+        }
+        self.out
+            .untagged(&format!("{} EXISTS", snapshot.messages.len()));
+        self.out.untagged("0 RECENT");
+        if let Some(index) = snapshot
+            .messages
+            .iter()
+            .position(|m| !m.flags.iter().any(|f| f == "\\Seen"))
+        {
+            self.out.untagged(&format!(
+                "OK [UNSEEN {}] First unseen message",
+                index + 1
+            ));
+        }
+        let info = &snapshot.info;
+        self.out
+            .untagged(&format!("OK [UIDVALIDITY {}] UIDs valid", info.uid_validity));
+        self.out
+            .untagged(&format!("OK [UIDNEXT {}] Predicted next UID", info.uid_next));
+        self.out.untagged(&format!(
+            "OK [HIGHESTMODSEQ {}] Highest",
+            info.highest_modseq.max(1)
+        ));
+    }
+
+    /// QRESYNC resynchronisation after SELECT (RFC 7162 §3.2.5.1):
+    /// `VANISHED (EARLIER)` for expunged known UIDs, then FETCH for every
+    /// message changed since the client's MODSEQ.
+    async fn qresync_catch_up(
+        &mut self,
+        snapshot: &MailboxSnapshot,
+        since: u64,
+        known: Option<&SequenceSet>,
+    ) -> Result<(), StoreError> {
+        let changes = self.store.changes_since(&snapshot.info.name, since).await?;
+        let largest = snapshot.info.uid_next.saturating_sub(1);
+        let known = known.map(|set| intervals(set, largest));
+        let present: BTreeSet<Uid> = snapshot.messages.iter().map(|m| m.uid).collect();
+        let vanished: Vec<Uid> = changes
+            .vanished
+            .iter()
+            .copied()
+            .filter(|uid| *uid < snapshot.info.uid_next && !present.contains(uid))
+            .filter(|uid| known.as_ref().is_none_or(|k| contains(k, *uid)))
+            .collect();
+        if !vanished.is_empty() {
+            self.out
+                .untagged(&format!("VANISHED (EARLIER) {}", sequence_set(&vanished)));
+        }
+        for (index, meta) in snapshot.messages.iter().enumerate() {
+            if meta.modseq > since {
+                let seq = u32::try_from(index + 1).unwrap_or(u32::MAX);
+                self.out.untagged(&flags_fetch(seq, meta, true, true));
+            }
+        }
+        Ok(())
+    }
+
+    /// CLOSE (expunges silently, RFC 3501 §6.4.2) or UNSELECT (RFC 3691).
+    pub(super) async fn close(&mut self, expunge: bool) -> Completion {
+        let Some(selected) = self.selected() else {
+            return Completion::bad("No mailbox selected");
+        };
+        let (name, read_only) = (selected.name.clone(), selected.read_only);
+        self.state = State::Authenticated;
+        if expunge && !read_only {
+            if let Err(error) = self.store.expunge(&name, None).await {
+                return error.into();
+            }
+        }
+        if expunge {
+            Completion::ok("CLOSE completed")
+        } else {
+            Completion::ok("UNSELECT completed")
+        }
+    }
+
+    /// CREATE (RFC 3501 §6.3.3).
+    pub(super) async fn create(&mut self, mailbox: &Mailbox<'_>) -> Completion {
+        let name = match store_name(mailbox) {
+            Ok(name) => name,
+            Err(completion) => return completion,
+        };
+        // A trailing delimiter only declares intent to create children.
+        let name = name.trim_end_matches('/').to_string();
+        if name.is_empty() || name.split('/').any(str::is_empty) {
+            return Completion::no_code("CANNOT", "Invalid mailbox name");
+        }
+        if name.eq_ignore_ascii_case("INBOX") {
+            return Completion::no_code("ALREADYEXISTS", "INBOX always exists");
+        }
+        match self.store.create_mailbox(&name).await {
+            Ok(()) => Completion::ok("CREATE completed"),
+            Err(error) => error.into(),
+        }
+    }
+
+    /// DELETE (RFC 3501 §6.3.4).
+    pub(super) async fn delete(&mut self, mailbox: &Mailbox<'_>) -> Completion {
+        let name = match store_name(mailbox) {
+            Ok(name) => name,
+            Err(completion) => return completion,
+        };
+        if name == "INBOX" {
+            return Completion::no_code("CANNOT", "INBOX cannot be deleted");
+        }
+        if self.selected().is_some_and(|s| s.name == name) {
+            self.state = State::Authenticated;
+            self.out.untagged("OK [CLOSED] Mailbox closed");
+        }
+        match self.store.delete_mailbox(&name).await {
+            Ok(()) => Completion::ok("DELETE completed"),
+            Err(error) => error.into(),
+        }
+    }
+
+    /// RENAME (RFC 3501 §6.3.5). A selected mailbox keeps being selected
+    /// under its new name (its UIDVALIDITY moves with it).
+    pub(super) async fn rename(&mut self, from: &Mailbox<'_>, to: &Mailbox<'_>) -> Completion {
+        let (from, to) = match (store_name(from), store_name(to)) {
+            (Ok(from), Ok(to)) => (from, to.trim_end_matches('/').to_string()),
+            (Err(completion), _) | (_, Err(completion)) => return completion,
+        };
+        if to == "INBOX" {
+            return Completion::no_code("ALREADYEXISTS", "INBOX always exists");
+        }
+        if let Err(error) = self.store.rename_mailbox(&from, &to).await {
+            return error.into();
+        }
+        if from != "INBOX" {
+            let prefix = format!("{from}/");
+            if let Some(selected) = self.selected_mut() {
+                if selected.name == from {
+                    selected.name = to.clone();
+                } else if let Some(rest) = selected.name.strip_prefix(&prefix) {
+                    selected.name = format!("{to}/{rest}");
+                }
+            }
+        }
+        Completion::ok("RENAME completed")
+    }
+
+    /// SUBSCRIBE / UNSUBSCRIBE (RFC 3501 §6.3.6-7).
+    pub(super) async fn subscribe(&mut self, mailbox: &Mailbox<'_>, on: bool) -> Completion {
+        let name = match store_name(mailbox) {
+            Ok(name) => name,
+            Err(completion) => return completion,
+        };
+        match self.store.set_subscribed(&name, on).await {
+            Ok(()) if on => Completion::ok("SUBSCRIBE completed"),
+            Ok(()) => Completion::ok("UNSUBSCRIBE completed"),
+            Err(error) => error.into(),
+        }
+    }
+
+    /// STATUS (RFC 3501 §6.3.10; HIGHESTMODSEQ RFC 7162 §3.1.6).
+    pub(super) async fn status(
+        &mut self,
+        mailbox: &Mailbox<'_>,
+        items: &[StatusDataItemName],
+    ) -> Completion {
+        let name = match store_name(mailbox) {
+            Ok(name) => name,
+            Err(completion) => return completion,
+        };
+        if items.contains(&StatusDataItemName::HighestModSeq) {
+            self.condstore = true;
+        }
+        match self.status_of(&name, items).await {
+            Ok(line) => {
+                self.out.untagged(&line);
+                Completion::ok("STATUS completed")
+            }
+            Err(error) => error.into(),
+        }
+    }
+
+    /// The STATUS line of one mailbox.
+    pub(super) async fn status_of(
+        &self,
+        name: &str,
+        items: &[StatusDataItemName],
+    ) -> Result<String, StoreError> {
+        if items.contains(&StatusDataItemName::Deleted) {
+            let snapshot = self.store.snapshot(name).await?;
+            let deleted = snapshot
+                .messages
+                .iter()
+                .filter(|m| m.flags.iter().any(|f| f == "\\Deleted"))
+                .count();
+            let deleted = u32::try_from(deleted).unwrap_or(u32::MAX);
+            return Ok(status_line(&snapshot.info, items, Some(deleted)));
+        }
+        let mailboxes = self.store.list_mailboxes().await?;
+        let info = mailboxes
+            .iter()
+            .find(|info| info.name == name)
+            .ok_or_else(|| StoreError::NoSuchMailbox(name.to_string()))?;
+        Ok(status_line(info, items, None))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_from_the_wire() {
+        let inbox = Mailbox::try_from("inbox").expect("mailbox");
+        assert_eq!(store_name(&inbox), Ok("INBOX".to_string()));
+        let utf7 = Mailbox::try_from("Entw&APw-rfe").expect("mailbox");
+        assert_eq!(store_name(&utf7), Ok("Entwürfe".to_string()));
+        let bad = Mailbox::try_from("a&ZeVnLIqe").expect("mailbox");
+        assert!(store_name(&bad).is_err());
+    }
+
+    #[test]
+    fn names_to_the_wire() {
+        assert_eq!(wire_name("INBOX"), "INBOX");
+        assert_eq!(wire_name("Entwürfe"), "\"Entw&APw-rfe\"");
+        assert_eq!(wire_name("a \"b\""), "\"a \\\"b\\\"\"");
+    }
+
+    #[test]
+    fn status_items() {
+        let info = MailboxInfo {
+            name: "Sent".into(),
+            special_use: None,
+            subscribed: true,
+            uid_validity: 4,
+            uid_next: 9,
+            highest_modseq: 30,
+            messages: 8,
+            unseen: 2,
+            size: 1000,
+        };
+        let line = status_line(
+            &info,
+            &[
+                StatusDataItemName::Messages,
+                StatusDataItemName::UidNext,
+                StatusDataItemName::Unseen,
+                StatusDataItemName::HighestModSeq,
+            ],
+            None,
+        );
+        assert_eq!(
+            line,
+            "STATUS \"Sent\" (MESSAGES 8 UIDNEXT 9 UNSEEN 2 HIGHESTMODSEQ 30)"
+        );
+    }
+}
