@@ -268,7 +268,10 @@ impl MemoryStore {
             let target = inner.mailbox_mut(to)?;
             let mut mapping = Vec::with_capacity(picked.len());
             for message in &picked {
-                let date = (message.meta.internal_date, message.meta.internal_date_offset_minutes);
+                let date = (
+                    message.meta.internal_date,
+                    message.meta.internal_date_offset_minutes,
+                );
                 let new_uid =
                     target.insert(message.meta.flags.clone(), date, message.content.clone());
                 mapping.push((message.meta.uid, new_uid));
@@ -301,16 +304,16 @@ impl MailStore for MemoryStore {
         Ok(inner
             .mailboxes
             .iter()
-            .map(|(name, mailbox)| {
-                Self::info(name, mailbox, inner.subscriptions.contains(name))
-            })
+            .map(|(name, mailbox)| Self::info(name, mailbox, inner.subscriptions.contains(name)))
             .collect())
     }
 
     async fn create_mailbox(&self, name: &str) -> StoreResultT<()> {
         let name = canonical(name.trim_end_matches('/'));
         if name.is_empty() || name.split('/').any(str::is_empty) {
-            return Err(StoreError::Cannot(format!("invalid mailbox name: {name:?}")));
+            return Err(StoreError::Cannot(format!(
+                "invalid mailbox name: {name:?}"
+            )));
         }
         let mut inner = self.lock()?;
         if inner.mailboxes.contains_key(&name) {
@@ -322,7 +325,9 @@ impl MailStore for MemoryStore {
             let path = canonical(&parts[..end].join("/"));
             if !inner.mailboxes.contains_key(&path) {
                 let uid_validity = inner.new_uid_validity();
-                inner.mailboxes.insert(path, Mailbox::new(uid_validity, None));
+                inner
+                    .mailboxes
+                    .insert(path, Mailbox::new(uid_validity, None));
             }
         }
         Ok(())
@@ -357,7 +362,9 @@ impl MailStore for MemoryStore {
                 return Err(StoreError::AlreadyExists(to));
             }
             if to.starts_with(&format!("{from}/")) {
-                return Err(StoreError::Cannot("cannot rename a mailbox into itself".into()));
+                return Err(StoreError::Cannot(
+                    "cannot rename a mailbox into itself".into(),
+                ));
             }
             if from == "INBOX" {
                 // RFC 3501 §6.3.5: INBOX's messages move, INBOX stays, empty.
@@ -388,7 +395,9 @@ impl MailStore for MemoryStore {
                 let path = canonical(&parts[..end].join("/"));
                 if !inner.mailboxes.contains_key(&path) {
                     let uid_validity = inner.new_uid_validity();
-                    inner.mailboxes.insert(path, Mailbox::new(uid_validity, None));
+                    inner
+                        .mailboxes
+                        .insert(path, Mailbox::new(uid_validity, None));
                 }
             }
         }
@@ -492,7 +501,9 @@ impl MailStore for MemoryStore {
                 }
                 let new_flags = match op {
                     FlagOp::Replace => flags.clone(),
-                    FlagOp::Add => normalize_flags(&[current.flags.clone(), flags.clone()].concat()),
+                    FlagOp::Add => {
+                        normalize_flags(&[current.flags.clone(), flags.clone()].concat())
+                    }
                     FlagOp::Remove => current
                         .flags
                         .iter()
@@ -600,7 +611,12 @@ mod tests {
         let store = MemoryStore::new();
         let mut watch = store.watch();
         let appended = store
-            .append("inbox", &["\\SEEN".into()], Some((1_000, 60)), MESSAGE.to_vec())
+            .append(
+                "inbox",
+                &["\\SEEN".into()],
+                Some((1_000, 60)),
+                MESSAGE.to_vec(),
+            )
             .await
             .expect("append");
         assert_eq!(appended.mapping, vec![(0, 1)]);
@@ -612,7 +628,13 @@ mod tests {
         let since = snapshot.info.highest_modseq;
 
         let result = store
-            .store_flags("INBOX", &[1], FlagOp::Add, &["\\Deleted".into()], Some(since))
+            .store_flags(
+                "INBOX",
+                &[1],
+                FlagOp::Add,
+                &["\\Deleted".into()],
+                Some(since),
+            )
             .await
             .expect("store");
         assert_eq!(result.updated[0].flags, vec!["\\Deleted", "\\Seen"]);
@@ -626,7 +648,10 @@ mod tests {
         assert_eq!(changes.changed.len(), 1);
         assert!(changes.highest_modseq > since);
 
-        assert_eq!(store.expunge("INBOX", None).await.expect("expunge"), vec![1]);
+        assert_eq!(
+            store.expunge("INBOX", None).await.expect("expunge"),
+            vec![1]
+        );
         let changes = store.changes_since("INBOX", since).await.expect("changes");
         assert_eq!(changes.vanished, vec![1]);
         assert!(changes.changed.is_empty());
@@ -636,9 +661,15 @@ mod tests {
     async fn fetch_header_only() {
         let store = MemoryStore::new();
         let uid = store.deliver("INBOX", MESSAGE).expect("deliver");
-        let header = store.fetch("INBOX", &[uid, 99], Content::Header).await.expect("fetch");
+        let header = store
+            .fetch("INBOX", &[uid, 99], Content::Header)
+            .await
+            .expect("fetch");
         assert_eq!(header.len(), 1);
-        assert_eq!(&header[0].1[..], b"Subject: hi\r\nFrom: a@example.org\r\n\r\n");
+        assert_eq!(
+            &header[0].1[..],
+            b"Subject: hi\r\nFrom: a@example.org\r\n\r\n"
+        );
     }
 
     #[tokio::test]
@@ -649,7 +680,10 @@ mod tests {
             .store_flags("INBOX", &[uid], FlagOp::Add, &["$Label1".into()], None)
             .await
             .expect("flag");
-        let moved = store.move_messages("INBOX", &[uid], "Trash").await.expect("move");
+        let moved = store
+            .move_messages("INBOX", &[uid], "Trash")
+            .await
+            .expect("move");
         assert_eq!(moved.mapping, vec![(uid, 1)]);
         let trash = store.snapshot("Trash").await.expect("trash");
         assert_eq!(trash.messages[0].flags, vec!["$Label1".to_string()]);
@@ -665,12 +699,20 @@ mod tests {
             Err(StoreError::AlreadyExists("Trash".into()))
         );
         store.create_mailbox("a/b").await.expect("create");
-        let names: Vec<String> =
-            store.list_mailboxes().await.expect("list").into_iter().map(|b| b.name).collect();
+        let names: Vec<String> = store
+            .list_mailboxes()
+            .await
+            .expect("list")
+            .into_iter()
+            .map(|b| b.name)
+            .collect();
         assert!(names.contains(&"a".to_string()) && names.contains(&"a/b".to_string()));
         let old = store.snapshot("a/b").await.expect("a/b").info.uid_validity;
         store.rename_mailbox("a", "c").await.expect("rename");
-        assert_eq!(store.snapshot("c/b").await.expect("c/b").info.uid_validity, old);
+        assert_eq!(
+            store.snapshot("c/b").await.expect("c/b").info.uid_validity,
+            old
+        );
         store.delete_mailbox("c/b").await.expect("delete");
         store.create_mailbox("c/b").await.expect("re-create");
         assert!(store.snapshot("c/b").await.expect("c/b").info.uid_validity > old);
@@ -686,6 +728,13 @@ mod tests {
         store.deliver("INBOX", MESSAGE).expect("deliver");
         store.rename_mailbox("INBOX", "Old").await.expect("rename");
         assert_eq!(store.snapshot("Old").await.expect("Old").messages.len(), 1);
-        assert!(store.snapshot("INBOX").await.expect("INBOX").messages.is_empty());
+        assert!(
+            store
+                .snapshot("INBOX")
+                .await
+                .expect("INBOX")
+                .messages
+                .is_empty()
+        );
     }
 }

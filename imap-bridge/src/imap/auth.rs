@@ -73,7 +73,9 @@ impl<S: MailStore> Session<S> {
     ) -> (Option<Completion>, Next) {
         if *mechanism != AuthMechanism::Plain {
             return (
-                Some(Completion::no("Unsupported authentication mechanism, use PLAIN")),
+                Some(Completion::no(
+                    "Unsupported authentication mechanism, use PLAIN",
+                )),
                 Next::Command,
             );
         }
@@ -99,11 +101,11 @@ impl<S: MailStore> Session<S> {
     /// The client's line after our `+` in AUTHENTICATE.
     pub fn authenticate_continue(&mut self, tag: &str, line: &[u8]) -> Next {
         let (completion, next) = match AuthenticateDataCodec::default().decode(line) {
-            Ok((rest, AuthenticateData::Continue(data))) if rest.is_empty() => {
+            Ok((&[], AuthenticateData::Continue(data))) => {
                 let completion = self.check_plain(data.declassify());
                 self.after_auth_attempt(tag, completion)
             }
-            Ok((rest, AuthenticateData::Cancel)) if rest.is_empty() => (
+            Ok((&[], AuthenticateData::Cancel)) => (
                 Some(Completion::bad("AUTHENTICATE cancelled")),
                 Next::Command,
             ),
@@ -127,7 +129,10 @@ impl<S: MailStore> Session<S> {
             );
         }
         if self.tls {
-            return (Some(Completion::bad("TLS is already active")), Next::Command);
+            return (
+                Some(Completion::bad("TLS is already active")),
+                Next::Command,
+            );
         }
         (
             Some(Completion::ok("Begin TLS negotiation now")),

@@ -15,6 +15,7 @@ use tokio_rustls::TlsAcceptor;
 use tokio_rustls::server::TlsStream;
 
 use super::fragment::{Event, Framer};
+use super::response::Sink;
 
 /// Bytes read from the socket at a time.
 const READ_CHUNK: usize = 16 * 1024;
@@ -50,7 +51,10 @@ pub struct Connection {
 }
 
 fn gone() -> io::Error {
-    io::Error::new(io::ErrorKind::NotConnected, "connection lost during TLS set-up")
+    io::Error::new(
+        io::ErrorKind::NotConnected,
+        "connection lost during TLS set-up",
+    )
 }
 
 impl Connection {
@@ -69,14 +73,9 @@ impl Connection {
         &mut self.framer
     }
 
-    /// Whether TLS is active.
-    pub fn is_tls(&self) -> bool {
-        matches!(self.transport, Transport::Tls(_))
-    }
-
-    /// Whether COMPRESS=DEFLATE is active.
-    pub fn is_compressed(&self) -> bool {
-        self.deflate.is_some()
+    /// Whether the client left an unfinished command behind.
+    pub fn has_partial_command(&self) -> bool {
+        !self.framer.is_idle()
     }
 
     /// The next framed event; `Ok(None)` when the client closed the
@@ -164,11 +163,16 @@ impl Connection {
     pub async fn start_tls(&mut self, config: Arc<rustls::ServerConfig>) -> io::Result<()> {
         let dropped = self.framer.take_unframed();
         if !dropped.is_empty() {
-            tracing::debug!(bytes = dropped.len(), "discarding plaintext sent after STARTTLS");
+            tracing::debug!(
+                bytes = dropped.len(),
+                "discarding plaintext sent after STARTTLS"
+            );
         }
         let Transport::Plain(stream) = std::mem::replace(&mut self.transport, Transport::Gone)
         else {
-            return Err(io::Error::other("STARTTLS on a connection that is not plain"));
+            return Err(io::Error::other(
+                "STARTTLS on a connection that is not plain",
+            ));
         };
         let tls = TlsAcceptor::from(config).accept(stream).await?;
         self.transport = Transport::Tls(Box::new(tls));
@@ -194,6 +198,12 @@ impl Connection {
             Transport::Tls(stream) => stream.shutdown().await,
             Transport::Gone => Ok(()),
         };
+    }
+}
+
+impl Sink for Connection {
+    async fn send(&mut self, bytes: Vec<u8>) -> io::Result<()> {
+        Connection::send(self, &bytes).await
     }
 }
 

@@ -23,7 +23,7 @@ use imap_codec::imap_types::flag::{Flag as ImapFlag, FlagFetch};
 use imap_codec::imap_types::response::Data;
 use imap_codec::imap_types::sequence::SequenceSet;
 
-use super::response::{Completion, sequence_set};
+use super::response::{Completion, Sink, sequence_set};
 use super::selected::{contains, intervals};
 use super::session::Session;
 use crate::backend::{Content, FlagOp, MailStore, MessageMeta, Uid};
@@ -32,6 +32,8 @@ use crate::mime::{self, SectionKind};
 /// Messages whose content is fetched from the store per call.
 const FULL_BATCH: usize = 16;
 const HEADER_BATCH: usize = 200;
+/// Output size at which a FETCH sends what it has so far.
+const FLUSH_AT: usize = 1024 * 1024;
 
 /// How much of a message the requested items need.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -96,12 +98,14 @@ pub fn section_request(section: Option<&Section<'_>>) -> (Vec<u32>, SectionKind)
         None => (Vec::new(), SectionKind::Full),
         Some(Section::Part(part)) => (path(Some(part)), SectionKind::Full),
         Some(Section::Header(part)) => (path(part.as_ref()), SectionKind::Header),
-        Some(Section::HeaderFields(part, fields)) => {
-            (path(part.as_ref()), SectionKind::HeaderFields(names(fields)))
-        }
-        Some(Section::HeaderFieldsNot(part, fields)) => {
-            (path(part.as_ref()), SectionKind::HeaderFieldsNot(names(fields)))
-        }
+        Some(Section::HeaderFields(part, fields)) => (
+            path(part.as_ref()),
+            SectionKind::HeaderFields(names(fields)),
+        ),
+        Some(Section::HeaderFieldsNot(part, fields)) => (
+            path(part.as_ref()),
+            SectionKind::HeaderFieldsNot(names(fields)),
+        ),
         Some(Section::Text(part)) => (path(part.as_ref()), SectionKind::Text),
         Some(Section::Mime(part)) => (path(Some(part)), SectionKind::Mime),
     }
@@ -157,6 +161,7 @@ impl<S: MailStore> Session<S> {
         items: MacroOrMessageDataItemNames<'_>,
         uid: bool,
         modifiers: &[FetchModifier],
+        sink: &mut impl Sink,
     ) -> Completion {
         let Some(selected) = self.selected() else {
             return Completion::bad("No mailbox selected");
@@ -166,17 +171,23 @@ impl<S: MailStore> Session<S> {
             Ok(targets) => targets,
             Err(error) => return Completion::bad(error.to_string()),
         };
-        let largest_uid = selected.messages.last().map_or(0, |s| s.meta.uid);
+        // For VANISHED (EARLIER), `*` reaches every UID ever assigned, not
+        // only those still in the view.
+        let largest_uid = selected.uid_next.saturating_sub(1);
         let mut items: Vec<MessageDataItemName<'_>> = match items {
-            MacroOrMessageDataItemNames::Macro(m) => {
-                m.expand().into_iter().map(IntoStatic::into_static).collect()
-            }
+            MacroOrMessageDataItemNames::Macro(m) => m
+                .expand()
+                .into_iter()
+                .map(IntoStatic::into_static)
+                .collect(),
             MacroOrMessageDataItemNames::MessageDataItemNames(items) => items,
         };
-        if items
-            .iter()
-            .any(|i| matches!(i, MessageDataItemName::Binary { .. } | MessageDataItemName::BinarySize { .. }))
-        {
+        if items.iter().any(|i| {
+            matches!(
+                i,
+                MessageDataItemName::Binary { .. } | MessageDataItemName::BinarySize { .. }
+            )
+        }) {
             return Completion::bad("BINARY is not supported");
         }
 
@@ -190,7 +201,9 @@ impl<S: MailStore> Session<S> {
         }
         // RFC 7162 §3.2.6: VANISHED needs UID FETCH, QRESYNC and CHANGEDSINCE.
         if vanished && (!uid || !self.qresync || changed_since.is_none()) {
-            return Completion::bad("VANISHED needs UID FETCH with CHANGEDSINCE after ENABLE QRESYNC");
+            return Completion::bad(
+                "VANISHED needs UID FETCH with CHANGEDSINCE after ENABLE QRESYNC",
+            );
         }
         if changed_since.is_some() || items.contains(&MessageDataItemName::ModSeq) {
             self.condstore = true;
@@ -261,7 +274,11 @@ impl<S: MailStore> Session<S> {
             }
         }
         let need = items.iter().map(item_need).max().unwrap_or(Need::Nothing);
-        let batch = if need == Need::Full { FULL_BATCH } else { HEADER_BATCH };
+        let batch = if need == Need::Full {
+            FULL_BATCH
+        } else {
+            HEADER_BATCH
+        };
         for chunk in targets.chunks(batch) {
             let contents: HashMap<Uid, Arc<[u8]>> = if need == Need::Nothing {
                 HashMap::new()
@@ -301,9 +318,18 @@ impl<S: MailStore> Session<S> {
                     seq,
                     items: rendered,
                 });
+                if self.out.len() >= FLUSH_AT && sink.send(self.out.take()).await.is_err() {
+                    // The client is gone; the driver notices on its next
+                    // write.
+                    return Completion::no("Connection lost");
+                }
             }
         }
-        Completion::ok(if uid { "UID FETCH completed" } else { "FETCH completed" })
+        Completion::ok(if uid {
+            "UID FETCH completed"
+        } else {
+            "FETCH completed"
+        })
     }
 
     /// The data items of one message, in the order asked.
@@ -339,13 +365,16 @@ impl<S: MailStore> Session<S> {
                     None => continue,
                 },
                 MessageDataItemName::Envelope => MessageDataItem::Envelope(mime::envelope(message)),
-                MessageDataItemName::Body => MessageDataItem::Body(mime::body_structure(message, false)),
+                MessageDataItemName::Body => {
+                    MessageDataItem::Body(mime::body_structure(message, false))
+                }
                 MessageDataItemName::BodyStructure => {
                     MessageDataItem::BodyStructure(mime::body_structure(message, true))
                 }
                 MessageDataItemName::Rfc822 => MessageDataItem::Rfc822(literal(message.to_vec())),
                 MessageDataItemName::Rfc822Header => {
-                    let header = mime::section(message, &[], &SectionKind::Header).unwrap_or_default();
+                    let header =
+                        mime::section(message, &[], &SectionKind::Header).unwrap_or_default();
                     MessageDataItem::Rfc822Header(literal(header))
                 }
                 MessageDataItemName::Rfc822Text => {
@@ -379,10 +408,12 @@ impl<S: MailStore> Session<S> {
             has_flags = true;
         }
         // RFC 7162 §3.1.4.1: with CONDSTORE on, FLAGS travel with MODSEQ.
-        if self.condstore && has_flags && !has_modseq {
-            if let Some(modseq) = NonZeroU64::new(meta.modseq) {
-                out.push(MessageDataItem::ModSeq(modseq));
-            }
+        if self.condstore
+            && has_flags
+            && !has_modseq
+            && let Some(modseq) = NonZeroU64::new(meta.modseq)
+        {
+            out.push(MessageDataItem::ModSeq(modseq));
         }
         out
     }

@@ -210,25 +210,23 @@ impl Framer {
                         return None;
                     }
                 }
-                State::DiscardLine { tail } => {
-                    match self.input.iter().position(|&b| b == b'\n') {
-                        None => {
-                            let mut joined = std::mem::take(tail);
-                            joined.extend_from_slice(&self.input);
-                            *tail = tail_of(&joined);
-                            self.input.clear();
-                            return None;
-                        }
-                        Some(newline) => {
-                            let mut line = std::mem::take(tail);
-                            line.extend_from_slice(&self.input[..=newline]);
-                            self.input.advance(newline + 1);
-                            if let Some(event) = self.after_discarded_line(&line) {
-                                return Some(event);
-                            }
+                State::DiscardLine { tail } => match self.input.iter().position(|&b| b == b'\n') {
+                    None => {
+                        let mut joined = std::mem::take(tail);
+                        joined.extend_from_slice(&self.input);
+                        *tail = tail_of(&joined);
+                        self.input.clear();
+                        return None;
+                    }
+                    Some(newline) => {
+                        let mut line = std::mem::take(tail);
+                        line.extend_from_slice(&self.input[..=newline]);
+                        self.input.advance(newline + 1);
+                        if let Some(event) = self.after_discarded_line(&line) {
+                            return Some(event);
                         }
                     }
-                }
+                },
                 State::DiscardLiteral { remaining } => {
                     if self.input.is_empty() {
                         return None;
@@ -265,7 +263,10 @@ impl Framer {
             // rejection ends the command here.
             Some((_, true)) | None => {
                 self.state = State::Line;
-                let (tag, reason) = self.rejected.take().unwrap_or((None, Rejection::LineTooLong));
+                let (tag, reason) = self
+                    .rejected
+                    .take()
+                    .unwrap_or((None, Rejection::LineTooLong));
                 Some(Event::Rejected { tag, reason })
             }
         }
@@ -295,12 +296,17 @@ fn tag_of(message: &[u8], more: &[u8]) -> Option<String> {
     let source = if message.is_empty() { more } else { message };
     let end = source.iter().position(|&b| b == b' ')?;
     let tag = &source[..end];
-    let valid = !tag.is_empty()
+    is_tag(tag).then(|| String::from_utf8_lossy(tag).into_owned())
+}
+
+/// Whether bytes form a tag we can echo (RFC 3501 §9), at most 64 long.
+pub fn is_tag(tag: &[u8]) -> bool {
+    !tag.is_empty()
         && tag.len() <= 64
         && tag.iter().all(|&b| {
-            b.is_ascii_graphic() && !matches!(b, b'(' | b')' | b'{' | b'%' | b'*' | b'"' | b'\\' | b'+')
-        });
-    valid.then(|| String::from_utf8_lossy(tag).into_owned())
+            b.is_ascii_graphic()
+                && !matches!(b, b'(' | b')' | b'{' | b'%' | b'*' | b'"' | b'\\' | b'+')
+        })
 }
 
 /// Recognises a literal announcement `{n}` or `{n+}` (LITERAL+, RFC 7888)
@@ -371,7 +377,9 @@ mod tests {
         framer.push(b"b LOGOUT\r\n\r\n");
         assert_eq!(
             events(&mut framer),
-            vec![Event::Message(b"a APPEND x {10}\r\nb LOGOUT\r\n\r\n".to_vec())]
+            vec![Event::Message(
+                b"a APPEND x {10}\r\nb LOGOUT\r\n\r\n".to_vec()
+            )]
         );
     }
 

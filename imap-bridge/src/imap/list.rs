@@ -136,7 +136,9 @@ fn tokenize(mut input: &[u8]) -> Result<Vec<Token>, ListSyntaxError> {
                     .iter()
                     .position(|b| *b == b'}')
                     .ok_or(ListSyntaxError("bad literal"))?;
-                let digits = input[1..close].strip_suffix(b"+").unwrap_or(&input[1..close]);
+                let digits = input[1..close]
+                    .strip_suffix(b"+")
+                    .unwrap_or(&input[1..close]);
                 let length: usize = std::str::from_utf8(digits)
                     .ok()
                     .and_then(|d| d.parse().ok())
@@ -172,7 +174,6 @@ fn status_item(name: &str) -> Option<StatusDataItemName> {
         "UIDVALIDITY" => StatusDataItemName::UidValidity,
         "UNSEEN" => StatusDataItemName::Unseen,
         "DELETED" => StatusDataItemName::Deleted,
-        "SIZE" => StatusDataItemName::Size,
         "HIGHESTMODSEQ" => StatusDataItemName::HighestModSeq,
         _ => return None,
     })
@@ -313,18 +314,21 @@ fn name_matches(pattern: &str, name: &str) -> bool {
     if matches(pattern.as_bytes(), name.as_bytes()) {
         return true;
     }
-    if let Some(rest) = name.strip_prefix("INBOX") {
-        if pattern.len() >= 5 && pattern.is_char_boundary(5) && pattern[..5].eq_ignore_ascii_case("INBOX") {
-            let pattern = format!("INBOX{}", &pattern[5..]);
-            return matches(pattern.as_bytes(), format!("INBOX{rest}").as_bytes());
-        }
+    if let Some(rest) = name.strip_prefix("INBOX")
+        && pattern.len() >= 5
+        && pattern.is_char_boundary(5)
+        && pattern[..5].eq_ignore_ascii_case("INBOX")
+    {
+        let pattern = format!("INBOX{}", &pattern[5..]);
+        return matches(pattern.as_bytes(), format!("INBOX{rest}").as_bytes());
     }
     false
 }
 
 /// Every superior name of `name` (`a/b/c` → `a`, `a/b`).
 fn parents(name: &str) -> impl Iterator<Item = &str> {
-    name.match_indices('/').map(move |(index, _)| &name[..index])
+    name.match_indices('/')
+        .map(move |(index, _)| &name[..index])
 }
 
 /// One line of the answer.
@@ -465,14 +469,13 @@ impl<S: MailStore> Session<S> {
         }
         for (name, line, exists) in lines {
             self.out.untagged(&line);
-            if let (Some(items), true) = (&request.return_status, exists) {
-                // RFC 5819: STATUS follows its LIST line; failures are
-                // silently skipped.
-                if infos.contains_key(name.as_str()) {
-                    if let Ok(status) = self.status_of(&name, items).await {
-                        self.out.untagged(&status);
-                    }
-                }
+            // RFC 5819: STATUS follows its LIST line; failures are
+            // silently skipped.
+            if let (Some(items), true) = (&request.return_status, exists)
+                && infos.contains_key(name.as_str())
+                && let Ok(status) = self.status_of(&name, items).await
+            {
+                self.out.untagged(&status);
             }
         }
         Completion::ok(format!("{command} completed"))
@@ -503,7 +506,10 @@ mod tests {
         assert_eq!(request.patterns, vec!["INBOX", "Sent", "Junk"]);
         assert_eq!(
             request.return_status,
-            Some(vec![StatusDataItemName::Messages, StatusDataItemName::Unseen])
+            Some(vec![
+                StatusDataItemName::Messages,
+                StatusDataItemName::Unseen
+            ])
         );
     }
 
@@ -532,7 +538,10 @@ mod tests {
         assert!(!matches(b"S%x", b"Sent"));
         assert!(name_matches("inbox", "INBOX"));
         assert!(name_matches("InBox/%", "INBOX/x"));
-        assert!(!name_matches("sent", "Sent"), "only INBOX is case-insensitive");
+        assert!(
+            !name_matches("sent", "Sent"),
+            "only INBOX is case-insensitive"
+        );
         let hostile = "*a".repeat(40) + "b";
         assert!(!matches(hostile.as_bytes(), "a".repeat(200).as_bytes()));
     }

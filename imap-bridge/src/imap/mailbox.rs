@@ -70,7 +70,6 @@ pub fn status_line(
             StatusDataItemName::Unseen => format!("UNSEEN {}", info.unseen),
             StatusDataItemName::Deleted => format!("DELETED {}", deleted.unwrap_or(0)),
             StatusDataItemName::DeletedStorage => "DELETED-STORAGE 0".to_string(),
-            StatusDataItemName::Size => format!("SIZE {}", info.size),
             StatusDataItemName::HighestModSeq => {
                 format!("HIGHESTMODSEQ {}", info.highest_modseq)
             }
@@ -121,12 +120,13 @@ impl<S: MailStore> Session<S> {
             Err(error) => return error.into(),
         };
         self.write_select_data(&snapshot, read_only);
-        if let Some((uid_validity, since, known)) = qresync {
-            if uid_validity == snapshot.info.uid_validity {
-                if let Err(error) = self.qresync_catch_up(&snapshot, since, known.as_ref()).await {
-                    return error.into();
-                }
-            }
+        if let Some((uid_validity, since, known)) = qresync
+            && uid_validity == snapshot.info.uid_validity
+            && let Err(error) = self
+                .qresync_catch_up(&snapshot, since, known.as_ref())
+                .await
+        {
+            return error.into();
         }
         self.state = State::Selected(Box::new(Selected::new(snapshot, read_only)));
         if read_only {
@@ -165,16 +165,18 @@ impl<S: MailStore> Session<S> {
             .iter()
             .position(|m| !m.flags.iter().any(|f| f == "\\Seen"))
         {
-            self.out.untagged(&format!(
-                "OK [UNSEEN {}] First unseen message",
-                index + 1
-            ));
+            self.out
+                .untagged(&format!("OK [UNSEEN {}] First unseen message", index + 1));
         }
         let info = &snapshot.info;
-        self.out
-            .untagged(&format!("OK [UIDVALIDITY {}] UIDs valid", info.uid_validity));
-        self.out
-            .untagged(&format!("OK [UIDNEXT {}] Predicted next UID", info.uid_next));
+        self.out.untagged(&format!(
+            "OK [UIDVALIDITY {}] UIDs valid",
+            info.uid_validity
+        ));
+        self.out.untagged(&format!(
+            "OK [UIDNEXT {}] Predicted next UID",
+            info.uid_next
+        ));
         self.out.untagged(&format!(
             "OK [HIGHESTMODSEQ {}] Highest",
             info.highest_modseq.max(1)
@@ -221,10 +223,11 @@ impl<S: MailStore> Session<S> {
         };
         let (name, read_only) = (selected.name.clone(), selected.read_only);
         self.state = State::Authenticated;
-        if expunge && !read_only {
-            if let Err(error) = self.store.expunge(&name, None).await {
-                return error.into();
-            }
+        if expunge
+            && !read_only
+            && let Err(error) = self.store.expunge(&name, None).await
+        {
+            return error.into();
         }
         if expunge {
             Completion::ok("CLOSE completed")

@@ -31,7 +31,12 @@ enum Need {
 
 fn need(key: &SearchKey<'_>) -> Need {
     match key {
-        SearchKey::And(keys) => keys.as_ref().iter().map(need).max().unwrap_or(Need::Nothing),
+        SearchKey::And(keys) => keys
+            .as_ref()
+            .iter()
+            .map(need)
+            .max()
+            .unwrap_or(Need::Nothing),
         SearchKey::Or(a, b) => need(a).max(need(b)),
         SearchKey::Not(inner) => need(inner),
         SearchKey::Bcc(_)
@@ -90,7 +95,11 @@ fn has_flag(meta: &MessageMeta, flag: &str) -> bool {
 /// "disregarding time and timezone").
 fn internal_day(meta: &MessageMeta) -> Option<NaiveDate> {
     let zone = FixedOffset::east_opt(meta.internal_date_offset_minutes.saturating_mul(60))?;
-    Some(zone.timestamp_opt(meta.internal_date, 0).single()?.date_naive())
+    Some(
+        zone.timestamp_opt(meta.internal_date, 0)
+            .single()?
+            .date_naive(),
+    )
 }
 
 fn sent_day(message: &[u8]) -> Option<NaiveDate> {
@@ -137,9 +146,7 @@ pub fn matches(key: &SearchKey<'_>, c: &Candidate<'_>, bounds: Bounds) -> bool {
         SearchKey::From(v) => mime::header_contains(c.message, "From", &text(v)),
         SearchKey::To(v) => mime::header_contains(c.message, "To", &text(v)),
         SearchKey::Subject(v) => mime::header_contains(c.message, "Subject", &text(v)),
-        SearchKey::Header(field, v) => {
-            mime::header_contains(c.message, &text(field), &text(v))
-        }
+        SearchKey::Header(field, v) => mime::header_contains(c.message, &text(field), &text(v)),
         SearchKey::Body(v) => mime::body_contains(c.message, &text(v)),
         SearchKey::Text(v) => mime::text_contains(c.message, &text(v)),
         SearchKey::ModSequence { modseq, .. } => meta.modseq >= *modseq,
@@ -176,7 +183,12 @@ impl<S: MailStore> Session<S> {
             .iter()
             .enumerate()
             .filter(|(_, slot)| !slot.expunged)
-            .map(|(index, slot)| (u32::try_from(index + 1).unwrap_or(u32::MAX), slot.meta.clone()))
+            .map(|(index, slot)| {
+                (
+                    u32::try_from(index + 1).unwrap_or(u32::MAX),
+                    slot.meta.clone(),
+                )
+            })
             .collect();
         let key = SearchKey::And(match criteria.to_vec().try_into() {
             Ok(keys) => keys,
@@ -222,13 +234,15 @@ impl<S: MailStore> Session<S> {
             line.push_str(&(if uid { *message_uid } else { *seq }).to_string());
         }
         // RFC 7162 §3.1.5: the highest MODSEQ of the matches.
-        if with_modseq {
-            if let Some(highest) = found.iter().map(|(_, _, m)| *m).max() {
-                line.push_str(&format!(" (MODSEQ {highest})"));
-            }
+        if with_modseq && let Some(highest) = found.iter().map(|(_, _, m)| *m).max() {
+            line.push_str(&format!(" (MODSEQ {highest})"));
         }
         self.out.untagged(&line);
-        Completion::ok(if uid { "UID SEARCH completed" } else { "SEARCH completed" })
+        Completion::ok(if uid {
+            "UID SEARCH completed"
+        } else {
+            "SEARCH completed"
+        })
     }
 }
 

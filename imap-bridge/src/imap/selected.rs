@@ -7,8 +7,6 @@
 //! may announce the expunge, so sequence numbers never shift under a client
 //! between its commands.
 
-use std::num::NonZeroU32;
-
 use imap_codec::imap_types::sequence::{SeqOrUid, Sequence, SequenceSet};
 
 use super::response::{Output, flag_list, sequence_set};
@@ -41,8 +39,6 @@ pub struct Selected {
     pub name: String,
     /// EXAMINE (or SELECT of a mailbox we may not change).
     pub read_only: bool,
-    /// UIDVALIDITY at selection.
-    pub uid_validity: u32,
     /// Messages by sequence number minus one, ascending UID.
     pub messages: Vec<Slot>,
     /// The store's MODSEQ this view is synchronised to.
@@ -62,7 +58,6 @@ impl Selected {
         Selected {
             name: snapshot.info.name,
             read_only,
-            uid_validity: snapshot.info.uid_validity,
             messages: snapshot
                 .messages
                 .into_iter()
@@ -83,7 +78,9 @@ impl Selected {
 
     /// Index of a UID in the map.
     pub fn index_of(&self, uid: Uid) -> Option<usize> {
-        self.messages.binary_search_by_key(&uid, |s| s.meta.uid).ok()
+        self.messages
+            .binary_search_by_key(&uid, |s| s.meta.uid)
+            .ok()
     }
 
     /// Sequence number of a UID.
@@ -106,10 +103,10 @@ impl Selected {
         } else {
             let count = self.exists();
             let ranges = intervals(set, count);
-            if let Some(&(_, high)) = ranges.last() {
-                if high > count {
-                    return Err(BadSequence(high));
-                }
+            if let Some(&(_, high)) = ranges.last()
+                && high > count
+            {
+                return Err(BadSequence(high));
             }
             for (low, high) in ranges {
                 for seq in low.max(1)..=high {
@@ -125,10 +122,10 @@ impl Selected {
 
     /// Records our own flag change so the next update does not repeat it.
     pub fn record(&mut self, meta: &MessageMeta) {
-        if let Some(index) = self.index_of(meta.uid) {
-            if self.messages[index].meta.modseq <= meta.modseq {
-                self.messages[index].meta = meta.clone();
-            }
+        if let Some(index) = self.index_of(meta.uid)
+            && self.messages[index].meta.modseq <= meta.modseq
+        {
+            self.messages[index].meta = meta.clone();
         }
     }
 
@@ -271,12 +268,6 @@ pub fn contains(ranges: &[(u32, u32)], n: u32) -> bool {
     ranges.get(index).is_some_and(|&(low, _)| low <= n)
 }
 
-/// Builds a sequence set from ascending numbers (all non-zero).
-pub fn to_sequence_set(numbers: &[u32]) -> Option<SequenceSet> {
-    let values: Vec<NonZeroU32> = numbers.iter().filter_map(|n| NonZeroU32::new(*n)).collect();
-    SequenceSet::try_from(values).ok()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -330,9 +321,15 @@ mod tests {
     #[test]
     fn resolves_sequence_and_uid_sets() {
         let v = view(&[3, 5, 8, 20]);
-        assert_eq!(v.resolve(&set("2:*"), false), Ok(vec![(2, 5), (3, 8), (4, 20)]));
+        assert_eq!(
+            v.resolve(&set("2:*"), false),
+            Ok(vec![(2, 5), (3, 8), (4, 20)])
+        );
         assert_eq!(v.resolve(&set("5"), false), Err(BadSequence(5)));
-        assert_eq!(v.resolve(&set("4:9,21:*"), true), Ok(vec![(2, 5), (3, 8), (4, 20)]));
+        assert_eq!(
+            v.resolve(&set("4:9,21:*"), true),
+            Ok(vec![(2, 5), (3, 8), (4, 20)])
+        );
         // RFC 3501 §6.4.8: 559:* includes the highest UID.
         assert_eq!(v.resolve(&set("559:*"), true), Ok(vec![(4, 20)]));
         assert_eq!(view(&[]).resolve(&set("1:*"), true), Ok(vec![]));
@@ -361,7 +358,10 @@ mod tests {
         };
         v.apply(changes, during_fetch, &mut out);
         assert_eq!(text(&mut out), "* 4 EXISTS\r\n", "ghost keeps numbering");
-        assert_eq!(v.resolve(&set("1:*"), false), Ok(vec![(1, 1), (3, 3), (4, 4)]));
+        assert_eq!(
+            v.resolve(&set("1:*"), false),
+            Ok(vec![(1, 1), (3, 3), (4, 4)])
+        );
         v.apply(Changes::default(), PLAIN, &mut out);
         assert_eq!(text(&mut out), "* 2 EXPUNGE\r\n");
         assert_eq!(v.exists(), 3);

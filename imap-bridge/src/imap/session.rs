@@ -17,8 +17,9 @@ use tokio::sync::broadcast;
 use tokio::sync::broadcast::error::TryRecvError;
 
 use super::ImapConfig;
+use super::fragment::is_tag;
 use super::list;
-use super::response::{Completion, Output};
+use super::response::{Completion, Output, Sink};
 use super::selected::{Report, Selected};
 use crate::backend::{MailStore, MailboxChanged, StoreError};
 
@@ -102,13 +103,7 @@ fn rough_tag(bytes: &[u8]) -> String {
         .position(|b| *b == b' ' || *b == b'\r' || *b == b'\n')
         .unwrap_or(bytes.len());
     let tag = &bytes[..end];
-    let valid = !tag.is_empty()
-        && tag.len() <= 64
-        && tag.iter().all(|&b| {
-            b.is_ascii_graphic()
-                && !matches!(b, b'(' | b')' | b'{' | b'%' | b'*' | b'"' | b'\\' | b'+')
-        });
-    if valid {
+    if is_tag(tag) {
         String::from_utf8_lossy(tag).into_owned()
     } else {
         "*".to_string()
@@ -143,7 +138,9 @@ impl<S: MailStore> Session<S> {
             auth_failures: 0,
         };
         let caps = session.capabilities();
-        session.out.untagged(&format!("OK [CAPABILITY {caps}] mailnode ready"));
+        session
+            .out
+            .untagged(&format!("OK [CAPABILITY {caps}] mailnode ready"));
         session
     }
 
@@ -223,10 +220,7 @@ impl<S: MailStore> Session<S> {
         loop {
             match self.watch.try_recv() {
                 Ok(change) => {
-                    if self
-                        .selected()
-                        .is_some_and(|s| s.name == change.mailbox)
-                    {
+                    if self.selected().is_some_and(|s| s.name == change.mailbox) {
                         dirty = true;
                     }
                 }
@@ -278,32 +272,35 @@ impl<S: MailStore> Session<S> {
     }
 
     /// Handles one complete message from the client.
-    pub async fn handle(&mut self, bytes: &[u8]) -> Next {
+    pub async fn handle(&mut self, bytes: &[u8], sink: &mut impl Sink) -> Next {
         let command = match CommandCodec::default().decode(bytes) {
-            Ok((rest, command)) if rest.is_empty() => command,
+            Ok((&[], command)) => command,
             Ok(_) | Err(CommandDecodeError::Failed | CommandDecodeError::Incomplete) => {
                 return self.undecodable(bytes).await;
             }
             Err(CommandDecodeError::LiteralFound { tag, .. }) => {
-                self.out.tagged(tag.as_ref(), &Completion::bad("unexpected literal"));
+                self.out
+                    .tagged(tag.as_ref(), &Completion::bad("unexpected literal"));
                 return Next::Command;
             }
         };
-        self.dispatch(command).await
+        self.dispatch(command, sink).await
     }
 
     /// A message imap-codec could not decode: our own LIST-EXTENDED parser
     /// gets a chance, otherwise `BAD` (never a dropped session).
     async fn undecodable(&mut self, bytes: &[u8]) -> Next {
         let tag = rough_tag(bytes);
-        if tag != "*" && rough_command(bytes) == "LIST" && self.is_authenticated() {
-            if let Ok(request) = list::parse_list_command(bytes) {
-                self.sync(true, false).await;
-                let completion = self.list(request).await;
-                self.out.tagged(&tag, &completion);
-                self.sync(true, false).await;
-                return Next::Command;
-            }
+        if tag != "*"
+            && rough_command(bytes) == "LIST"
+            && self.is_authenticated()
+            && let Ok(request) = list::parse_list_command(bytes)
+        {
+            self.sync(true, false).await;
+            let completion = self.list(request).await;
+            self.sync(true, false).await;
+            self.out.tagged(&tag, &completion);
+            return Next::Command;
         }
         tracing::debug!(tag = %tag, "undecodable IMAP command");
         let completion = Completion::bad("Invalid command syntax");
@@ -311,7 +308,7 @@ impl<S: MailStore> Session<S> {
         Next::Command
     }
 
-    async fn dispatch(&mut self, command: Command<'_>) -> Next {
+    async fn dispatch(&mut self, command: Command<'_>, sink: &mut impl Sink) -> Next {
         let tag = command.tag.as_ref().to_string();
         let expunges = allows_expunge(&command.body);
         let force = matches!(
@@ -324,7 +321,7 @@ impl<S: MailStore> Session<S> {
                 return Next::Close;
             }
         }
-        let (completion, next) = self.run(&tag, command.body).await;
+        let (completion, next) = self.run(&tag, command.body, sink).await;
         if let Some(completion) = completion {
             if self.is_authenticated() && matches!(next, Next::Command) {
                 // Changes our command caused elsewhere in the view (APPEND
@@ -341,7 +338,12 @@ impl<S: MailStore> Session<S> {
 
     /// Runs one command. Returns the tagged completion (None when the
     /// command continues in the driver) and what the driver does next.
-    async fn run(&mut self, tag: &str, body: CommandBody<'_>) -> (Option<Completion>, Next) {
+    async fn run(
+        &mut self,
+        tag: &str,
+        body: CommandBody<'_>,
+        sink: &mut impl Sink,
+    ) -> (Option<Completion>, Next) {
         let authenticated = self.is_authenticated();
         let selected = self.selected().is_some();
         let done = |c: Completion| (Some(c), Next::Command);
@@ -360,8 +362,9 @@ impl<S: MailStore> Session<S> {
             }
             CommandBody::Id { .. } => {
                 let version = env!("CARGO_PKG_VERSION");
-                self.out
-                    .untagged(&format!("ID (\"name\" \"mailnode\" \"version\" \"{version}\")"));
+                self.out.untagged(&format!(
+                    "ID (\"name\" \"mailnode\" \"version\" \"{version}\")"
+                ));
                 done(Completion::ok("ID completed"))
             }
 
@@ -375,9 +378,9 @@ impl<S: MailStore> Session<S> {
                 mechanism,
                 initial_response,
             } if !authenticated => self.authenticate(tag, &mechanism, initial_response),
-            CommandBody::StartTLS | CommandBody::Login { .. } | CommandBody::Authenticate { .. } => {
-                done(Completion::bad("Already authenticated"))
-            }
+            CommandBody::StartTLS
+            | CommandBody::Login { .. }
+            | CommandBody::Authenticate { .. } => done(Completion::bad("Already authenticated")),
             _ if !authenticated => done(Completion::bad("Please log in first")),
 
             // Authenticated (RFC 3501 §6.3).
@@ -454,7 +457,7 @@ impl<S: MailStore> Session<S> {
                 uid,
                 modifiers,
             } => done(
-                self.fetch(&sequence_set, macro_or_item_names, uid, &modifiers)
+                self.fetch(&sequence_set, macro_or_item_names, uid, &modifiers, sink)
                     .await,
             ),
             CommandBody::Store {
@@ -508,7 +511,7 @@ impl<S: MailStore> Session<S> {
     pub async fn idle_done(&mut self, tag: &str, line: &[u8]) -> Next {
         use imap_codec::IdleDoneCodec;
         let completion = match IdleDoneCodec::default().decode(line) {
-            Ok((rest, _)) if rest.is_empty() => Completion::ok("IDLE terminated"),
+            Ok((&[], _)) => Completion::ok("IDLE terminated"),
             _ => Completion::bad("Expected DONE"),
         };
         self.sync(true, false).await;
@@ -540,6 +543,72 @@ impl<S: MailStore> Session<S> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::{BridgeCredentials, Secret};
+    use crate::memory::MemoryStore;
+
+    fn session() -> Session<MemoryStore> {
+        let config = Arc::new(ImapConfig {
+            credentials: BridgeCredentials {
+                username: "me@example.org".into(),
+                password: Secret::new("pw"),
+            },
+            max_literal: 1 << 20,
+            tls: None,
+        });
+        Session::new(config, MemoryStore::new())
+    }
+
+    async fn say(session: &mut Session<MemoryStore>, line: &[u8]) -> (Next, String) {
+        let mut sink = Vec::new();
+        let next = session.handle(line, &mut sink).await;
+        sink.extend(session.take_output());
+        (next, String::from_utf8_lossy(&sink).into_owned())
+    }
+
+    #[tokio::test]
+    async fn state_machine_without_sockets() {
+        let mut s = session();
+        assert!(String::from_utf8_lossy(&s.take_output()).starts_with("* OK [CAPABILITY "));
+        let (_, out) = say(&mut s, b"a SELECT INBOX\r\n").await;
+        assert_eq!(out, "a BAD Please log in first\r\n");
+        let (_, out) = say(&mut s, b"b LOGIN me@example.org pw\r\n").await;
+        assert!(out.starts_with("b OK [CAPABILITY IMAP4rev1"), "{out}");
+        let (_, out) = say(&mut s, b"c FETCH 1 FLAGS\r\n").await;
+        assert_eq!(out, "c BAD No mailbox selected\r\n");
+        let (_, out) = say(&mut s, b"d SELECT INBOX\r\n").await;
+        assert!(
+            out.ends_with("d OK [READ-WRITE] SELECT completed\r\n"),
+            "{out}"
+        );
+        let (next, out) = say(&mut s, b"e IDLE\r\n").await;
+        assert_eq!(next, Next::Idle { tag: "e".into() });
+        assert_eq!(out, "+ idling\r\n");
+        assert_eq!(s.idle_done("e", b"DONE\r\n").await, Next::Command);
+        assert_eq!(s.take_output(), b"e OK IDLE terminated\r\n");
+        let (next, out) = say(&mut s, b"f LOGOUT\r\n").await;
+        assert_eq!(next, Next::Close);
+        assert_eq!(
+            out,
+            "* BYE mailnode logging out\r\nf OK LOGOUT completed\r\n"
+        );
+    }
+
+    #[tokio::test]
+    async fn big_fetch_is_streamed_through_the_sink() {
+        let mut s = session();
+        let body = format!("Subject: big\r\n\r\n{}\r\n", "x".repeat(300_000));
+        for _ in 0..8 {
+            s.store.deliver("INBOX", body.as_bytes()).expect("deliver");
+        }
+        say(&mut s, b"a LOGIN me@example.org pw\r\n").await;
+        say(&mut s, b"b SELECT INBOX\r\n").await;
+        let mut sink = Vec::new();
+        s.handle(b"c FETCH 1:* BODY.PEEK[]\r\n", &mut sink).await;
+        assert!(sink.len() >= 1024 * 1024, "streamed before the end");
+        let rest = s.take_output();
+        assert!(rest.len() < sink.len(), "only the tail is left");
+        assert!(String::from_utf8_lossy(&rest).ends_with("c OK FETCH completed\r\n"));
+    }
 
     #[test]
     fn rough_tag_and_command() {

@@ -6,8 +6,8 @@
 
 use base64::Engine;
 use base64::alphabet::IMAP_MUTF7;
-use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig};
 use base64::engine::DecodePaddingMode;
+use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig};
 
 const ENGINE: GeneralPurpose = GeneralPurpose::new(
     &IMAP_MUTF7,
@@ -93,7 +93,10 @@ mod tests {
         // RFC 3501 §5.1.3 example.
         let name = "~peter/mail/\u{65e5}\u{672c}\u{8a9e}/\u{53f0}\u{5317}";
         assert_eq!(encode(name), "~peter/mail/&ZeVnLIqe-/&U,BTFw-");
-        assert_eq!(decode("~peter/mail/&ZeVnLIqe-/&U,BTFw-").as_deref(), Some(name));
+        assert_eq!(
+            decode("~peter/mail/&ZeVnLIqe-/&U,BTFw-").as_deref(),
+            Some(name)
+        );
     }
 
     #[test]

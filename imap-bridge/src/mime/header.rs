@@ -45,15 +45,14 @@ fn strip_eol(line: &[u8]) -> &[u8] {
     line.strip_suffix(b"\r").unwrap_or(line)
 }
 
-/// Whether `line` (without its line ending) can start a header field:
-/// a non-empty name of printable ASCII other than `:`, optional white space
-/// (obsolete syntax, RFC 5322 §4.5), then `:`.
-fn starts_field(line: &[u8]) -> bool {
-    let Some(colon) = line.iter().position(|&b| b == b':') else {
-        return false;
-    };
+/// Where the name of a field ends, if `line` (without its line ending) can
+/// start one: a non-empty name of printable ASCII other than `:`, optional
+/// white space (obsolete syntax, RFC 5322 §4.5), then `:`. Returns the
+/// position of the colon.
+fn field_colon(line: &[u8]) -> Option<usize> {
+    let colon = line.iter().position(|&b| b == b':')?;
     let name = trim_end_wsp(&line[..colon]);
-    !name.is_empty() && name.iter().all(|&b| (33..=126).contains(&b))
+    (!name.is_empty() && name.iter().all(|&b| (33..=126).contains(&b))).then_some(colon)
 }
 
 /// The length of the header block at the start of `bytes`, including the
@@ -64,38 +63,38 @@ fn starts_field(line: &[u8]) -> bool {
 /// message has lost its blank line or has no header at all, and treating the
 /// rest as body is what a reader would expect.
 pub(crate) fn header_len(bytes: &[u8]) -> usize {
-    let mut pos = 0;
-    while pos < bytes.len() {
-        let end = line_end(bytes, pos);
-        let line = strip_eol(&bytes[pos..end]);
-        if line.is_empty() {
-            return end;
-        }
-        let continuation = matches!(line[0], b' ' | b'\t');
-        if (continuation && pos == 0) || (!continuation && !starts_field(line)) {
-            return pos;
-        }
-        pos = end;
-    }
-    bytes.len()
+    let mut fields = fields(bytes);
+    for _ in fields.by_ref() {}
+    fields.end()
 }
 
 /// The fields of the header block at the start of `bytes`, in order.
 ///
 /// Iteration stops at the end of the header block (see [`header_len`]), so
-/// passing a whole message is fine.
+/// passing a whole message is fine. One pass, no allocation: this is the
+/// hot path of FETCH ENVELOPE.
 pub(crate) fn fields(bytes: &[u8]) -> Fields<'_> {
-    let limit = header_len(bytes);
     Fields {
-        bytes: &bytes[..limit],
+        bytes,
         pos: 0,
+        done: false,
     }
 }
 
 /// Iterator returned by [`fields`].
 pub(crate) struct Fields<'a> {
     bytes: &'a [u8],
+    /// Start of the next field; once `done`, the end of the header block.
     pos: usize,
+    done: bool,
+}
+
+impl Fields<'_> {
+    /// Once the iterator is exhausted: the length of the header block
+    /// (see [`header_len`]).
+    pub fn end(&self) -> usize {
+        self.pos
+    }
 }
 
 impl<'a> Iterator for Fields<'a> {
@@ -104,16 +103,24 @@ impl<'a> Iterator for Fields<'a> {
     fn next(&mut self) -> Option<Field<'a>> {
         let bytes = self.bytes;
         let start = self.pos;
-        if start >= bytes.len() {
+        if self.done || start >= bytes.len() {
+            self.done = true;
             return None;
         }
         let first_end = line_end(bytes, start);
         let first = strip_eol(&bytes[start..first_end]);
         if first.is_empty() {
-            // The blank line that ends the block.
-            self.pos = bytes.len();
+            // The blank line that ends the block belongs to it.
+            self.pos = first_end;
+            self.done = true;
             return None;
         }
+        // Leading white space can only be seen here on the very first line
+        // (later continuations are consumed below): not a header.
+        let Some(colon) = field_colon(first).filter(|_| !matches!(first[0], b' ' | b'\t')) else {
+            self.done = true;
+            return None;
+        };
         // Continuation lines start with white space (RFC 5322 §2.2.3).
         let mut end = first_end;
         while end < bytes.len() && matches!(bytes[end], b' ' | b'\t') {
@@ -121,11 +128,9 @@ impl<'a> Iterator for Fields<'a> {
         }
         self.pos = end;
         let raw = &bytes[start..end];
-        let colon = raw.iter().position(|&b| b == b':').unwrap_or(raw.len());
-        let name = trim_end_wsp(&raw[..colon]);
         let value = raw.get(colon + 1..).map(strip_eol).unwrap_or_default();
         Some(Field {
-            name,
+            name: trim_end_wsp(&raw[..colon]),
             value,
             raw: start..end,
         })

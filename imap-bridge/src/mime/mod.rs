@@ -13,8 +13,8 @@
 //! missing headers, 8-bit garbage and absurd nesting all degrade to something
 //! a client can display (usually a `text/plain` part).
 //!
-//! The parsing here is our own small, offset-keeping parser ([`header`],
-//! [`tree`]) because sections must be exact slices of the original bytes.
+//! The parsing here is our own small, offset-keeping parser (`header`,
+//! `tree`) because sections must be exact slices of the original bytes.
 //! mailparse is used only where decoding is needed (RFC 2047 words,
 //! transfer encodings, charsets).
 
@@ -108,3 +108,7 @@ pub fn text_contains(message: &[u8], needle: &str) -> bool {
 pub fn sent_date(message: &[u8]) -> Option<i64> {
     search::sent_date(message)
 }
+
+#[cfg(test)]
+#[path = "robustness_tests.rs"]
+mod robustness_tests;

@@ -64,10 +64,15 @@ pub(crate) fn parse(message: &[u8]) -> Entity {
 /// content type when it declares none (RFC 2045 §5.2, RFC 2046 §5.1.5).
 fn parse_entity(message: &[u8], range: Range<usize>, default: ContentType, depth: usize) -> Entity {
     let bytes = message.get(range.clone()).unwrap_or_default();
-    let header_len = header::header_len(bytes);
-    let header = range.start..range.start + header_len;
+    // One pass finds both the Content-Type and the end of the header.
+    let mut fields = header::fields(bytes);
+    let declared = fields
+        .by_ref()
+        .find(|f| f.is("Content-Type"))
+        .map(|f| ContentType::parse(f.value));
+    for _ in fields.by_ref() {}
+    let header = range.start..range.start + fields.end();
     let body = header.end..range.end;
-    let declared = header::first(bytes, "Content-Type").map(ContentType::parse);
     let content_type = match declared {
         None => default,
         Some(Some(ct)) => ct,

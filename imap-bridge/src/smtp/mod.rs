@@ -3,10 +3,11 @@
 //!
 //! This module owns the listener: it accepts connections, runs one session
 //! task per connection, and stops them on shutdown. The pieces:
-//! - [`framing`]: cuts the byte stream into command lines and DATA content;
+//! - [`framing`]: cuts the byte stream into command lines and DATA content
+//!   (public so that fuzz targets can drive it);
 //! - `session`: the protocol state machine (no I/O);
 //! - `auth`: the SASL PLAIN and LOGIN exchanges (RFC 4954);
-//! - [`reply`]: reply formatting and the one table of refusal codes;
+//! - `reply`: reply formatting and the one table of refusal codes;
 //! - `connection`: the driver that owns a socket (and its TLS upgrade,
 //!   RFC 3207) and feeds the session.
 //!
@@ -16,7 +17,7 @@
 mod auth;
 mod connection;
 pub mod framing;
-pub mod reply;
+mod reply;
 mod session;
 #[cfg(test)]
 mod session_tests;

@@ -60,11 +60,6 @@ impl Reply {
         }
     }
 
-    /// Whether the code is a positive completion (2xx).
-    pub fn is_positive(&self) -> bool {
-        (200..300).contains(&self.code)
-    }
-
     /// Appends the wire form, CRLF-terminated, to `out`: `code-text` for
     /// every line but the last, `code text` for the last.
     pub fn write_to(&self, out: &mut Vec<u8>) {
@@ -86,7 +81,8 @@ impl Reply {
         out.extend_from_slice(text.as_bytes());
     }
 
-    /// The wire form as a string (for logs and tests).
+    /// The wire form as a string (for tests).
+    #[cfg(test)]
     pub fn to_wire(&self) -> String {
         let mut out = Vec::new();
         self.write_to(&mut out);

@@ -182,7 +182,13 @@ impl<S: Submission> Session<S> {
         };
         let outcome = reader.feed(input)?;
         self.phase = Phase::Command;
-        let transaction = self.transaction.take()?;
+        let Some(transaction) = self.transaction.take() else {
+            // DATA is only entered with a transaction; answer anyway so the
+            // client is never left waiting.
+            return Some(Response::refuse(Refusal::BadSequence(
+                "Need MAIL command first",
+            )));
+        };
         Some(match outcome {
             DataOutcome::TooLarge { seen } => {
                 tracing::info!(size = seen, "refused a message over the size limit");

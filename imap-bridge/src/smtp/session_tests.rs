@@ -14,9 +14,12 @@ use crate::config::{BridgeCredentials, Secret};
 const USER: &str = "alice@example.org";
 const PASSWORD: &str = "correct horse";
 
+/// Messages handed to the backend, with their envelopes.
+type Log = Arc<Mutex<Vec<(Envelope, Vec<u8>)>>>;
+
 #[derive(Clone, Default)]
 struct Recorder {
-    submitted: Arc<Mutex<Vec<(Envelope, Vec<u8>)>>>,
+    submitted: Log,
     refuse_submit: Option<SubmitError>,
 }
 

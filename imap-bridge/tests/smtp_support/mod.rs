@@ -30,10 +30,13 @@ pub const MAX_SIZE: usize = 2048;
 /// test instead of hanging it.
 pub const STEP: Duration = Duration::from_secs(10);
 
+/// Messages handed to the backend, with their envelopes.
+type Log = Arc<Mutex<Vec<(Envelope, Vec<u8>)>>>;
+
 /// A `Submission` that knows [`KNOWN`] and records what it is given.
 #[derive(Clone, Default)]
 pub struct Recorder {
-    messages: Arc<Mutex<Vec<(Envelope, Vec<u8>)>>>,
+    messages: Log,
 }
 
 impl Recorder {

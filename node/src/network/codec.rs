@@ -83,25 +83,39 @@ impl request_response::Codec for DeliveryCodec {
     type Request = WireRequest;
     type Response = DeliveryResponse;
 
-    async fn read_request<T>(&mut self, protocol: &Self::Protocol, io: &mut T) -> io::Result<WireRequest>
+    async fn read_request<T>(
+        &mut self,
+        protocol: &Self::Protocol,
+        io: &mut T,
+    ) -> io::Result<WireRequest>
     where
         T: AsyncRead + Unpin + Send,
     {
         let declared = read_length(io).await?;
         if declared > self.request_limit {
             // Discard without buffering; `copy` uses a small fixed buffer.
-            let discarded = futures::io::copy((&mut *io).take(declared), &mut futures::io::sink()).await?;
-            tracing::debug!(declared, discarded, "discarded an oversized delivery request");
+            let discarded =
+                futures::io::copy((&mut *io).take(declared), &mut futures::io::sink()).await?;
+            tracing::debug!(
+                declared,
+                discarded,
+                "discarded an oversized delivery request"
+            );
             return Ok(WireRequest::Oversized { declared });
         }
         let body = read_body(io, declared).await?;
-        let request = request_response::Codec::read_request(&mut self.cbor, protocol, &mut body.as_slice())
-            .await
-            .map_err(|err| invalid("request", err))?;
+        let request =
+            request_response::Codec::read_request(&mut self.cbor, protocol, &mut body.as_slice())
+                .await
+                .map_err(|err| invalid("request", err))?;
         Ok(WireRequest::Delivery(request))
     }
 
-    async fn read_response<T>(&mut self, protocol: &Self::Protocol, io: &mut T) -> io::Result<DeliveryResponse>
+    async fn read_response<T>(
+        &mut self,
+        protocol: &Self::Protocol,
+        io: &mut T,
+    ) -> io::Result<DeliveryResponse>
     where
         T: AsyncRead + Unpin + Send,
     {
@@ -109,7 +123,9 @@ impl request_response::Codec for DeliveryCodec {
         if declared > MAX_RESPONSE {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidData,
-                format!("the answer declares {declared} bytes, more than the {MAX_RESPONSE}-byte limit"),
+                format!(
+                    "the answer declares {declared} bytes, more than the {MAX_RESPONSE}-byte limit"
+                ),
             ));
         }
         let body = read_body(io, declared).await?;
@@ -118,7 +134,12 @@ impl request_response::Codec for DeliveryCodec {
             .map_err(|err| invalid("answer", err))
     }
 
-    async fn write_request<T>(&mut self, protocol: &Self::Protocol, io: &mut T, request: WireRequest) -> io::Result<()>
+    async fn write_request<T>(
+        &mut self,
+        protocol: &Self::Protocol,
+        io: &mut T,
+        request: WireRequest,
+    ) -> io::Result<()>
     where
         T: AsyncWrite + Unpin + Send,
     {
@@ -129,16 +150,23 @@ impl request_response::Codec for DeliveryCodec {
             ));
         };
         let mut frame = vec![0; 4];
-        request_response::Codec::write_request(&mut self.cbor, protocol, &mut frame, request).await?;
+        request_response::Codec::write_request(&mut self.cbor, protocol, &mut frame, request)
+            .await?;
         write_frame(io, frame, MAX_FRAME).await
     }
 
-    async fn write_response<T>(&mut self, protocol: &Self::Protocol, io: &mut T, response: DeliveryResponse) -> io::Result<()>
+    async fn write_response<T>(
+        &mut self,
+        protocol: &Self::Protocol,
+        io: &mut T,
+        response: DeliveryResponse,
+    ) -> io::Result<()>
     where
         T: AsyncWrite + Unpin + Send,
     {
         let mut frame = vec![0; 4];
-        request_response::Codec::write_response(&mut self.cbor, protocol, &mut frame, response).await?;
+        request_response::Codec::write_response(&mut self.cbor, protocol, &mut frame, response)
+            .await?;
         write_frame(io, frame, MAX_RESPONSE).await
     }
 }
@@ -166,7 +194,11 @@ async fn read_body<T: AsyncRead + Unpin>(io: &mut T, len: u64) -> io::Result<Vec
 
 /// Fills in the length prefix of `frame` (4 placeholder bytes, then the
 /// body) and writes it in one go.
-async fn write_frame<T: AsyncWrite + Unpin>(io: &mut T, mut frame: Vec<u8>, limit: u64) -> io::Result<()> {
+async fn write_frame<T: AsyncWrite + Unpin>(
+    io: &mut T,
+    mut frame: Vec<u8>,
+    limit: u64,
+) -> io::Result<()> {
     let body_len = frame.len().saturating_sub(4);
     let len = u32::try_from(body_len)
         .ok()
@@ -197,7 +229,10 @@ mod tests {
     use super::*;
 
     fn frame(body: &[u8]) -> Vec<u8> {
-        let mut out = u32::try_from(body.len()).expect("small").to_be_bytes().to_vec();
+        let mut out = u32::try_from(body.len())
+            .expect("small")
+            .to_be_bytes()
+            .to_vec();
         out.extend_from_slice(body);
         out
     }
@@ -246,7 +281,11 @@ mod tests {
         let mut codec = DeliveryCodec::new(1024);
         let mut wire = Vec::new();
         codec
-            .write_request(&PROTOCOL, &mut wire, WireRequest::Delivery(sample_request()))
+            .write_request(
+                &PROTOCOL,
+                &mut wire,
+                WireRequest::Delivery(sample_request()),
+            )
             .await
             .expect("write");
         let declared = u32::from_be_bytes(wire[..4].try_into().expect("prefix"));
@@ -285,7 +324,12 @@ mod tests {
             .read_response(&PROTOCOL, &mut Cursor::new(frame(&body)))
             .await
             .expect("rejected");
-        assert_eq!(read, DeliveryResponse::Rejected { reason: "no".into() });
+        assert_eq!(
+            read,
+            DeliveryResponse::Rejected {
+                reason: "no".into()
+            }
+        );
 
         let mut written = Vec::new();
         codec
@@ -318,13 +362,23 @@ mod tests {
     async fn oversized_request_is_drained_not_buffered() {
         let mut codec = DeliveryCodec::new(1000);
         let declared = codec.request_limit() + 1;
-        let mut wire = u32::try_from(declared).expect("fits").to_be_bytes().to_vec();
+        let mut wire = u32::try_from(declared)
+            .expect("fits")
+            .to_be_bytes()
+            .to_vec();
         wire.resize(4 + usize::try_from(declared).expect("fits"), 0xab);
         let total = wire.len() as u64;
         let mut io = Cursor::new(wire);
-        let read = codec.read_request(&PROTOCOL, &mut io).await.expect("marker");
+        let read = codec
+            .read_request(&PROTOCOL, &mut io)
+            .await
+            .expect("marker");
         assert!(matches!(read, WireRequest::Oversized { declared: d } if d == declared));
-        assert_eq!(io.position(), total, "every byte of the request was consumed");
+        assert_eq!(
+            io.position(),
+            total,
+            "every byte of the request was consumed"
+        );
     }
 
     #[tokio::test]
@@ -336,7 +390,9 @@ mod tests {
             .read_request(&PROTOCOL, &mut Cursor::new(wire))
             .await
             .expect("marker");
-        assert!(matches!(read, WireRequest::Oversized { declared } if declared == u64::from(u32::MAX)));
+        assert!(
+            matches!(read, WireRequest::Oversized { declared } if declared == u64::from(u32::MAX))
+        );
     }
 
     #[tokio::test]
@@ -385,7 +441,10 @@ mod tests {
     #[tokio::test]
     async fn oversized_response_is_refused_both_ways() {
         let mut codec = DeliveryCodec::new(1024);
-        let mut wire = u32::try_from(MAX_RESPONSE + 1).expect("fits").to_be_bytes().to_vec();
+        let mut wire = u32::try_from(MAX_RESPONSE + 1)
+            .expect("fits")
+            .to_be_bytes()
+            .to_vec();
         wire.extend([0; 16]);
         let err = codec
             .read_response(&PROTOCOL, &mut Cursor::new(wire))
@@ -406,7 +465,11 @@ mod tests {
     #[tokio::test]
     async fn the_oversized_marker_cannot_be_sent() {
         let err = DeliveryCodec::new(1024)
-            .write_request(&PROTOCOL, &mut Vec::new(), WireRequest::Oversized { declared: 1 })
+            .write_request(
+                &PROTOCOL,
+                &mut Vec::new(),
+                WireRequest::Oversized { declared: 1 },
+            )
             .await
             .expect_err("marker");
         assert_eq!(err.kind(), io::ErrorKind::InvalidInput);

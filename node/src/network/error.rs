@@ -84,11 +84,20 @@ pub(crate) fn dial_error_text(err: &libp2p::swarm::DialError) -> String {
         DialError::Transport(attempts) => {
             let attempts: Vec<String> = attempts
                 .iter()
-                .map(|(addr, err)| match err {
-                    TransportError::MultiaddrNotSupported(_) => {
-                        format!("{addr}: no enabled transport supports this address")
+                .map(|(addr, err)| {
+                    // The recipient's PeerId suffix adds nothing here.
+                    let addr: Multiaddr = addr
+                        .iter()
+                        .filter(|p| !matches!(p, libp2p::multiaddr::Protocol::P2p(_)))
+                        .collect();
+                    match err {
+                        TransportError::MultiaddrNotSupported(_) => {
+                            format!("{addr}: no enabled transport supports this address")
+                        }
+                        TransportError::Other(err) => {
+                            format!("{addr}: {}", one_line(&error_chain(err)))
+                        }
                     }
-                    TransportError::Other(err) => format!("{addr}: {}", error_chain(err)),
                 })
                 .collect();
             attempts.join("; ")
@@ -111,4 +120,55 @@ fn error_chain(err: &dyn std::error::Error) -> String {
         source = err.source();
     }
     text
+}
+
+/// Folds a multi-line error text (libp2p-tcp reports "Multiple dial errors
+/// occurred:" followed by " - reason" lines) into one line.
+fn one_line(text: &str) -> String {
+    let lines: Vec<&str> = text
+        .lines()
+        .map(|line| line.trim().trim_start_matches("- ").trim())
+        .filter(|line| !line.is_empty())
+        .collect();
+    match lines.as_slice() {
+        [heading, only] if heading.ends_with(':') => (*only).to_string(),
+        [heading, rest @ ..] if heading.ends_with(':') => format!("{heading} {}", rest.join("; ")),
+        _ => lines.join("; "),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn multi_line_errors_become_one_line() {
+        assert_eq!(
+            one_line("Multiple dial errors occurred:\n - Connection refused (os error 111)"),
+            "Connection refused (os error 111)"
+        );
+        assert_eq!(
+            one_line("Multiple dial errors occurred:\n - refused\n - unreachable"),
+            "Multiple dial errors occurred: refused; unreachable"
+        );
+        assert_eq!(one_line("plain"), "plain");
+    }
+
+    #[test]
+    fn error_messages_say_what_to_do() {
+        let err = NetworkError::Listen {
+            addr: "/ip4/127.0.0.1/tcp/4870".parse().expect("multiaddr"),
+            reason: "Address in use".into(),
+        };
+        let text = err.to_string();
+        assert!(
+            text.contains("/ip4/127.0.0.1/tcp/4870") && text.contains("--listen"),
+            "{text}"
+        );
+        let text = DeliveryError::Unreachable("x: refused".into()).to_string();
+        assert!(
+            text.contains("x: refused") && text.contains("contact card"),
+            "{text}"
+        );
+    }
 }

@@ -34,7 +34,8 @@ const MAX_REASON: usize = 1024;
 const MAX_DIAL_ERRORS: usize = 1024;
 
 /// An inbound request's answer, once the inbound handler has given it.
-type PendingReply = BoxFuture<'static, (ResponseChannel<DeliveryResponse>, PeerId, DeliveryResponse)>;
+type PendingReply =
+    BoxFuture<'static, (ResponseChannel<DeliveryResponse>, PeerId, DeliveryResponse)>;
 
 /// The caller waiting for an outbound delivery's answer.
 type DeliveryReply = oneshot::Sender<Result<DeliveryResponse, DeliveryError>>;
@@ -158,6 +159,15 @@ impl EventLoop {
                 request,
                 reply,
             } => self.send_delivery(peer, addrs, request, reply),
+            #[cfg(test)]
+            Command::Connections { reply } => {
+                let count = self
+                    .swarm
+                    .network_info()
+                    .connection_counters()
+                    .num_established();
+                let _ = reply.send(count);
+            }
             // Handled in `run`, which stops the loop.
             Command::Shutdown { reply } => {
                 let _ = reply.send(());
@@ -196,8 +206,11 @@ impl EventLoop {
             }));
         }
         if self.listeners.values().all(|l| l.ever_bound) {
-            let mut addrs: Vec<Multiaddr> =
-                self.listeners.values().flat_map(|l| l.bound.iter().cloned()).collect();
+            let mut addrs: Vec<Multiaddr> = self
+                .listeners
+                .values()
+                .flat_map(|l| l.bound.iter().cloned())
+                .collect();
             addrs.sort();
             addrs.dedup();
             return Some(Ok(addrs));
@@ -350,7 +363,12 @@ impl EventLoop {
     /// Admission of one inbound request: the rate limit, then the size cap,
     /// then hand-off to the inbound handler. The `peer` is the one the
     /// connection's security handshake authenticated.
-    fn on_inbound(&mut self, peer: PeerId, request: WireRequest, channel: ResponseChannel<DeliveryResponse>) {
+    fn on_inbound(
+        &mut self,
+        peer: PeerId,
+        request: WireRequest,
+        channel: ResponseChannel<DeliveryResponse>,
+    ) {
         if !self.limiter.allow(peer, Instant::now()) {
             tracing::debug!(%peer, "rate limit: asked a peer to retry later");
             let response = DeliveryResponse::TryLater {
@@ -417,9 +435,20 @@ impl EventLoop {
         }
     }
 
-    fn respond(&mut self, channel: ResponseChannel<DeliveryResponse>, peer: PeerId, response: DeliveryResponse) {
+    fn respond(
+        &mut self,
+        channel: ResponseChannel<DeliveryResponse>,
+        peer: PeerId,
+        response: DeliveryResponse,
+    ) {
         let response = clamp_reason(response);
-        if self.swarm.behaviour_mut().deliver.send_response(channel, response).is_err() {
+        if self
+            .swarm
+            .behaviour_mut()
+            .deliver
+            .send_response(channel, response)
+            .is_err()
+        {
             tracing::debug!(%peer, "the requester left before the answer was sent");
         }
     }
@@ -483,7 +512,9 @@ mod tests {
     #[test]
     fn long_reasons_are_clamped_at_a_char_boundary() {
         let reason = "é".repeat(MAX_REASON);
-        let DeliveryResponse::Rejected { reason } = clamp_reason(DeliveryResponse::Rejected { reason }) else {
+        let DeliveryResponse::Rejected { reason } =
+            clamp_reason(DeliveryResponse::Rejected { reason })
+        else {
             panic!("the variant changed");
         };
         assert!(reason.len() <= MAX_REASON);

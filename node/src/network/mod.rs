@@ -3,11 +3,11 @@
 //!
 //! Shape (after rust-libp2p's file-sharing example): [`Network`] is a cheap,
 //! cloneable handle that sends commands over a bounded channel, each command
-//! carrying a oneshot for its answer; one event-loop task ([`event_loop`])
+//! carrying a oneshot for its answer; one event-loop task (`event_loop.rs`)
 //! alone owns the `Swarm` and correlates request ids with pending answers.
 //!
 //! This module owns: which transports and protocols run, the wire framing
-//! and its size caps ([`codec`]), the per-peer rate limit ([`rate`]), and
+//! and its size caps (`codec.rs`), the per-peer rate limit (`rate.rs`), and
 //! turning inbound requests into [`InboundDelivery`] items. It must not
 //! decrypt, verify or store anything: that is `inbound.rs`' job, and it runs
 //! outside the event loop so a slow disk or a large message never stalls the
@@ -44,7 +44,7 @@ pub struct NetworkConfig {
     /// Addresses to listen on (TCP and/or QUIC multiaddrs; port 0 picks one).
     pub listen: Vec<Multiaddr>,
     /// The largest message payload this node accepts, in bytes. Requests
-    /// larger than this plus [`codec::FRAMING_ALLOWANCE`] are refused unread.
+    /// larger than this plus 64 KiB (card and framing) are refused unread.
     pub max_message_size: usize,
     /// How long one request may take, from opening its stream to its answer.
     pub request_timeout: Duration,
@@ -136,6 +136,11 @@ enum Command {
     Shutdown {
         reply: oneshot::Sender<()>,
     },
+    /// How many connections are established (tests check pipelining).
+    #[cfg(test)]
+    Connections {
+        reply: oneshot::Sender<u32>,
+    },
 }
 
 /// Builds the swarm, starts listening on every configured address, and
@@ -162,13 +167,7 @@ pub async fn start(
 
     let (command_tx, command_rx) = mpsc::channel(COMMAND_CHANNEL);
     let (inbound_tx, inbound_rx) = mpsc::channel(INBOUND_CHANNEL);
-    let event_loop = event_loop::EventLoop::new(
-        swarm,
-        command_rx,
-        inbound_tx,
-        listeners,
-        &config,
-    );
+    let event_loop = event_loop::EventLoop::new(swarm, command_rx, inbound_tx, listeners, &config);
     tokio::spawn(event_loop.run());
 
     let network = Network {
@@ -252,6 +251,21 @@ impl Network {
         }
     }
 
+    /// The number of established connections.
+    #[cfg(test)]
+    async fn connections(&self) -> u32 {
+        let (reply, answer) = oneshot::channel();
+        if self
+            .commands
+            .send(Command::Connections { reply })
+            .await
+            .is_err()
+        {
+            return 0;
+        }
+        answer.await.unwrap_or(0)
+    }
+
     /// Stops the event loop: closes the listeners and connections, answers
     /// every pending delivery with [`DeliveryError::Shutdown`], and closes
     /// the inbound channel. Later calls to [`Network::deliver`] return
@@ -259,7 +273,12 @@ impl Network {
     /// harmless.
     pub async fn shutdown(&self) {
         let (reply, answer) = oneshot::channel();
-        if self.commands.send(Command::Shutdown { reply }).await.is_ok() {
+        if self
+            .commands
+            .send(Command::Shutdown { reply })
+            .await
+            .is_ok()
+        {
             let _ = answer.await;
         }
     }

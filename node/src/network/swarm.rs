@@ -73,7 +73,11 @@ pub(crate) fn build(config: &NetworkConfig) -> Result<Swarm<Behaviour>, NetworkE
     let transports = || -> Result<_, NetworkError> {
         Ok(SwarmBuilder::with_existing_identity(config.keypair.clone())
             .with_tokio()
-            .with_tcp(tcp::Config::default().nodelay(true), noise::Config::new, yamux)
+            .with_tcp(
+                tcp::Config::default().nodelay(true),
+                noise::Config::new,
+                yamux,
+            )
             .map_err(|err| NetworkError::Transport {
                 transport: "TCP (Noise)",
                 reason: err.to_string(),

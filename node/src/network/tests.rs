@@ -173,13 +173,25 @@ async fn two_hundred_concurrent_deliveries_are_all_answered() {
     });
     let answers = futures::future::join_all(sends).await;
     for (n, answer) in answers.into_iter().enumerate() {
-        assert_eq!(answer.expect("delivered"), DeliveryResponse::Accepted, "request {n}");
+        assert_eq!(
+            answer.expect("delivered"),
+            DeliveryResponse::Accepted,
+            "request {n}"
+        );
     }
+    assert_eq!(
+        alice.network.connections().await,
+        1,
+        "all requests were pipelined over one connection"
+    );
 
     bob_network.shutdown().await;
     let seen = acceptor.await.expect("the acceptor ends");
     assert_eq!(seen.len(), 200);
-    assert!(seen.iter().all(|(peer, _)| *peer == alice.network.local_peer_id()));
+    assert!(
+        seen.iter()
+            .all(|(peer, _)| *peer == alice.network.local_peer_id())
+    );
     let mut ids: Vec<u8> = seen.iter().map(|(_, id)| id[0]).collect();
     ids.sort_unstable();
     ids.dedup();
@@ -197,7 +209,10 @@ async fn oversized_request_is_rejected_without_reaching_the_inbound_channel() {
         panic!("an oversized request must be rejected");
     };
     assert!(reason.starts_with("message of "), "{reason}");
-    assert!(reason.ends_with(" bytes exceeds this node's limit of 1024 bytes"), "{reason}");
+    assert!(
+        reason.ends_with(" bytes exceeds this node's limit of 1024 bytes"),
+        "{reason}"
+    );
     let size: u64 = reason["message of ".len()..]
         .split(' ')
         .next()
@@ -209,7 +224,10 @@ async fn oversized_request_is_rejected_without_reaching_the_inbound_channel() {
     let sending = deliver(&alice.network, bob.target(), request(10, 100));
     let receiving = async {
         let delivery = bob.inbound.recv().await.expect("a delivery");
-        assert_eq!(delivery.request.id, [10; 16], "the oversized request never arrived");
+        assert_eq!(
+            delivery.request.id, [10; 16],
+            "the oversized request never arrived"
+        );
         let _ = delivery.reply.send(DeliveryResponse::Accepted);
     };
     let (answer, ()) = tokio::join!(sending, receiving);
@@ -249,7 +267,10 @@ async fn requests_over_the_rate_limit_get_try_later() {
         .map(|answer| answer.expect("answered"))
         .collect();
     let elapsed = started.elapsed().as_secs();
-    let accepted = answers.iter().filter(|a| **a == DeliveryResponse::Accepted).count();
+    let accepted = answers
+        .iter()
+        .filter(|a| **a == DeliveryResponse::Accepted)
+        .count();
     let limited = answers
         .iter()
         .filter(|a| {
@@ -261,12 +282,19 @@ async fn requests_over_the_rate_limit_get_try_later() {
         .count();
     assert_eq!(accepted + limited, answers.len(), "{answers:?}");
     // The burst plus at most one refill per elapsed second.
-    assert!(accepted >= 2 && u64::try_from(accepted).expect("small") <= 2 + elapsed + 1, "{answers:?}");
+    assert!(
+        accepted >= 2 && u64::try_from(accepted).expect("small") <= 2 + elapsed + 1,
+        "{answers:?}"
+    );
     assert!(limited >= 1, "{answers:?}");
 
     bob_network.shutdown().await;
     let seen = acceptor.await.expect("the acceptor ends");
-    assert_eq!(seen.len(), accepted, "rate-limited requests never reach the inbound side");
+    assert_eq!(
+        seen.len(),
+        accepted,
+        "rate-limited requests never reach the inbound side"
+    );
     alice.network.shutdown().await;
 }
 
@@ -278,20 +306,33 @@ async fn unreachable_peer_is_an_error_not_a_hang() {
         probe.local_addr().expect("probe address").port()
     };
     let nobody = Keypair::generate_ed25519().public().to_peer_id();
-    let addr: Multiaddr = format!("/ip4/127.0.0.1/tcp/{closed_port}").parse().expect("multiaddr");
+    let addr: Multiaddr = format!("/ip4/127.0.0.1/tcp/{closed_port}")
+        .parse()
+        .expect("multiaddr");
 
-    let answer = tokio::time::timeout(STEP, alice.network.deliver(nobody, vec![addr], request(1, 10)))
-        .await
-        .expect("an answer in time");
+    let answer = tokio::time::timeout(
+        STEP,
+        alice.network.deliver(nobody, vec![addr], request(1, 10)),
+    )
+    .await
+    .expect("an answer in time");
     match answer {
-        Err(DeliveryError::Unreachable(why)) => assert!(why.contains(&closed_port.to_string()), "{why}"),
+        Err(DeliveryError::Unreachable(why)) => {
+            assert!(why.contains(&closed_port.to_string()), "{why}")
+        }
         other => panic!("expected Unreachable, got {other:?}"),
     }
 
-    let answer = tokio::time::timeout(STEP, alice.network.deliver(nobody, Vec::new(), request(2, 10)))
-        .await
-        .expect("an answer in time");
-    assert!(matches!(answer, Err(DeliveryError::Unreachable(_))), "{answer:?}");
+    let answer = tokio::time::timeout(
+        STEP,
+        alice.network.deliver(nobody, Vec::new(), request(2, 10)),
+    )
+    .await
+    .expect("an answer in time");
+    assert!(
+        matches!(answer, Err(DeliveryError::Unreachable(_))),
+        "{answer:?}"
+    );
     alice.network.shutdown().await;
 }
 
@@ -299,7 +340,11 @@ async fn unreachable_peer_is_an_error_not_a_hang() {
 async fn delivery_works_over_quic() {
     let alice = node(config("/ip4/127.0.0.1/udp/0/quic-v1", 1 << 20, NO_LIMIT)).await;
     let bob = node(config("/ip4/127.0.0.1/udp/0/quic-v1", 1 << 20, NO_LIMIT)).await;
-    assert!(bob.addrs.iter().all(|a| a.to_string().contains("/quic-v1")), "{:?}", bob.addrs);
+    assert!(
+        bob.addrs.iter().all(|a| a.to_string().contains("/quic-v1")),
+        "{:?}",
+        bob.addrs
+    );
     let Node {
         network: bob_network,
         inbound,
@@ -308,7 +353,9 @@ async fn delivery_works_over_quic() {
     let acceptor = accept_all(inbound);
     let answer = tokio::time::timeout(
         STEP,
-        alice.network.deliver(bob_network.local_peer_id(), addrs, request(5, 100_000)),
+        alice
+            .network
+            .deliver(bob_network.local_peer_id(), addrs, request(5, 100_000)),
     )
     .await
     .expect("an answer in time");
@@ -332,7 +379,10 @@ async fn shutdown_closes_the_inbound_channel_and_refuses_later_work() {
         .deliver(PeerId::random(), Vec::new(), request(1, 1))
         .await;
     assert!(matches!(answer, Err(DeliveryError::Shutdown)), "{answer:?}");
-    assert!(matches!(alice.network.listen_addrs().await, Err(NetworkError::Stopped)));
+    assert!(matches!(
+        alice.network.listen_addrs().await,
+        Err(NetworkError::Stopped)
+    ));
     // A second shutdown returns at once.
     tokio::time::timeout(STEP, alice.network.shutdown())
         .await
@@ -343,11 +393,19 @@ async fn shutdown_closes_the_inbound_channel_and_refuses_later_work() {
 async fn a_port_in_use_is_a_clear_start_error() {
     let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     let port = taken.local_addr().expect("address").port();
-    let result = start(config(&format!("/ip4/127.0.0.1/tcp/{port}"), 1024, NO_LIMIT)).await;
+    let result = start(config(
+        &format!("/ip4/127.0.0.1/tcp/{port}"),
+        1024,
+        NO_LIMIT,
+    ))
+    .await;
     match result {
         Err(err @ NetworkError::Listen { .. }) => {
             let text = err.to_string();
-            assert!(text.contains(&port.to_string()) && text.contains("--listen"), "{text}");
+            assert!(
+                text.contains(&port.to_string()) && text.contains("--listen"),
+                "{text}"
+            );
         }
         Err(other) => panic!("expected a listen error, got {other}"),
         Ok(_) => panic!("listening on a taken port must fail"),

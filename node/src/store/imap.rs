@@ -115,12 +115,7 @@ impl MailStore for Store {
             .await
     }
 
-    async fn move_messages(
-        &self,
-        from: &str,
-        uids: &[Uid],
-        to: &str,
-    ) -> StoreResultT<CopyResult> {
+    async fn move_messages(&self, from: &str, uids: &[Uid], to: &str) -> StoreResultT<CopyResult> {
         let (from, to) = (from.to_string(), to.to_string());
         let uids = uids.to_vec();
         self.write(move |ctx| messages::move_messages(ctx, &from, &uids, &to))

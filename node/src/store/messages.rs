@@ -38,7 +38,9 @@ pub(super) struct Sealed {
 /// `blob_id`. CPU work only; callers run it off the writer thread.
 pub(super) fn seal(crypto: &Crypto, blob_id: i64, message: &[u8]) -> Result<Sealed, StoreError> {
     if message.is_empty() {
-        return Err(StoreError::Rejected("an empty message cannot be stored".into()));
+        return Err(StoreError::Rejected(
+            "an empty message cannot be stored".into(),
+        ));
     }
     let size = u32::try_from(message.len())
         .map_err(|_| StoreError::Rejected("the message is too large to store".into()))?;
@@ -136,7 +138,11 @@ fn load(conn: &Connection, mailbox_id: i64, uid: Uid) -> Result<Option<MessageRo
 }
 
 /// The rows of the given UIDs that exist, ascending, each once.
-fn load_many(conn: &Connection, mailbox_id: i64, uids: &[Uid]) -> Result<Vec<MessageRow>, StoreError> {
+fn load_many(
+    conn: &Connection,
+    mailbox_id: i64,
+    uids: &[Uid],
+) -> Result<Vec<MessageRow>, StoreError> {
     let mut uids = uids.to_vec();
     uids.sort_unstable();
     uids.dedup();
@@ -198,7 +204,10 @@ fn insert_row(
     // UIDs are never reused (RFC 3501 §2.3.1.1), so a mailbox that has used
     // them all cannot take more.
     let uid_next = uid.checked_add(1).ok_or_else(|| {
-        StoreError::Cannot(format!("{} has used every UID; create a new mailbox", mailbox.name))
+        StoreError::Cannot(format!(
+            "{} has used every UID; create a new mailbox",
+            mailbox.name
+        ))
     })?;
     let modseq = ctx.next_modseq();
     let seen = has(flags, SEEN);
@@ -321,7 +330,10 @@ pub(super) fn file_incoming(
     let known: Option<i64> = ctx
         .conn
         .prepare_cached("SELECT 1 FROM delivered WHERE tag = ?1")
-        .and_then(|mut stmt| stmt.query_row(params![&tag[..]], |row| row.get(0)).optional())
+        .and_then(|mut stmt| {
+            stmt.query_row(params![&tag[..]], |row| row.get(0))
+                .optional()
+        })
         .map_err(sql)?;
     if known.is_some() {
         return Ok(Incoming::Duplicate);
@@ -424,7 +436,11 @@ pub(super) fn store_flags(
 
 /// Removes rows, remembers them in `vanished`, drops blobs no other row
 /// uses, and saves the mailbox.
-fn remove(ctx: &mut WriteCtx, mailbox: &mut Mailbox, rows: &[MessageRow]) -> Result<(), StoreError> {
+fn remove(
+    ctx: &mut WriteCtx,
+    mailbox: &mut Mailbox,
+    rows: &[MessageRow],
+) -> Result<(), StoreError> {
     if rows.is_empty() {
         return Ok(());
     }
@@ -571,7 +587,9 @@ mod tests {
     #[test]
     fn normalize_drops_recent_and_duplicates() {
         assert_eq!(
-            normalize_flags(&flags(&["\\SEEN", "$label1", "\\recent", "\\Seen", "$LABEL1", ""])),
+            normalize_flags(&flags(&[
+                "\\SEEN", "$label1", "\\recent", "\\Seen", "$LABEL1", ""
+            ])),
             flags(&["$label1", "\\Seen"])
         );
     }

@@ -162,7 +162,13 @@ impl Store {
         }
         self.inner.readers.close();
         let (reply, done) = oneshot::channel();
-        if self.inner.commands.send(Message::Close(reply)).await.is_ok() {
+        if self
+            .inner
+            .commands
+            .send(Message::Close(reply))
+            .await
+            .is_ok()
+        {
             let _ = done.await;
         }
     }
@@ -223,7 +229,8 @@ impl Store {
     /// one transaction.
     pub async fn outbox_failed(&self, id: i64, bounce: Vec<u8>) -> Result<(), StoreError> {
         let sealed = self.seal(bounce).await?;
-        self.write(move |ctx| outbox::failed(ctx, id, &sealed)).await
+        self.write(move |ctx| outbox::failed(ctx, id, &sealed))
+            .await
     }
 
     /// Makes every entry due at `now_ms`.

@@ -111,7 +111,9 @@ fn is_subscribed(conn: &Connection, name: &str) -> Result<bool, StoreError> {
 pub(super) fn list(conn: &Connection) -> Result<Vec<MailboxInfo>, StoreError> {
     let subscribed = subscriptions(conn)?;
     let mut stmt = conn
-        .prepare_cached(&format!("SELECT {MAILBOX_COLUMNS} FROM mailboxes ORDER BY name"))
+        .prepare_cached(&format!(
+            "SELECT {MAILBOX_COLUMNS} FROM mailboxes ORDER BY name"
+        ))
         .map_err(sql)?;
     let mailboxes = stmt
         .query_map([], Mailbox::from_row)
@@ -207,6 +209,9 @@ pub(super) fn changes_since(
     })
 }
 
+/// One fetched message: its UID and the decrypted bytes.
+pub(super) type Fetched = (Uid, Arc<[u8]>);
+
 /// FETCH: decrypts the header block (and the body for `Full`) of each
 /// existing UID, in the order asked.
 pub(super) fn fetch(
@@ -215,7 +220,7 @@ pub(super) fn fetch(
     name: &str,
     uids: &[Uid],
     content: Content,
-) -> Result<Vec<(Uid, Arc<[u8]>)>, StoreError> {
+) -> Result<Vec<Fetched>, StoreError> {
     let mailbox = mailboxes::require(conn, name)?;
     // Only the columns needed are read: a header fetch never loads bodies.
     let query = match content {

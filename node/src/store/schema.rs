@@ -230,7 +230,12 @@ fn seed(conn: &Connection, crypto: &Crypto) -> Result<(), StoreError> {
         conn.execute(
             "INSERT INTO mailboxes (name, special_use, uid_validity, uid_next, highest_modseq) \
              VALUES (?1, ?2, ?3, 1, ?4)",
-            params![name, special_use.map(|s| s.as_attribute()), uid_validity, modseq],
+            params![
+                name,
+                special_use.map(|s| s.as_attribute()),
+                uid_validity,
+                modseq
+            ],
         )
         .map_err(sql)?;
         conn.execute(
@@ -254,9 +259,11 @@ fn seed(conn: &Connection, crypto: &Crypto) -> Result<(), StoreError> {
 
 fn check_key(conn: &Connection, crypto: &Crypto) -> Result<(), StoreError> {
     let check: Option<Vec<u8>> = conn
-        .query_row("SELECT value FROM meta WHERE key = 'key_check'", [], |row| {
-            row.get(0)
-        })
+        .query_row(
+            "SELECT value FROM meta WHERE key = 'key_check'",
+            [],
+            |row| row.get(0),
+        )
         .optional()
         .map_err(sql)?;
     let Some(check) = check else {
@@ -285,9 +292,11 @@ fn prune_delivered(conn: &Connection) -> Result<(), StoreError> {
 
 /// Reads an integer counter from `meta`.
 pub(super) fn meta_int(conn: &Connection, key: &str) -> Result<i64, StoreError> {
-    conn.query_row("SELECT value FROM meta WHERE key = ?1", params![key], |row| {
-        row.get(0)
-    })
+    conn.query_row(
+        "SELECT value FROM meta WHERE key = ?1",
+        params![key],
+        |row| row.get(0),
+    )
     .map_err(sql)
 }
 

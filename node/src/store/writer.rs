@@ -11,6 +11,7 @@
 //! After a commit, the mailboxes the batch changed are announced on the
 //! change broadcast (IMAP IDLE and NOOP learn of new mail from it).
 
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 
 use imap_bridge::backend::{MailboxChanged, ModSeq, StoreError};
@@ -74,7 +75,9 @@ impl WriteCtx {
     /// than the last one handed out, so that a re-created mailbox never gets
     /// a value a client may have cached (RFC 3501 §2.3.1.1).
     pub fn next_uidvalidity(&mut self) -> Result<u32, StoreError> {
-        let next = super::now_secs().max(self.counters.last_uidvalidity + 1).max(1);
+        let next = super::now_secs()
+            .max(self.counters.last_uidvalidity + 1)
+            .max(1);
         let value = u32::try_from(next)
             .map_err(|_| StoreError::Internal("UIDVALIDITY space exhausted".into()))?;
         self.counters.last_uidvalidity = next;
@@ -128,7 +131,15 @@ where
 {
     fn run(&mut self, ctx: &mut WriteCtx) {
         if let Some(op) = self.op.take() {
-            self.result = Some(op(ctx));
+            // A bug in one command must not take the writer thread (and with
+            // it the whole store) down: it fails alone and is rolled back.
+            let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| op(ctx)));
+            self.result = Some(outcome.unwrap_or_else(|_| {
+                tracing::error!("a store command panicked; it was rolled back");
+                Err(StoreError::Internal(
+                    "a store command failed unexpectedly".into(),
+                ))
+            }));
         }
     }
 

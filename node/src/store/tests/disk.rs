@@ -20,7 +20,9 @@ fn files(dir: &tempfile::TempDir) -> Vec<(String, Vec<u8>)> {
 }
 
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {
-    haystack.windows(needle.len()).any(|window| window == needle)
+    haystack
+        .windows(needle.len())
+        .any(|window| window == needle)
 }
 
 #[tokio::test]
@@ -62,18 +64,27 @@ async fn no_plaintext_reaches_the_disk() {
     let open_files = files(&dir);
     assert!(open_files.iter().any(|(name, _)| name.ends_with("-wal")));
     for (name, content) in open_files {
-        assert!(!contains(&content, marker.as_bytes()), "marker in {name} (open)");
+        assert!(
+            !contains(&content, marker.as_bytes()),
+            "marker in {name} (open)"
+        );
     }
     store.close().await;
     let closed_files = files(&dir);
     assert!(!closed_files.is_empty());
     for (name, content) in closed_files {
         assert!(!contains(&content, marker.as_bytes()), "marker in {name}");
-        assert!(!contains(&content, b"secret-marker"), "marker part in {name}");
+        assert!(
+            !contains(&content, b"secret-marker"),
+            "marker part in {name}"
+        );
     }
     // And it all comes back with the key.
     let store = Store::open(&db_path(&dir), &KEY).expect("reopen");
-    let fetched = store.fetch("INBOX", &[1], Content::Full).await.expect("fetch");
+    let fetched = store
+        .fetch("INBOX", &[1], Content::Full)
+        .await
+        .expect("fetch");
     assert_eq!(&fetched[0].1[..], &bytes[..]);
     let due = store.due_outbox(i64::MAX, 1, &[]).await.expect("due");
     assert_eq!(due[0].recipient, format!("{marker}@example.org"));

@@ -13,7 +13,9 @@ async fn first_open_creates_the_default_mailboxes() {
     let names: Vec<&str> = list.iter().map(|m| m.name.as_str()).collect();
     assert_eq!(
         names,
-        vec!["Archive", "Drafts", "INBOX", "Junk", "Requests", "Sent", "Trash"]
+        vec![
+            "Archive", "Drafts", "INBOX", "Junk", "Requests", "Sent", "Trash"
+        ]
     );
     let special = |name: &str| {
         list.iter()
@@ -73,7 +75,10 @@ async fn uids_and_uidvalidity_survive_reopen() {
 #[tokio::test]
 async fn create_validates_and_makes_parents() {
     let (_dir, store) = open();
-    store.create_mailbox("Projects/2026/Q1/").await.expect("create");
+    store
+        .create_mailbox("Projects/2026/Q1/")
+        .await
+        .expect("create");
     let names: Vec<String> = store
         .list_mailboxes()
         .await
@@ -99,7 +104,10 @@ async fn create_validates_and_makes_parents() {
         );
     }
     // Other names are case-sensitive.
-    store.create_mailbox("projects").await.expect("create lowercase");
+    store
+        .create_mailbox("projects")
+        .await
+        .expect("create lowercase");
 }
 
 #[tokio::test]
@@ -137,14 +145,20 @@ async fn delete_then_create_gives_a_new_uidvalidity() {
 async fn rename_keeps_uidvalidity_uids_children_and_subscriptions() {
     let (_dir, store) = open();
     store.create_mailbox("Old/Child").await.expect("create");
-    store.set_subscribed("Old/Child", true).await.expect("subscribe");
+    store
+        .set_subscribed("Old/Child", true)
+        .await
+        .expect("subscribe");
     append(&store, "Old", &[], message("o1", "x")).await;
     append(&store, "Old", &[], message("o2", "x")).await;
     append(&store, "Old/Child", &[], message("c1", "x")).await;
     let old = store.snapshot("Old").await.expect("snapshot");
     let child = store.snapshot("Old/Child").await.expect("snapshot");
 
-    store.rename_mailbox("Old", "New/Place").await.expect("rename");
+    store
+        .rename_mailbox("Old", "New/Place")
+        .await
+        .expect("rename");
     let renamed = store.snapshot("New/Place").await.expect("snapshot");
     assert_eq!(renamed.info.uid_validity, old.info.uid_validity);
     assert_eq!(uids(&renamed), uids(&old));
@@ -189,7 +203,10 @@ async fn rename_inbox_moves_its_messages() {
     append(&store, "INBOX", &[], message("i1", "x")).await;
     append(&store, "INBOX", &["\\Seen"], message("i2", "x")).await;
     let inbox = store.snapshot("INBOX").await.expect("inbox").info;
-    store.rename_mailbox("INBOX", "Old Inbox").await.expect("rename");
+    store
+        .rename_mailbox("INBOX", "Old Inbox")
+        .await
+        .expect("rename");
     let moved = store.snapshot("Old Inbox").await.expect("moved");
     assert_eq!(uids(&moved), vec![1, 2]);
     assert_eq!(moved.info.unseen, 1);
@@ -207,8 +224,14 @@ async fn rename_inbox_moves_its_messages() {
 #[tokio::test]
 async fn subscriptions_need_no_mailbox() {
     let (_dir, store) = open();
-    store.set_subscribed("Elsewhere", true).await.expect("subscribe");
-    store.set_subscribed("Junk", false).await.expect("unsubscribe");
+    store
+        .set_subscribed("Elsewhere", true)
+        .await
+        .expect("subscribe");
+    store
+        .set_subscribed("Junk", false)
+        .await
+        .expect("unsubscribe");
     let subscriptions = store.subscriptions().await.expect("subscriptions");
     assert!(subscriptions.iter().any(|s| s == "Elsewhere"));
     assert!(!subscriptions.iter().any(|s| s == "Junk"));

@@ -11,7 +11,10 @@ async fn append_fetch_roundtrip_is_byte_identical() {
         (message("crlf", "hello\r\nworld"), 0),
         (b"Subject: lf\nFrom: a@b\n\nbody\n\nmore\n".to_vec(), 23),
         (b"Subject: no body\r\n".to_vec(), 18),
-        (b"Subject: 8bit\r\n\r\n\xff\x00\xfe caf\xc3\xa9\r\n".to_vec(), 17),
+        (
+            b"Subject: 8bit\r\n\r\n\xff\x00\xfe caf\xc3\xa9\r\n".to_vec(),
+            17,
+        ),
         (b"\r\nonly a body".to_vec(), 2),
     ];
     for (bytes, header_len) in samples {
@@ -93,7 +96,13 @@ async fn store_flags_ops_and_unchanged_since() {
         append(&store, "INBOX", &[], message(&format!("m{i}"), "x")).await;
     }
     let added = store
-        .store_flags("INBOX", &[1, 2, 3, 42], FlagOp::Add, &flags(&["\\Seen"]), None)
+        .store_flags(
+            "INBOX",
+            &[1, 2, 3, 42],
+            FlagOp::Add,
+            &flags(&["\\Seen"]),
+            None,
+        )
         .await
         .expect("add");
     assert_eq!(added.updated.len(), 3);
@@ -127,10 +136,19 @@ async fn store_flags_ops_and_unchanged_since() {
     assert!(conditional.updated[0].modseq > modseq_1);
 
     let replaced = store
-        .store_flags("INBOX", &[3], FlagOp::Replace, &flags(&["\\Flagged", "\\Answered"]), None)
+        .store_flags(
+            "INBOX",
+            &[3],
+            FlagOp::Replace,
+            &flags(&["\\Flagged", "\\Answered"]),
+            None,
+        )
         .await
         .expect("replace");
-    assert_eq!(replaced.updated[0].flags, flags(&["\\Answered", "\\Flagged"]));
+    assert_eq!(
+        replaced.updated[0].flags,
+        flags(&["\\Answered", "\\Flagged"])
+    );
     // A no-op store does not move the MODSEQ.
     let same = store
         .store_flags("INBOX", &[3], FlagOp::Add, &flags(&["\\Flagged"]), None)
@@ -147,16 +165,38 @@ async fn expunge_records_vanished_for_changes_since() {
     for i in 0..4 {
         append(&store, "INBOX", &[], message(&format!("m{i}"), "x")).await;
     }
-    let start = store.snapshot("INBOX").await.expect("snapshot").info.highest_modseq;
+    let start = store
+        .snapshot("INBOX")
+        .await
+        .expect("snapshot")
+        .info
+        .highest_modseq;
     store
-        .store_flags("INBOX", &[1, 2, 3], FlagOp::Add, &flags(&["\\Deleted"]), None)
+        .store_flags(
+            "INBOX",
+            &[1, 2, 3],
+            FlagOp::Add,
+            &flags(&["\\Deleted"]),
+            None,
+        )
         .await
         .expect("flag");
-    let after_flags = store.snapshot("INBOX").await.expect("snapshot").info.highest_modseq;
+    let after_flags = store
+        .snapshot("INBOX")
+        .await
+        .expect("snapshot")
+        .info
+        .highest_modseq;
 
-    let only = store.expunge("INBOX", Some(&[2, 4])).await.expect("uid expunge");
+    let only = store
+        .expunge("INBOX", Some(&[2, 4]))
+        .await
+        .expect("uid expunge");
     assert_eq!(only, vec![2]);
-    let changes = store.changes_since("INBOX", after_flags).await.expect("changes");
+    let changes = store
+        .changes_since("INBOX", after_flags)
+        .await
+        .expect("changes");
     assert_eq!(changes.vanished, vec![2]);
     assert!(changes.changed.is_empty());
     assert!(changes.highest_modseq > after_flags);
@@ -165,13 +205,19 @@ async fn expunge_records_vanished_for_changes_since() {
     assert_eq!(rest, vec![1, 3]);
     let changes = store.changes_since("INBOX", start).await.expect("changes");
     assert_eq!(changes.vanished, vec![1, 2, 3]);
-    assert_eq!(changes.changed.iter().map(|m| m.uid).collect::<Vec<_>>(), Vec::<u32>::new());
+    assert_eq!(
+        changes.changed.iter().map(|m| m.uid).collect::<Vec<_>>(),
+        Vec::<u32>::new()
+    );
     assert_eq!(changes.uid_next, 5);
     let snapshot = store.snapshot("INBOX").await.expect("snapshot");
     assert_eq!(uids(&snapshot), vec![4]);
     assert_eq!(snapshot.info.messages, 1);
     assert_eq!(
-        store.fetch("INBOX", &[1, 2, 3], Content::Full).await.expect("fetch"),
+        store
+            .fetch("INBOX", &[1, 2, 3], Content::Full)
+            .await
+            .expect("fetch"),
         vec![]
     );
 
@@ -183,7 +229,10 @@ async fn expunge_records_vanished_for_changes_since() {
         .await
         .expect("flag");
     let changes = store.changes_since("INBOX", now).await.expect("changes");
-    assert_eq!(changes.changed.iter().map(|m| m.uid).collect::<Vec<_>>(), vec![4, new]);
+    assert_eq!(
+        changes.changed.iter().map(|m| m.uid).collect::<Vec<_>>(),
+        vec![4, new]
+    );
     assert!(changes.vanished.is_empty());
     // UIDs are never reused after an expunge.
     assert_eq!(new, 5);
@@ -195,7 +244,12 @@ async fn copy_and_move_keep_content_flags_and_dates() {
     let a = message("a", "first");
     let b = message("b", "second");
     store
-        .append("INBOX", &flags(&["\\Flagged"]), Some((1_600_000_000, -300)), a.clone())
+        .append(
+            "INBOX",
+            &flags(&["\\Flagged"]),
+            Some((1_600_000_000, -300)),
+            a.clone(),
+        )
         .await
         .expect("append a");
     append(&store, "INBOX", &["\\Seen"], b.clone()).await;
@@ -209,25 +263,48 @@ async fn copy_and_move_keep_content_flags_and_dates() {
     assert_eq!(work.messages[0].internal_date, 1_600_000_000);
     assert_eq!(work.messages[0].internal_date_offset_minutes, -300);
     assert_eq!(work.info.unseen, 1);
-    assert_eq!(store.snapshot("INBOX").await.expect("inbox").messages.len(), 2);
+    assert_eq!(
+        store.snapshot("INBOX").await.expect("inbox").messages.len(),
+        2
+    );
 
-    let before = store.snapshot("INBOX").await.expect("inbox").info.highest_modseq;
-    let moved = store.move_messages("INBOX", &[1], "Archive").await.expect("move");
+    let before = store
+        .snapshot("INBOX")
+        .await
+        .expect("inbox")
+        .info
+        .highest_modseq;
+    let moved = store
+        .move_messages("INBOX", &[1], "Archive")
+        .await
+        .expect("move");
     assert_eq!(moved.mapping, vec![(1, 1)]);
     let inbox = store.changes_since("INBOX", before).await.expect("changes");
     assert_eq!(inbox.vanished, vec![1]);
-    let fetched = store.fetch("Archive", &[1], Content::Full).await.expect("fetch");
+    let fetched = store
+        .fetch("Archive", &[1], Content::Full)
+        .await
+        .expect("fetch");
     assert_eq!(&fetched[0].1[..], &a[..]);
 
     // Copies share their content: deleting one mailbox keeps the others'.
     store.delete_mailbox("Work").await.expect("delete");
-    let fetched = store.fetch("INBOX", &[2], Content::Full).await.expect("fetch");
+    let fetched = store
+        .fetch("INBOX", &[2], Content::Full)
+        .await
+        .expect("fetch");
     assert_eq!(&fetched[0].1[..], &b[..]);
-    let fetched = store.fetch("Archive", &[1], Content::Full).await.expect("fetch");
+    let fetched = store
+        .fetch("Archive", &[1], Content::Full)
+        .await
+        .expect("fetch");
     assert_eq!(&fetched[0].1[..], &a[..]);
 
     // Moving within one mailbox gives new UIDs and keeps the counts right.
-    let same = store.move_messages("INBOX", &[2], "INBOX").await.expect("move");
+    let same = store
+        .move_messages("INBOX", &[2], "INBOX")
+        .await
+        .expect("move");
     assert_eq!(same.mapping, vec![(2, 3)]);
     let inbox = store.snapshot("INBOX").await.expect("inbox");
     assert_eq!(uids(&inbox), vec![3]);

@@ -31,7 +31,10 @@ async fn outbox_lifecycle_ends_in_delivery_or_bounce() {
     let snapshot = store.snapshot("Sent").await.expect("sent");
     assert_eq!(uids(&snapshot), vec![uid]);
     assert_eq!(snapshot.messages[0].flags, flags(&["\\Seen"]));
-    let copy = store.fetch("Sent", &[uid], Content::Full).await.expect("fetch");
+    let copy = store
+        .fetch("Sent", &[uid], Content::Full)
+        .await
+        .expect("fetch");
     assert_eq!(&copy[0].1[..], &sent[..]);
     assert_eq!(store.outbox_len().await.expect("len"), 2);
 
@@ -61,9 +64,15 @@ async fn outbox_lifecycle_ends_in_delivery_or_bounce() {
         .expect("retry");
     let due = store.due_outbox(now, 10, &[]).await.expect("due");
     assert_eq!(due.iter().map(|e| e.id).collect::<Vec<_>>(), vec![carol]);
-    assert_eq!(store.next_outbox_due().await.expect("next"), Some(due[0].next_attempt));
+    assert_eq!(
+        store.next_outbox_due().await.expect("next"),
+        Some(due[0].next_attempt)
+    );
     store.outbox_delivered(carol).await.expect("delivered");
-    assert_eq!(store.next_outbox_due().await.expect("next"), Some(now + 60_000));
+    assert_eq!(
+        store.next_outbox_due().await.expect("next"),
+        Some(now + 60_000)
+    );
     let later = store.due_outbox(now + 60_000, 10, &[]).await.expect("due");
     assert_eq!(later.len(), 1);
     assert_eq!(later[0].attempts, 1);
@@ -75,17 +84,32 @@ async fn outbox_lifecycle_ends_in_delivery_or_bounce() {
 
     // Giving up files the bounce in INBOX and empties the queue, once.
     let bounce = b"From: mailer-daemon@mailnode.invalid\r\nSubject: Undelivered\r\n\r\nsorry\r\n";
-    store.outbox_failed(bob, bounce.to_vec()).await.expect("failed");
+    store
+        .outbox_failed(bob, bounce.to_vec())
+        .await
+        .expect("failed");
     assert_eq!(store.outbox_len().await.expect("len"), 0);
     assert_eq!(store.next_outbox_due().await.expect("next"), None);
-    store.outbox_failed(bob, bounce.to_vec()).await.expect("again");
+    store
+        .outbox_failed(bob, bounce.to_vec())
+        .await
+        .expect("again");
     let inbox = store.snapshot("INBOX").await.expect("inbox");
     assert_eq!(inbox.messages.len(), 1);
-    let filed = store.fetch("INBOX", &[1], Content::Full).await.expect("fetch");
+    let filed = store
+        .fetch("INBOX", &[1], Content::Full)
+        .await
+        .expect("fetch");
     assert_eq!(&filed[0].1[..], &bounce[..]);
     // Unknown ids are not an error (the entry may be gone already).
-    store.outbox_delivered(9_999).await.expect("delivered unknown");
-    store.outbox_retry(9_999, now, "x").await.expect("retry unknown");
+    store
+        .outbox_delivered(9_999)
+        .await
+        .expect("delivered unknown");
+    store
+        .outbox_retry(9_999, now, "x")
+        .await
+        .expect("retry unknown");
 }
 
 #[tokio::test]
@@ -122,8 +146,14 @@ async fn file_incoming_is_idempotent_per_peer_and_delivery() {
         .await
         .expect("other peer");
     assert_eq!(other, Incoming::Filed { uid: 2 });
-    assert_eq!(store.snapshot("INBOX").await.expect("inbox").messages.len(), 2);
-    let fetched = store.fetch("INBOX", &[1], Content::Full).await.expect("fetch");
+    assert_eq!(
+        store.snapshot("INBOX").await.expect("inbox").messages.len(),
+        2
+    );
+    let fetched = store
+        .fetch("INBOX", &[1], Content::Full)
+        .await
+        .expect("fetch");
     assert_eq!(&fetched[0].1[..], &bytes[..]);
 
     // Requests is re-created if the user deleted it.
@@ -160,17 +190,31 @@ async fn sent_copy_is_not_stored_twice() {
     assert_eq!(appended.mapping, vec![(0, uid)]);
     assert_eq!(uids(&sent), vec![uid]);
     assert_eq!(sent.messages[0].flags, flags(&["$Forwarded", "\\Seen"]));
-    let kept = store.fetch("Sent", &[uid], Content::Full).await.expect("fetch");
+    let kept = store
+        .fetch("Sent", &[uid], Content::Full)
+        .await
+        .expect("fetch");
     assert_eq!(&kept[0].1[..], &submitted[..]);
 
     // Elsewhere, and without a Message-ID, appends are stored as given.
     append(&store, "Drafts", &[], message("dedupe", "x")).await;
     append(&store, "Drafts", &[], message("dedupe", "x")).await;
-    assert_eq!(store.snapshot("Drafts").await.expect("drafts").messages.len(), 2);
+    assert_eq!(
+        store
+            .snapshot("Drafts")
+            .await
+            .expect("drafts")
+            .messages
+            .len(),
+        2
+    );
     let anonymous = b"Subject: no id\r\n\r\nx\r\n".to_vec();
     append(&store, "Sent", &[], anonymous.clone()).await;
     append(&store, "Sent", &[], anonymous).await;
-    assert_eq!(store.snapshot("Sent").await.expect("sent").messages.len(), 3);
+    assert_eq!(
+        store.snapshot("Sent").await.expect("sent").messages.len(),
+        3
+    );
 
     // A client that appends before submitting does not get two copies either.
     let early = append(&store, "Sent", &[], message("early", "x")).await;
