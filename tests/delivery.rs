@@ -29,7 +29,7 @@ fn alice_writes_to_bob_end_to_end() {
         &alice.email,
         &bob.email,
         &format!("Hello Bob {marker}"),
-        &format!("The body says {marker}.\nSecond line."),
+        &format!("The body says {marker}.\r\nSecond line."),
         &attachment,
     );
     alice.send_with_lettre(&[&bob.email], &first);
@@ -91,9 +91,20 @@ fn alice_writes_to_bob_end_to_end() {
         } else if rest == expected_second {
             got_second = true;
         } else {
+            let at = rest
+                .iter()
+                .zip(&first)
+                .position(|(a, b)| a != b)
+                .unwrap_or(rest.len().min(first.len()));
+            let around = |m: &[u8]| {
+                String::from_utf8_lossy(&m[at.saturating_sub(60)..(at + 60).min(m.len())])
+                    .into_owned()
+            };
             panic!(
-                "unexpected message in Bob's INBOX:\n{}",
-                String::from_utf8_lossy(&rest)
+                "unexpected message in Bob's INBOX (differs from the first at byte {at}):\n\
+                 got:  {:?}\nsent: {:?}",
+                around(&rest),
+                around(&first)
             );
         }
     }
@@ -137,9 +148,11 @@ fn alice_writes_to_bob_end_to_end() {
     expected_synced.sort_by_key(|m| m.len());
     assert_eq!(synced.len(), 2, "mbsync fetched both messages");
     for (got, want) in synced.iter().zip(&expected_synced) {
-        // mbsync may add an X-TUID header; everything else must match.
+        // mbsync may add an X-TUID header, and stores lines with LF endings
+        // (the Unix Maildir convention); everything else must match.
         let got = strip_tuid(got);
-        assert_eq!(got, *want, "Maildir copy equals the IMAP copy");
+        let want = String::from_utf8_lossy(want).replace("\r\n", "\n").into_bytes();
+        assert_eq!(got, want, "Maildir copy equals the IMAP copy");
     }
 
     // Nothing in the clear: the marker is in no file of either home, while

@@ -20,7 +20,8 @@ pub struct OuterHeader<'a> {
     pub to: &'a str,
     /// `Date` of the original message.
     pub date: &'a str,
-    /// `Message-ID` of the original message (with angle brackets).
+    /// An opaque `Message-ID` for the wrapper (with angle brackets); never
+    /// the original's, which travels encrypted.
     pub message_id: &'a str,
 }
 

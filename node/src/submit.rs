@@ -123,9 +123,8 @@ impl Submission for Outgoing {
         let identity = Arc::clone(&self.identity);
         let delivery = prepared.delivery.clone();
         let date = prepared.date.clone();
-        let message_id = prepared.message_id.clone();
         let items = tokio::task::spawn_blocking(move || {
-            seal_for_each(&identity, &delivery, &date, &message_id, &cards)
+            seal_for_each(&identity, &delivery, &date, &cards)
         })
         .await
         .map_err(|err| SubmitError::Temporary(format!("encryption task failed: {err}")))??;
@@ -245,7 +244,6 @@ fn seal_for_each(
     identity: &Identity,
     delivery: &[u8],
     date: &str,
-    message_id: &str,
     cards: &[(String, ContactCard)],
 ) -> Result<Vec<OutboxItem>, SubmitError> {
     let mut items = Vec::with_capacity(cards.len());
@@ -253,11 +251,14 @@ fn seal_for_each(
         let armored = identity.seal(delivery, card).map_err(|err| {
             SubmitError::Rejected(format!("cannot encrypt to <{address}>: {err}"))
         })?;
+        // The outer Message-ID is opaque: the original one is part of the
+        // encrypted message, and may itself say something about it.
+        let outer_id = format!("<{}@mailnode.invalid>", hex::encode(random_id()));
         let outer = OuterHeader {
             from: identity.address(),
             to: address,
             date,
-            message_id,
+            message_id: &outer_id,
         };
         let mut delivery_id = [0u8; 16];
         rand::thread_rng().fill_bytes(&mut delivery_id);

@@ -360,6 +360,10 @@ impl Node {
             to.iter().map(|t| t.parse().expect("to")).collect(),
         )
         .expect("envelope");
+        // lettre always ends DATA with "\r\n.\r\n", so a message that
+        // already ends in CRLF would gain an empty line; hand it the message
+        // without its final CRLF so that what it transmits is exactly `raw`.
+        let raw = raw.strip_suffix(b"\r\n").unwrap_or(raw);
         transport
             .send_raw(&envelope, raw)
             .unwrap_or_else(|err| panic!("lettre could not submit: {err}"));
@@ -461,6 +465,9 @@ pub fn message_with_attachment(
         .from(from.parse().expect("from"))
         .to(to.parse().expect("to"))
         .subject(subject)
+        // A client that sets its own Message-ID gets its message delivered
+        // byte for byte; without one the bridge adds it (RFC 6409 §8.3).
+        .message_id(Some(format!("<{:016x}@mailnode.test>", rand::random::<u64>())))
         .multipart(
             MultiPart::mixed()
                 .singlepart(SinglePart::plain(body.to_string()))
