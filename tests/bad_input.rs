@@ -37,16 +37,28 @@ fn unknown_recipient_gets_550_and_nothing_is_queued() {
     alice.start();
     let before = counts(&alice);
     let dir = tempfile::tempdir().unwrap();
-    let path = write_file(dir.path(), "m.eml", &message(&alice.email, "carol@example.org", 100));
+    let path = write_file(
+        dir.path(),
+        "m.eml",
+        &message(&alice.email, "carol@example.org", 100),
+    );
     let out = mailtool(
         &[
             &["smtp-expect"][..],
             &str_refs(&smtp_args(&alice)),
-            &[&alice.email, "carol@example.org", "550", path.to_str().unwrap()],
+            &[
+                &alice.email,
+                "carol@example.org",
+                "550",
+                path.to_str().unwrap(),
+            ],
         ]
         .concat(),
     );
-    assert!(out.contains("mailnode contacts import"), "the 550 says how to add the contact: {out}");
+    assert!(
+        out.contains("mailnode contacts import"),
+        "the 550 says how to add the contact: {out}"
+    );
     assert_eq!(counts(&alice), before, "nothing filed or queued");
 }
 
@@ -56,8 +68,20 @@ fn wrong_bridge_password_is_refused_on_imap_and_smtp() {
     alice.start();
     let imap_port = alice.running().imap.to_string();
     let smtp_port = alice.running().smtp.to_string();
-    mailtool(&["login-fails", "127.0.0.1", &imap_port, &alice.email, "wrong-password"]);
-    mailtool(&["smtp-auth-fails", "127.0.0.1", &smtp_port, &alice.email, "wrong-password"]);
+    mailtool(&[
+        "login-fails",
+        "127.0.0.1",
+        &imap_port,
+        &alice.email,
+        "wrong-password",
+    ]);
+    mailtool(&[
+        "smtp-auth-fails",
+        "127.0.0.1",
+        &smtp_port,
+        &alice.email,
+        "wrong-password",
+    ]);
     // The right password still works afterwards.
     assert_eq!(alice.count("INBOX"), 0);
 }
@@ -77,15 +101,20 @@ fn message_signed_by_a_key_that_is_not_the_senders_card_is_refused() {
     let before = counts(&bob);
     mallory.send_with_lettre(&[&bob.email], &message(&mallory.email, &bob.email, 200));
     // Mallory's node gets a bounce that names the mismatch.
-    wait_until(Duration::from_secs(60), "the bounce in Mallory's INBOX", || {
-        mallory.count("INBOX") >= 1
-    });
+    wait_until(
+        Duration::from_secs(60),
+        "the bounce in Mallory's INBOX",
+        || mallory.count("INBOX") >= 1,
+    );
     let bounce = String::from_utf8(mallory.fetch_all("INBOX").remove(0)).unwrap();
     assert!(
         bounce.contains("does not match the contact's card"),
         "the bounce gives the reason:\n{bounce}"
     );
-    assert!(bob.log().contains("rejected a delivery"), "Bob's node logs the rejection");
+    assert!(
+        bob.log().contains("rejected a delivery"),
+        "Bob's node logs the rejection"
+    );
     assert_eq!(counts(&bob), before, "nothing filed at Bob");
 }
 
@@ -106,7 +135,11 @@ fn oversized_messages_are_refused_by_the_bridge_and_by_the_peer() {
     let dir = tempfile::tempdir().unwrap();
 
     // At Bob's own SMTP bridge: 552 at MAIL (SIZE) or after DATA.
-    let big = write_file(dir.path(), "big.eml", &message(&bob.email, &alice.email, 200_000));
+    let big = write_file(
+        dir.path(),
+        "big.eml",
+        &message(&bob.email, &alice.email, 200_000),
+    );
     let before_bob = counts(&bob);
     mailtool(
         &[
@@ -121,11 +154,16 @@ fn oversized_messages_are_refused_by_the_bridge_and_by_the_peer() {
     // From Alice (whose limit is the default) to Bob: Bob's node refuses it,
     // Alice gets a bounce with the reason, Bob stores nothing.
     alice.send_with_lettre(&[&bob.email], &message(&alice.email, &bob.email, 150_000));
-    wait_until(Duration::from_secs(60), "the bounce in Alice's INBOX", || {
-        alice.count("INBOX") >= 1
-    });
+    wait_until(
+        Duration::from_secs(60),
+        "the bounce in Alice's INBOX",
+        || alice.count("INBOX") >= 1,
+    );
     let bounce = String::from_utf8(alice.fetch_all("INBOX").remove(0)).unwrap();
-    assert!(bounce.contains("exceeds"), "the bounce gives the reason:\n{bounce}");
+    assert!(
+        bounce.contains("exceeds"),
+        "the bounce gives the reason:\n{bounce}"
+    );
     assert_eq!(counts(&bob), before_bob, "nothing stored at Bob");
 }
 
@@ -148,7 +186,12 @@ fn malformed_imap_and_smtp_command_lines_get_protocol_errors() {
         pass = alice.password()
     );
     let path = write_file(dir.path(), "imap.txt", imap_script.as_bytes());
-    let out = mailtool_output(&["raw", "127.0.0.1", &alice.running().imap.to_string(), path.to_str().unwrap()]);
+    let out = mailtool_output(&[
+        "raw",
+        "127.0.0.1",
+        &alice.running().imap.to_string(),
+        path.to_str().unwrap(),
+    ]);
     assert!(out.status.success(), "{}", common::describe(&out));
 
     let imap_script2 = format!(
@@ -164,10 +207,15 @@ fn malformed_imap_and_smtp_command_lines_get_protocol_errors() {
         pass = alice.password()
     );
     let path = write_file(dir.path(), "imap2.txt", imap_script2.as_bytes());
-    let out = mailtool_output(&["raw", "127.0.0.1", &alice.running().imap.to_string(), path.to_str().unwrap()]);
+    let out = mailtool_output(&[
+        "raw",
+        "127.0.0.1",
+        &alice.running().imap.to_string(),
+        path.to_str().unwrap(),
+    ]);
     assert!(out.status.success(), "{}", common::describe(&out));
 
-    let smtp_script = format!(
+    let smtp_script = String::from(
         "<< ^220 \n\
          >> EHLO client.test\n<<~ ^250 \n\
          >> FOO BAR\n<< ^500 \n\
@@ -175,10 +223,15 @@ fn malformed_imap_and_smtp_command_lines_get_protocol_errors() {
          >> RCPT TO:<bob@example.org>\n<< ^(503|530) \n\
          >> DATA\n<< ^(503|530|554) \n\
          >> NOOP\n<< ^250 \n\
-         >> QUIT\n<< ^221 \n"
+         >> QUIT\n<< ^221 \n",
     );
     let path = write_file(dir.path(), "smtp.txt", smtp_script.as_bytes());
-    let out = mailtool_output(&["raw", "127.0.0.1", &alice.running().smtp.to_string(), path.to_str().unwrap()]);
+    let out = mailtool_output(&[
+        "raw",
+        "127.0.0.1",
+        &alice.running().smtp.to_string(),
+        path.to_str().unwrap(),
+    ]);
     assert!(out.status.success(), "{}", common::describe(&out));
     assert_eq!(counts(&alice), before, "nothing changed in the store");
 }

@@ -61,9 +61,11 @@ fn alice_writes_to_bob_end_to_end() {
         .concat(),
     );
 
-    wait_until(Duration::from_secs(60), "two messages in Bob's INBOX", || {
-        bob.count("INBOX") >= 2
-    });
+    wait_until(
+        Duration::from_secs(60),
+        "two messages in Bob's INBOX",
+        || bob.count("INBOX") >= 2,
+    );
     let inbox = bob.fetch_all("INBOX");
     assert_eq!(inbox.len(), 2, "Bob's INBOX has exactly the two messages");
 
@@ -73,7 +75,8 @@ fn alice_writes_to_bob_end_to_end() {
     let alice_fpr = common::value_of(&alice.cli_ok(&["status"]), "fingerprint").unwrap();
     let expected_second: Vec<u8> = {
         let text = String::from_utf8(second.clone()).unwrap();
-        text.replace(&format!("Bcc: {}\r\n", bob.email), "").into_bytes()
+        text.replace(&format!("Bcc: {}\r\n", bob.email), "")
+            .into_bytes()
     };
     let mut got_first = false;
     let mut got_second = false;
@@ -109,7 +112,10 @@ fn alice_writes_to_bob_end_to_end() {
         }
     }
     assert!(got_first, "lettre's message arrived byte-identical");
-    assert!(got_second, "smtplib's message arrived byte-identical without Bcc");
+    assert!(
+        got_second,
+        "smtplib's message arrived byte-identical without Bcc"
+    );
 
     // Alice's Sent holds both copies, the second still with its Bcc.
     let sent = alice.fetch_all("Sent");
@@ -151,7 +157,9 @@ fn alice_writes_to_bob_end_to_end() {
         // mbsync may add an X-TUID header, and stores lines with LF endings
         // (the Unix Maildir convention); everything else must match.
         let got = strip_tuid(got);
-        let want = String::from_utf8_lossy(want).replace("\r\n", "\n").into_bytes();
+        let want = String::from_utf8_lossy(want)
+            .replace("\r\n", "\n")
+            .into_bytes();
         assert_eq!(got, want, "Maildir copy equals the IMAP copy");
     }
 
@@ -175,12 +183,12 @@ fn alice_writes_to_bob_end_to_end() {
 
 fn strip_tuid(message: &[u8]) -> Vec<u8> {
     let text = message.to_vec();
-    if let Some(pos) = text.windows(7).position(|w| w == b"X-TUID:") {
-        if let Some(end) = text[pos..].windows(1).position(|w| w == b"\n") {
-            let mut out = text[..pos].to_vec();
-            out.extend_from_slice(&text[pos + end + 1..]);
-            return out;
-        }
+    if let Some(pos) = text.windows(7).position(|w| w == b"X-TUID:")
+        && let Some(end) = text[pos..].iter().position(|&b| b == b'\n')
+    {
+        let mut out = text[..pos].to_vec();
+        out.extend_from_slice(&text[pos + end + 1..]);
+        return out;
     }
     text
 }

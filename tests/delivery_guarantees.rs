@@ -26,7 +26,10 @@ fn offline_recipient_gets_the_message_exactly_once() {
 
     // Bob is not running: Alice's node accepts the message and queues it.
     alice.start();
-    alice.send_with_lettre(&[&bob.email], &plain_message(&alice.email, &bob.email, "offline-1"));
+    alice.send_with_lettre(
+        &[&bob.email],
+        &plain_message(&alice.email, &bob.email, "offline-1"),
+    );
     wait_until(Duration::from_secs(30), "a failed first attempt", || {
         alice.log().contains("delivery failed, will retry")
     });
@@ -35,12 +38,16 @@ fn offline_recipient_gets_the_message_exactly_once() {
     alice.start();
     // Bob comes online later.
     bob.start();
-    wait_until(Duration::from_secs(90), "the message in Bob's INBOX", || {
-        bob.count("INBOX") >= 1
-    });
-    wait_until(Duration::from_secs(30), "Alice's node to record the delivery", || {
-        alice.log_count("message delivered") >= 1
-    });
+    wait_until(
+        Duration::from_secs(90),
+        "the message in Bob's INBOX",
+        || bob.count("INBOX") >= 1,
+    );
+    wait_until(
+        Duration::from_secs(30),
+        "Alice's node to record the delivery",
+        || alice.log_count("message delivered") >= 1,
+    );
     // Restart both once more: nothing is left to send, nothing arrives twice.
     alice.stop();
     bob.stop();
@@ -49,7 +56,12 @@ fn offline_recipient_gets_the_message_exactly_once() {
     assert_eq!(bob.count("INBOX"), 1, "exactly once");
     assert_eq!(
         common::mailtool(
-            &[&["subjects"][..], &common::str_refs(&bob.imap_args()), &["INBOX"]].concat()
+            &[
+                &["subjects"][..],
+                &common::str_refs(&bob.imap_args()),
+                &["INBOX"]
+            ]
+            .concat()
         )
         .trim(),
         "offline-1"
@@ -96,14 +108,21 @@ fn recipient_killed_during_200_deliveries_loses_and_duplicates_nothing() {
         }
     }
     bob.start();
-    wait_until(Duration::from_secs(180), "all 200 messages in Bob's INBOX", || {
-        bob.count("INBOX") >= COUNT
-    });
+    wait_until(
+        Duration::from_secs(180),
+        "all 200 messages in Bob's INBOX",
+        || bob.count("INBOX") >= COUNT,
+    );
     wait_until(Duration::from_secs(60), "Alice's outbox to drain", || {
         alice.log_count("message delivered") >= COUNT
     });
     let subjects = common::mailtool(
-        &[&["subjects"][..], &common::str_refs(&bob.imap_args()), &["INBOX"]].concat(),
+        &[
+            &["subjects"][..],
+            &common::str_refs(&bob.imap_args()),
+            &["INBOX"],
+        ]
+        .concat(),
     );
     let lines: Vec<&str> = subjects.lines().collect();
     assert_eq!(lines.len(), COUNT, "exactly 200 messages, no duplicates");

@@ -240,7 +240,8 @@ pub trait MailStore: Clone + Send + Sync + 'static {
     /// Renames a mailbox and its children (RFC 3501 §6.3.5). UIDVALIDITY and
     /// UIDs move with it. Renaming INBOX moves its messages to the new
     /// mailbox and leaves INBOX empty.
-    fn rename_mailbox(&self, from: &str, to: &str) -> impl Future<Output = StoreResultT<()>> + Send;
+    fn rename_mailbox(&self, from: &str, to: &str)
+    -> impl Future<Output = StoreResultT<()>> + Send;
 
     /// Sets the subscription state of a name (which need not exist).
     fn set_subscribed(
@@ -253,7 +254,8 @@ pub trait MailStore: Clone + Send + Sync + 'static {
     fn subscriptions(&self) -> impl Future<Output = StoreResultT<Vec<String>>> + Send;
 
     /// Summary and message metadata of one mailbox.
-    fn snapshot(&self, mailbox: &str) -> impl Future<Output = StoreResultT<MailboxSnapshot>> + Send;
+    fn snapshot(&self, mailbox: &str)
+    -> impl Future<Output = StoreResultT<MailboxSnapshot>> + Send;
 
     /// What changed after `since` (arrivals, flag changes, expunges).
     fn changes_since(

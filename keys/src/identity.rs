@@ -507,11 +507,11 @@ impl DecryptionHelper for OpenHelper<'_> {
     ) -> openpgp::Result<Option<Cert>> {
         for pkesk in pkesks {
             for keypair in self.decryptors.iter_mut() {
-                if let Some((algo, session_key)) = pkesk.decrypt(keypair, sym_algo) {
-                    if decrypt(algo, &session_key) {
-                        self.decrypted = true;
-                        return Ok(None);
-                    }
+                if let Some((algo, session_key)) = pkesk.decrypt(keypair, sym_algo)
+                    && decrypt(algo, &session_key)
+                {
+                    self.decrypted = true;
+                    return Ok(None);
                 }
             }
         }

@@ -97,7 +97,10 @@ fn without_a_session_bus_auto_falls_back_to_the_passphrase() {
     let auto = Protection::Auto(PassphraseSource::fixed("a fallback passphrase"));
     let alice = Identity::generate("Alice", "alice@example.org").expect("generate");
     let home = dir.path().join("auto").tap_create();
-    assert_eq!(alice.save(&home, &auto).expect("save"), ProtectionUsed::Passphrase);
+    assert_eq!(
+        alice.save(&home, &auto).expect("save"),
+        ProtectionUsed::Passphrase
+    );
     let unlocker = Unlocker::new(PassphraseSource::fixed("a fallback passphrase"));
     let loaded = Identity::load(&home, &unlocker).expect("load");
     assert_eq!(loaded.fingerprint(), alice.fingerprint());

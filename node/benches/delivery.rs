@@ -69,11 +69,12 @@ fn main() {
     alice.stop();
     bob.start();
     alice.start();
-    let (rate, peak_alice, peak_bob, elapsed) =
-        measure_drain(&alice, &bob, base, base + messages);
+    let (rate, peak_alice, peak_bob, elapsed) = measure_drain(&alice, &bob, base, base + messages);
 
     println!("mailnode delivery benchmark (release build, loopback, 10 KiB messages)");
-    println!("throughput: {rate:.0} messages/s ({messages} messages in {elapsed:.2} s, outbox -> committed at Bob)");
+    println!(
+        "throughput: {rate:.0} messages/s ({messages} messages in {elapsed:.2} s, outbox -> committed at Bob)"
+    );
     println!(
         "latency submit -> visible in Bob's INBOX: p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms ({} samples)",
         percentile(&latencies, 0.50),
@@ -162,7 +163,10 @@ fn measure_drain(alice: &Node, bob: &Node, base: usize, target: usize) -> (f64, 
             let rate = (target - n0) as f64 / secs.max(1e-9);
             return (rate, peak_alice, peak_bob, secs);
         }
-        assert!(Instant::now() < deadline, "drain did not finish: {n}/{target}");
+        assert!(
+            Instant::now() < deadline,
+            "drain did not finish: {n}/{target}"
+        );
         std::thread::sleep(Duration::from_millis(5));
     }
 }
@@ -311,10 +315,9 @@ impl Imap {
                 .strip_prefix("* ")
                 .and_then(|r| r.strip_suffix(" EXISTS\r\n"))
                 .and_then(|n| n.parse::<usize>().ok())
+                && n >= target
             {
-                if n >= target {
-                    return n;
-                }
+                return n;
             }
         }
     }

@@ -63,7 +63,11 @@ fn main() {
             pass: DOVECOT_PASS.into(),
         };
         let mut rows: Vec<(&str, Duration, Duration)> = Vec::new();
-        rows.push(("bulk APPEND", append_all(&mn, &messages), append_all(&dv, &messages)));
+        rows.push((
+            "bulk APPEND",
+            append_all(&mn, &messages),
+            append_all(&dv, &messages),
+        ));
         rows.push(("SELECT", time_select(&mn), time_select(&dv)));
         rows.push((
             "FETCH 1:* (UID FLAGS ENVELOPE RFC822.SIZE)",
@@ -72,13 +76,21 @@ fn main() {
         ));
         let uids = spread_uids(n, 100);
         let fetch = format!("UID FETCH {uids} (BODY.PEEK[])");
-        rows.push(("UID FETCH 100 bodies", time_command(&mn, &fetch), time_command(&dv, &fetch)));
+        rows.push((
+            "UID FETCH 100 bodies",
+            time_command(&mn, &fetch),
+            time_command(&dv, &fetch),
+        ));
         rows.push((
             "UID SEARCH TEXT",
             time_command(&mn, "UID SEARCH TEXT \"zanzibar\""),
             time_command(&dv, "UID SEARCH TEXT \"zanzibar\""),
         ));
-        rows.push(("QRESYNC reconnect", time_qresync(&mn, n), time_qresync(&dv, n)));
+        rows.push((
+            "QRESYNC reconnect",
+            time_qresync(&mn, n),
+            time_qresync(&dv, n),
+        ));
         for (op, a, b) in rows {
             println!(
                 "| {n} | {op} | {:.1} ms | {:.1} ms | {:.2} |",
@@ -293,15 +305,24 @@ fn time_qresync(ep: &Endpoint, n: usize) -> Duration {
             modseq = v;
         }
     }
-    assert!(uidvalidity > 0 && modseq > 0, "SELECT gave UIDVALIDITY and HIGHESTMODSEQ");
+    assert!(
+        uidvalidity > 0 && modseq > 0,
+        "SELECT gave UIDVALIDITY and HIGHESTMODSEQ"
+    );
     drop(first);
     let mut other = Conn::open(ep);
     other.run("SELECT INBOX");
     for j in 0..100 {
-        other.run(&format!("UID STORE {} +FLAGS.SILENT (\\Flagged)", 1 + j * (n / 100)));
+        other.run(&format!(
+            "UID STORE {} +FLAGS.SILENT (\\Flagged)",
+            1 + j * (n / 100)
+        ));
     }
     for j in 0..10 {
-        other.run(&format!("UID STORE {} +FLAGS.SILENT (\\Deleted)", 2 + j * (n / 10)));
+        other.run(&format!(
+            "UID STORE {} +FLAGS.SILENT (\\Deleted)",
+            2 + j * (n / 10)
+        ));
     }
     other.run("EXPUNGE");
     drop(other);
@@ -310,8 +331,14 @@ fn time_qresync(ep: &Endpoint, n: usize) -> Duration {
     conn.run("ENABLE QRESYNC");
     let lines = conn.run(&format!("SELECT INBOX (QRESYNC ({uidvalidity} {modseq}))"));
     let elapsed = start.elapsed();
-    let fetches = lines.iter().filter(|l| l.windows(6).any(|w| w == b"FETCH ")).count();
-    assert!(fetches >= 100, "QRESYNC reported the flag changes ({fetches})");
+    let fetches = lines
+        .iter()
+        .filter(|l| l.windows(6).any(|w| w == b"FETCH "))
+        .count();
+    assert!(
+        fetches >= 100,
+        "QRESYNC reported the flag changes ({fetches})"
+    );
     elapsed
 }
 
@@ -380,7 +407,10 @@ impl Dovecot {
             .arg(&conf)
             .status()
             .expect("dovecot is installed (apt-get install dovecot-imapd)");
-        assert!(status.success(), "dovecot failed to start; see {d}/dovecot.log");
+        assert!(
+            status.success(),
+            "dovecot failed to start; see {d}/dovecot.log"
+        );
         common::wait_until(Duration::from_secs(20), "Dovecot to listen", || {
             TcpStream::connect(("127.0.0.1", port)).is_ok()
         });

@@ -175,12 +175,8 @@ fn require_identity(home: &Home) -> anyhow::Result<()> {
 
 fn load_identity(cli: &Cli, home: &Home) -> anyhow::Result<Identity> {
     require_identity(home)?;
-    Identity::load(home.path(), &cli.unlocker()).with_context(|| {
-        format!(
-            "cannot unlock the identity in {}",
-            home.path().display()
-        )
-    })
+    Identity::load(home.path(), &cli.unlocker())
+        .with_context(|| format!("cannot unlock the identity in {}", home.path().display()))
 }
 
 fn keygen(
@@ -205,13 +201,19 @@ fn keygen(
     };
     let identity = Identity::generate(name, email)?;
     let used = identity.save(home.path(), &protection)?;
-    println!("created the identity of {} <{}>", identity.name(), identity.address());
+    println!(
+        "created the identity of {} <{}>",
+        identity.name(),
+        identity.address()
+    );
     println!("fingerprint: {}", identity.fingerprint());
     println!("peer-id: {}", identity.peer_id());
     println!("secrets: {used}");
     println!("home: {}", home.path().display());
     println!();
-    println!("Next: `mailnode run` starts the node; `mailnode bridge` prints the mail client settings;");
+    println!(
+        "Next: `mailnode run` starts the node; `mailnode bridge` prints the mail client settings;"
+    );
     println!("`mailnode contacts export` prints your contact card to give to others.");
     Ok(())
 }
@@ -281,7 +283,9 @@ fn contacts(home: &Home, command: &ContactsCommand) -> anyhow::Result<()> {
                 .iter()
                 .map(|a| {
                     a.parse::<Multiaddr>().with_context(|| {
-                        format!("--addr {a:?} is not a multiaddr (example: /ip4/192.0.2.1/tcp/4870)")
+                        format!(
+                            "--addr {a:?} is not a multiaddr (example: /ip4/192.0.2.1/tcp/4870)"
+                        )
                     })
                 })
                 .collect::<anyhow::Result<Vec<_>>>()?;
@@ -316,7 +320,9 @@ fn contacts(home: &Home, command: &ContactsCommand) -> anyhow::Result<()> {
                 println!("removed <{address}>");
                 Ok(())
             } else {
-                bail!("no contact with the address <{address}>; `mailnode contacts list` shows them")
+                bail!(
+                    "no contact with the address <{address}>; `mailnode contacts list` shows them"
+                )
             }
         }
     }

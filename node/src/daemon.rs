@@ -30,9 +30,8 @@ pub async fn run(home: Home, settings: Settings, identity: Identity) -> anyhow::
     let _lock = home.lock()?;
     RunInfo::remove(&home);
     let identity = Arc::new(identity);
-    let contacts = Contacts::new(
-        AddressBook::open(home.path()).context("cannot open the address book")?,
-    );
+    let contacts =
+        Contacts::new(AddressBook::open(home.path()).context("cannot open the address book")?);
     let store = Store::open(&home.store_file(), identity.store_key())
         .with_context(|| format!("cannot open the mail store {}", home.store_file().display()))?;
 

@@ -165,16 +165,23 @@ impl Job {
             }
             Ok(DeliveryResponse::Rejected { reason }) => {
                 tracing::warn!(recipient_peer = %peer, "the recipient refused a message: {reason}");
-                self.fail(&entry, &format!("the recipient's node refused it: {reason}"))
-                    .await;
+                self.fail(
+                    &entry,
+                    &format!("the recipient's node refused it: {reason}"),
+                )
+                .await;
             }
             Ok(DeliveryResponse::TryLater {
                 reason,
                 retry_after_secs,
             }) => {
                 let wait = Duration::from_secs(retry_after_secs.into());
-                self.retry(&entry, &format!("the recipient asked to retry: {reason}"), Some(wait))
-                    .await;
+                self.retry(
+                    &entry,
+                    &format!("the recipient asked to retry: {reason}"),
+                    Some(wait),
+                )
+                .await;
             }
             Err(err) => {
                 self.retry(&entry, &err.to_string(), None).await;
@@ -184,8 +191,7 @@ impl Job {
 
     async fn retry(&self, entry: &OutboxEntry, error: &str, at_least: Option<Duration>) {
         let attempts = entry.attempts + 1;
-        let given_up =
-            now_ms() - entry.queued_at > self.settings.give_up_after.as_millis() as i64;
+        let given_up = now_ms() - entry.queued_at > self.settings.give_up_after.as_millis() as i64;
         if given_up {
             self.fail(
                 entry,
@@ -197,7 +203,8 @@ impl Job {
             .await;
             return;
         }
-        let wait = backoff(attempts, self.settings.max_retry_interval).max(at_least.unwrap_or_default());
+        let wait =
+            backoff(attempts, self.settings.max_retry_interval).max(at_least.unwrap_or_default());
         tracing::debug!(
             attempts,
             wait_ms = wait.as_millis() as u64,

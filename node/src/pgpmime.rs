@@ -128,7 +128,8 @@ pub fn unwrap(payload: &[u8]) -> Result<Vec<u8>, UnwrapError> {
 mod tests {
     use super::*;
 
-    const ARMORED: &[u8] = b"-----BEGIN PGP MESSAGE-----\n\nwcBMA0\n=abcd\n-----END PGP MESSAGE-----\n";
+    const ARMORED: &[u8] =
+        b"-----BEGIN PGP MESSAGE-----\n\nwcBMA0\n=abcd\n-----END PGP MESSAGE-----\n";
 
     #[test]
     fn wrap_then_unwrap_returns_the_armor() {

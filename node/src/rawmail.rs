@@ -83,7 +83,8 @@ impl<'a> RawMessage<'a> {
                 if let Some((start, name_end)) = current.take() {
                     fields.push(field(message, start, name_end, pos));
                 }
-                let colon = memchr(b':', content).ok_or(HeaderError::NotAField { line: line_no })?;
+                let colon =
+                    memchr(b':', content).ok_or(HeaderError::NotAField { line: line_no })?;
                 current = Some((pos, pos + colon));
             }
             pos = end;
@@ -193,7 +194,9 @@ mod tests {
     #[test]
     fn rebuild_removes_only_the_named_field() {
         let msg = RawMessage::parse(MSG).unwrap();
-        let out = msg.rebuild(&["X-Test: 1".into()], |f| !f.name.eq_ignore_ascii_case(b"bcc"));
+        let out = msg.rebuild(&["X-Test: 1".into()], |f| {
+            !f.name.eq_ignore_ascii_case(b"bcc")
+        });
         assert_eq!(
             out,
             b"X-Test: 1\r\nFrom: Alice <alice@example.org>\r\nTo: bob@example.org\r\nSubject: hi\r\n\r\nbody line\r\n"

@@ -440,12 +440,11 @@ pub fn files_containing(dir: &Path, needle: &[u8]) -> Vec<PathBuf> {
             if let Ok(entries) = fs::read_dir(&path) {
                 stack.extend(entries.flatten().map(|e| e.path()));
             }
-        } else if meta.is_file() {
-            if let Ok(bytes) = fs::read(&path) {
-                if bytes.windows(needle.len()).any(|w| w == needle) {
-                    found.push(path);
-                }
-            }
+        } else if meta.is_file()
+            && let Ok(bytes) = fs::read(&path)
+            && bytes.windows(needle.len()).any(|w| w == needle)
+        {
+            found.push(path);
         }
     }
     found
@@ -467,16 +466,17 @@ pub fn message_with_attachment(
         .subject(subject)
         // A client that sets its own Message-ID gets its message delivered
         // byte for byte; without one the bridge adds it (RFC 6409 §8.3).
-        .message_id(Some(format!("<{:016x}@mailnode.test>", rand::random::<u64>())))
+        .message_id(Some(format!(
+            "<{:016x}@mailnode.test>",
+            rand::random::<u64>()
+        )))
         .multipart(
             MultiPart::mixed()
                 .singlepart(SinglePart::plain(body.to_string()))
-                .singlepart(
-                    Attachment::new("data.bin".to_string()).body(
-                        attachment.to_vec(),
-                        ContentType::parse("application/octet-stream").expect("ctype"),
-                    ),
-                ),
+                .singlepart(Attachment::new("data.bin".to_string()).body(
+                    attachment.to_vec(),
+                    ContentType::parse("application/octet-stream").expect("ctype"),
+                )),
         )
         .expect("message");
     message.formatted()
