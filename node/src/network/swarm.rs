@@ -96,15 +96,16 @@ pub(crate) fn build(config: &NetworkConfig) -> Result<Swarm<Behaviour>, NetworkE
             .build(),
         Err(err) => {
             // A machine without /etc/resolv.conf (some containers) can still
-            // reach peers by IP address; `/dns` addresses then go to the
-            // resolver library's default public servers.
+            // reach peers by IP address. `/dns` addresses then fail: asking a
+            // public resolver nobody chose would tell a third party whom this
+            // node talks to.
             tracing::warn!(
                 "cannot read the system DNS configuration ({err}); /dns addresses of peers \
-                 will be resolved with public DNS servers"
+                 cannot be resolved, use /ip4 or /ip6 address hints"
             );
             transports()?
                 .with_dns_config(
-                    libp2p::dns::ResolverConfig::default(),
+                    libp2p::dns::ResolverConfig::new(),
                     libp2p::dns::ResolverOpts::default(),
                 )
                 .with_behaviour(behaviour)
