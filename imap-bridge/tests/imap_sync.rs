@@ -272,3 +272,36 @@ async fn qresync_reconnect() {
         .await;
     assert!(reply.starts_with("* VANISHED (EARLIER) 4\r\n"), "{reply}");
 }
+
+/// Thunderbird with `use_condstore` asks `UID fetch 1:* (FLAGS)
+/// (CHANGEDSINCE 0)` for a folder it never synchronised. RFC 7162's grammar
+/// wants a non-zero value, but Dovecot answers it, and a `BAD` leaves
+/// Thunderbird's folder without flags.
+#[tokio::test]
+async fn thunderbird_changedsince_zero_returns_every_message() {
+    let server = start().await;
+    let mut client = Client::logged_in(server.addr).await;
+    client.append("INBOX", "\\Seen", MESSAGE).await;
+    client.append("INBOX", "", MESSAGE).await;
+    client.select("INBOX").await;
+    let reply = client
+        .command("UID fetch 1:* (FLAGS) (CHANGEDSINCE 0)")
+        .await;
+    assert!(ok(&reply), "{reply}");
+    assert!(
+        reply.contains("* 1 FETCH (UID 1 FLAGS (\\Seen) MODSEQ (")
+            && reply.contains("* 2 FETCH (UID 2 FLAGS () MODSEQ ("),
+        "{reply}"
+    );
+    // The repair is for that one command: a real CHANGEDSINCE keeps its
+    // meaning afterwards.
+    let modseq = reply
+        .split("MODSEQ (")
+        .filter_map(|rest| rest.split(')').next()?.parse::<u64>().ok())
+        .max()
+        .expect("modseq");
+    let reply = client
+        .command(&format!("UID FETCH 1:* (FLAGS) (CHANGEDSINCE {modseq})"))
+        .await;
+    assert!(ok(&reply) && !reply.contains("FETCH ("), "{reply}");
+}

@@ -508,3 +508,175 @@ pub fn split_verified(message: &[u8]) -> (String, Vec<u8>) {
         message[end + 2..].to_vec(),
     )
 }
+
+// ---------------------------------------------------------------------------
+// Issue 3: helpers for the real-client tests (bridge_clients, uid_stability,
+// qresync, sent_dedupe). They wrap `tests/py/mailtool.py` subcommands.
+
+/// One message as IMAP shows it: its UID, Message-ID and flags.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MessageState {
+    /// The message's UID.
+    pub uid: u32,
+    /// Its Message-ID field (`<...>`), empty if it has none.
+    pub msgid: String,
+    /// Its flags, without `\Recent` (which depends on the session).
+    pub flags: std::collections::BTreeSet<String>,
+}
+
+/// One mailbox as EXAMINE and `UID FETCH 1:*` show it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MailboxState {
+    /// UIDVALIDITY.
+    pub uidvalidity: u32,
+    /// UIDNEXT.
+    pub uidnext: u32,
+    /// HIGHESTMODSEQ (CONDSTORE), if the server sent it.
+    pub highestmodseq: Option<u64>,
+    /// The messages in UID order.
+    pub messages: Vec<MessageState>,
+}
+
+impl MailboxState {
+    /// The UID of the message with this Message-ID.
+    pub fn uid_of(&self, msgid: &str) -> Option<u32> {
+        self.messages
+            .iter()
+            .find(|m| m.msgid == msgid)
+            .map(|m| m.uid)
+    }
+
+    /// The message with this Message-ID.
+    pub fn message(&self, msgid: &str) -> Option<&MessageState> {
+        self.messages.iter().find(|m| m.msgid == msgid)
+    }
+
+    /// (Message-ID, UID) of every message, sorted by UID.
+    pub fn uid_map(&self) -> Vec<(String, u32)> {
+        self.messages
+            .iter()
+            .map(|m| (m.msgid.clone(), m.uid))
+            .collect()
+    }
+}
+
+/// Every selectable mailbox of a node, by name.
+pub type NodeState = std::collections::BTreeMap<String, MailboxState>;
+
+fn json_u64(value: &serde_json::Value, what: &str) -> u64 {
+    value
+        .as_u64()
+        .unwrap_or_else(|| panic!("mailtool state: {what} is not a number: {value}"))
+}
+
+fn parse_state(text: &str) -> NodeState {
+    let json: serde_json::Value = serde_json::from_str(text).expect("mailtool state prints JSON");
+    let boxes = json.as_object().expect("mailtool state prints an object");
+    boxes
+        .iter()
+        .map(|(name, b)| {
+            let messages = b["messages"]
+                .as_array()
+                .expect("messages")
+                .iter()
+                .map(|m| MessageState {
+                    uid: u32::try_from(json_u64(&m["uid"], "uid")).expect("uid fits u32"),
+                    msgid: m["msgid"].as_str().unwrap_or_default().to_string(),
+                    flags: m["flags"]
+                        .as_array()
+                        .expect("flags")
+                        .iter()
+                        .filter_map(|f| f.as_str())
+                        .filter(|f| !f.eq_ignore_ascii_case("\\Recent"))
+                        .map(str::to_string)
+                        .collect(),
+                })
+                .collect();
+            let state = MailboxState {
+                uidvalidity: u32::try_from(json_u64(&b["uidvalidity"], "uidvalidity"))
+                    .expect("uidvalidity fits u32"),
+                uidnext: u32::try_from(json_u64(&b["uidnext"], "uidnext"))
+                    .expect("uidnext fits u32"),
+                highestmodseq: b["highestmodseq"].as_u64(),
+                messages,
+            };
+            (name.clone(), state)
+        })
+        .collect()
+}
+
+/// A small RFC 5322 message with a Message-ID `<{id}@example.org>`.
+pub fn simple_message(from: &str, to: &str, subject: &str, id: &str, body: &str) -> Vec<u8> {
+    format!(
+        "From: {from}\r\nTo: {to}\r\nSubject: {subject}\r\nDate: Tue, 24 Nov 2026 19:00:00 +0000\r\n\
+         Message-ID: <{id}@example.org>\r\nMIME-Version: 1.0\r\n\
+         Content-Type: text/plain; charset=utf-8\r\n\r\n{body}\r\n"
+    )
+    .into_bytes()
+}
+
+impl Node {
+    /// SMTP client arguments for the Python tool: host port user pass.
+    pub fn smtp_args(&self) -> Vec<String> {
+        vec![
+            "127.0.0.1".into(),
+            self.running().smtp.to_string(),
+            self.email.clone(),
+            self.password(),
+        ]
+    }
+
+    /// Runs a mailtool subcommand that takes this node's IMAP settings
+    /// (host port user pass) before `rest`; it must succeed.
+    pub fn imap_tool(&self, subcommand: &str, rest: &[&str]) -> String {
+        mailtool(&[&[subcommand][..], &str_refs(&self.imap_args()), rest].concat())
+    }
+
+    /// Like [`Node::imap_tool`], returning whatever happened.
+    pub fn imap_tool_output(&self, subcommand: &str, rest: &[&str]) -> Output {
+        mailtool_output(&[&[subcommand][..], &str_refs(&self.imap_args()), rest].concat())
+    }
+
+    /// Every selectable mailbox with UIDVALIDITY, UIDNEXT, HIGHESTMODSEQ and
+    /// each message's UID, Message-ID and flags.
+    pub fn mailbox_state(&self) -> NodeState {
+        parse_state(&self.imap_tool("state", &[]))
+    }
+
+    /// One mailbox's state; panics if it does not exist.
+    pub fn mailbox(&self, name: &str) -> MailboxState {
+        self.mailbox_state()
+            .remove(name)
+            .unwrap_or_else(|| panic!("{}: no mailbox {name}", self.name))
+    }
+
+    /// APPENDs `raw` to `mailbox` with `flags` (`""` or `(\Seen ...)`),
+    /// using a LITERAL+ literal; returns the APPENDUID UID (0 if none).
+    pub fn append(&self, mailbox: &str, flags: &str, raw: &[u8]) -> u32 {
+        let file = tempfile::NamedTempFile::new().expect("temp file");
+        fs::write(file.path(), raw).expect("write message");
+        let path = file.path().to_str().expect("utf-8 path");
+        self.imap_tool("append", &[mailbox, flags, path])
+            .trim()
+            .parse()
+            .expect("append prints a UID")
+    }
+
+    /// Runs raw IMAP commands (one per line; `NO:` / `BAD:` prefixes expect
+    /// that status) in one session after LOGIN; returns every response line.
+    pub fn imap_cmds(&self, script: &str) -> String {
+        self.imap_tool("imap-cmds", &[script])
+    }
+
+    /// The bridge certificate's SHA-256 fingerprint from `mailnode bridge`.
+    pub fn tls_fingerprint(&self) -> String {
+        let out = self.cli_ok(&["bridge"]);
+        value_of(&out, "tls-fingerprint-sha256")
+            .expect("`mailnode bridge` prints tls-fingerprint-sha256")
+    }
+
+    /// The bridge's self-signed certificate in the home.
+    pub fn bridge_cert_path(&self) -> PathBuf {
+        self.home().join("bridge-cert.pem")
+    }
+}

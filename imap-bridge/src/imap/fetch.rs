@@ -195,7 +195,13 @@ impl<S: MailStore> Session<S> {
         let mut vanished = false;
         for modifier in modifiers {
             match modifier {
-                FetchModifier::ChangedSince(value) => changed_since = Some(value.get()),
+                FetchModifier::ChangedSince(value) => {
+                    changed_since = Some(if std::mem::take(&mut self.changed_since_zero) {
+                        0
+                    } else {
+                        value.get()
+                    });
+                }
                 FetchModifier::Vanished => vanished = true,
             }
         }

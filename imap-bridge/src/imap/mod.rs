@@ -17,6 +17,7 @@ mod connection;
 mod driver;
 mod fetch;
 mod fragment;
+mod lenient;
 mod list;
 mod mailbox;
 mod message;

@@ -18,7 +18,7 @@ use tokio::sync::broadcast::error::TryRecvError;
 
 use super::ImapConfig;
 use super::fragment::is_tag;
-use super::list;
+use super::{lenient, list};
 use super::response::{Completion, Output, Sink};
 use super::selected::{Report, Selected};
 use crate::backend::{MailStore, MailboxChanged, StoreError};
@@ -77,6 +77,9 @@ pub struct Session<S: MailStore> {
     pub(super) condstore: bool,
     /// QRESYNC enabled (RFC 7162 §3.2.3).
     pub(super) qresync: bool,
+    /// The command being run had `CHANGEDSINCE 0` repaired to 1
+    /// ([`lenient::changed_since_zero`]); FETCH reads it back as 0.
+    pub(super) changed_since_zero: bool,
     watch: broadcast::Receiver<MailboxChanged>,
     /// The selected mailbox may have changed since the last sync.
     dirty: bool,
@@ -133,6 +136,7 @@ impl<S: MailStore> Session<S> {
             compressed: false,
             condstore: false,
             qresync: false,
+            changed_since_zero: false,
             watch,
             dirty: false,
             auth_failures: 0,
@@ -273,10 +277,23 @@ impl<S: MailStore> Session<S> {
 
     /// Handles one complete message from the client.
     pub async fn handle(&mut self, bytes: &[u8], sink: &mut impl Sink) -> Next {
+        self.changed_since_zero = false;
+        let repaired;
         let command = match CommandCodec::default().decode(bytes) {
             Ok((&[], command)) => command,
             Ok(_) | Err(CommandDecodeError::Failed | CommandDecodeError::Incomplete) => {
-                return self.undecodable(bytes).await;
+                // Thunderbird's `CHANGEDSINCE 0` (see `lenient`).
+                repaired = lenient::changed_since_zero(bytes);
+                match repaired
+                    .as_ref()
+                    .map(|r| CommandCodec::default().decode(&r.bytes))
+                {
+                    Some(Ok((&[], command))) => {
+                        self.changed_since_zero = true;
+                        command
+                    }
+                    _ => return self.undecodable(bytes).await,
+                }
             }
             Err(CommandDecodeError::LiteralFound { tag, .. }) => {
                 self.out

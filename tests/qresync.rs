@@ -1,0 +1,116 @@
+//! Issue 3, "what it must show" 4: a client that reconnects after N flag
+//! changes receives exactly those N changes and the vanished UIDs, not the
+//! whole mailbox (CONDSTORE and QRESYNC, RFC 7162) — also after the node
+//! restarted in between.
+//!
+//! The client is a raw-socket Python session (`mailtool.py qresync-record`
+//! and `qresync-check`), because imaplib hides the untagged responses a
+//! resynchronising client depends on.
+
+mod common;
+
+use common::{Node, simple_message};
+
+/// Message count of the test mailbox.
+const MESSAGES: usize = 20;
+
+#[test]
+fn reconnect_gets_only_the_changes_and_vanished_uids() {
+    let mut alice = Node::create("alice");
+    alice.start();
+    alice.imap_cmds("CREATE \"Resync\"");
+    let uids: Vec<u32> = (0..MESSAGES)
+        .map(|i| {
+            let raw = simple_message(
+                "Carol <carol@example.org>",
+                &alice.email,
+                &format!("resync {i}"),
+                &format!("resync-{i}"),
+                &format!("message {i}"),
+            );
+            alice.append("Resync", "", &raw)
+        })
+        .collect();
+    assert!(
+        uids.windows(2).all(|w| w[0] < w[1]),
+        "APPENDUIDs grow: {uids:?}"
+    );
+
+    // The client records where it is, then goes away without LOGOUT.
+    let record = alice.imap_tool("qresync-record", &["Resync"]);
+    let (uidvalidity, modseq) = record
+        .trim()
+        .split_once(' ')
+        .expect("qresync-record prints UIDVALIDITY HIGHESTMODSEQ");
+
+    // Another session makes N = 5 flag changes of every kind, and expunges
+    // three messages, one of which it had flagged first (only its
+    // disappearance may be reported, not its flag change).
+    let u = |i: usize| uids[i].to_string();
+    let changed = [u(1), u(3), u(5), u(7), u(9)];
+    let vanished = [u(12), u(14), u(16)];
+    alice.imap_cmds(&format!(
+        "SELECT \"Resync\"\n\
+         UID STORE {} +FLAGS (\\Flagged)\n\
+         UID STORE {} +FLAGS ($label1 $Forwarded)\n\
+         UID STORE {} +FLAGS.SILENT (\\Seen)\n\
+         UID STORE {} FLAGS (\\Answered $Junk)\n\
+         UID STORE {} +FLAGS (\\Seen)\n\
+         UID STORE {} -FLAGS (\\Seen)\n\
+         UID STORE {} +FLAGS (\\Flagged)\n\
+         UID STORE {},{},{} +FLAGS (\\Deleted)\n\
+         UID EXPUNGE {},{},{}",
+        changed[0],
+        changed[1],
+        changed[2],
+        changed[3],
+        changed[4],
+        changed[4],
+        vanished[0],
+        vanished[0],
+        vanished[1],
+        vanished[2],
+        vanished[0],
+        vanished[1],
+        vanished[2],
+    ));
+    let changed = changed.join(",");
+    let vanished = vanished.join(",");
+
+    // Reconnect: SELECT (QRESYNC (uidvalidity modseq)) after ENABLE QRESYNC.
+    let check = |node: &Node| {
+        node.imap_tool(
+            "qresync-check",
+            &["Resync", uidvalidity, modseq, &changed, &vanished],
+        )
+    };
+    let report = check(&alice);
+    assert!(report.contains("qresync-check: OK"), "{report}");
+
+    // The mod-sequences and the record of expunged UIDs survive a restart.
+    alice.stop();
+    alice.start();
+    let report = check(&alice);
+    assert!(report.contains("qresync-check: OK"), "{report}");
+
+    // A client that is up to date gets nothing at all, and STATUS agrees
+    // with SELECT on HIGHESTMODSEQ.
+    let record = alice.imap_tool("qresync-record", &["Resync"]);
+    let (uidvalidity_now, latest) = record.trim().split_once(' ').expect("record");
+    assert_eq!(uidvalidity_now, uidvalidity, "UIDVALIDITY is stable");
+    assert!(
+        latest.parse::<u64>().expect("modseq") > modseq.parse::<u64>().expect("modseq"),
+        "HIGHESTMODSEQ grew from {modseq} to {latest}"
+    );
+    let report = alice.imap_tool("qresync-check", &["Resync", uidvalidity, latest, "-", "-"]);
+    assert!(report.contains("qresync-check: OK"), "{report}");
+    let status = alice.imap_cmds("STATUS \"Resync\" (MESSAGES HIGHESTMODSEQ)");
+    assert!(
+        status.contains(&format!("HIGHESTMODSEQ {latest}")),
+        "STATUS HIGHESTMODSEQ equals SELECT's: {status}"
+    );
+    assert!(
+        status.contains(&format!("MESSAGES {}", MESSAGES - 3)),
+        "{status}"
+    );
+}
