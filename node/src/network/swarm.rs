@@ -105,7 +105,7 @@ pub(crate) fn build(config: &NetworkConfig) -> Result<Swarm<Behaviour>, NetworkE
             );
             transports()?
                 .with_dns_config(
-                    libp2p::dns::ResolverConfig::new(),
+                    libp2p::dns::ResolverConfig::from_name_servers(Vec::new()),
                     libp2p::dns::ResolverOpts::default(),
                 )
                 .with_behaviour(behaviour)
