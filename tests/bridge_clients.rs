@@ -91,7 +91,7 @@ impl Mbsync {
              SyncState *\n",
             port = node.running().imap,
             user = node.email,
-            pass = node.password(),
+            pass = node.cached_password(),
             cert = node.bridge_cert_path().display(),
             maildir = maildir.display(),
         );
@@ -152,6 +152,15 @@ impl Mbsync {
             })
             .collect()
     }
+}
+
+/// The IMAP commands in an `mbsync -Dn` transcript (`>>> ` lines; pipelined
+/// ones carry a `(n in progress) ` prefix).
+fn mbsync_commands(transcript: &str) -> Vec<&str> {
+    transcript
+        .lines()
+        .filter_map(|l| l.split_once(">>> ").map(|(_, command)| command))
+        .collect()
 }
 
 fn message_id(path: &Path) -> Option<String> {
@@ -304,7 +313,15 @@ fn mbsync_two_way_sync_converges_and_then_transfers_nothing() {
     let base = name.split(',').next().unwrap_or(&name).to_string();
     fs::rename(&moving, mbsync.maildir("Work").join("new").join(base)).expect("move");
 
-    mbsync.sync();
+    let transcript = mbsync.sync();
+    for command in ["APPEND", "STORE"] {
+        assert!(
+            mbsync_commands(&transcript)
+                .iter()
+                .any(|c| c.to_ascii_uppercase().contains(command)),
+            "the second sync pushes the Maildir's changes ({command}):\n{transcript}"
+        );
+    }
     let wanted = [
         (
             "INBOX",
@@ -325,10 +342,7 @@ fn mbsync_two_way_sync_converges_and_then_transfers_nothing() {
     let files_before: Vec<Vec<PathBuf>> =
         ["INBOX", "Work"].iter().map(|m| mbsync.files(m)).collect();
     let transcript = mbsync.sync();
-    let commands: Vec<&str> = transcript
-        .lines()
-        .filter_map(|l| l.strip_prefix(">>> "))
-        .collect();
+    let commands = mbsync_commands(&transcript);
     assert!(
         commands.iter().any(|c| c.contains("SELECT")),
         "the transcript shows mbsync's commands:\n{transcript}"
@@ -371,7 +385,7 @@ fn mbsync_two_way_sync_converges_and_then_transfers_nothing() {
 
 /// Runs curl against the node with the bridge credentials.
 fn curl(node: &Node, args: &[&str]) -> Output {
-    let user = format!("{}:{}", node.email, node.password());
+    let user = format!("{}:{}", node.email, node.cached_password());
     Command::new("curl")
         .args(["--silent", "--show-error", "--ssl-reqd", "--max-time", "30"])
         .arg("--user")

@@ -19,18 +19,19 @@ fn reconnect_gets_only_the_changes_and_vanished_uids() {
     let mut alice = Node::create("alice");
     alice.start();
     alice.imap_cmds("CREATE \"Resync\"");
-    let uids: Vec<u32> = (0..MESSAGES)
+    let messages: Vec<Vec<u8>> = (0..MESSAGES)
         .map(|i| {
-            let raw = simple_message(
+            simple_message(
                 "Carol <carol@example.org>",
                 &alice.email,
                 &format!("resync {i}"),
                 &format!("resync-{i}"),
                 &format!("message {i}"),
-            );
-            alice.append("Resync", "", &raw)
+            )
         })
         .collect();
+    let uids = alice.append_all("Resync", "", &messages);
+    assert_eq!(uids.len(), MESSAGES);
     assert!(
         uids.windows(2).all(|w| w[0] < w[1]),
         "APPENDUIDs grow: {uids:?}"

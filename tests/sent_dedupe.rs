@@ -6,13 +6,13 @@ mod common;
 
 use std::collections::BTreeSet;
 
-use common::{Node, mailtool, simple_message, str_refs, write_file};
+use common::{Node, describe, mailtool_fast, simple_message, str_refs, write_file};
 
 /// Submits `raw` with Python's smtplib.
 fn submit(node: &Node, to: &str, raw: &[u8]) {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = write_file(dir.path(), "submit.eml", raw);
-    mailtool(
+    let out = mailtool_fast(
         &[
             &["smtp-send"][..],
             &str_refs(&node.smtp_args()),
@@ -20,6 +20,7 @@ fn submit(node: &Node, to: &str, raw: &[u8]) {
         ]
         .concat(),
     );
+    assert!(out.status.success(), "smtplib: {}", describe(&out));
 }
 
 fn flags(list: &[&str]) -> BTreeSet<String> {

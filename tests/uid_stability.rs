@@ -9,18 +9,18 @@ use common::{MailboxState, Node, NodeState, simple_message};
 
 /// APPENDs `count` messages with Message-IDs `<{prefix}-{i}@example.org>`.
 fn fill(node: &Node, mailbox: &str, prefix: &str, count: usize) -> Vec<u32> {
-    (0..count)
+    let messages: Vec<Vec<u8>> = (0..count)
         .map(|i| {
-            let raw = simple_message(
+            simple_message(
                 "Carol <carol@example.org>",
                 &node.email,
                 &format!("{prefix} {i}"),
                 &format!("{prefix}-{i}"),
                 &format!("{prefix} body {i}"),
-            );
-            node.append(mailbox, "", &raw)
+            )
         })
-        .collect()
+        .collect();
+    node.append_all(mailbox, "", &messages)
 }
 
 fn get<'a>(state: &'a NodeState, name: &str) -> &'a MailboxState {
@@ -71,15 +71,6 @@ fn uids_survive_restarts_renames_and_recreated_folders() {
     ));
     let start = alice.mailbox_state();
     assert_eq!(get(&start, "INBOX").messages.len(), 3);
-    let validities: Vec<u32> = start.values().map(|m| m.uidvalidity).collect();
-    let mut distinct = validities.clone();
-    distinct.sort_unstable();
-    distinct.dedup();
-    assert_eq!(
-        distinct.len(),
-        validities.len(),
-        "every mailbox has its own UIDVALIDITY: {start:?}"
-    );
 
     // 1. A clean restart.
     alice.stop();

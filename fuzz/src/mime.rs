@@ -43,10 +43,11 @@ pub fn mime_envelope(data: &[u8]) {
 
 /// The deepest body structure imap-codec's client-side decoder reads: it
 /// stops at 8 levels of recursion (`body(8)` in its fetch parser), which
-/// allows 7 nested containers. The bridge nests up to 32 (`MAX_DEPTH` in
+/// in practice allows 6 nested containers (a seventh encapsulated message
+/// is refused). The bridge nests up to 32 (`MAX_DEPTH` in
 /// `mime::tree`), as RFC 3501 sets no limit; deeper structures are only
 /// checked for not panicking.
-const CLIENT_DECODER_DEPTH: usize = 7;
+const CLIENT_DECODER_DEPTH: usize = 6;
 
 /// How many containers (multiparts, encapsulated messages) are nested.
 fn depth(structure: &BodyStructure<'_>) -> usize {

@@ -32,8 +32,11 @@ use crate::verified;
 const INBOX: &str = "INBOX";
 const REQUESTS: &str = "Requests";
 
-/// Runs until the inbound channel closes, handling requests concurrently
-/// (decryption runs on blocking threads, at most `parallel` at once).
+/// Runs until the inbound channel closes. Each request is handled on its own
+/// task; decryption runs on blocking threads, at most `parallel` at once.
+/// The limit covers only the decryption, not the wait for the store's
+/// commit, so that many deliveries share one group commit (the network
+/// service bounds how many requests are in flight).
 pub async fn run(
     mut inbound: mpsc::Receiver<InboundDelivery>,
     identity: Arc<Identity>,
@@ -43,24 +46,21 @@ pub async fn run(
 ) {
     let permits = Arc::new(Semaphore::new(parallel.max(1)));
     while let Some(delivery) = inbound.recv().await {
-        let Ok(permit) = Arc::clone(&permits).acquire_owned().await else {
-            break;
-        };
         let identity = Arc::clone(&identity);
         let contacts = contacts.clone();
         let store = store.clone();
+        let permits = Arc::clone(&permits);
         tokio::spawn(async move {
             let InboundDelivery {
                 peer,
                 request,
                 reply,
             } = delivery;
-            let response = handle(peer, request, &identity, &contacts, &store).await;
+            let response = handle(peer, request, &identity, &contacts, &store, &permits).await;
             if let DeliveryResponse::Rejected { reason } = &response {
                 tracing::warn!(%peer, "rejected a delivery: {reason}");
             }
             let _ = reply.send(response);
-            drop(permit);
         });
     }
 }
@@ -72,6 +72,7 @@ pub async fn handle(
     identity: &Arc<Identity>,
     contacts: &Contacts,
     store: &Store,
+    decrypt_permits: &Arc<Semaphore>,
 ) -> DeliveryResponse {
     let (card, mailbox) = match sender_card(&peer, request.sender_card.as_deref(), contacts) {
         Ok(found) => found,
@@ -80,7 +81,18 @@ pub async fn handle(
     let identity = Arc::clone(identity);
     let payload = request.payload;
     let signer = card.clone();
-    let opened = tokio::task::spawn_blocking(move || open(&identity, &payload, &signer)).await;
+    let Ok(permit) = Arc::clone(decrypt_permits).acquire_owned().await else {
+        return DeliveryResponse::TryLater {
+            reason: "the recipient is shutting down".into(),
+            retry_after_secs: 5,
+        };
+    };
+    let opened = tokio::task::spawn_blocking(move || {
+        let opened = open(&identity, &payload, &signer);
+        drop(permit);
+        opened
+    })
+    .await;
     let message = match opened {
         Ok(Ok(message)) => message,
         Ok(Err(reason)) => return DeliveryResponse::Rejected { reason },

@@ -605,6 +605,35 @@ fn parse_state(text: &str) -> NodeState {
         .collect()
 }
 
+/// The Python interpreter itself: a version manager's `python3` shim
+/// (pyenv) costs a quarter of a second per start on a loaded machine.
+pub fn python_bin() -> PathBuf {
+    static PYTHON: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    PYTHON
+        .get_or_init(|| {
+            Command::new("python3")
+                .args(["-c", "import sys; print(sys.executable)"])
+                .output()
+                .ok()
+                .filter(|out| out.status.success())
+                .and_then(|out| String::from_utf8(out.stdout).ok())
+                .map(|path| PathBuf::from(path.trim()))
+                .filter(|path| path.is_file())
+                .unwrap_or_else(|| PathBuf::from("python3"))
+        })
+        .clone()
+}
+
+/// Runs `tests/py/mailtool.py` with [`python_bin`]; returns whatever happened.
+pub fn mailtool_fast(args: &[&str]) -> Output {
+    Command::new(python_bin())
+        .arg(tests_dir().join("py/mailtool.py"))
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("cannot run python3")
+}
+
 /// A small RFC 5322 message with a Message-ID `<{id}@example.org>`.
 pub fn simple_message(from: &str, to: &str, subject: &str, id: &str, body: &str) -> Vec<u8> {
     format!(
@@ -615,26 +644,73 @@ pub fn simple_message(from: &str, to: &str, subject: &str, id: &str, body: &str)
     .into_bytes()
 }
 
+/// Bridge passwords by home: `mailnode bridge` unlocks the identity
+/// (Argon2id) on every call, and the password never changes.
+static PASSWORDS: std::sync::Mutex<std::collections::BTreeMap<PathBuf, String>> =
+    std::sync::Mutex::new(std::collections::BTreeMap::new());
+
 impl Node {
+    /// The bridge password, asked of `mailnode bridge` once per home.
+    pub fn cached_password(&self) -> String {
+        let mut cache = PASSWORDS
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        cache
+            .entry(self.home().to_path_buf())
+            .or_insert_with(|| self.password())
+            .clone()
+    }
+
+    /// IMAP client arguments (host port user pass) with the cached password.
+    pub fn imap_args_cached(&self) -> Vec<String> {
+        vec![
+            "127.0.0.1".into(),
+            self.running().imap.to_string(),
+            self.email.clone(),
+            self.cached_password(),
+        ]
+    }
+
     /// SMTP client arguments for the Python tool: host port user pass.
     pub fn smtp_args(&self) -> Vec<String> {
         vec![
             "127.0.0.1".into(),
             self.running().smtp.to_string(),
             self.email.clone(),
-            self.password(),
+            self.cached_password(),
         ]
     }
 
     /// Runs a mailtool subcommand that takes this node's IMAP settings
     /// (host port user pass) before `rest`; it must succeed.
     pub fn imap_tool(&self, subcommand: &str, rest: &[&str]) -> String {
-        mailtool(&[&[subcommand][..], &str_refs(&self.imap_args()), rest].concat())
+        let imap = self.imap_args_cached();
+        let out = mailtool_fast(&[&[subcommand][..], &str_refs(&imap), rest].concat());
+        assert!(
+            out.status.success(),
+            "mailtool {subcommand} failed: {}",
+            describe(&out)
+        );
+        String::from_utf8(out.stdout).expect("utf-8")
     }
 
     /// Like [`Node::imap_tool`], returning whatever happened.
     pub fn imap_tool_output(&self, subcommand: &str, rest: &[&str]) -> Output {
-        mailtool_output(&[&[subcommand][..], &str_refs(&self.imap_args()), rest].concat())
+        mailtool_fast(&[&[subcommand][..], &str_refs(&self.imap_args_cached()), rest].concat())
+    }
+
+    /// APPENDs every message to `mailbox` with `flags` in one session;
+    /// returns the APPENDUID UIDs in order.
+    pub fn append_all(&self, mailbox: &str, flags: &str, messages: &[Vec<u8>]) -> Vec<u32> {
+        let dir = tempfile::tempdir().expect("tempdir");
+        for (i, raw) in messages.iter().enumerate() {
+            fs::write(dir.path().join(format!("{i:06}.eml")), raw).expect("write message");
+        }
+        let path = dir.path().to_str().expect("utf-8 path");
+        self.imap_tool("append-dir", &[mailbox, flags, path])
+            .lines()
+            .map(|l| l.trim().parse().expect("append-dir prints UIDs"))
+            .collect()
     }
 
     /// Every selectable mailbox with UIDVALIDITY, UIDNEXT, HIGHESTMODSEQ and

@@ -25,6 +25,9 @@ Issue-3 client tests (bridge_clients, uid_stability, qresync, sent_dedupe):
   append HOST PORT USER PASS MAILBOX FLAGS FILE
                                               APPEND FILE with FLAGS ("" for none, else "(\\Seen ...)");
                                               print the APPENDUID uid (0 if none)
+  append-dir HOST PORT USER PASS MAILBOX FLAGS DIR
+                                              APPEND every file of DIR (name order) in one session;
+                                              print one APPENDUID uid per line
   imap-cmds HOST PORT USER PASS SCRIPT        run raw commands (one per line of SCRIPT) after LOGIN;
                                               each must end OK ("NO:CMD" expects NO, "BAD:CMD" BAD);
                                               print every response line
@@ -428,6 +431,19 @@ def cmd_append(host, port, user, password, mailbox, flags, path):
     conn.close()
 
 
+def cmd_append_dir(host, port, user, password, mailbox, flags, directory):
+    conn = raw_login(host, port, user, password)
+    flags_part = f" {flags}" if flags else ""
+    for name in sorted(os.listdir(directory)):
+        with open(os.path.join(directory, name), "rb") as f:
+            data = f.read()
+        _, tagged = conn.command(f"APPEND {quote(mailbox)}{flags_part}", literal=data)
+        m = re.search(rb"\[APPENDUID (\d+) (\d+)\]", tagged)
+        print(int(m.group(2)) if m else 0)
+    conn.command("LOGOUT")
+    conn.close()
+
+
 def cmd_imap_cmds(host, port, user, password, script):
     conn = raw_login(host, port, user, password)
     for text in script.split("\n"):
@@ -463,22 +479,21 @@ def search_uids(conn, *criteria):
 
 
 def fetch_items(data):
-    """imaplib FETCH data -> list of (metadata bytes, [literals])."""
+    """imaplib FETCH data -> [(metadata, [literals])], one per message. A
+    message's response starts with 'N ('; the pieces imaplib splits off
+    after a literal start with ' ' or ')'."""
     out = []
     for item in data:
+        if item is None:
+            continue
+        head = item[0] if isinstance(item, tuple) else item
+        if re.match(rb"^\d+ \(", head) or not out:
+            out.append((head, []))
+        else:
+            out[-1] = (out[-1][0] + head, out[-1][1])
         if isinstance(item, tuple):
-            if out and out[-1][0].endswith(b"\x00open"):
-                meta, lits = out[-1]
-                out[-1] = (meta[:-5] + item[0], lits + [item[1]])
-            else:
-                out.append((item[0] + b"\x00open", [item[1]]))
-        elif item is not None and item != b")":
-            if out and out[-1][0].endswith(b"\x00open"):
-                meta, lits = out[-1]
-                out[-1] = (meta[:-5] + item, lits)
-            else:
-                out.append((item, []))
-    return [(meta.replace(b"\x00open", b""), lits) for meta, lits in out]
+            out[-1][1].append(item[1])
+    return out
 
 
 def flags_in(meta):
@@ -667,8 +682,8 @@ def suite_messages(conn):
     check(u1 < u2 < u3, f"APPEND UIDs grow: {u1} {u2} {u3}")
     data = ok(conn.status(quote("Suite2"), "(UIDVALIDITY MESSAGES UIDNEXT)"), "STATUS")
     check(re.search(rb"UIDVALIDITY %d\b" % v1, data[0]), f"STATUS {data!r} vs APPENDUID {v1}")
-    check(re.search(rb"UIDNEXT %d\b" % (u3 + 1), data[0]) or
-          int(re.search(rb"UIDNEXT (\d+)", data[0]).group(1)) > u3, f"UIDNEXT {data!r}")
+    uidnext = re.search(rb"UIDNEXT (\d+)", data[0])
+    check(uidnext and int(uidnext.group(1)) > u3, f"UIDNEXT above the last APPENDUID: {data!r}")
 
     print("message: SELECT, FETCH items and sections")
     data = ok(conn.select(quote("Suite2")), "SELECT")
@@ -982,6 +997,7 @@ COMMANDS = {
     "raw": (cmd_raw, 3),
     "state": (cmd_state, 4),
     "append": (cmd_append, 7),
+    "append-dir": (cmd_append_dir, 7),
     "imap-cmds": (cmd_imap_cmds, 5),
     "imap-suite": (cmd_imap_suite, 4),
     "idle-push": (cmd_idle_push, 4),

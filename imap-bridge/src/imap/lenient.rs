@@ -66,8 +66,8 @@ mod tests {
 
     #[test]
     fn thunderbird_changedsince_zero_is_repaired() {
-        let repaired = changed_since_zero(b"27 UID fetch 1:* (FLAGS) (CHANGEDSINCE 0)\r\n")
-            .expect("repaired");
+        let repaired =
+            changed_since_zero(b"27 UID fetch 1:* (FLAGS) (CHANGEDSINCE 0)\r\n").expect("repaired");
         assert_eq!(
             repaired.bytes,
             b"27 UID fetch 1:* (FLAGS) (CHANGEDSINCE 1)\r\n".to_vec()

@@ -18,9 +18,9 @@ use tokio::sync::broadcast::error::TryRecvError;
 
 use super::ImapConfig;
 use super::fragment::is_tag;
-use super::{lenient, list};
 use super::response::{Completion, Output, Sink};
 use super::selected::{Report, Selected};
+use super::{lenient, list};
 use crate::backend::{MailStore, MailboxChanged, StoreError};
 
 /// The connection state (RFC 3501 §3).
