@@ -111,13 +111,16 @@ pub fn section_request(section: Option<&Section<'_>>) -> (Vec<u32>, SectionKind)
     }
 }
 
-/// Bytes as an IMAP literal (message data may hold anything).
-fn literal(bytes: Vec<u8>) -> NString<'static> {
-    let literal = match Literal::try_from(bytes.clone()) {
-        Ok(literal) => literal,
-        Err(_) => Literal::unvalidated(bytes),
-    };
-    NString(Some(IString::Literal(literal)))
+/// Bytes as an IMAP literal. A literal may not carry NUL (RFC 3501 §4.3,
+/// CHAR8); like Dovecot, a NUL in stored data is sent as 0x80. The check is
+/// one memchr pass and the bytes are not copied.
+fn literal(mut bytes: Vec<u8>) -> NString<'static> {
+    if bytes.contains(&0) {
+        for byte in bytes.iter_mut().filter(|b| **b == 0) {
+            *byte = 0x80;
+        }
+    }
+    NString(Some(IString::Literal(Literal::unvalidated(bytes))))
 }
 
 /// `<offset.length>` of a partial fetch (RFC 3501 §6.4.5).
