@@ -165,25 +165,41 @@ pub(super) fn due(
         return Ok(Vec::new());
     }
     let wanted = i64::try_from(limit.saturating_add(exclude.len())).unwrap_or(i64::MAX);
+    // Ids first: entries in flight (`exclude`) are due too, and stepping over
+    // their rows must not load their payloads (SQLite reads every selected
+    // column of a row when it steps onto it).
+    let mut ids_stmt = conn
+        .prepare_cached(
+            "SELECT id FROM outbox WHERE next_attempt <= ?1 ORDER BY next_attempt, id LIMIT ?2",
+        )
+        .map_err(sql)?;
+    let exclude: std::collections::HashSet<i64> = exclude.iter().copied().collect();
+    let mut chosen = Vec::with_capacity(limit);
+    let mut ids = ids_stmt.query(params![now_ms, wanted]).map_err(sql)?;
+    while let Some(row) = ids.next().map_err(sql)? {
+        let id: i64 = row.get(0).map_err(sql)?;
+        if !exclude.contains(&id) {
+            chosen.push(id);
+            if chosen.len() == limit {
+                break;
+            }
+        }
+    }
+    drop(ids);
     let mut stmt = conn
         .prepare_cached(
             "SELECT id, delivery_id, envelope, payload, attempts, next_attempt, last_error, \
-             queued_at FROM outbox WHERE next_attempt <= ?1 ORDER BY next_attempt, id LIMIT ?2",
+             queued_at FROM outbox WHERE id = ?1",
         )
         .map_err(sql)?;
-    let mut rows = stmt.query(params![now_ms, wanted]).map_err(sql)?;
-    let mut entries = Vec::new();
-    while let Some(row) = rows.next().map_err(sql)? {
-        let id: i64 = row.get(0).map_err(sql)?;
-        if exclude.contains(&id) {
-            continue;
-        }
-        match entry(row, crypto) {
-            Ok(entry) => entries.push(entry),
-            Err(err) => tracing::error!(id, "skipping an unreadable outbox entry: {err}"),
-        }
-        if entries.len() == limit {
-            break;
+    let mut entries = Vec::with_capacity(chosen.len());
+    for id in chosen {
+        let mut rows = stmt.query(params![id]).map_err(sql)?;
+        if let Some(row) = rows.next().map_err(sql)? {
+            match entry(row, crypto) {
+                Ok(entry) => entries.push(entry),
+                Err(err) => tracing::error!(id, "skipping an unreadable outbox entry: {err}"),
+            }
         }
     }
     Ok(entries)
