@@ -134,3 +134,42 @@ fn recipient_killed_during_200_deliveries_loses_and_duplicates_nothing() {
         "every message exactly once"
     );
 }
+
+/// A recipient that comes back online greets its contacts; the sender's
+/// node then sends what waits at once instead of at the end of its backoff.
+#[test]
+fn a_returning_recipient_gets_waiting_mail_without_waiting_for_the_backoff() {
+    let mut alice = Node::create("alice");
+    let mut bob = Node::create("bob");
+    alice.add_contact(&bob);
+    bob.add_contact(&alice);
+    alice.start();
+    alice.send_with_lettre(
+        &[&bob.email],
+        &plain_message(&alice.email, &bob.email, "greeting-1"),
+    );
+    // Three failed attempts: the next one is at least 6.4 s away (8 s ±20 %).
+    wait_until(Duration::from_secs(60), "three failed attempts", || {
+        alice.log_count("delivery failed, will retry") >= 3
+    });
+    bob.start();
+    wait_until(
+        Duration::from_secs(30),
+        "Alice's node to notice Bob is back",
+        || {
+            alice
+                .log()
+                .contains("peer is online, sending what waits for it")
+        },
+    );
+    wait_until(
+        Duration::from_secs(30),
+        "the message in Bob's INBOX",
+        || bob.count("INBOX") >= 1,
+    );
+    assert_eq!(
+        alice.log_count("delivery failed, will retry"),
+        3,
+        "delivered on the greeting, not by a fourth retry"
+    );
+}

@@ -35,6 +35,11 @@ impl Contacts {
         f(&book)
     }
 
+    /// Every contact.
+    pub fn all(&self) -> Vec<Contact> {
+        self.with_book(|book| book.list().to_vec())
+    }
+
     /// The contact with this address (case-insensitive).
     pub fn by_address(&self, address: &str) -> Option<Contact> {
         self.with_book(|book| book.by_address(address).cloned())

@@ -81,6 +81,7 @@ pub async fn run(home: Home, settings: Settings, identity: Identity) -> anyhow::
             own_card: identity.card().to_binary(),
             own_address: identity.address().to_string(),
         },
+        network.connected(),
         shutdown_rx.clone(),
     ));
     let imap_config = Arc::new(ImapConfig {
@@ -131,6 +132,13 @@ pub async fn run(home: Home, settings: Settings, identity: Identity) -> anyhow::
         smtp: smtp_addr.to_string(),
     }
     .write(&home)?;
+    // Greet every contact we know an address for: a peer that holds mail for
+    // us sees the connection and sends it now rather than at its next retry.
+    for contact in contacts.all() {
+        if !contact.addrs.is_empty() {
+            network.dial(*contact.card.peer_id(), contact.addrs);
+        }
+    }
     tracing::info!(
         peer_id = %identity.peer_id(),
         imap = %imap_addr,

@@ -13,6 +13,9 @@
 //! - `Rejected` is permanent: the entry is replaced by a bounce in INBOX that
 //!   says who refused what and why. So is giving up after the configured
 //!   time since the message was queued (a week by default).
+//! - When a peer connects (it came online and greeted us, see
+//!   `daemon.rs`), its waiting entries are tried at once instead of at the
+//!   end of their backoff.
 //! - Many deliveries are in flight at once (they are pipelined over one
 //!   connection per peer by the network service).
 
@@ -21,7 +24,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rand::Rng;
-use tokio::sync::{Notify, mpsc, watch};
+use tokio::sync::{Notify, broadcast, mpsc, watch};
 
 use crate::contacts::Contacts;
 use crate::network::{DeliveryRequest, DeliveryResponse, Network};
@@ -51,6 +54,7 @@ pub async fn run(
     contacts: Contacts,
     wakeup: Arc<Notify>,
     settings: OutboxSettings,
+    mut connected: broadcast::Receiver<libp2p::PeerId>,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let settings = Arc::new(settings);
@@ -116,6 +120,22 @@ pub async fn run(
                 }
             }
             _ = tokio::time::sleep(Duration::from_millis(sleep_ms)) => {}
+            peer = connected.recv() => match peer {
+                // A peer came online: what waits for it goes now, not at
+                // the end of its backoff.
+                Ok(peer) => match store.outbox_reschedule_peer(&peer.to_string(), now_ms()).await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!(%peer, queued = n, "peer is online, sending what waits for it"),
+                    Err(err) => tracing::error!("cannot reschedule the outbox: {err}"),
+                },
+                Err(broadcast::error::RecvError::Lagged(_)) => {
+                    // Missed some: treat everyone as possibly back.
+                    if let Err(err) = store.outbox_reschedule_all(now_ms()).await {
+                        tracing::error!("cannot reschedule the outbox: {err}");
+                    }
+                }
+                Err(broadcast::error::RecvError::Closed) => return,
+            },
             _ = shutdown.changed() => {}
         }
     }

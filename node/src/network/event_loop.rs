@@ -18,7 +18,7 @@ use libp2p::request_response::{self, OutboundFailure, OutboundRequestId, Respons
 use libp2p::swarm::SwarmEvent;
 use libp2p::{Multiaddr, PeerId, Swarm, identify};
 use tokio::sync::mpsc::error::TrySendError;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{broadcast, mpsc, oneshot};
 
 use super::codec::WireRequest;
 use super::error::{DeliveryError, NetworkError, dial_error_text};
@@ -50,6 +50,8 @@ struct Listener {
 
 /// The state owned by the network task.
 pub(crate) struct EventLoop {
+    /// Tells subscribers when a peer becomes connected.
+    connected: broadcast::Sender<PeerId>,
     swarm: Swarm<Behaviour>,
     commands: mpsc::Receiver<Command>,
     inbound: mpsc::Sender<InboundDelivery>,
@@ -68,6 +70,7 @@ impl EventLoop {
         swarm: Swarm<Behaviour>,
         commands: mpsc::Receiver<Command>,
         inbound: mpsc::Sender<InboundDelivery>,
+        connected: broadcast::Sender<PeerId>,
         listeners: Vec<(ListenerId, Multiaddr)>,
         config: &NetworkConfig,
     ) -> Self {
@@ -87,6 +90,7 @@ impl EventLoop {
             swarm,
             commands,
             inbound,
+            connected,
             limiter: RateLimiter::new(config.rate_limit),
             max_message_size: config.max_message_size,
             request_timeout: config.request_timeout,
@@ -153,6 +157,7 @@ impl EventLoop {
                 }
                 None => self.listen_waiters.push(reply),
             },
+            Command::Dial { peer, addrs } => self.dial(peer, addrs),
             Command::Deliver {
                 peer,
                 addrs,
@@ -179,6 +184,21 @@ impl EventLoop {
     /// is not connected (with the addresses added here) and otherwise opens a
     /// new stream on the existing connection, so concurrent deliveries to
     /// one peer are pipelined.
+    fn dial(&mut self, peer: PeerId, addrs: Vec<Multiaddr>) {
+        if self.swarm.is_connected(&peer) {
+            return;
+        }
+        for addr in &addrs {
+            self.swarm.add_peer_address(peer, addr.clone());
+        }
+        let opts = libp2p::swarm::dial_opts::DialOpts::peer_id(peer)
+            .addresses(addrs)
+            .build();
+        if let Err(err) = self.swarm.dial(opts) {
+            tracing::debug!(%peer, "cannot greet a contact: {err}");
+        }
+    }
+
     fn send_delivery(
         &mut self,
         peer: PeerId,
@@ -288,10 +308,17 @@ impl EventLoop {
                 tracing::warn!("a listener reported an error: {error}");
             }
             SwarmEvent::ConnectionEstablished {
-                peer_id, endpoint, ..
+                peer_id,
+                endpoint,
+                num_established,
+                ..
             } => {
                 tracing::debug!(peer = %peer_id, address = %endpoint.get_remote_address(), "connected");
                 self.dial_errors.remove(&peer_id);
+                if num_established.get() == 1 {
+                    // Nobody listening is fine: no receiver, no interest.
+                    let _ = self.connected.send(peer_id);
+                }
             }
             SwarmEvent::ConnectionClosed { peer_id, cause, .. } => match cause {
                 Some(cause) => tracing::debug!(peer = %peer_id, "connection closed: {cause}"),

@@ -25,7 +25,7 @@ use std::time::Duration;
 
 use libp2p::{Multiaddr, PeerId};
 use serde::{Deserialize, Serialize};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{broadcast, mpsc, oneshot};
 
 pub use error::{DeliveryError, NetworkError};
 
@@ -36,6 +36,10 @@ const COMMAND_CHANNEL: usize = 256;
 /// Capacity of the channel of inbound deliveries. When it is full the node
 /// answers `TryLater` instead of blocking the event loop.
 const INBOUND_CHANNEL: usize = 1024;
+
+/// Capacity of the connected-peers notification (a lagging subscriber only
+/// loses hints).
+const CONNECTED_CHANNEL: usize = 256;
 
 /// Everything the network service needs to start.
 pub struct NetworkConfig {
@@ -122,8 +126,13 @@ impl std::fmt::Debug for InboundDelivery {
     }
 }
 
-/// What a handle asks of the event loop; each carries its answer's oneshot.
+/// What a handle asks of the event loop; each carries its answer's oneshot
+/// (except `Dial`, which is a hint and answers nothing).
 enum Command {
+    Dial {
+        peer: PeerId,
+        addrs: Vec<Multiaddr>,
+    },
     ListenAddrs {
         reply: oneshot::Sender<Result<Vec<Multiaddr>, NetworkError>>,
     },
@@ -167,12 +176,21 @@ pub async fn start(
 
     let (command_tx, command_rx) = mpsc::channel(COMMAND_CHANNEL);
     let (inbound_tx, inbound_rx) = mpsc::channel(INBOUND_CHANNEL);
-    let event_loop = event_loop::EventLoop::new(swarm, command_rx, inbound_tx, listeners, &config);
+    let (connected_tx, _) = broadcast::channel(CONNECTED_CHANNEL);
+    let event_loop = event_loop::EventLoop::new(
+        swarm,
+        command_rx,
+        inbound_tx,
+        connected_tx.clone(),
+        listeners,
+        &config,
+    );
     tokio::spawn(event_loop.run());
 
     let network = Network {
         local_peer_id,
         commands: command_tx,
+        connected: connected_tx,
         deadline: client_deadline(config.request_timeout),
     };
     Ok((network, inbound_rx))
@@ -192,6 +210,7 @@ fn client_deadline(request_timeout: Duration) -> Duration {
 pub struct Network {
     local_peer_id: PeerId,
     commands: mpsc::Sender<Command>,
+    connected: broadcast::Sender<PeerId>,
     deadline: Duration,
 }
 
@@ -207,6 +226,24 @@ impl Network {
     /// This node's PeerId.
     pub fn local_peer_id(&self) -> PeerId {
         self.local_peer_id
+    }
+
+    /// Peers as they become connected (their first connection). The outbox
+    /// uses it to send what waits for a peer as soon as it is back online.
+    pub fn connected(&self) -> broadcast::Receiver<PeerId> {
+        self.connected.subscribe()
+    }
+
+    /// Connects to `peer` in the background if not connected yet. A node
+    /// greets its contacts this way at start-up, so that peers holding mail
+    /// for it learn at once that it is back.
+    pub fn dial(&self, peer: PeerId, addrs: Vec<Multiaddr>) {
+        if peer == self.local_peer_id {
+            return;
+        }
+        // A hint only: if the command queue is full, the peer will be
+        // reached by the next delivery anyway.
+        let _ = self.commands.try_send(Command::Dial { peer, addrs });
     }
 
     /// Waits until every configured listen address is bound; returns the

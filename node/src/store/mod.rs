@@ -239,6 +239,18 @@ impl Store {
             .await
     }
 
+    /// Makes every queued delivery to `peer` due now (it just came online).
+    /// Returns how many there were.
+    pub async fn outbox_reschedule_peer(
+        &self,
+        peer: &str,
+        now_ms: i64,
+    ) -> Result<usize, StoreError> {
+        let peer = peer.to_string();
+        self.write(move |ctx| outbox::reschedule_peer(ctx, &peer, now_ms))
+            .await
+    }
+
     /// Number of queued deliveries.
     pub async fn outbox_len(&self) -> Result<u64, StoreError> {
         self.read(|conn, _| outbox::len(conn)).await

@@ -151,6 +151,47 @@ pub(super) fn reschedule_all(ctx: &mut WriteCtx, now_ms: i64) -> Result<(), Stor
     Ok(())
 }
 
+/// Makes every entry for `peer` due at `now_ms` (the peer just came
+/// online). The PeerId is encrypted in the row, so the envelopes of the
+/// waiting entries are opened to find them; outboxes are small. Returns how
+/// many entries were moved forward.
+pub(super) fn reschedule_peer(
+    ctx: &mut WriteCtx,
+    peer: &str,
+    now_ms: i64,
+) -> Result<usize, StoreError> {
+    let mut matching = Vec::new();
+    {
+        let mut stmt = ctx
+            .conn
+            .prepare_cached("SELECT id, delivery_id, envelope FROM outbox WHERE next_attempt > ?1")
+            .map_err(sql)?;
+        let mut rows = stmt.query(params![now_ms]).map_err(sql)?;
+        while let Some(row) = rows.next().map_err(sql)? {
+            let id: i64 = row.get(0).map_err(sql)?;
+            let delivery_id: Vec<u8> = row.get(1).map_err(sql)?;
+            let sealed: Vec<u8> = row.get(2).map_err(sql)?;
+            let Ok(plain) = ctx
+                .crypto
+                .open(&aad(BlobKind::Envelope, &delivery_id), &sealed)
+            else {
+                continue;
+            };
+            if serde_json::from_slice::<Envelope>(&plain).is_ok_and(|e| e.peer_id == peer) {
+                matching.push(id);
+            }
+        }
+    }
+    let mut update = ctx
+        .conn
+        .prepare_cached("UPDATE outbox SET next_attempt = ?1 WHERE id = ?2")
+        .map_err(sql)?;
+    for id in &matching {
+        update.execute(params![now_ms, id]).map_err(sql)?;
+    }
+    Ok(matching.len())
+}
+
 /// Entries due at `now_ms`, earliest first, leaving out `exclude` (those in
 /// flight). A row that cannot be decrypted is logged and skipped so that it
 /// does not stop the rest of the queue.

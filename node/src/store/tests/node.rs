@@ -242,3 +242,44 @@ async fn submission_recreates_a_deleted_sent_mailbox() {
     assert_eq!(sent.name, "Sent");
     assert_eq!(sent.uid_next, uid + 1);
 }
+
+#[tokio::test]
+async fn a_peer_coming_online_makes_only_its_entries_due() {
+    let (_dir, store) = open();
+    store
+        .submit_outgoing(
+            message("online", "x"),
+            vec![item(1, "bob@example.org"), item(2, "carol@example.org")],
+        )
+        .await
+        .expect("submit");
+    let entries = store.due_outbox(i64::MAX, 10, &[]).await.expect("due");
+    for entry in &entries {
+        store
+            .outbox_retry(entry.id, 1_000_000, "offline")
+            .await
+            .expect("retry");
+    }
+    assert!(
+        store
+            .due_outbox(500, 10, &[])
+            .await
+            .expect("due")
+            .is_empty()
+    );
+    let moved = store
+        .outbox_reschedule_peer("12D3KooPeer2", 500)
+        .await
+        .expect("reschedule");
+    assert_eq!(moved, 1);
+    let due = store.due_outbox(500, 10, &[]).await.expect("due");
+    assert_eq!(due.len(), 1);
+    assert_eq!(due[0].recipient, "carol@example.org");
+    assert_eq!(
+        store
+            .outbox_reschedule_peer("12D3KooUnknown", 500)
+            .await
+            .expect("reschedule"),
+        0
+    );
+}
