@@ -29,13 +29,20 @@ use common::Node;
 use transcripts::transcript::{Entry, Side, Transcript};
 use transcripts::wire::{Client, Reply, number_after};
 
-/// Where `tb-sync.sh` lives.
+/// Where `tb-sync.sh` lives: `MAILNODE_TB_SYNC`, else the shared tools
+/// beside the checkout (`../shared/tools/thunderbird/`), else the
+/// workplace's copy under `/work/shared`.
 fn tb_sync() -> PathBuf {
-    match std::env::var_os("MAILNODE_TB_SYNC") {
-        Some(path) => PathBuf::from(path),
-        None => PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-            .join("../../shared/tools/thunderbird/tb-sync.sh"),
+    if let Some(path) = std::env::var_os("MAILNODE_TB_SYNC") {
+        return PathBuf::from(path);
     }
+    let beside =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/tools/thunderbird/tb-sync.sh");
+    let workplace = PathBuf::from("/work/shared/tools/thunderbird/tb-sync.sh");
+    if !beside.exists() && workplace.exists() {
+        return workplace;
+    }
+    beside
 }
 
 /// Fails with instructions when Thunderbird or the harness is missing.
