@@ -58,6 +58,19 @@ impl SpecialUse {
     }
 }
 
+/// The mailboxes every store starts with (all subscribed), with their
+/// SPECIAL-USE attributes (RFC 6154). `Requests` holds mail from senders who
+/// are not contacts.
+pub const DEFAULT_MAILBOXES: [(&str, Option<SpecialUse>); 7] = [
+    ("INBOX", None),
+    ("Sent", Some(SpecialUse::Sent)),
+    ("Drafts", Some(SpecialUse::Drafts)),
+    ("Trash", Some(SpecialUse::Trash)),
+    ("Junk", Some(SpecialUse::Junk)),
+    ("Archive", Some(SpecialUse::Archive)),
+    ("Requests", None),
+];
+
 /// Summary of one mailbox, as LIST and STATUS need it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MailboxInfo {

@@ -16,17 +16,6 @@ use crate::backend::{
     normalize_flag,
 };
 
-/// The mailboxes [`MemoryStore::new`] creates, with their SPECIAL-USE.
-const DEFAULT_MAILBOXES: [(&str, Option<SpecialUse>); 7] = [
-    ("INBOX", None),
-    ("Sent", Some(SpecialUse::Sent)),
-    ("Drafts", Some(SpecialUse::Drafts)),
-    ("Trash", Some(SpecialUse::Trash)),
-    ("Junk", Some(SpecialUse::Junk)),
-    ("Archive", Some(SpecialUse::Archive)),
-    ("Requests", None),
-];
-
 #[derive(Debug, Clone)]
 struct Message {
     meta: MessageMeta,
@@ -181,7 +170,7 @@ impl MemoryStore {
             subscriptions: BTreeSet::new(),
             next_uid_validity: 1,
         };
-        for (name, special_use) in DEFAULT_MAILBOXES {
+        for (name, special_use) in crate::backend::DEFAULT_MAILBOXES {
             let uid_validity = inner.new_uid_validity();
             inner
                 .mailboxes

@@ -35,9 +35,10 @@ const HEADER_BATCH: usize = 200;
 /// Output size at which a FETCH sends what it has so far.
 const FLUSH_AT: usize = 1024 * 1024;
 
-/// How much of a message the requested items need.
+/// How much of a message the requested items (FETCH) or criteria (SEARCH)
+/// need.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-enum Need {
+pub(super) enum Need {
     Nothing,
     Header,
     Full,
@@ -157,6 +158,23 @@ pub fn internal_date(meta: &MessageMeta) -> DateTime {
 }
 
 impl<S: MailStore> Session<S> {
+    /// The content FETCH or SEARCH needs of these messages, by UID (nothing
+    /// is read from the store for [`Need::Nothing`]).
+    pub(super) async fn contents(
+        &self,
+        mailbox: &str,
+        uids: &[Uid],
+        need: Need,
+    ) -> Result<HashMap<Uid, Arc<[u8]>>, crate::backend::StoreError> {
+        let content = match need {
+            Need::Nothing => return Ok(HashMap::new()),
+            Need::Header => Content::Header,
+            Need::Full => Content::Full,
+        };
+        let found = self.store.fetch(mailbox, uids, content).await?;
+        Ok(found.into_iter().collect())
+    }
+
     /// FETCH / UID FETCH.
     pub(super) async fn fetch(
         &mut self,
@@ -289,19 +307,10 @@ impl<S: MailStore> Session<S> {
             HEADER_BATCH
         };
         for chunk in targets.chunks(batch) {
-            let contents: HashMap<Uid, Arc<[u8]>> = if need == Need::Nothing {
-                HashMap::new()
-            } else {
-                let uids: Vec<Uid> = chunk.iter().map(|(_, uid)| *uid).collect();
-                let content = if need == Need::Full {
-                    Content::Full
-                } else {
-                    Content::Header
-                };
-                match self.store.fetch(&name, &uids, content).await {
-                    Ok(found) => found.into_iter().collect(),
-                    Err(error) => return error.into(),
-                }
+            let uids: Vec<Uid> = chunk.iter().map(|(_, uid)| *uid).collect();
+            let contents = match self.contents(&name, &uids, need).await {
+                Ok(contents) => contents,
+                Err(error) => return error.into(),
             };
             for (seq, uid) in chunk {
                 let Some(meta) = self

@@ -5,29 +5,19 @@
 //! session's view; message bytes are fetched (header only when enough) only
 //! if a criterion needs them. Text matching itself is `crate::mime`'s job.
 
-use std::collections::HashMap;
-use std::sync::Arc;
-
 use chrono::{FixedOffset, NaiveDate, TimeZone, Utc};
 use imap_codec::imap_types::core::{AString, Charset};
 use imap_codec::imap_types::search::SearchKey;
 
+use super::fetch::Need;
 use super::response::Completion;
 use super::selected::{contains, intervals};
 use super::session::Session;
-use crate::backend::{Content, MailStore, MessageMeta, Uid};
+use crate::backend::{MailStore, MessageMeta, Uid};
 use crate::mime;
 
 /// Messages fetched per store call while searching text.
 const SEARCH_BATCH: usize = 32;
-
-/// How much of each message the criteria need.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-enum Need {
-    Nothing,
-    Header,
-    Full,
-}
 
 fn need(key: &SearchKey<'_>) -> Need {
     match key {
@@ -202,19 +192,10 @@ impl<S: MailStore> Session<S> {
 
         let mut found: Vec<(u32, Uid, u64)> = Vec::new();
         for chunk in live.chunks(SEARCH_BATCH) {
-            let contents: HashMap<Uid, Arc<[u8]>> = if need == Need::Nothing {
-                HashMap::new()
-            } else {
-                let uids: Vec<Uid> = chunk.iter().map(|(_, m)| m.uid).collect();
-                let content = if need == Need::Full {
-                    Content::Full
-                } else {
-                    Content::Header
-                };
-                match self.store.fetch(&name, &uids, content).await {
-                    Ok(found) => found.into_iter().collect(),
-                    Err(error) => return error.into(),
-                }
+            let uids: Vec<Uid> = chunk.iter().map(|(_, m)| m.uid).collect();
+            let contents = match self.contents(&name, &uids, need).await {
+                Ok(contents) => contents,
+                Err(error) => return error.into(),
             };
             for (seq, meta) in chunk {
                 let message = contents.get(&meta.uid).map(|m| &m[..]).unwrap_or_default();

@@ -8,7 +8,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use imap_bridge::backend::{SpecialUse, StoreError};
+use imap_bridge::backend::{DEFAULT_MAILBOXES, StoreError};
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 
 use super::crypto::{BlobKind, Crypto, aad};
@@ -98,17 +98,6 @@ const MIGRATIONS: &[&str] = &[
     ) STRICT;
     CREATE INDEX outbox_due ON outbox (next_attempt);
     "#,
-];
-
-/// The mailboxes every store starts with (all subscribed).
-const DEFAULT_MAILBOXES: &[(&str, Option<SpecialUse>)] = &[
-    ("INBOX", None),
-    ("Sent", Some(SpecialUse::Sent)),
-    ("Drafts", Some(SpecialUse::Drafts)),
-    ("Trash", Some(SpecialUse::Trash)),
-    ("Junk", Some(SpecialUse::Junk)),
-    ("Archive", Some(SpecialUse::Archive)),
-    ("Requests", None),
 ];
 
 /// How long a delivery id is remembered. Senders give up after days (7 by
