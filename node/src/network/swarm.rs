@@ -9,7 +9,6 @@
 //! node (`--public`) adds the relay v2 server and the AutoNAT v2 server, with
 //! the limits below, and runs Kademlia in server mode.
 
-use std::convert::Infallible;
 use std::num::NonZeroU32;
 use std::time::Duration;
 
@@ -276,10 +275,4 @@ fn relay_config() -> relay::Config {
         per_minute(CIRCUITS_PER_PEER_PER_MINUTE),
         Duration::from_secs(60),
     )
-}
-
-/// Maps the builder's `Infallible` errors into any type.
-#[allow(dead_code)]
-fn never<T>(never: Infallible) -> T {
-    match never {}
 }
