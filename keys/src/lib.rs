@@ -18,12 +18,14 @@ mod book;
 mod card;
 mod error;
 mod identity;
+mod seal;
 mod secrets;
 
 pub use book::{AddressBook, Contact, Outcome};
 pub use card::{ContactCard, PEER_ID_NOTATION};
 pub use error::KeyError;
 pub use identity::{Identity, Opened, PublicInfo};
+pub use seal::encrypt_to;
 pub use secrets::{PassphraseSource, Protection, ProtectionUsed, Unlocker};
 
 /// Re-exported so that callers name the same PeerId and Multiaddr types.
