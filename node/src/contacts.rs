@@ -5,6 +5,7 @@
 //! reloads it if the file changed, so a contact added from the command line
 //! is usable at once without a restart.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use keys::{AddressBook, Contact};
@@ -14,6 +15,8 @@ use libp2p::PeerId;
 #[derive(Clone)]
 pub struct Contacts {
     book: Arc<Mutex<AddressBook>>,
+    /// Counts reloads of the file, so a watcher can tell it changed.
+    generation: Arc<AtomicU64>,
 }
 
 impl Contacts {
@@ -21,6 +24,7 @@ impl Contacts {
     pub fn new(book: AddressBook) -> Contacts {
         Contacts {
             book: Arc::new(Mutex::new(book)),
+            generation: Arc::new(AtomicU64::new(0)),
         }
     }
 
@@ -29,10 +33,23 @@ impl Contacts {
             Ok(book) => book,
             Err(poisoned) => poisoned.into_inner(),
         };
-        if let Err(err) = book.reload_if_changed() {
-            tracing::warn!("cannot reload the address book, using the loaded copy: {err}");
+        match book.reload_if_changed() {
+            Ok(true) => {
+                self.generation.fetch_add(1, Ordering::AcqRel);
+            }
+            Ok(false) => {}
+            Err(err) => {
+                tracing::warn!("cannot reload the address book, using the loaded copy: {err}")
+            }
         }
         f(&book)
+    }
+
+    /// A number that changes whenever the address book file was re-read
+    /// (checks the file first). The promotion of strangers watches it.
+    pub fn generation(&self) -> u64 {
+        self.with_book(|_| ());
+        self.generation.load(Ordering::Acquire)
     }
 
     /// Every contact.
