@@ -51,10 +51,22 @@ fn a_strangers_mail_needs_a_stamp_lands_in_requests_and_moves_on_accept() {
         "Carol's message in Bob's Requests",
         || bob.count("Requests") == 1,
     );
-    assert_eq!(bob.count("INBOX"), 0, "a stranger's mail never lands in INBOX");
+    assert_eq!(
+        bob.count("INBOX"),
+        0,
+        "a stranger's mail never lands in INBOX"
+    );
     let log = bob.log();
-    assert_eq!(log.matches(STAMP_REQUIRED).count(), 1, "Bob asked for a stamp:\n{log}");
-    assert_eq!(log.matches(STAMP_VERIFIED).count(), 1, "and verified it:\n{log}");
+    assert_eq!(
+        log.matches(STAMP_REQUIRED).count(),
+        1,
+        "Bob asked for a stamp:\n{log}"
+    );
+    assert_eq!(
+        log.matches(STAMP_VERIFIED).count(),
+        1,
+        "and verified it:\n{log}"
+    );
     assert!(
         carol.log().contains("minted a proof-of-work stamp"),
         "Carol's node paid:\n{}",
@@ -99,7 +111,11 @@ fn a_strangers_mail_needs_a_stamp_lands_in_requests_and_moves_on_accept() {
         || bob.count("INBOX") == 2,
     );
     assert_eq!(bob.count("Requests"), 0);
-    assert_eq!(bob.log_count(STAMP_REQUIRED), 1, "no stamp asked of a contact");
+    assert_eq!(
+        bob.log_count(STAMP_REQUIRED),
+        1,
+        "no stamp asked of a contact"
+    );
     assert_eq!(bob.log_count(STAMP_VERIFIED), 1);
 }
 
@@ -198,9 +214,14 @@ fn now() -> u64 {
     u64::try_from(chrono::Utc::now().timestamp()).expect("after 1970")
 }
 
-fn stamped(mut request: DeliveryRequest, recipient: &Identity, bits: u8, at: u64) -> DeliveryRequest {
-    let stamp = pow::mint(recipient.peer_id(), &request.id, &request.payload, bits, at)
-        .expect("mint");
+fn stamped(
+    mut request: DeliveryRequest,
+    recipient: &Identity,
+    bits: u8,
+    at: u64,
+) -> DeliveryRequest {
+    let stamp =
+        pow::mint(recipient.peer_id(), &request.id, &request.payload, bits, at).expect("mint");
     request.stamp = Some(stamp);
     request
 }
@@ -234,10 +255,20 @@ async fn bad_stamps_and_floods_are_refused_and_nothing_is_stored() {
     assert!(text.contains(&dave.peer_id().to_string()), "{text}");
 
     // A stamp from two windows ago, and one from far in the future.
-    let old = stamped(request(&carol, &bob, 3), &bob, TEST_BITS, now() - 2 * WINDOW_SECS);
+    let old = stamped(
+        request(&carol, &bob, 3),
+        &bob,
+        TEST_BITS,
+        now() - 2 * WINDOW_SECS,
+    );
     let text = reason(receiver.deliver(&carol, old).await);
     assert!(text.contains("too old"), "{text}");
-    let future = stamped(request(&carol, &bob, 4), &bob, TEST_BITS, now() + 3 * WINDOW_SECS);
+    let future = stamped(
+        request(&carol, &bob, 4),
+        &bob,
+        TEST_BITS,
+        now() + 3 * WINDOW_SECS,
+    );
     let text = reason(receiver.deliver(&carol, future).await);
     assert!(text.contains("future time window"), "{text}");
 
@@ -256,16 +287,25 @@ async fn bad_stamps_and_floods_are_refused_and_nothing_is_stored() {
 
     // A good stamp: filed in Requests, and the card kept.
     let good = stamped(request(&carol, &bob, 8), &bob, TEST_BITS, now());
-    assert_eq!(receiver.deliver(&carol, good.clone()).await, DeliveryResponse::Accepted);
+    assert_eq!(
+        receiver.deliver(&carol, good.clone()).await,
+        DeliveryResponse::Accepted
+    );
     assert_eq!(receiver.count("Requests").await, 1);
     // The same delivery again is a duplicate and does not count.
-    assert_eq!(receiver.deliver(&carol, good).await, DeliveryResponse::Accepted);
+    assert_eq!(
+        receiver.deliver(&carol, good).await,
+        DeliveryResponse::Accepted
+    );
     assert_eq!(receiver.count("Requests").await, 1);
 
     // Carol floods: after two per hour she is told to come back later,
     // before she is asked to mint anything.
     let second = stamped(request(&carol, &bob, 9), &bob, TEST_BITS, now());
-    assert_eq!(receiver.deliver(&carol, second).await, DeliveryResponse::Accepted);
+    assert_eq!(
+        receiver.deliver(&carol, second).await,
+        DeliveryResponse::Accepted
+    );
     let third = stamped(request(&carol, &bob, 10), &bob, TEST_BITS, now());
     let DeliveryResponse::TryLater {
         reason,
@@ -285,7 +325,8 @@ async fn bad_stamps_and_floods_are_refused_and_nothing_is_stored() {
 
     // Contacts are not counted and never pay: Dave, a contact, gets through.
     let mut book = AddressBook::open(receiver._home.path()).expect("book");
-    book.add(dave.card().clone(), vec![], false).expect("add Dave");
+    book.add(dave.card().clone(), vec![], false)
+        .expect("add Dave");
     assert_eq!(
         receiver.deliver(&dave, request(&dave, &bob, 12)).await,
         DeliveryResponse::Accepted
@@ -294,7 +335,8 @@ async fn bad_stamps_and_floods_are_refused_and_nothing_is_stored() {
 
     // Accepting Carol (her card is in the address book now) moves her two
     // messages to INBOX.
-    book.add(carol.card().clone(), vec![], false).expect("add Carol");
+    book.add(carol.card().clone(), vec![], false)
+        .expect("add Carol");
     let moved = mailnode::strangers::promote_contacts(
         &receiver.context.contacts,
         &receiver.context.strangers,
@@ -304,7 +346,12 @@ async fn bad_stamps_and_floods_are_refused_and_nothing_is_stored() {
     assert_eq!(moved, 2);
     assert_eq!(receiver.count("Requests").await, 0);
     assert_eq!(receiver.count("INBOX").await, 3);
-    let inbox = receiver.context.store.snapshot("INBOX").await.expect("INBOX");
+    let inbox = receiver
+        .context
+        .store
+        .snapshot("INBOX")
+        .await
+        .expect("INBOX");
     let uids: Vec<_> = inbox.messages.iter().map(|m| m.uid).collect();
     let headers = receiver
         .context

@@ -278,7 +278,10 @@ mod tests {
     #[test]
     fn strangers_section_has_defaults_and_limits() {
         let settings = Settings::resolve(ConfigFile::default(), Overrides::default()).unwrap();
-        assert_eq!(settings.strangers, crate::strangers::StrangerPolicy::default());
+        assert_eq!(
+            settings.strangers,
+            crate::strangers::StrangerPolicy::default()
+        );
         let file: ConfigFile =
             toml::from_str("[strangers]\npow_bits = 10\nper_peer_per_hour = 3\n").unwrap();
         let settings = Settings::resolve(file, Overrides::default()).unwrap();

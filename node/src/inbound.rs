@@ -101,11 +101,7 @@ pub async fn run(
 }
 
 /// The checks and the filing of one delivery.
-pub async fn handle(
-    peer: PeerId,
-    request: DeliveryRequest,
-    context: &Inbound,
-) -> DeliveryResponse {
+pub async fn handle(peer: PeerId, request: DeliveryRequest, context: &Inbound) -> DeliveryResponse {
     let mut request = request;
     let (card, mailbox, reservation) = match context.contacts.by_peer_id(&peer) {
         Some(contact) => (contact.card, INBOX, None),

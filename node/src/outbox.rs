@@ -185,7 +185,12 @@ impl Job {
             // We are not the recipient's contact: pay the proof of work and
             // send again at once.
             match mint_stamp(peer, &entry, bits).await {
-                Ok(stamp) => answer = self.network.deliver(peer, addrs, request(Some(stamp))).await,
+                Ok(stamp) => {
+                    answer = self
+                        .network
+                        .deliver(peer, addrs, request(Some(stamp)))
+                        .await
+                }
                 Err(err @ crate::pow::StampError::TooHard { .. }) => {
                     tracing::warn!(recipient_peer = %peer, "cannot pay the recipient's stamp: {err}");
                     self.fail(&entry, &format!("the recipient's node refused it: {err}"))

@@ -234,7 +234,13 @@ pub fn verify(
     required_bits: u8,
     now_secs: u64,
 ) -> Result<(), StampError> {
-    verify_hashed(stamp, ours, &message_hash(id, payload), required_bits, now_secs)
+    verify_hashed(
+        stamp,
+        ours,
+        &message_hash(id, payload),
+        required_bits,
+        now_secs,
+    )
 }
 
 /// [`verify`] for a message whose [`message_hash`] is already known (a
@@ -258,8 +264,8 @@ pub fn verify_hashed(
     let current = window_of(now_secs);
     if stamp.window > current {
         let next_starts = current.saturating_add(1).saturating_mul(WINDOW_SECS);
-        let early_enough = stamp.window == current + 1
-            && now_secs.saturating_add(CLOCK_SKEW_SECS) >= next_starts;
+        let early_enough =
+            stamp.window == current + 1 && now_secs.saturating_add(CLOCK_SKEW_SECS) >= next_starts;
         if !early_enough {
             return Err(StampError::InFuture {
                 window: stamp.window,
@@ -392,7 +398,10 @@ mod tests {
                     || verify(&stamp, &bob, &[1; 16], &[*i; 7], BITS, NOW).is_ok()
             })
             .count();
-        assert!(passed <= 2, "a stamp carried over to {passed} other messages");
+        assert!(
+            passed <= 2,
+            "a stamp carried over to {passed} other messages"
+        );
         let err = verify(&stamp, &bob, &[9; 16], b"payload", BITS + 8, NOW)
             .expect_err("a stronger requirement");
         assert!(matches!(err, StampError::NotEnoughWork { .. }), "{err}");
@@ -404,20 +413,56 @@ mod tests {
         let stamp = minted(&bob);
         let start = window_of(NOW) * WINDOW_SECS;
         // Still valid through the whole next window.
-        verify(&stamp, &bob, &[1; 16], b"payload", BITS, start + 2 * WINDOW_SECS - 1)
-            .expect("previous window");
-        let err = verify(&stamp, &bob, &[1; 16], b"payload", BITS, start + 2 * WINDOW_SECS)
-            .expect_err("too old");
+        verify(
+            &stamp,
+            &bob,
+            &[1; 16],
+            b"payload",
+            BITS,
+            start + 2 * WINDOW_SECS - 1,
+        )
+        .expect("previous window");
+        let err = verify(
+            &stamp,
+            &bob,
+            &[1; 16],
+            b"payload",
+            BITS,
+            start + 2 * WINDOW_SECS,
+        )
+        .expect_err("too old");
         assert!(matches!(err, StampError::TooOld { .. }), "{err}");
         assert!(err.to_string().contains("3600 s"), "{err}");
         // Recipient's clock a little behind (within the skew): accepted.
-        verify(&stamp, &bob, &[1; 16], b"payload", BITS, start - CLOCK_SKEW_SECS).expect("skew");
+        verify(
+            &stamp,
+            &bob,
+            &[1; 16],
+            b"payload",
+            BITS,
+            start - CLOCK_SKEW_SECS,
+        )
+        .expect("skew");
         // More than the skew behind: refused as from the future.
-        let err = verify(&stamp, &bob, &[1; 16], b"payload", BITS, start - CLOCK_SKEW_SECS - 1)
-            .expect_err("future");
+        let err = verify(
+            &stamp,
+            &bob,
+            &[1; 16],
+            b"payload",
+            BITS,
+            start - CLOCK_SKEW_SECS - 1,
+        )
+        .expect_err("future");
         assert!(matches!(err, StampError::InFuture { .. }), "{err}");
-        let err = verify(&stamp, &bob, &[1; 16], b"payload", BITS, start - 5 * WINDOW_SECS)
-            .expect_err("far future");
+        let err = verify(
+            &stamp,
+            &bob,
+            &[1; 16],
+            b"payload",
+            BITS,
+            start - 5 * WINDOW_SECS,
+        )
+        .expect_err("far future");
         assert!(matches!(err, StampError::InFuture { .. }), "{err}");
     }
 

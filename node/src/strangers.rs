@@ -247,7 +247,9 @@ impl Strangers {
         let now = chrono::Utc::now().timestamp();
         tokio::task::spawn_blocking(move || lock(&inner.book).remember(&card, now).map(|_| ()))
             .await
-            .map_err(|err| KeyError::AddressBook(format!("keeping a stranger's card failed: {err}")))?
+            .map_err(|err| {
+                KeyError::AddressBook(format!("keeping a stranger's card failed: {err}"))
+            })?
     }
 
     /// Fingerprints of every stranger kept.
@@ -401,11 +403,19 @@ mod tests {
         limits.reserve(&eve, t0).expect("first");
         limits.reserve(&eve, t0).expect("second");
         let full = limits.reserve(&eve, t0).expect_err("third from eve");
-        assert!(full.reason.contains("at most 2 messages per hour"), "{}", full.reason);
+        assert!(
+            full.reason.contains("at most 2 messages per hour"),
+            "{}",
+            full.reason
+        );
         assert!(full.retry_after_secs >= 3599, "{}", full.retry_after_secs);
         limits.reserve(&mallory, t0).expect("mallory");
         let full = limits.check(&carol, t0).expect_err("total");
-        assert!(full.reason.contains("at most 3 messages per hour"), "{}", full.reason);
+        assert!(
+            full.reason.contains("at most 3 messages per hour"),
+            "{}",
+            full.reason
+        );
         // An hour later everything is free again.
         let later = t0 + LIMIT_WINDOW;
         limits.reserve(&carol, later).expect("after an hour");
@@ -426,10 +436,8 @@ mod tests {
     #[test]
     fn reservations_release_on_drop() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let strangers = Strangers::new(
-            policy(1, 10),
-            StrangerBook::open(dir.path()).expect("book"),
-        );
+        let strangers =
+            Strangers::new(policy(1, 10), StrangerBook::open(dir.path()).expect("book"));
         let eve = peer();
         let slot = strangers.reserve(&eve).expect("slot");
         assert!(strangers.reserve(&eve).is_err(), "one per hour");
