@@ -18,6 +18,7 @@ pub mod outbox;
 pub mod pgpmime;
 pub mod pow;
 pub mod rawmail;
+pub mod status;
 pub mod store;
 pub mod strangers;
 pub mod submit;
