@@ -120,6 +120,46 @@ fn a_strangers_mail_needs_a_stamp_lands_in_requests_and_moves_on_accept() {
 }
 
 #[test]
+fn moving_a_strangers_message_to_inbox_accepts_the_sender() {
+    let mut bob = Node::create("bob");
+    let mut dave = Node::create("dave");
+    dave.add_contact(&bob);
+    std::fs::write(
+        bob.home().join("config.toml"),
+        format!("[strangers]\npow_bits = {TEST_BITS}\n"),
+    )
+    .expect("write Bob's config");
+    bob.start();
+    dave.start();
+    for (n, id) in ["one", "two"].iter().enumerate() {
+        let body = format!("Message {n} from Dave");
+        let message = simple_message(&dave.email, &bob.email, "Hello", id, &body);
+        dave.send_with_lettre(&[&bob.email], &message);
+    }
+    wait_until(
+        Duration::from_secs(60),
+        "Dave's two messages in Bob's Requests",
+        || bob.count("Requests") == 2,
+    );
+    // Bob's mail client moves one of them to INBOX (RFC 6851 MOVE).
+    let out = bob.imap_cmds("SELECT Requests\nMOVE 1 INBOX");
+    assert!(!out.contains("NO ") && !out.contains("BAD "), "{out}");
+    // That accepts Dave: he is a contact, and his other message follows.
+    wait_until(
+        Duration::from_secs(30),
+        "both of Dave's messages in INBOX",
+        || bob.count("INBOX") == 2 && bob.count("Requests") == 0,
+    );
+    let listed = bob.cli_ok(&["contacts", "list"]);
+    assert!(listed.contains(&dave.email), "{listed}");
+    assert!(
+        bob.log().contains("the sender is now a contact"),
+        "{}",
+        bob.log()
+    );
+}
+
+#[test]
 fn accepting_nobody_or_an_ambiguous_address_is_a_clear_error() {
     let bob = Node::create("bob");
     let out = bob.cli(&["contacts", "accept", "nobody@example.org"]);

@@ -8,7 +8,7 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use keys::{AddressBook, Contact};
+use keys::{AddressBook, Contact, ContactCard, KeyError, Outcome};
 use libp2p::PeerId;
 
 /// A cloneable handle to the address book.
@@ -43,6 +43,18 @@ impl Contacts {
             }
         }
         f(&book)
+    }
+
+    /// Adds a card (no address hints). The daemon does this only when the
+    /// user promoted a stranger by moving their message out of Requests;
+    /// `AddressBook::add` re-reads the file first, so a concurrent
+    /// `mailnode contacts import` is not lost.
+    pub fn add(&self, card: ContactCard) -> Result<Outcome, KeyError> {
+        let mut book = match self.book.lock() {
+            Ok(book) => book,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        book.add(card, Vec::new(), false)
     }
 
     /// A number that changes whenever the address book file was re-read

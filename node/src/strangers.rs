@@ -12,7 +12,9 @@
 //!   (`keys::StrangerBook`, `strangers.json`);
 //! - [`run_promotions`]: when a stranger becomes a contact (`mailnode
 //!   contacts accept`, or `contacts import` of their card), their messages
-//!   move from Requests to INBOX.
+//!   move from Requests to INBOX; and when the user moves (or copies) one of
+//!   a stranger's messages from Requests to INBOX with their mail client,
+//!   that sender becomes a contact the same way.
 //!
 //! It must not decrypt, verify signatures or talk to the network: those are
 //! `inbound.rs` and `network/`. Per-IP limits live in the network event loop.
@@ -21,7 +23,7 @@ use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use imap_bridge::backend::{Content, MailStore};
+use imap_bridge::backend::{Content, MailStore, Uid};
 use keys::{ContactCard, KeyError, StrangerBook};
 use libp2p::PeerId;
 use tokio::sync::watch;
@@ -261,6 +263,13 @@ impl Strangers {
             .collect()
     }
 
+    /// The kept card with this fingerprint.
+    fn card(&self, fingerprint: &str) -> Option<ContactCard> {
+        lock(&self.inner.book)
+            .by_fingerprint(fingerprint)
+            .map(|s| s.card.clone())
+    }
+
     fn forget(&self, fingerprint: &str) -> Result<bool, KeyError> {
         lock(&self.inner.book).forget(fingerprint)
     }
@@ -276,13 +285,19 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 /// Runs until `shutdown` turns true: whenever the address book changed (and
 /// once at start-up), every stranger who is now a contact is promoted: their
 /// messages move from Requests to INBOX and their card leaves the stranger
-/// list.
+/// list. Whenever messages arrive in INBOX, a kept stranger who signed one
+/// of them (the user moved it there) is added to the address book first.
 pub async fn run_promotions(
     contacts: Contacts,
     strangers: Strangers,
     store: Store,
     mut shutdown: watch::Receiver<bool>,
 ) {
+    let mut events = store.watch();
+    let mut inbox_next: Uid = match store.snapshot(INBOX).await {
+        Ok(snapshot) => snapshot.info.uid_next,
+        Err(_) => 1,
+    };
     let mut seen: Option<u64> = None;
     loop {
         if *shutdown.borrow() {
@@ -295,9 +310,80 @@ pub async fn run_promotions(
         }
         tokio::select! {
             _ = tokio::time::sleep(PROMOTION_TICK) => {}
+            event = events.recv() => match event {
+                Ok(changed) if changed.mailbox != INBOX => {}
+                // An INBOX change, or missed some: look at the arrivals.
+                Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
+                    if promote_moved(&contacts, &strangers, &store, &mut inbox_next).await > 0 {
+                        promote_contacts(&contacts, &strangers, &store).await;
+                    }
+                }
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+            },
             _ = shutdown.changed() => {}
         }
     }
+}
+
+/// Looks at the messages that arrived in INBOX since UID `inbox_next`: a
+/// kept stranger who signed one was moved there by the user, who thereby
+/// accepted them; their card goes into the address book. Returns how many
+/// strangers were added. Costs nothing while no stranger is kept.
+async fn promote_moved(
+    contacts: &Contacts,
+    strangers: &Strangers,
+    store: &Store,
+    inbox_next: &mut Uid,
+) -> usize {
+    let kept = strangers.fingerprints();
+    let Ok(snapshot) = store.snapshot(INBOX).await else {
+        return 0;
+    };
+    let from = *inbox_next;
+    *inbox_next = snapshot.info.uid_next;
+    if kept.is_empty() {
+        return 0;
+    }
+    let arrived: Vec<Uid> = snapshot
+        .messages
+        .iter()
+        .map(|m| m.uid)
+        .filter(|uid| *uid >= from)
+        .collect();
+    if arrived.is_empty() {
+        return 0;
+    }
+    let headers = match store.fetch(INBOX, &arrived, Content::Header).await {
+        Ok(headers) => headers,
+        Err(err) => {
+            tracing::warn!("cannot read new INBOX messages to look for accepted strangers: {err}");
+            return 0;
+        }
+    };
+    let mut added = 0;
+    for fingerprint in headers.iter().filter_map(|(_, header)| signer_of(header)) {
+        let Some(card) = strangers.card(&fingerprint) else {
+            continue;
+        };
+        if contacts.by_fingerprint(&fingerprint).is_some() {
+            continue;
+        }
+        match contacts.add(card.clone()) {
+            Ok(_) => {
+                added += 1;
+                tracing::info!(
+                    fingerprint,
+                    address = card.address(),
+                    "a stranger's message was moved to INBOX; the sender is now a contact"
+                );
+            }
+            Err(err) => tracing::warn!(
+                fingerprint,
+                "a stranger's message was moved to INBOX, but they cannot become a contact: {err}"
+            ),
+        }
+    }
+    added
 }
 
 /// One pass of the promotion: returns how many messages moved.
