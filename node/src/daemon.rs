@@ -12,7 +12,7 @@ use anyhow::Context;
 use imap_bridge::imap::ImapConfig;
 use imap_bridge::smtp::SmtpConfig;
 use imap_bridge::{BridgeCredentials, Secret};
-use keys::{AddressBook, Identity};
+use keys::{AddressBook, Identity, StrangerBook};
 use tokio::net::TcpListener;
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::{Notify, watch};
@@ -69,12 +69,23 @@ pub async fn run(home: Home, settings: Settings, identity: Identity) -> anyhow::
     let outbox_wakeup = Arc::new(Notify::new());
     let mut tasks = tokio::task::JoinSet::new();
 
+    let strangers = crate::strangers::Strangers::new(
+        settings.strangers,
+        StrangerBook::open(home.path()).context("cannot open the stranger list")?,
+    );
     tasks.spawn(crate::inbound::run(
         inbound,
         Arc::clone(&identity),
         contacts.clone(),
         store.clone(),
+        strangers.clone(),
         std::thread::available_parallelism().map_or(2, |n| n.get()) * 2,
+    ));
+    tasks.spawn(crate::strangers::run_promotions(
+        contacts.clone(),
+        strangers,
+        store.clone(),
+        shutdown_rx.clone(),
     ));
     tasks.spawn(outbox::run(
         store.clone(),

@@ -684,6 +684,7 @@ fn clamp_reason(response: DeliveryResponse) -> DeliveryResponse {
             reason: clamp(reason),
             retry_after_secs,
         },
+        DeliveryResponse::StampRequired { bits } => DeliveryResponse::StampRequired { bits },
     }
 }
 

@@ -167,6 +167,11 @@ pub struct DeliveryRequest {
     /// The RFC 3156 PGP/MIME message, signed and encrypted.
     #[serde(with = "serde_bytes")]
     pub payload: Vec<u8>,
+    /// A proof-of-work stamp for this delivery (`crate::pow`), sent only
+    /// after the recipient answered [`DeliveryResponse::StampRequired`].
+    /// Absent (or `null`) in requests from nodes that predate stamps.
+    #[serde(default)]
+    pub stamp: Option<crate::pow::Stamp>,
 }
 
 /// The receiver's answer to a [`DeliveryRequest`].
@@ -186,6 +191,13 @@ pub enum DeliveryResponse {
         reason: String,
         /// The earliest sensible retry, in seconds.
         retry_after_secs: u32,
+    },
+    /// This recipient does not know the sender (not a contact): send the
+    /// same request again with a proof-of-work stamp of at least `bits`
+    /// leading zero bits (`crate::pow`). Nothing was stored.
+    StampRequired {
+        /// The difficulty the recipient requires.
+        bits: u8,
     },
 }
 

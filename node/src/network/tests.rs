@@ -64,6 +64,7 @@ fn request(tag: u8, payload_len: usize) -> DeliveryRequest {
         id: [tag; 16],
         sender_card: Some(vec![0x99, tag]),
         payload: vec![tag; payload_len],
+        stamp: None,
     }
 }
 
