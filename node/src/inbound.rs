@@ -57,26 +57,32 @@ pub struct Inbound {
     pub decrypt_permits: Arc<Semaphore>,
 }
 
+impl Inbound {
+    /// The handler's context; decryption runs on blocking threads, at most
+    /// `parallel` at once.
+    pub fn new(
+        identity: Arc<Identity>,
+        contacts: Contacts,
+        store: Store,
+        strangers: Strangers,
+        parallel: usize,
+    ) -> Inbound {
+        Inbound {
+            identity,
+            contacts,
+            store,
+            strangers,
+            decrypt_permits: Arc::new(Semaphore::new(parallel.max(1))),
+        }
+    }
+}
+
 /// Runs until the inbound channel closes. Each request is handled on its own
 /// task; decryption runs on blocking threads, at most `parallel` at once.
 /// The limit covers only the decryption, not the wait for the store's
 /// commit, so that many deliveries share one group commit (the network
 /// service bounds how many requests are in flight).
-pub async fn run(
-    mut inbound: mpsc::Receiver<InboundDelivery>,
-    identity: Arc<Identity>,
-    contacts: Contacts,
-    store: Store,
-    strangers: Strangers,
-    parallel: usize,
-) {
-    let context = Inbound {
-        identity,
-        contacts,
-        store,
-        strangers,
-        decrypt_permits: Arc::new(Semaphore::new(parallel.max(1))),
-    };
+pub async fn run(mut inbound: mpsc::Receiver<InboundDelivery>, context: Inbound) {
     while let Some(delivery) = inbound.recv().await {
         let context = context.clone();
         tokio::spawn(async move {

@@ -13,6 +13,7 @@ pub mod contacts;
 pub mod daemon;
 pub mod home;
 pub mod inbound;
+pub mod mailbox_node;
 pub mod mailbox;
 pub mod network;
 pub mod outbox;
