@@ -512,6 +512,9 @@ fn print_network_status(status: &crate::status::StatusFile) {
         println!("mailbox-peer: {peer}");
     }
     println!("outbox-waiting: {}", status.outbox_waiting);
+    if let Some(held) = status.mailbox_held_bytes {
+        println!("mailbox-held-bytes: {held}");
+    }
 }
 
 fn process_alive(pid: u32) -> bool {

@@ -101,7 +101,7 @@ pub async fn run(home: Home, settings: Settings, identity: Identity) -> anyhow::
             network: network.clone(),
             identity: Arc::clone(&identity),
             inbound: inbound_context,
-            service,
+            service: service.clone(),
             peers: mailbox_peers.peer_ids(),
             shutdown: shutdown_rx.clone(),
         },
@@ -123,6 +123,7 @@ pub async fn run(home: Home, settings: Settings, identity: Identity) -> anyhow::
             give_up_after: settings.give_up_after,
             own_card: identity.card().to_binary(),
             own_address: identity.address().to_string(),
+            keypair: identity.libp2p_keypair().clone(),
         },
         network.connected(),
         shutdown_rx.clone(),
@@ -186,6 +187,7 @@ pub async fn run(home: Home, settings: Settings, identity: Identity) -> anyhow::
         network.clone(),
         contacts.clone(),
         store.clone(),
+        service,
         shutdown_rx.clone(),
     ));
     tracing::info!(

@@ -1,7 +1,8 @@
 //! The daemon's side of mailbox peers: it answers `/mailnode/mailbox/1`
 //! requests (with the mailbox service on a public node, a clear refusal
-//! elsewhere), sends a public node's replications, and collects our own
-//! mail from the mailbox peers we chose.
+//! elsewhere; the service prunes past-retention envelopes by itself), sends
+//! a public node's replications, and collects our own mail from the mailbox
+//! peers we chose.
 //!
 //! Collected envelopes are filed through `inbound::handle`, exactly like a
 //! direct delivery from the envelope's (signature-authenticated) sender, so
@@ -25,8 +26,6 @@ use crate::network::{InboundMailbox, Network};
 /// How often we collect from our mailbox peers while running (and once at
 /// start-up, and whenever a mailbox peer connects).
 const COLLECT_EVERY: Duration = Duration::from_secs(30);
-/// How often a public node prunes envelopes past their retention.
-const PRUNE_EVERY: Duration = Duration::from_secs(3600);
 
 /// What the mailbox tasks need.
 pub struct Parts {
@@ -51,7 +50,6 @@ pub fn spawn(tasks: &mut JoinSet<()>, parts: Parts, requests: mpsc::Receiver<Inb
         if let Some(queue) = service.replications() {
             tasks.spawn(mailbox::replicate(parts.network.clone(), queue));
         }
-        tasks.spawn(prune(Arc::clone(service), parts.shutdown.clone()));
     }
     if !parts.peers.is_empty() {
         tasks.spawn(collect_loop(parts));
@@ -101,19 +99,6 @@ fn request_name(request: &MailboxRequest) -> &'static str {
     }
 }
 
-async fn prune(service: Arc<MailboxService>, mut shutdown: watch::Receiver<bool>) {
-    loop {
-        match service.prune().await {
-            Ok(pruned) => tracing::debug!(?pruned, "mailbox: pruned"),
-            Err(err) => tracing::warn!("mailbox: cannot prune: {err}"),
-        }
-        tokio::select! {
-            _ = tokio::time::sleep(PRUNE_EVERY) => {}
-            _ = shutdown.changed() => return,
-        }
-    }
-}
-
 /// Collects from our mailbox peers at start, every [`COLLECT_EVERY`], and
 /// when one of them connects.
 async fn collect_loop(parts: Parts) {
@@ -145,6 +130,11 @@ async fn collect_loop(parts: Parts) {
         for (peer, error) in &report.errors {
             tracing::debug!(mailbox = %peer, "mailbox: collection failed: {error}");
         }
+        tracing::debug!(
+            mailboxes = peers.len(),
+            errors = report.errors.len(),
+            "mailbox collection round finished"
+        );
         let deadline = tokio::time::sleep(COLLECT_EVERY);
         tokio::pin!(deadline);
         loop {

@@ -45,6 +45,8 @@ pub struct OutboxSettings {
     pub own_card: Vec<u8>,
     /// Our own address, for bounces.
     pub own_address: String,
+    /// Our libp2p key: deposits at mailbox peers are signed with it.
+    pub keypair: libp2p::identity::Keypair,
 }
 
 /// Runs the delivery service until `shutdown` turns true.
@@ -241,9 +243,53 @@ impl Job {
                 .await;
             }
             Err(err) => {
-                self.retry(&entry, &err.to_string(), None).await;
+                // No direct path (offline, or behind a NAT hole punching
+                // could not pass): leave it at one of the recipient's
+                // mailbox peers if it named any.
+                match self.deposit(peer, &entry, request(None)).await {
+                    Ok(mailbox) => {
+                        tracing::info!(recipient_peer = %peer, %mailbox, "message deposited at a mailbox peer");
+                        if let Err(err) = self.store.outbox_delivered(entry.id).await {
+                            tracing::error!("cannot record a deposited message: {err}");
+                        }
+                    }
+                    Err(why) => {
+                        self.retry(&entry, &format!("{err}; {why}"), None).await;
+                    }
+                }
             }
         }
+    }
+
+    /// Deposits the sealed request at the first of the recipient's mailbox
+    /// peers (from its locator record) that commits it.
+    async fn deposit(
+        &self,
+        peer: libp2p::PeerId,
+        entry: &OutboxEntry,
+        request: DeliveryRequest,
+    ) -> Result<libp2p::PeerId, String> {
+        let card = self
+            .contacts
+            .by_fingerprint(&entry.recipient_fpr)
+            .map(|c| c.card)
+            .ok_or_else(|| "the recipient is no longer a contact".to_string())?;
+        let mailboxes = match self.network.lookup(peer).await {
+            Ok(locator) => locator.mailboxes,
+            Err(err) => return Err(format!("no mailbox peer known ({err})")),
+        };
+        if mailboxes.is_empty() {
+            return Err("the recipient names no mailbox peer".to_string());
+        }
+        crate::mailbox::deposit(
+            &self.network,
+            &self.settings.keypair,
+            &card,
+            &mailboxes,
+            &request,
+        )
+        .await
+        .map_err(|err| err.to_string())
     }
 
     async fn retry(&self, entry: &OutboxEntry, error: &str, at_least: Option<Duration>) {
