@@ -15,8 +15,8 @@ use tokio_rustls::TlsAcceptor;
 use tokio_rustls::server::TlsStream;
 
 use super::fragment::{Event, Framer};
-use crate::tcp;
 use super::response::Sink;
+use crate::tcp;
 
 /// Bytes read from the socket at a time.
 const READ_CHUNK: usize = 16 * 1024;
