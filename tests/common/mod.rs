@@ -195,6 +195,7 @@ impl Node {
             "127.0.0.1:0",
             "--smtp",
             "127.0.0.1:0",
+            "--no-mdns",
         ])
         .args(&self.extra_run_args)
         .stdin(Stdio::null())

@@ -285,6 +285,17 @@ where
                     report.rejected.push((sender, reason));
                 }
                 DeliveryResponse::TryLater { .. } => report.deferred += 1,
+                DeliveryResponse::StampRequired { bits } => {
+                    // A stranger must pay with a stamp, which only a direct
+                    // exchange can ask for.
+                    let reason = format!(
+                        "the sender is not a contact and sent no proof-of-work stamp \
+                         ({bits} bits), which a deposit cannot carry"
+                    );
+                    tracing::warn!(%mailbox, %sender, "deleting an envelope: {reason}");
+                    done.push(held.id);
+                    report.rejected.push((sender, reason));
+                }
             }
         }
         if !done.is_empty() {

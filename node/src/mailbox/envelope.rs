@@ -102,10 +102,13 @@ pub fn open(identity: &Identity, sealed: &[u8]) -> Result<(PeerId, DeliveryReque
             identity.peer_id()
         )));
     }
+    // Stamps are asked for interactively (`StampRequired`), which a
+    // deposit cannot do: an envelope carries none.
     let request = DeliveryRequest {
         id,
         sender_card,
         payload,
+        stamp: None,
     };
     let sender = sender_key.to_peer_id();
     if !sender_key.verify(&signing_input(&recipient, &request), signature) {
