@@ -348,7 +348,7 @@ async fn client_deposit_and_collector_against_real_services() {
     let mailboxes = [unreachable, a.local, b.local];
 
     // Before Bob registers, nobody stores for him.
-    let request = DeliveryRequest { id: [1; 16], sender_card: None, payload: b"first".to_vec() };
+    let request = DeliveryRequest { id: [1; 16], sender_card: None, payload: b"first".to_vec(), stamp: None };
     let err = client::deposit(&alice_net, alice.libp2p_keypair(), bob.card(), &mailboxes, &request)
         .await
         .expect_err("not registered");
@@ -363,7 +363,7 @@ async fn client_deposit_and_collector_against_real_services() {
         .await
         .expect("deposited");
     assert_eq!(stored, a.local);
-    let second = DeliveryRequest { id: [2; 16], sender_card: Some(vec![9]), payload: b"second".to_vec() };
+    let second = DeliveryRequest { id: [2; 16], sender_card: Some(vec![9]), payload: b"second".to_vec(), stamp: None };
     assert_eq!(
         client::deposit(&alice_net, alice.libp2p_keypair(), bob.card(), &[b.local], &second).await,
         Ok(b.local)
