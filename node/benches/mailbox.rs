@@ -58,8 +58,13 @@ async fn run() {
     let bob = Keypair::generate_ed25519();
     let bob_id = bob.public().to_peer_id();
     let registration = Registration::sign(&bob, &[local], now(), now() + 86_400).expect("sign");
-    let answer = service.handle(bob_id, MailboxRequest::Register { registration }).await;
-    assert!(matches!(answer, MailboxResponse::Registered { .. }), "{answer:?}");
+    let answer = service
+        .handle(bob_id, MailboxRequest::Register { registration })
+        .await;
+    assert!(
+        matches!(answer, MailboxResponse::Registered { .. }),
+        "{answer:?}"
+    );
     let senders: Vec<PeerId> = (0..SENDERS).map(|_| PeerId::random()).collect();
     let inbox = inbox::current_inbox(&bob_id, now());
     let rss_open = rss_kib();
@@ -78,7 +83,14 @@ async fn run() {
         let sealed = vec![(n % 251) as u8; SIZE];
         tasks.spawn(async move {
             service
-                .handle(sender, MailboxRequest::Deposit { inbox, deposit_id, sealed })
+                .handle(
+                    sender,
+                    MailboxRequest::Deposit {
+                        inbox,
+                        deposit_id,
+                        sealed,
+                    },
+                )
                 .await
         });
     }
@@ -87,7 +99,10 @@ async fn run() {
     }
     let deposit_time = started.elapsed();
     let rss_held = rss_kib();
-    assert_eq!(service.held_for(bob_id).await.expect("count"), ENVELOPES as u64);
+    assert_eq!(
+        service.held_for(bob_id).await.expect("count"),
+        ENVELOPES as u64
+    );
 
     // One full collection (pages of up to 64), without acknowledging.
     let started = Instant::now();
@@ -102,7 +117,10 @@ async fn run() {
     let (mut after, mut seen) = (0, 0usize);
     loop {
         let request = MailboxRequest::Collect {
-            inboxes: inboxes.iter().map(|i| serde_bytes::ByteBuf::from(i.to_vec())).collect(),
+            inboxes: inboxes
+                .iter()
+                .map(|i| serde_bytes::ByteBuf::from(i.to_vec()))
+                .collect(),
             nonce,
             signature: signature.clone(),
             after,
@@ -127,17 +145,25 @@ async fn run() {
         .map(|m| m.len())
         .sum();
 
-    println!("mailbox bench: {ENVELOPES} envelopes of {SIZE} bytes from {SENDERS} senders, {PARALLEL} deposits in flight");
+    println!(
+        "mailbox bench: {ENVELOPES} envelopes of {SIZE} bytes from {SENDERS} senders, {PARALLEL} deposits in flight"
+    );
     println!(
         "deposit: {:.2} s total, {:.0} deposits/s, {:.2} ms each on average (one durable commit each)",
         deposit_time.as_secs_f64(),
         ENVELOPES as f64 / deposit_time.as_secs_f64(),
         deposit_time.as_secs_f64() * 1000.0 / ENVELOPES as f64
     );
-    println!("collect (all, pages of 64, no ack): {:.2} s", collect_time.as_secs_f64());
+    println!(
+        "collect (all, pages of 64, no ack): {:.2} s",
+        collect_time.as_secs_f64()
+    );
     println!(
         "VmRSS: start {} KiB, service open {} KiB, holding {ENVELOPES} {} KiB, after collect {} KiB",
         rss_start, rss_open, rss_held, rss_after_collect
     );
-    println!("mailbox.db (+wal, shm) on disk: {:.1} MiB", db_bytes as f64 / (1024.0 * 1024.0));
+    println!(
+        "mailbox.db (+wal, shm) on disk: {:.1} MiB",
+        db_bytes as f64 / (1024.0 * 1024.0)
+    );
 }

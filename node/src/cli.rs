@@ -245,12 +245,14 @@ fn mailbox(home: &Home, command: &MailboxCommand) -> anyhow::Result<()> {
         }
         MailboxCommand::List => {
             if peers.list().is_empty() {
-                println!(
-                    "no mailbox peers: add a public node with `mailnode mailbox add PEER`"
-                );
+                println!("no mailbox peers: add a public node with `mailnode mailbox add PEER`");
             }
             for peer in peers.list() {
-                let addrs = peer.addrs.iter().map(ToString::to_string).collect::<Vec<_>>();
+                let addrs = peer
+                    .addrs
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>();
                 println!("{}\t{}", peer.peer_id, addrs.join(" "));
             }
         }

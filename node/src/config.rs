@@ -279,15 +279,23 @@ impl Settings {
 fn resolve_mailbox(section: &MailboxSection) -> anyhow::Result<crate::mailbox::MailboxLimits> {
     let defaults = crate::mailbox::MailboxLimits::default();
     let limits = crate::mailbox::MailboxLimits {
-        max_envelope_bytes: section.max_envelope_bytes.unwrap_or(defaults.max_envelope_bytes),
-        per_sender_count: section.per_sender_count.unwrap_or(defaults.per_sender_count),
-        per_sender_bytes: section.per_sender_bytes.unwrap_or(defaults.per_sender_bytes),
+        max_envelope_bytes: section
+            .max_envelope_bytes
+            .unwrap_or(defaults.max_envelope_bytes),
+        per_sender_count: section
+            .per_sender_count
+            .unwrap_or(defaults.per_sender_count),
+        per_sender_bytes: section
+            .per_sender_bytes
+            .unwrap_or(defaults.per_sender_bytes),
         per_inbox_bytes: section.per_inbox_bytes.unwrap_or(defaults.per_inbox_bytes),
         total_bytes: section.total_bytes.unwrap_or(defaults.total_bytes),
-        max_registrations: section.max_registrations.unwrap_or(defaults.max_registrations),
-        retention: section
-            .retention_days
-            .map_or(defaults.retention, |days| Duration::from_secs(days.saturating_mul(86_400))),
+        max_registrations: section
+            .max_registrations
+            .unwrap_or(defaults.max_registrations),
+        retention: section.retention_days.map_or(defaults.retention, |days| {
+            Duration::from_secs(days.saturating_mul(86_400))
+        }),
         ..defaults
     };
     limits.check()?;

@@ -31,11 +31,21 @@ impl Fixture {
         let local = PeerId::random();
         let clock = Arc::new(AtomicU64::new(START));
         let service = open(&dir, local, &clock, limits);
-        Fixture { dir, local, clock, service }
+        Fixture {
+            dir,
+            local,
+            clock,
+            service,
+        }
     }
 
     fn reopen(&mut self) {
-        self.service = open(&self.dir, self.local, &self.clock, self.service.limits().clone());
+        self.service = open(
+            &self.dir,
+            self.local,
+            &self.clock,
+            self.service.limits().clone(),
+        );
     }
 
     fn now(&self) -> u64 {
@@ -44,13 +54,26 @@ impl Fixture {
 
     async fn register(&self, recipient: &Keypair) {
         let now = self.now();
-        let registration = Registration::sign(recipient, &[self.local], now, now + 7 * DAY).expect("sign");
+        let registration =
+            Registration::sign(recipient, &[self.local], now, now + 7 * DAY).expect("sign");
         let from = recipient.public().to_peer_id();
-        let answer = self.service.handle(from, MailboxRequest::Register { registration }).await;
-        assert!(matches!(answer, MailboxResponse::Registered { .. }), "{answer:?}");
+        let answer = self
+            .service
+            .handle(from, MailboxRequest::Register { registration })
+            .await;
+        assert!(
+            matches!(answer, MailboxResponse::Registered { .. }),
+            "{answer:?}"
+        );
     }
 
-    async fn deposit(&self, sender: PeerId, recipient: &PeerId, id: u8, sealed: Vec<u8>) -> MailboxResponse {
+    async fn deposit(
+        &self,
+        sender: PeerId,
+        recipient: &PeerId,
+        id: u8,
+        sealed: Vec<u8>,
+    ) -> MailboxResponse {
         let request = MailboxRequest::Deposit {
             inbox: inbox::current_inbox(recipient, self.now()),
             deposit_id: [id; 16],
@@ -75,7 +98,10 @@ impl Fixture {
             .sign(&wire::collect_signing_input(&nonce, &self.local, &inboxes))
             .expect("sign");
         let request = MailboxRequest::Collect {
-            inboxes: inboxes.iter().map(|i| serde_bytes::ByteBuf::from(i.to_vec())).collect(),
+            inboxes: inboxes
+                .iter()
+                .map(|i| serde_bytes::ByteBuf::from(i.to_vec()))
+                .collect(),
             nonce,
             signature,
             after,
@@ -94,16 +120,40 @@ impl Fixture {
     async fn ack(&self, recipient: &Keypair, ids: &[wire::EnvelopeId]) -> MailboxResponse {
         let from = recipient.public().to_peer_id();
         let nonce = self.nonce(from).await;
-        let signature = recipient.sign(&wire::ack_signing_input(&nonce, &self.local, ids)).expect("sign");
-        let ids = ids.iter().map(|i| serde_bytes::ByteBuf::from(i.to_vec())).collect();
-        self.service.handle(from, MailboxRequest::Ack { ids, nonce, signature }).await
+        let signature = recipient
+            .sign(&wire::ack_signing_input(&nonce, &self.local, ids))
+            .expect("sign");
+        let ids = ids
+            .iter()
+            .map(|i| serde_bytes::ByteBuf::from(i.to_vec()))
+            .collect();
+        self.service
+            .handle(
+                from,
+                MailboxRequest::Ack {
+                    ids,
+                    nonce,
+                    signature,
+                },
+            )
+            .await
     }
 }
 
-fn open(dir: &tempfile::TempDir, local: PeerId, clock: &Arc<AtomicU64>, limits: MailboxLimits) -> MailboxService {
+fn open(
+    dir: &tempfile::TempDir,
+    local: PeerId,
+    clock: &Arc<AtomicU64>,
+    limits: MailboxLimits,
+) -> MailboxService {
     let clock = Arc::clone(clock);
-    MailboxService::open_with_clock(dir.path(), local, limits, Arc::new(move || clock.load(Ordering::SeqCst)))
-        .expect("open the mailbox service")
+    MailboxService::open_with_clock(
+        dir.path(),
+        local,
+        limits,
+        Arc::new(move || clock.load(Ordering::SeqCst)),
+    )
+    .expect("open the mailbox service")
 }
 
 fn refused(answer: &MailboxResponse) -> &str {
@@ -120,10 +170,19 @@ async fn deposit_collect_ack_deletes_exactly_the_acked() {
     let bob_id = bob.public().to_peer_id();
     let alice = PeerId::random();
     fx.register(&bob).await;
-    assert_eq!(fx.deposit(alice, &bob_id, 1, vec![1; 100]).await, MailboxResponse::Stored);
-    assert_eq!(fx.deposit(alice, &bob_id, 2, vec![2; 100]).await, MailboxResponse::Stored);
+    assert_eq!(
+        fx.deposit(alice, &bob_id, 1, vec![1; 100]).await,
+        MailboxResponse::Stored
+    );
+    assert_eq!(
+        fx.deposit(alice, &bob_id, 2, vec![2; 100]).await,
+        MailboxResponse::Stored
+    );
     // A retry of the same deposit is answered Stored without a second copy.
-    assert_eq!(fx.deposit(alice, &bob_id, 1, vec![1; 100]).await, MailboxResponse::Stored);
+    assert_eq!(
+        fx.deposit(alice, &bob_id, 1, vec![1; 100]).await,
+        MailboxResponse::Stored
+    );
     let held = fx.held(&bob).await;
     assert_eq!(held.len(), 2);
     assert_eq!(held[0].sealed, vec![1; 100]);
@@ -131,7 +190,10 @@ async fn deposit_collect_ack_deletes_exactly_the_acked() {
     assert!(held[0].seq < held[1].seq);
     // Collecting again without an ack deletes nothing.
     assert_eq!(fx.held(&bob).await.len(), 2);
-    assert_eq!(fx.ack(&bob, &[held[0].id]).await, MailboxResponse::Acked { deleted: 1 });
+    assert_eq!(
+        fx.ack(&bob, &[held[0].id]).await,
+        MailboxResponse::Acked { deleted: 1 }
+    );
     let left = fx.held(&bob).await;
     assert_eq!(left.len(), 1);
     assert_eq!(left[0].id, held[1].id);
@@ -150,7 +212,11 @@ async fn nothing_is_deleted_without_an_ack_and_all_survives_a_reopen() {
     let bob_id = bob.public().to_peer_id();
     fx.register(&bob).await;
     for id in 0..5 {
-        assert_eq!(fx.deposit(PeerId::random(), &bob_id, id, vec![id; 50]).await, MailboxResponse::Stored);
+        assert_eq!(
+            fx.deposit(PeerId::random(), &bob_id, id, vec![id; 50])
+                .await,
+            MailboxResponse::Stored
+        );
     }
     fx.reopen();
     let held = fx.held(&bob).await;
@@ -159,7 +225,10 @@ async fn nothing_is_deleted_without_an_ack_and_all_survives_a_reopen() {
     // An ack by someone else deletes nothing of Bob's.
     let mallory = Keypair::generate_ed25519();
     fx.register(&mallory).await;
-    assert_eq!(fx.ack(&mallory, &[held[0].id]).await, MailboxResponse::Acked { deleted: 0 });
+    assert_eq!(
+        fx.ack(&mallory, &[held[0].id]).await,
+        MailboxResponse::Acked { deleted: 0 }
+    );
     fx.reopen();
     assert_eq!(fx.held(&bob).await.len(), 5);
 }
@@ -170,28 +239,70 @@ async fn a_collect_with_a_wrong_signature_is_refused_and_returns_nothing() {
     let bob = Keypair::generate_ed25519();
     let bob_id = bob.public().to_peer_id();
     fx.register(&bob).await;
-    assert_eq!(fx.deposit(PeerId::random(), &bob_id, 1, vec![1; 10]).await, MailboxResponse::Stored);
+    assert_eq!(
+        fx.deposit(PeerId::random(), &bob_id, 1, vec![1; 10]).await,
+        MailboxResponse::Stored
+    );
     let nonce = fx.nonce(bob_id).await;
     let inboxes = inbox::collect_inboxes(&bob_id, fx.now());
-    let as_list = || inboxes.iter().map(|i| serde_bytes::ByteBuf::from(i.to_vec())).collect();
+    let as_list = || {
+        inboxes
+            .iter()
+            .map(|i| serde_bytes::ByteBuf::from(i.to_vec()))
+            .collect()
+    };
     let mallory = Keypair::generate_ed25519();
-    let forged = mallory.sign(&wire::collect_signing_input(&nonce, &fx.local, &inboxes)).expect("sign");
-    let request = MailboxRequest::Collect { inboxes: as_list(), nonce, signature: forged, after: 0, max: 10 };
+    let forged = mallory
+        .sign(&wire::collect_signing_input(&nonce, &fx.local, &inboxes))
+        .expect("sign");
+    let request = MailboxRequest::Collect {
+        inboxes: as_list(),
+        nonce,
+        signature: forged,
+        after: 0,
+        max: 10,
+    };
     let reason = refused(&fx.service.handle(bob_id, request).await).to_string();
     assert!(reason.contains("signature does not verify"), "{reason}");
     // Bob's signature for another mailbox does not work here either.
-    let elsewhere = bob.sign(&wire::collect_signing_input(&nonce, &PeerId::random(), &inboxes)).expect("sign");
-    let request = MailboxRequest::Collect { inboxes: as_list(), nonce, signature: elsewhere, after: 0, max: 10 };
+    let elsewhere = bob
+        .sign(&wire::collect_signing_input(
+            &nonce,
+            &PeerId::random(),
+            &inboxes,
+        ))
+        .expect("sign");
+    let request = MailboxRequest::Collect {
+        inboxes: as_list(),
+        nonce,
+        signature: elsewhere,
+        after: 0,
+        max: 10,
+    };
     assert!(refused(&fx.service.handle(bob_id, request).await).contains("signature"));
     // A valid signature from the wrong connection: Mallory asks for Bob's.
     let mallory_id = mallory.public().to_peer_id();
     fx.register(&mallory).await;
     let nonce = fx.nonce(mallory_id).await;
-    let signature = mallory.sign(&wire::collect_signing_input(&nonce, &fx.local, &inboxes)).expect("sign");
-    let request = MailboxRequest::Collect { inboxes: as_list(), nonce, signature, after: 0, max: 10 };
+    let signature = mallory
+        .sign(&wire::collect_signing_input(&nonce, &fx.local, &inboxes))
+        .expect("sign");
+    let request = MailboxRequest::Collect {
+        inboxes: as_list(),
+        nonce,
+        signature,
+        after: 0,
+        max: 10,
+    };
     assert!(refused(&fx.service.handle(mallory_id, request).await).contains("not the requester's"));
     // A stale nonce.
-    let request = MailboxRequest::Collect { inboxes: as_list(), nonce: [0; 32], signature: vec![], after: 0, max: 10 };
+    let request = MailboxRequest::Collect {
+        inboxes: as_list(),
+        nonce: [0; 32],
+        signature: vec![],
+        after: 0,
+        max: 10,
+    };
     assert!(refused(&fx.service.handle(bob_id, request).await).contains("nonce"));
     assert_eq!(fx.service.held_for(bob_id).await.expect("count"), 1);
 }
@@ -216,19 +327,51 @@ async fn deposits_over_quota_are_refused_and_nothing_is_stored() {
     let alice = PeerId::random();
     let too_large = fx.deposit(alice, &bob_id, 9, vec![0; 8_001]).await;
     assert!(refused(&too_large).contains("exceeds this mailbox's limit"));
-    assert_eq!(fx.deposit(alice, &bob_id, 1, vec![0; 10]).await, MailboxResponse::Stored);
-    assert_eq!(fx.deposit(alice, &bob_id, 2, vec![0; 10]).await, MailboxResponse::Stored);
-    assert!(refused(&fx.deposit(alice, &bob_id, 3, vec![0; 10]).await).contains("envelopes waiting"));
+    assert_eq!(
+        fx.deposit(alice, &bob_id, 1, vec![0; 10]).await,
+        MailboxResponse::Stored
+    );
+    assert_eq!(
+        fx.deposit(alice, &bob_id, 2, vec![0; 10]).await,
+        MailboxResponse::Stored
+    );
+    assert!(
+        refused(&fx.deposit(alice, &bob_id, 3, vec![0; 10]).await).contains("envelopes waiting")
+    );
     let dave = PeerId::random();
-    assert_eq!(fx.deposit(dave, &bob_id, 1, vec![0; 7_000]).await, MailboxResponse::Stored);
-    assert!(refused(&fx.deposit(PeerId::random(), &bob_id, 2, vec![0; 8_000]).await).contains("inbox would exceed"));
+    assert_eq!(
+        fx.deposit(dave, &bob_id, 1, vec![0; 7_000]).await,
+        MailboxResponse::Stored
+    );
+    assert!(
+        refused(
+            &fx.deposit(PeerId::random(), &bob_id, 2, vec![0; 8_000])
+                .await
+        )
+        .contains("inbox would exceed")
+    );
     let erin = PeerId::random();
-    assert_eq!(fx.deposit(erin, &carol_id, 1, vec![0; 6_000]).await, MailboxResponse::Stored);
-    assert_eq!(fx.deposit(dave, &carol_id, 1, vec![0; 6_000]).await, MailboxResponse::Stored);
-    assert!(refused(&fx.deposit(PeerId::random(), &carol_id, 1, vec![0; 1_000]).await).contains("mailbox is full"));
+    assert_eq!(
+        fx.deposit(erin, &carol_id, 1, vec![0; 6_000]).await,
+        MailboxResponse::Stored
+    );
+    assert_eq!(
+        fx.deposit(dave, &carol_id, 1, vec![0; 6_000]).await,
+        MailboxResponse::Stored
+    );
+    assert!(
+        refused(
+            &fx.deposit(PeerId::random(), &carol_id, 1, vec![0; 1_000])
+                .await
+        )
+        .contains("mailbox is full")
+    );
     assert_eq!(fx.held(&bob).await.len(), 3);
     assert_eq!(fx.held(&carol).await.len(), 2);
-    assert_eq!(fx.service.total_bytes().await.expect("total"), 10 + 10 + 7_000 + 12_000);
+    assert_eq!(
+        fx.service.total_bytes().await.expect("total"),
+        10 + 10 + 7_000 + 12_000
+    );
 }
 
 #[tokio::test]
@@ -249,15 +392,27 @@ async fn deposits_for_unregistered_or_expired_inboxes_are_refused() {
     assert!(refused(&fx.service.handle(PeerId::random(), old).await).contains("no recipient"));
     assert_eq!(fx.service.held_for(bob_id).await.expect("count"), 0);
     // A registration sent by someone other than its recipient is refused.
-    let registration = Registration::sign(&bob, &[fx.local], fx.now(), fx.now() + DAY).expect("sign");
-    let answer = fx.service.handle(PeerId::random(), MailboxRequest::Register { registration }).await;
+    let registration =
+        Registration::sign(&bob, &[fx.local], fx.now(), fx.now() + DAY).expect("sign");
+    let answer = fx
+        .service
+        .handle(PeerId::random(), MailboxRequest::Register { registration })
+        .await;
     assert!(refused(&answer).contains("only from its recipient"));
     // One naming other mailboxes only, or valid too long, is refused.
-    let registration = Registration::sign(&bob, &[PeerId::random()], fx.now(), fx.now() + DAY).expect("sign");
-    let answer = fx.service.handle(bob_id, MailboxRequest::Register { registration }).await;
+    let registration =
+        Registration::sign(&bob, &[PeerId::random()], fx.now(), fx.now() + DAY).expect("sign");
+    let answer = fx
+        .service
+        .handle(bob_id, MailboxRequest::Register { registration })
+        .await;
     assert!(refused(&answer).contains("does not name this mailbox"));
-    let registration = Registration::sign(&bob, &[fx.local], fx.now(), fx.now() + 90 * DAY).expect("sign");
-    let answer = fx.service.handle(bob_id, MailboxRequest::Register { registration }).await;
+    let registration =
+        Registration::sign(&bob, &[fx.local], fx.now(), fx.now() + 90 * DAY).expect("sign");
+    let answer = fx
+        .service
+        .handle(bob_id, MailboxRequest::Register { registration })
+        .await;
     assert!(refused(&answer).contains("at most"));
     // After the registration expires, deposits are refused.
     fx.clock.store(fx.now() + 8 * DAY, Ordering::SeqCst);
@@ -272,10 +427,16 @@ async fn retention_prunes_what_nobody_collected() {
     let bob = Keypair::generate_ed25519();
     let bob_id = bob.public().to_peer_id();
     fx.register(&bob).await;
-    assert_eq!(fx.deposit(PeerId::random(), &bob_id, 1, vec![1; 10]).await, MailboxResponse::Stored);
+    assert_eq!(
+        fx.deposit(PeerId::random(), &bob_id, 1, vec![1; 10]).await,
+        MailboxResponse::Stored
+    );
     fx.clock.store(fx.now() + 6 * DAY, Ordering::SeqCst);
     fx.register(&bob).await;
-    assert_eq!(fx.deposit(PeerId::random(), &bob_id, 2, vec![2; 10]).await, MailboxResponse::Stored);
+    assert_eq!(
+        fx.deposit(PeerId::random(), &bob_id, 2, vec![2; 10]).await,
+        MailboxResponse::Stored
+    );
     fx.clock.store(START + 30 * DAY + 1, Ordering::SeqCst);
     let pruned = fx.service.prune().await.expect("prune");
     assert_eq!(pruned.envelopes, 1);
@@ -293,21 +454,37 @@ async fn a_new_deposit_is_replicated_once_and_the_replica_is_not_forwarded() {
     let bob = Keypair::generate_ed25519();
     let bob_id = bob.public().to_peer_id();
     let now = a.now();
-    let registration = Registration::sign(&bob, &[a.local, b.local], now, now + 7 * DAY).expect("sign");
-    let answer = a.service.handle(bob_id, MailboxRequest::Register { registration }).await;
+    let registration =
+        Registration::sign(&bob, &[a.local, b.local], now, now + 7 * DAY).expect("sign");
+    let answer = a
+        .service
+        .handle(bob_id, MailboxRequest::Register { registration })
+        .await;
     assert!(matches!(answer, MailboxResponse::Registered { .. }));
     let mut queue_a = a.service.replications().expect("queue");
     assert!(a.service.replications().is_none(), "taken once");
     let mut queue_b = b.service.replications().expect("queue");
-    assert_eq!(a.deposit(PeerId::random(), &bob_id, 1, vec![7; 30]).await, MailboxResponse::Stored);
+    assert_eq!(
+        a.deposit(PeerId::random(), &bob_id, 1, vec![7; 30]).await,
+        MailboxResponse::Stored
+    );
     let replication = queue_a.try_recv().expect("one replication");
     assert_eq!(replication.peer, b.local);
     assert!(queue_a.try_recv().is_err(), "only to the other mailbox");
     // Only one of Bob's mailbox peers may replicate to B.
-    let answer = b.service.handle(PeerId::random(), replication.request.clone()).await;
+    let answer = b
+        .service
+        .handle(PeerId::random(), replication.request.clone())
+        .await;
     assert!(refused(&answer).contains("only they may replicate"));
-    assert_eq!(b.service.handle(a.local, replication.request.clone()).await, MailboxResponse::Replicated);
-    assert_eq!(b.service.handle(a.local, replication.request).await, MailboxResponse::Replicated);
+    assert_eq!(
+        b.service.handle(a.local, replication.request.clone()).await,
+        MailboxResponse::Replicated
+    );
+    assert_eq!(
+        b.service.handle(a.local, replication.request).await,
+        MailboxResponse::Replicated
+    );
     assert!(queue_b.try_recv().is_err(), "a replica is never forwarded");
     // B learned Bob's registration from the replica and hands the copy out.
     let held = b.held(&bob).await;
@@ -323,7 +500,11 @@ struct InProcess {
 }
 
 impl MailboxTransport for InProcess {
-    async fn request(&self, peer: PeerId, request: MailboxRequest) -> Result<MailboxResponse, String> {
+    async fn request(
+        &self,
+        peer: PeerId,
+        request: MailboxRequest,
+    ) -> Result<MailboxResponse, String> {
         match self.services.get(&peer) {
             Some(service) => Ok(service.handle(self.from, request).await),
             None => Err(format!("{peer} is unreachable")),
@@ -342,36 +523,77 @@ async fn client_deposit_and_collector_against_real_services() {
     a.clock.store(now, Ordering::SeqCst);
     b.clock.store(now, Ordering::SeqCst);
     let services = HashMap::from([(a.local, a.service.clone()), (b.local, b.service.clone())]);
-    let bob_net = InProcess { from: *bob.peer_id(), services: services.clone() };
-    let alice_net = InProcess { from: *alice.peer_id(), services };
+    let bob_net = InProcess {
+        from: *bob.peer_id(),
+        services: services.clone(),
+    };
+    let alice_net = InProcess {
+        from: *alice.peer_id(),
+        services,
+    };
     let unreachable = PeerId::random();
     let mailboxes = [unreachable, a.local, b.local];
 
     // Before Bob registers, nobody stores for him.
-    let request = DeliveryRequest { id: [1; 16], sender_card: None, payload: b"first".to_vec(), stamp: None };
-    let err = client::deposit(&alice_net, alice.libp2p_keypair(), bob.card(), &mailboxes, &request)
-        .await
-        .expect_err("not registered");
+    let request = DeliveryRequest {
+        id: [1; 16],
+        sender_card: None,
+        payload: b"first".to_vec(),
+        stamp: None,
+    };
+    let err = client::deposit(
+        &alice_net,
+        alice.libp2p_keypair(),
+        bob.card(),
+        &mailboxes,
+        &request,
+    )
+    .await
+    .expect_err("not registered");
     assert_eq!(err.attempts.len(), 3);
     assert!(err.to_string().contains("unreachable"), "{err}");
 
     // Register (an empty collection) then deposit: the first reachable wins.
-    let report = client::collect(&bob_net, &bob, &mailboxes, |_, _| async { DeliveryResponse::Accepted }).await;
+    let report = client::collect(&bob_net, &bob, &mailboxes, |_, _| async {
+        DeliveryResponse::Accepted
+    })
+    .await;
     assert!(report.filed.is_empty());
     assert_eq!(report.errors.len(), 1, "{:?}", report.errors);
-    let stored = client::deposit(&alice_net, alice.libp2p_keypair(), bob.card(), &mailboxes, &request)
-        .await
-        .expect("deposited");
+    let stored = client::deposit(
+        &alice_net,
+        alice.libp2p_keypair(),
+        bob.card(),
+        &mailboxes,
+        &request,
+    )
+    .await
+    .expect("deposited");
     assert_eq!(stored, a.local);
-    let second = DeliveryRequest { id: [2; 16], sender_card: Some(vec![9]), payload: b"second".to_vec(), stamp: None };
+    let second = DeliveryRequest {
+        id: [2; 16],
+        sender_card: Some(vec![9]),
+        payload: b"second".to_vec(),
+        stamp: None,
+    };
     assert_eq!(
-        client::deposit(&alice_net, alice.libp2p_keypair(), bob.card(), &[b.local], &second).await,
+        client::deposit(
+            &alice_net,
+            alice.libp2p_keypair(),
+            bob.card(),
+            &[b.local],
+            &second
+        )
+        .await,
         Ok(b.local)
     );
 
     // A filing that is not committed (TryLater) is not acknowledged.
     let report = client::collect(&bob_net, &bob, &mailboxes, |_, _| async {
-        DeliveryResponse::TryLater { reason: "busy".into(), retry_after_secs: 1 }
+        DeliveryResponse::TryLater {
+            reason: "busy".into(),
+            retry_after_secs: 1,
+        }
     })
     .await;
     assert_eq!(report.deferred, 2);
@@ -390,7 +612,13 @@ async fn client_deposit_and_collector_against_real_services() {
     .await;
     let mut got = filed.lock().expect("lock").clone();
     got.sort();
-    assert_eq!(got, vec![(*alice.peer_id(), b"first".to_vec()), (*alice.peer_id(), b"second".to_vec())]);
+    assert_eq!(
+        got,
+        vec![
+            (*alice.peer_id(), b"first".to_vec()),
+            (*alice.peer_id(), b"second".to_vec())
+        ]
+    );
     assert_eq!(report.filed.len(), 2);
     assert!(report.filed.iter().all(|f| f.sender == *alice.peer_id()));
     assert_eq!(a.service.held_for(*bob.peer_id()).await.expect("count"), 0);
@@ -402,11 +630,24 @@ async fn the_collector_deletes_unreadable_envelopes_and_reports_them() {
     let a = Fixture::new(MailboxLimits::default());
     let bob = Arc::new(Identity::generate("Bob", "bob@example.org").expect("bob"));
     a.clock.store(super::unix_now(), Ordering::SeqCst);
-    let net = InProcess { from: *bob.peer_id(), services: HashMap::from([(a.local, a.service.clone())]) };
-    let report = client::collect(&net, &bob, &[a.local], |_, _| async { DeliveryResponse::Accepted }).await;
+    let net = InProcess {
+        from: *bob.peer_id(),
+        services: HashMap::from([(a.local, a.service.clone())]),
+    };
+    let report = client::collect(&net, &bob, &[a.local], |_, _| async {
+        DeliveryResponse::Accepted
+    })
+    .await;
     assert!(report.errors.is_empty(), "{:?}", report.errors);
-    assert_eq!(a.deposit(PeerId::random(), bob.peer_id(), 1, b"junk".to_vec()).await, MailboxResponse::Stored);
-    let report = client::collect(&net, &bob, &[a.local], |_, _| async { DeliveryResponse::Accepted }).await;
+    assert_eq!(
+        a.deposit(PeerId::random(), bob.peer_id(), 1, b"junk".to_vec())
+            .await,
+        MailboxResponse::Stored
+    );
+    let report = client::collect(&net, &bob, &[a.local], |_, _| async {
+        DeliveryResponse::Accepted
+    })
+    .await;
     assert_eq!(report.unreadable, 1);
     assert!(report.filed.is_empty());
     assert_eq!(a.service.held_for(*bob.peer_id()).await.expect("count"), 0);
