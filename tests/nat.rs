@@ -467,3 +467,62 @@ fn a_stranger_flooding_bob_lands_in_requests_and_contacts_keep_flowing() {
     assert!(requests.len() <= FLOOD);
     mallory.kill();
 }
+
+/// Imports `other`'s card into `node`'s address book with address hints.
+fn import_contact_with_hints(node: &Node, other: &Node, hints: &[String]) {
+    let card = other.cli_ok(&["contacts", "export"]);
+    let path = node.home().join(format!("{}-hinted.asc", other.name));
+    std::fs::write(&path, card).expect("write card");
+    let mut args = vec!["contacts", "import", path.to_str().expect("utf-8 path")];
+    for hint in hints {
+        args.extend(["--addr", hint.as_str()]);
+    }
+    node.cli_ok(&args);
+}
+
+/// What works without issue 6's features, and checks this file's plumbing
+/// (daemons in namespaces, their bridges' clients, conntrack byte counts):
+/// a NAT'd node reaches a node on the internet through an address hint, and
+/// the answer comes back over the connection the NAT'd node opened.
+#[test]
+fn a_home_node_reaches_a_node_on_the_internet_and_hears_back() {
+    let Some(mut net) = Internet::new() else {
+        return;
+    };
+    let server = net.add_public_host("bobhost", 11);
+    let home = net.add_home(NatKind::Symmetric, 1);
+    let mut bob = node_in("bob", &server.ns, Transport::Tcp);
+    let mut alice = node_in("alice", &home.host().ns, Transport::Tcp);
+    import_contact_with_hints(
+        &alice,
+        &bob,
+        &[format!("/ip4/{}/tcp/{P2P_PORT}", server.addr)],
+    );
+    // Bob's only hint for Alice is her LAN address, which he cannot reach.
+    import_contact_with_hints(
+        &bob,
+        &alice,
+        &[format!("/ip4/{}/tcp/{P2P_PORT}", home.host().addr)],
+    );
+    bob.start();
+    alice.start();
+    let sent = mail(&alice, &bob, "out of the home");
+    alice.send_here(&[&bob.email], &sent);
+    let got = wait_for_mail(&bob, "INBOX", 1, "Alice's mail at Bob's");
+    assert_arrived(&got, &sent, "Bob's INBOX");
+    let to_bob = home.bytes_with(server.addr, "tcp").expect("conntrack -L");
+    println!("Alice's router: {to_bob} bytes of TCP with Bob");
+    assert!(to_bob >= ATTACHMENT as u64, "{to_bob} bytes");
+    let flows = home.flows().expect("conntrack -L");
+    assert!(
+        flows
+            .iter()
+            .filter(|f| *f.dst.ip() == server.addr)
+            .all(|f| *f.mapped.ip() == home.wan),
+        "Bob saw Alice only as her router's WAN address: {flows:#?}"
+    );
+    let reply = mail(&bob, &alice, "back into the home");
+    bob.send_here(&[&alice.email], &reply);
+    let got = wait_for_mail(&alice, "INBOX", 1, "Bob's reply at Alice's");
+    assert_arrived(&got, &reply, "Alice's INBOX");
+}
