@@ -526,3 +526,37 @@ fn a_home_node_reaches_a_node_on_the_internet_and_hears_back() {
     let got = wait_for_mail(&alice, "INBOX", 1, "Bob's reply at Alice's");
     assert_arrived(&got, &reply, "Alice's INBOX");
 }
+
+/// Issue 6, "mDNS": two nodes on one LAN segment (two hosts behind one
+/// router), with no address hints and no bootstrap node, find each other
+/// and deliver, both ways.
+#[test]
+#[ignore = "needs issue 6 on main: mDNS discovery feeding the dialer (contacts without --addr)"]
+fn mdns_two_nodes_on_one_lan_find_each_other() {
+    let Some(mut net) = Internet::new() else {
+        return;
+    };
+    let home = net.add_home(NatKind::Cone, 2);
+    let mut alice = node_in("alice", &home.hosts[0].ns, Transport::Both);
+    let mut bob = node_in("bob", &home.hosts[1].ns, Transport::Both);
+    alice.add_contact_without_addr(&bob);
+    bob.add_contact_without_addr(&alice);
+    bob.start();
+    alice.start();
+    let sent = mail(&alice, &bob, "across the living room");
+    alice.send_here(&[&bob.email], &sent);
+    let got = wait_for_mail(&bob, "INBOX", 1, "Alice's mail, found by mDNS");
+    assert_arrived(&got, &sent, "Bob's INBOX");
+    let reply = mail(&bob, &alice, "and back");
+    bob.send_here(&[&alice.email], &reply);
+    let got = wait_for_mail(&alice, "INBOX", 1, "Bob's reply, found by mDNS");
+    assert_arrived(&got, &reply, "Alice's INBOX");
+    // Nothing left the LAN: the router tracked no connection to the WAN.
+    let flows = home.flows().expect("conntrack -L");
+    assert!(
+        flows
+            .iter()
+            .all(|f| f.dst.ip().octets()[..3] != netns::INTERNET_PREFIX),
+        "traffic left the home: {flows:#?}"
+    );
+}
