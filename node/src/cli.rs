@@ -63,6 +63,21 @@ pub enum Command {
         /// SMTP bridge address. Default 127.0.0.1:1025.
         #[arg(long, value_name = "HOST:PORT")]
         smtp: Option<String>,
+        /// Run as a public node: relay, AutoNAT server, DHT server and
+        /// mailbox for others, within the documented limits.
+        #[arg(long)]
+        public: bool,
+        /// A DHT bootstrap node, /ip4/ADDR/tcp/PORT/p2p/PEERID (repeatable;
+        /// adds to network.bootstrap in config.toml). There is no default.
+        #[arg(long, value_name = "MULTIADDR")]
+        bootstrap: Vec<String>,
+        /// Do not look for peers on the local network (mDNS).
+        #[arg(long)]
+        no_mdns: bool,
+        /// An address this node is reachable at from outside, announced as
+        /// is (e.g. a router's port forward; repeatable).
+        #[arg(long, value_name = "MULTIADDR")]
+        external: Vec<String>,
     },
     /// Print what to type into a mail client (one `name: value` per line).
     Bridge,
@@ -135,7 +150,15 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             email,
             secret_store,
         } => keygen(&cli, &home, name, email, *secret_store),
-        Command::Run { listen, imap, smtp } => {
+        Command::Run {
+            listen,
+            imap,
+            smtp,
+            public,
+            bootstrap,
+            no_mdns,
+            external,
+        } => {
             let file = ConfigFile::load(&home.config_file())?;
             let settings = Settings::resolve(
                 file,
@@ -143,6 +166,10 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
                     listen: listen.clone(),
                     imap: imap.clone(),
                     smtp: smtp.clone(),
+                    public: *public,
+                    no_mdns: *no_mdns,
+                    bootstrap: bootstrap.clone(),
+                    external: external.clone(),
                 },
             )?;
             let identity = load_identity(&cli, &home)?;
@@ -342,10 +369,51 @@ fn status(home: &Home) -> anyhow::Result<()> {
             for addr in run.listen {
                 println!("listen: {addr}");
             }
+            if let Some(status) = crate::status::StatusFile::read(home)? {
+                print_network_status(&status);
+            }
         }
         _ => println!("daemon: not running"),
     }
     Ok(())
+}
+
+/// Prints the daemon's network snapshot, one `name: value` per line.
+fn print_network_status(status: &crate::status::StatusFile) {
+    let net = &status.network;
+    let text = |key: &str| net[key].as_str().unwrap_or("unknown").to_string();
+    let list = |key: &str| -> Vec<String> {
+        net[key]
+            .as_array()
+            .map(|a| a.iter().filter_map(|v| v.as_str().map(String::from)).collect())
+            .unwrap_or_default()
+    };
+    println!("mode: {}", if net["public"].as_bool() == Some(true) { "public node" } else { "private node" });
+    println!("nat: {}", text("nat"));
+    for addr in list("external") {
+        println!("external: {addr}");
+    }
+    for addr in list("relay_reservations") {
+        println!("relay-reservation: {addr}");
+    }
+    println!(
+        "dht-peers: {} ({} mode)",
+        net["dht_peers"].as_u64().unwrap_or(0),
+        if net["dht_server"].as_bool() == Some(true) { "server" } else { "client" }
+    );
+    println!("connected-peers: {}", net["connected_peers"].as_u64().unwrap_or(0));
+    match net["locator_published"].as_u64() {
+        Some(at) => println!(
+            "locator-published: {} s ago (seq {})",
+            status.written.saturating_sub(at),
+            net["locator_seq"].as_u64().unwrap_or(0)
+        ),
+        None => println!("locator-published: never"),
+    }
+    for peer in list("mailboxes") {
+        println!("mailbox-peer: {peer}");
+    }
+    println!("outbox-waiting: {}", status.outbox_waiting);
 }
 
 fn process_alive(pid: u32) -> bool {

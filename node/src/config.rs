@@ -48,6 +48,15 @@ pub struct NetworkSection {
     pub max_message_size: Option<usize>,
     /// Deliveries accepted per second from one peer (burst is 4x).
     pub rate_limit_per_second: Option<u32>,
+    /// Run as a public node (relay, AutoNAT server, DHT server, mailbox).
+    pub public: Option<bool>,
+    /// Discover peers on the local network with mDNS (default true).
+    pub mdns: Option<bool>,
+    /// DHT bootstrap nodes, multiaddrs ending in /p2p/PEERID. There is no
+    /// default list: mailnode dials nobody the user did not name.
+    pub bootstrap: Option<Vec<String>>,
+    /// Addresses to announce as they are (e.g. a port forward).
+    pub external: Option<Vec<String>>,
 }
 
 /// `[bridge]` section.
@@ -92,6 +101,14 @@ pub struct Overrides {
     pub imap: Option<String>,
     /// `--smtp`.
     pub smtp: Option<String>,
+    /// `--public`.
+    pub public: bool,
+    /// `--no-mdns`.
+    pub no_mdns: bool,
+    /// `--bootstrap` (repeatable; adds to the file's list).
+    pub bootstrap: Vec<String>,
+    /// `--external` (repeatable; adds to the file's list).
+    pub external: Vec<String>,
 }
 
 /// The checked settings the daemon runs with.
@@ -111,6 +128,14 @@ pub struct Settings {
     pub give_up_after: Duration,
     /// Longest wait between two delivery attempts.
     pub max_retry_interval: Duration,
+    /// A public node.
+    pub public: bool,
+    /// mDNS on the local network.
+    pub mdns: bool,
+    /// DHT bootstrap nodes.
+    pub bootstrap: Vec<Multiaddr>,
+    /// Announced external addresses.
+    pub external: Vec<Multiaddr>,
 }
 
 impl Settings {
@@ -126,14 +151,25 @@ impl Settings {
                 format!("/ip4/0.0.0.0/udp/{DEFAULT_P2P_PORT}/quic-v1"),
             ]
         };
-        let listen = listen_text
-            .iter()
-            .map(|text| {
-                text.parse::<Multiaddr>().with_context(|| {
-                    format!("--listen {text:?} is not a multiaddr (example: /ip4/0.0.0.0/tcp/4870)")
-                })
-            })
-            .collect::<anyhow::Result<Vec<_>>>()?;
+        let listen = parse_multiaddrs(&listen_text, "--listen", "/ip4/0.0.0.0/tcp/4870")?;
+        let mut bootstrap_text = file.network.bootstrap.unwrap_or_default();
+        bootstrap_text.extend(flags.bootstrap);
+        let bootstrap = parse_multiaddrs(
+            &bootstrap_text,
+            "--bootstrap",
+            "/ip4/198.51.100.10/tcp/4870/p2p/12D3KooW...",
+        )?;
+        for addr in &bootstrap {
+            if crate::network::bootstrap_peer(addr).is_none() {
+                anyhow::bail!(
+                    "--bootstrap {addr} does not end in /p2p/PEERID; give the bootstrap node's \
+                     full address (its PeerId is in its `mailnode status`)"
+                );
+            }
+        }
+        let mut external_text = file.network.external.unwrap_or_default();
+        external_text.extend(flags.external);
+        let external = parse_multiaddrs(&external_text, "--external", "/ip4/198.51.100.10/tcp/4870")?;
         if listen.is_empty() {
             anyhow::bail!("no listen address: give at least one --listen MULTIADDR");
         }
@@ -180,8 +216,22 @@ impl Settings {
             max_retry_interval: Duration::from_secs(
                 file.delivery.max_retry_interval_secs.unwrap_or(300).max(1),
             ),
+            public: flags.public || file.network.public.unwrap_or(false),
+            mdns: !flags.no_mdns && file.network.mdns.unwrap_or(true),
+            bootstrap,
+            external,
         })
     }
+}
+
+fn parse_multiaddrs(texts: &[String], flag: &str, example: &str) -> anyhow::Result<Vec<Multiaddr>> {
+    texts
+        .iter()
+        .map(|text| {
+            text.parse::<Multiaddr>()
+                .with_context(|| format!("{flag} {text:?} is not a multiaddr (example: {example})"))
+        })
+        .collect()
 }
 
 fn parse_socket(text: &str, flag: &str) -> anyhow::Result<SocketAddr> {
@@ -200,6 +250,22 @@ mod tests {
         assert_eq!(settings.smtp.to_string(), "127.0.0.1:1025");
         assert_eq!(settings.listen.len(), 2);
         assert!(settings.listen[1].to_string().contains("quic-v1"));
+        assert!(settings.mdns, "mDNS is on by default");
+        assert!(!settings.public);
+        assert!(settings.bootstrap.is_empty(), "no bootstrap node is dialed by default");
+    }
+
+    #[test]
+    fn bootstrap_addresses_must_name_the_peer() {
+        let flags = Overrides {
+            bootstrap: vec!["/ip4/198.51.100.10/tcp/4870".into()],
+            ..Overrides::default()
+        };
+        let err = Settings::resolve(ConfigFile::default(), flags).unwrap_err();
+        assert!(err.to_string().contains("/p2p/PEERID"), "{err}");
+        let file: ConfigFile = toml::from_str("[network]\nmdns = false\npublic = true\n").unwrap();
+        let settings = Settings::resolve(file, Overrides::default()).unwrap();
+        assert!(!settings.mdns && settings.public);
     }
 
     #[test]

@@ -20,7 +20,7 @@ use tokio::sync::{Notify, watch};
 use crate::config::Settings;
 use crate::contacts::Contacts;
 use crate::home::{Home, RunInfo};
-use crate::network::{self, NetworkConfig, RateLimit};
+use crate::network::{self, NetworkConfig, RateLimit, StrangerLimits};
 use crate::outbox::{self, OutboxSettings};
 use crate::store::Store;
 use crate::submit::Outgoing;
@@ -45,6 +45,12 @@ pub async fn run(home: Home, settings: Settings, identity: Identity) -> anyhow::
             per_second: settings.rate_limit_per_second,
             burst: settings.rate_limit_per_second.saturating_mul(4),
         },
+        stranger_limits: StrangerLimits::default(),
+        public: settings.public,
+        mdns: settings.mdns,
+        bootstrap: settings.bootstrap.clone(),
+        external: settings.external.clone(),
+        mailboxes: Vec::new(),
     })
     .await
     .context("cannot start the peer-to-peer network")?;
@@ -132,13 +138,19 @@ pub async fn run(home: Home, settings: Settings, identity: Identity) -> anyhow::
         smtp: smtp_addr.to_string(),
     }
     .write(&home)?;
-    // Greet every contact we know an address for: a peer that holds mail for
-    // us sees the connection and sends it now rather than at its next retry.
+    // Greet every contact: a peer that holds mail for us sees the
+    // connection and sends it now rather than at its next retry. Contacts
+    // without address hints are looked up in the DHT.
     for contact in contacts.all() {
-        if !contact.addrs.is_empty() {
-            network.dial(*contact.card.peer_id(), contact.addrs);
-        }
+        network.dial(*contact.card.peer_id(), contact.addrs);
     }
+    tasks.spawn(crate::status::run(
+        home.clone(),
+        network.clone(),
+        contacts.clone(),
+        store.clone(),
+        shutdown_rx.clone(),
+    ));
     tracing::info!(
         peer_id = %identity.peer_id(),
         imap = %imap_addr,

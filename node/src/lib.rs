@@ -17,6 +17,7 @@ pub mod network;
 pub mod outbox;
 pub mod pgpmime;
 pub mod rawmail;
+pub mod status;
 pub mod store;
 pub mod submit;
 pub mod verified;

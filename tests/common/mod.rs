@@ -195,9 +195,14 @@ impl Node {
         let mut cmd = self.command();
         let listen = self.listen.clone().unwrap_or_else(|| vec![self.p2p_addr()]);
         cmd.arg("run")
-            .args(listen.iter().flat_map(|a| ["--listen", a.as_str()]));
-        cmd.args(["--imap", "127.0.0.1:0", "--smtp", "127.0.0.1:0"])
-            .args(&self.extra_run_args)
+            .args(listen.iter().flat_map(|a| ["--listen", a.as_str()]))
+            .args(["--imap", "127.0.0.1:0", "--smtp", "127.0.0.1:0"]);
+        // Outside a namespace nodes never look for peers on the LAN (that
+        // LAN is the machine's); inside one, mDNS stays on unless asked.
+        if self.netns.is_none() {
+            cmd.arg("--no-mdns");
+        }
+        cmd.args(&self.extra_run_args)
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("log"))
             .stderr(log);

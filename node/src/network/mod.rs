@@ -14,9 +14,12 @@
 //! network. The wire protocol is specified in `docs/protocol.md`.
 
 mod codec;
+mod discovery;
 mod error;
 mod event_loop;
+pub mod locator;
 mod rate;
+mod reach;
 mod swarm;
 #[cfg(test)]
 mod tests;
@@ -27,6 +30,7 @@ use libp2p::{Multiaddr, PeerId};
 use serde::{Deserialize, Serialize};
 use tokio::sync::{broadcast, mpsc, oneshot};
 
+pub use discovery::unix_now;
 pub use error::{DeliveryError, NetworkError};
 
 /// Capacity of the command channel from handles to the event loop. Senders
@@ -56,6 +60,87 @@ pub struct NetworkConfig {
     pub idle_connection_timeout: Duration,
     /// How often one peer may send requests.
     pub rate_limit: RateLimit,
+    /// How often peers who are not contacts may send requests, per PeerId
+    /// and, added up, per IP address.
+    pub stranger_limits: StrangerLimits,
+    /// A public node: relay v2 server, AutoNAT v2 server, Kademlia server.
+    pub public: bool,
+    /// Discover peers on the local network with mDNS.
+    pub mdns: bool,
+    /// DHT bootstrap nodes (multiaddrs ending in `/p2p/PEERID`).
+    pub bootstrap: Vec<Multiaddr>,
+    /// Addresses this node is reachable at, announced as they are (a public
+    /// node behind a port forward, say). Listen addresses are found anyway.
+    pub external: Vec<Multiaddr>,
+    /// The mailbox peers named in this node's locator record.
+    pub mailboxes: Vec<PeerId>,
+}
+
+/// Limits for senders who are not contacts: a token bucket per PeerId and
+/// one per IP address (PeerIds are free to make, addresses are not).
+#[derive(Debug, Clone, Copy)]
+pub struct StrangerLimits {
+    /// Per stranger PeerId.
+    pub per_peer: RateLimit,
+    /// Per IP address, over every stranger PeerId connecting from it.
+    pub per_ip: RateLimit,
+}
+
+impl Default for StrangerLimits {
+    fn default() -> Self {
+        Self {
+            per_peer: RateLimit {
+                per_second: 1,
+                burst: 10,
+            },
+            per_ip: RateLimit {
+                per_second: 2,
+                burst: 20,
+            },
+        }
+    }
+}
+
+/// What AutoNAT has found out about this node's reachability.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NatStatus {
+    /// No probe has finished yet.
+    Unknown,
+    /// At least one address was confirmed reachable from outside.
+    Public,
+    /// Probes finished and none of our addresses was reachable: behind NAT
+    /// or a firewall; reachable through relays and hole punching.
+    Private,
+}
+
+/// A snapshot of the network service, for `mailnode status`.
+#[derive(Debug, Clone, Serialize)]
+pub struct NetworkStatus {
+    /// This node's PeerId.
+    pub peer_id: String,
+    /// Whether the node runs as a public node.
+    pub public: bool,
+    /// AutoNAT's verdict.
+    pub nat: NatStatus,
+    /// Bound listen addresses.
+    pub listen: Vec<String>,
+    /// Addresses confirmed reachable from outside (AutoNAT) or configured.
+    pub external: Vec<String>,
+    /// Relay circuit addresses we hold a reservation for.
+    pub relay_reservations: Vec<String>,
+    /// Peers in the Kademlia routing table.
+    pub dht_peers: usize,
+    /// Whether Kademlia runs in server mode.
+    pub dht_server: bool,
+    /// Connected peers.
+    pub connected_peers: usize,
+    /// When our locator record was last stored in the DHT (Unix seconds).
+    pub locator_published: Option<u64>,
+    /// Sequence number of our current locator record.
+    pub locator_seq: Option<u64>,
+    /// The mailbox peers our locator names.
+    pub mailboxes: Vec<String>,
 }
 
 /// A per-peer token bucket: `burst` requests at once, refilled at
@@ -133,6 +218,28 @@ enum Command {
         peer: PeerId,
         addrs: Vec<Multiaddr>,
     },
+    /// Answer once a direct (not relayed) connection to `peer` exists.
+    EnsureDirect {
+        peer: PeerId,
+        addrs: Vec<Multiaddr>,
+        reply: oneshot::Sender<Result<(), DeliveryError>>,
+    },
+    /// Look up `peer`'s locator record in the DHT.
+    Lookup {
+        peer: PeerId,
+        reply: oneshot::Sender<Result<locator::Locator, DeliveryError>>,
+    },
+    Status {
+        reply: oneshot::Sender<NetworkStatus>,
+    },
+    /// The PeerIds of our contacts (they are not limited as strangers).
+    SetContacts {
+        peers: Vec<PeerId>,
+    },
+    /// The mailbox peers to name in our locator record.
+    SetMailboxes {
+        peers: Vec<PeerId>,
+    },
     ListenAddrs {
         reply: oneshot::Sender<Result<Vec<Multiaddr>, NetworkError>>,
     },
@@ -163,6 +270,11 @@ pub async fn start(
     let mut swarm = swarm::build(&config)?;
     tracing::info!(peer_id = %local_peer_id, "starting the peer-to-peer network");
 
+    for addr in &config.bootstrap {
+        if bootstrap_peer(addr).is_none() {
+            return Err(NetworkError::Bootstrap { addr: addr.clone() });
+        }
+    }
     let mut listeners = Vec::with_capacity(config.listen.len());
     for addr in &config.listen {
         let id = swarm
@@ -194,6 +306,14 @@ pub async fn start(
         deadline: client_deadline(config.request_timeout),
     };
     Ok((network, inbound_rx))
+}
+
+/// The PeerId at the end of a bootstrap address (`.../p2p/PEERID`).
+pub(crate) fn bootstrap_peer(addr: &Multiaddr) -> Option<PeerId> {
+    match addr.iter().last() {
+        Some(libp2p::multiaddr::Protocol::P2p(peer)) => Some(peer),
+        _ => None,
+    }
 }
 
 /// The longest a handle waits for any answer from the event loop: the
@@ -271,6 +391,7 @@ impl Network {
                     .to_string(),
             ));
         }
+        self.ensure_direct(peer, addrs.clone()).await?;
         let (reply, answer) = oneshot::channel();
         self.commands
             .send(Command::Deliver {
@@ -286,6 +407,64 @@ impl Network {
             Ok(Err(_)) => Err(DeliveryError::Shutdown),
             Err(_) => Err(DeliveryError::Timeout),
         }
+    }
+
+    /// Waits until a direct connection to `peer` exists: an existing one, a
+    /// dial to the hints or to the addresses of its locator record (looked
+    /// up in the DHT), or a relayed connection upgraded by hole punching.
+    /// Mail never travels over a relay circuit, so without a direct path
+    /// this fails with [`DeliveryError::NoDirectPath`] or `Unreachable`.
+    pub async fn ensure_direct(
+        &self,
+        peer: PeerId,
+        addrs: Vec<Multiaddr>,
+    ) -> Result<(), DeliveryError> {
+        let (reply, answer) = oneshot::channel();
+        self.commands
+            .send(Command::EnsureDirect { peer, addrs, reply })
+            .await
+            .map_err(|_| DeliveryError::Shutdown)?;
+        match tokio::time::timeout(self.deadline, answer).await {
+            Ok(Ok(result)) => result,
+            Ok(Err(_)) => Err(DeliveryError::Shutdown),
+            Err(_) => Err(DeliveryError::Timeout),
+        }
+    }
+
+    /// Looks up `peer`'s locator record (checked; the newest one found).
+    pub async fn lookup(&self, peer: PeerId) -> Result<locator::Locator, DeliveryError> {
+        let (reply, answer) = oneshot::channel();
+        self.commands
+            .send(Command::Lookup { peer, reply })
+            .await
+            .map_err(|_| DeliveryError::Shutdown)?;
+        match tokio::time::timeout(self.deadline, answer).await {
+            Ok(Ok(result)) => result,
+            Ok(Err(_)) => Err(DeliveryError::Shutdown),
+            Err(_) => Err(DeliveryError::Timeout),
+        }
+    }
+
+    /// A snapshot of the service's state.
+    pub async fn status(&self) -> Result<NetworkStatus, NetworkError> {
+        let (reply, answer) = oneshot::channel();
+        self.commands
+            .send(Command::Status { reply })
+            .await
+            .map_err(|_| NetworkError::Stopped)?;
+        answer.await.map_err(|_| NetworkError::Stopped)
+    }
+
+    /// Tells the service who our contacts are (strangers' limits do not
+    /// apply to them).
+    pub async fn set_contacts(&self, peers: Vec<PeerId>) {
+        let _ = self.commands.send(Command::SetContacts { peers }).await;
+    }
+
+    /// Tells the service which mailbox peers to name in our locator record
+    /// (it republishes the record).
+    pub async fn set_mailboxes(&self, peers: Vec<PeerId>) {
+        let _ = self.commands.send(Command::SetMailboxes { peers }).await;
     }
 
     /// The number of established connections.

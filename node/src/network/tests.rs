@@ -21,6 +21,15 @@ fn config(listen: &str, max_message_size: usize, rate_limit: RateLimit) -> Netwo
         request_timeout: Duration::from_secs(10),
         idle_connection_timeout: Duration::from_secs(30),
         rate_limit,
+        stranger_limits: StrangerLimits {
+            per_peer: NO_LIMIT,
+            per_ip: NO_LIMIT,
+        },
+        public: false,
+        mdns: false,
+        bootstrap: Vec::new(),
+        external: Vec::new(),
+        mailboxes: Vec::new(),
     }
 }
 
