@@ -96,6 +96,47 @@ struct World {
     net: Internet,
 }
 
+impl Drop for World {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            for node in [&self.alice, &self.bob, &self.public] {
+                print_log_tail(node);
+            }
+            for home in [&self.alice_home, &self.bob_home] {
+                println!("--- flows in {}: {:#?}", home.router_ns, home.flows());
+            }
+        }
+    }
+}
+
+/// The end of a node's daemon log (its home is deleted with it), so that a
+/// failed scenario shows what the daemons did.
+fn print_log_tail(node: &Node) {
+    let log = node.log();
+    let lines: Vec<&str> = log
+        .lines()
+        .filter(|l| !l.contains("DEBUG") || l.contains("mailnode"))
+        .collect();
+    let start = lines.len().saturating_sub(LOG_TAIL);
+    println!("--- {}'s log (last {LOG_TAIL} lines):", node.name);
+    for line in &lines[start..] {
+        println!("{line}");
+    }
+}
+
+/// A node's INFO-and-above log lines that mention one of `needles`.
+fn print_log_lines(node: &Node, needles: &[&str]) {
+    println!("--- {}'s log, lines about {needles:?}:", node.name);
+    for line in node.log().lines() {
+        if needles.iter().any(|n| line.contains(n)) && line.contains("mailnode") {
+            println!("{line}");
+        }
+    }
+}
+
+/// How many log lines a failed scenario prints per node.
+const LOG_TAIL: usize = 80;
+
 /// Test nodes retry often: the backoff cap bounds how long a test waits for
 /// the next attempt after a failed one.
 fn write_test_config(node: &Node) {
@@ -137,7 +178,18 @@ fn world(
     let alice_home = net.add_home(alice_nat, 1);
     let bob_home = net.add_home(bob_nat, 1);
     let mut public = node_in("public", &public_host.ns, Transport::Both);
+    // A public node's operator announces its address (`--external`): the
+    // relay server offers its hop protocol only once it has a confirmed
+    // external address.
     public.extra_run_args = vec!["--public".into(), "--no-mdns".into()];
+    for external in [
+        format!("/ip4/{}/tcp/{P2P_PORT}", public_host.addr),
+        format!("/ip4/{}/udp/{P2P_PORT}/quic-v1", public_host.addr),
+    ] {
+        public
+            .extra_run_args
+            .extend(["--external".into(), external]);
+    }
     public.start();
     let bootstrap = transport.dial(public_host.addr, &public.peer_id());
     let alice = home_node("alice", alice_home.host(), transport, &bootstrap);
@@ -247,16 +299,37 @@ fn direct_after_hole_punch(transport: Transport) {
     };
     w.bob.start();
     w.alice.start();
+    for node in [&w.alice, &w.bob] {
+        poll_until(DELIVERY, &format!("{}'s locator record", node.name), || {
+            locator_published(node)
+        });
+    }
+    // What Alice exchanged with the public node before the mail (DHT,
+    // identify, AutoNAT, her relay reservation): not part of the mail.
+    let (_, before) = alice_bytes(&w, transport.proto());
     let sent = mail(&w.alice, &w.bob, "direct through cone NATs");
     w.alice.send_here(&[&w.bob.email], &sent);
     let got = wait_for_mail(&w.bob, "INBOX", 1, "the mail in Bob's INBOX");
     assert_arrived(&got, &sent, "Bob's INBOX");
     print_status(&w.alice);
     print_status(&w.bob);
-    let (to_bob, to_public) = alice_bytes(&w, transport.proto());
+    let (to_bob, after) = alice_bytes(&w, transport.proto());
+    let to_public = after.saturating_sub(before);
     println!(
-        "Alice's router, {}: {to_bob} bytes with Bob's WAN address, {to_public} with the public node",
+        "Alice's router, {}: {to_bob} bytes with Bob's WAN address; with the public node \
+         {before} before the mail and {to_public} more while it went",
         transport.proto()
+    );
+    print_log_lines(
+        &w.alice,
+        &["hole punch", "relayed connection", "delivered", "deliver"],
+    );
+    // The nodes' own account agrees (wording of node/src/network/reach.rs).
+    assert!(
+        [&w.alice, &w.bob]
+            .iter()
+            .any(|n| n.log().contains("hole punch succeeded: direct connection")),
+        "neither node logged a successful hole punch"
     );
     assert!(
         to_bob >= ATTACHMENT as u64,
@@ -271,13 +344,11 @@ fn direct_after_hole_punch(transport: Transport) {
 }
 
 #[test]
-#[ignore = "needs issue 6 on main: `run --public`, `--bootstrap`, DHT lookup by PeerId, relay v2 + DCUtR, `mailbox add`"]
 fn cone_nat_mail_goes_direct_after_hole_punch_over_tcp() {
     direct_after_hole_punch(Transport::Tcp);
 }
 
 #[test]
-#[ignore = "needs issue 6 on main: `run --public`, `--bootstrap`, DHT lookup by PeerId, relay v2 + DCUtR, `mailbox add`"]
 fn cone_nat_mail_goes_direct_after_hole_punch_over_quic() {
     direct_after_hole_punch(Transport::Quic);
 }
