@@ -455,7 +455,9 @@ fn bob_offline_collects_from_his_mailbox_peer_when_he_starts() {
 }
 
 #[test]
-#[ignore = "needs issue 6 on main: `run --public`, `--bootstrap`, DHT lookup by PeerId, relay v2 + DCUtR, republish on address change"]
+#[ignore = "fails on main 88b61dd: after Alice's router loses its state (conntrack -F), her node keeps sending over the dead \
+            direct connection (request timeouts every ~12 s for 3 min, never redials); a connection whose requests time out \
+            or whose pings fail must be closed and the peer reached again"]
 fn alices_home_forgets_its_mappings_and_changes_address_mid_run() {
     let Some(mut w) = world(NatKind::Cone, NatKind::Cone, Transport::Both, false) else {
         return;

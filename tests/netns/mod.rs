@@ -215,6 +215,10 @@ impl Internet {
         // Byte counts per tracked connection: how the NAT tests tell a
         // direct connection from one through the relay.
         sysctl(r, "net.netfilter.nf_conntrack_acct", "1");
+        // A router that lost its state (flush, new address) must not pick
+        // up a TCP connection in mid-stream, as Linux does by default:
+        // such packets are invalid and dropped, like a rebooted router's.
+        sysctl(r, "net.netfilter.nf_conntrack_tcp_loose", "0");
         load_router_rules(r, nat);
         let mut home = Home {
             index: k,
@@ -621,6 +625,7 @@ fn load_router_rules(router_ns: &str, nat: NatKind) {
          \t}}\n\
          \tchain forward {{\n\
          \t\ttype filter hook forward priority filter; policy drop;\n\
+         \t\tct state invalid drop\n\
          \t\tct state established,related accept\n\
          \t\tiifname \"lan\" oifname \"wan\" accept\n\
          \t}}\n\
