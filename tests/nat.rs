@@ -492,7 +492,6 @@ fn alices_home_forgets_its_mappings_and_changes_address_mid_run() {
 }
 
 #[test]
-#[ignore = "needs issue 6 on main: `run --public`, `--bootstrap`, strangers with PoW stamps, rate limits, the Requests folder"]
 fn a_stranger_flooding_bob_lands_in_requests_and_contacts_keep_flowing() {
     const FLOOD: usize = 20;
     let Some(mut w) = world(NatKind::Cone, NatKind::Cone, Transport::Both, false) else {
@@ -547,6 +546,13 @@ fn a_stranger_flooding_bob_lands_in_requests_and_contacts_keep_flowing() {
         requests.len()
     );
     assert!(requests.len() <= FLOOD);
+    // Bob's node throttled the stranger (wording of
+    // node/src/network/event_loop.rs), and never the contact.
+    let throttled = w
+        .bob
+        .log_count("rate limit for senders who are not contacts");
+    println!("Bob's node asked the stranger to retry later {throttled} times");
+    assert!(throttled >= 1, "the flood was never rate-limited");
     mallory.kill();
 }
 
