@@ -120,12 +120,18 @@ fn twenty_nodes_find_each_other_through_the_dht_and_deliver_exactly_once() {
             .map(|a| (a.clone(), 1))
             .collect();
         assert_eq!(senders, expected, "{}'s INBOX", node.name);
-        assert!(
-            node.log().contains("found a locator record"),
-            "{} found its peers through locator records",
-            node.name
-        );
     }
+    // Without hints, every connection between two non-bootstrap nodes
+    // began with a lookup of a locator record (the one looked up may have
+    // been the dialer or the dialed, so count over all nodes).
+    let lookups: usize = nodes
+        .iter()
+        .map(|n| n.log_count("found a locator record"))
+        .sum();
+    assert!(
+        lookups >= NODES - 1,
+        "only {lookups} locator lookups succeeded"
+    );
     // Nobody was given an address hint.
     for node in &nodes {
         let book = fs::read_to_string(node.home().join("contacts.json")).expect("contacts.json");

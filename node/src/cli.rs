@@ -385,10 +385,21 @@ fn print_network_status(status: &crate::status::StatusFile) {
     let list = |key: &str| -> Vec<String> {
         net[key]
             .as_array()
-            .map(|a| a.iter().filter_map(|v| v.as_str().map(String::from)).collect())
+            .map(|a| {
+                a.iter()
+                    .filter_map(|v| v.as_str().map(String::from))
+                    .collect()
+            })
             .unwrap_or_default()
     };
-    println!("mode: {}", if net["public"].as_bool() == Some(true) { "public node" } else { "private node" });
+    println!(
+        "mode: {}",
+        if net["public"].as_bool() == Some(true) {
+            "public node"
+        } else {
+            "private node"
+        }
+    );
     println!("nat: {}", text("nat"));
     for addr in list("external") {
         println!("external: {addr}");
@@ -399,9 +410,16 @@ fn print_network_status(status: &crate::status::StatusFile) {
     println!(
         "dht-peers: {} ({} mode)",
         net["dht_peers"].as_u64().unwrap_or(0),
-        if net["dht_server"].as_bool() == Some(true) { "server" } else { "client" }
+        if net["dht_server"].as_bool() == Some(true) {
+            "server"
+        } else {
+            "client"
+        }
     );
-    println!("connected-peers: {}", net["connected_peers"].as_u64().unwrap_or(0));
+    println!(
+        "connected-peers: {}",
+        net["connected_peers"].as_u64().unwrap_or(0)
+    );
     match net["locator_published"].as_u64() {
         Some(at) => println!(
             "locator-published: {} s ago (seq {})",

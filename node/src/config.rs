@@ -169,7 +169,8 @@ impl Settings {
         }
         let mut external_text = file.network.external.unwrap_or_default();
         external_text.extend(flags.external);
-        let external = parse_multiaddrs(&external_text, "--external", "/ip4/198.51.100.10/tcp/4870")?;
+        let external =
+            parse_multiaddrs(&external_text, "--external", "/ip4/198.51.100.10/tcp/4870")?;
         if listen.is_empty() {
             anyhow::bail!("no listen address: give at least one --listen MULTIADDR");
         }
@@ -252,7 +253,10 @@ mod tests {
         assert!(settings.listen[1].to_string().contains("quic-v1"));
         assert!(settings.mdns, "mDNS is on by default");
         assert!(!settings.public);
-        assert!(settings.bootstrap.is_empty(), "no bootstrap node is dialed by default");
+        assert!(
+            settings.bootstrap.is_empty(),
+            "no bootstrap node is dialed by default"
+        );
     }
 
     #[test]

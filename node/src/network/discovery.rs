@@ -193,8 +193,7 @@ impl EventLoop {
         let (circuits, direct): (Vec<_>, Vec<_>) = listen
             .into_iter()
             .partition(|a| a.iter().any(|p| matches!(p, Protocol::P2pCircuit)));
-        let (loopback, other): (Vec<_>, Vec<_>) =
-            direct.into_iter().partition(|a| is_loopback(a));
+        let (loopback, other): (Vec<_>, Vec<_>) = direct.into_iter().partition(|a| is_loopback(a));
         addrs.extend(other);
         addrs.extend(circuits);
         if addrs.is_empty() {
@@ -232,7 +231,12 @@ impl EventLoop {
             publisher: None,
             expires: Some(Instant::now() + LIFETIME),
         };
-        match self.swarm.behaviour_mut().kad.put_record(record, Quorum::One) {
+        match self
+            .swarm
+            .behaviour_mut()
+            .kad
+            .put_record(record, Quorum::One)
+        {
             Ok(id) => {
                 tracing::debug!(seq, "publishing our locator record");
                 self.discovery.publishing = Some((id, seq));
@@ -412,7 +416,9 @@ impl EventLoop {
                 }
                 Ok(_) => {}
                 Err(err) => {
-                    let from = found.peer.map_or("our store".to_string(), |p| p.to_string());
+                    let from = found
+                        .peer
+                        .map_or("our store".to_string(), |p| p.to_string());
                     tracing::info!(peer = %lookup.peer, %from, "refused a locator record found in the DHT: {err}");
                     lookup.refused = Some(err.to_string());
                 }

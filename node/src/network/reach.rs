@@ -100,7 +100,12 @@ impl EventLoop {
     }
 
     /// Answers `reply` once a direct connection to `peer` exists.
-    pub(crate) fn ensure_direct(&mut self, peer: PeerId, addrs: Vec<Multiaddr>, reply: DirectReply) {
+    pub(crate) fn ensure_direct(
+        &mut self,
+        peer: PeerId,
+        addrs: Vec<Multiaddr>,
+        reply: DirectReply,
+    ) {
         if self.has_direct(&peer) {
             let _ = reply.send(Ok(()));
             return;
@@ -299,9 +304,7 @@ impl EventLoop {
             if self.reach.relays.len() >= MAX_RELAYS {
                 return;
             }
-            let circuit = addr
-                .with(Protocol::P2p(relay))
-                .with(Protocol::P2pCircuit);
+            let circuit = addr.with(Protocol::P2p(relay)).with(Protocol::P2pCircuit);
             match self.swarm.listen_on(circuit.clone()) {
                 Ok(listener) => {
                     tracing::debug!(%relay, "asking for a relay reservation");
@@ -363,8 +366,7 @@ impl EventLoop {
             let Some(waiters) = self.reach.waiters.get_mut(&peer) else {
                 continue;
             };
-            let (late, keep): (Vec<_>, Vec<_>) =
-                waiters.drain(..).partition(|w| w.deadline <= now);
+            let (late, keep): (Vec<_>, Vec<_>) = waiters.drain(..).partition(|w| w.deadline <= now);
             *waiters = keep;
             if waiters.is_empty() {
                 self.reach.waiters.remove(&peer);
@@ -372,13 +374,16 @@ impl EventLoop {
             let secs = DIRECT_WAIT.as_secs();
             for waiter in late {
                 let error = if relayed || punch.is_some() {
-                    DeliveryError::NoDirectPath(punch.clone().unwrap_or_else(|| {
-                        format!("only a relayed connection after {secs} s")
-                    }))
+                    DeliveryError::NoDirectPath(
+                        punch
+                            .clone()
+                            .unwrap_or_else(|| format!("only a relayed connection after {secs} s")),
+                    )
                 } else {
-                    DeliveryError::Unreachable(dial.clone().unwrap_or_else(|| {
-                        format!("no connection within {secs} s")
-                    }))
+                    DeliveryError::Unreachable(
+                        dial.clone()
+                            .unwrap_or_else(|| format!("no connection within {secs} s")),
+                    )
                 };
                 let _ = waiter.reply.send(Err(error));
             }

@@ -119,7 +119,10 @@ pub(crate) fn build(config: &NetworkConfig) -> Result<Swarm<Behaviour>, NetworkE
           -> Result<Behaviour, Box<dyn std::error::Error + Send + Sync>> {
         let peer_id = key.public().to_peer_id();
         let mdns = if mdns_on {
-            Some(mdns::tokio::Behaviour::new(mdns::Config::default(), peer_id)?)
+            Some(mdns::tokio::Behaviour::new(
+                mdns::Config::default(),
+                peer_id,
+            )?)
         } else {
             None
         };
@@ -142,11 +145,12 @@ pub(crate) fn build(config: &NetworkConfig) -> Result<Swarm<Behaviour>, NetworkE
             dcutr: dcutr::Behaviour::new(peer_id),
             autonat_client: autonat::v2::client::Behaviour::new(
                 rand010::make_rng(),
-                autonat::v2::client::Config::default()
-                    .with_probe_interval(Duration::from_secs(10)),
+                autonat::v2::client::Config::default().with_probe_interval(Duration::from_secs(10)),
             ),
             mdns: Toggle::from(mdns),
-            relay_server: Toggle::from(public.then(|| relay::Behaviour::new(peer_id, relay_config()))),
+            relay_server: Toggle::from(
+                public.then(|| relay::Behaviour::new(peer_id, relay_config())),
+            ),
             autonat_server: Toggle::from(
                 public.then(|| autonat::v2::server::Behaviour::new(rand010::make_rng())),
             ),
