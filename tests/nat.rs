@@ -619,7 +619,6 @@ fn a_home_node_reaches_a_node_on_the_internet_and_hears_back() {
 /// router), with no address hints and no bootstrap node, find each other
 /// and deliver, both ways.
 #[test]
-#[ignore = "needs issue 6 on main: mDNS discovery feeding the dialer (contacts without --addr)"]
 fn mdns_two_nodes_on_one_lan_find_each_other() {
     let Some(mut net) = Internet::new() else {
         return;
@@ -639,6 +638,12 @@ fn mdns_two_nodes_on_one_lan_find_each_other() {
     bob.send_here(&[&alice.email], &reply);
     let got = wait_for_mail(&alice, "INBOX", 1, "Bob's reply, found by mDNS");
     assert_arrived(&got, &reply, "Alice's INBOX");
+    assert!(
+        alice
+            .log()
+            .contains("found a peer on the local network (mDNS)"),
+        "Alice's node did not log an mDNS discovery"
+    );
     // Nothing left the LAN: the router tracked no connection to the WAN.
     let flows = home.flows().expect("conntrack -L");
     assert!(
