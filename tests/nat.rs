@@ -281,6 +281,24 @@ fn alice_bytes(world: &World, proto: &str) -> (u64, u64) {
     (to_bob, to_public)
 }
 
+/// Bytes the public node sent into Bob's home over `proto`: whatever a
+/// relay circuit carried to Bob is in there. (Alice's uploads to the public
+/// node are no measure of the relay: an AutoNAT v2 server asks a client
+/// for up to 100 kB of "dial data" per test of an address whose IP is not
+/// the one it sees, and behind a NAT that is every test.)
+fn bob_bytes_from_public(world: &World, proto: &str) -> u64 {
+    world
+        .bob_home
+        .bytes_from(world.public_host.addr, proto)
+        .expect("conntrack -L in Bob's router")
+}
+
+/// At most this many bytes may reach Bob from the public node while a mail
+/// is on its way to him without a mailbox peer: DHT answers, identify and
+/// the hole punch's coordination are a few kB; a relay circuit may carry
+/// 64 KiB (node/src/network/swarm.rs), and a mail is larger.
+const RELAY_NOISE: u64 = 48 * 1024;
+
 fn print_status(node: &Node) {
     let out = node.cli(&["status"]);
     println!(
@@ -307,6 +325,7 @@ fn direct_after_hole_punch(transport: Transport) {
     // What Alice exchanged with the public node before the mail (DHT,
     // identify, AutoNAT, her relay reservation): not part of the mail.
     let (_, before) = alice_bytes(&w, transport.proto());
+    let bob_before = bob_bytes_from_public(&w, "tcp") + bob_bytes_from_public(&w, "udp");
     let sent = mail(&w.alice, &w.bob, "direct through cone NATs");
     w.alice.send_here(&[&w.bob.email], &sent);
     let got = wait_for_mail(&w.bob, "INBOX", 1, "the mail in Bob's INBOX");
@@ -315,9 +334,12 @@ fn direct_after_hole_punch(transport: Transport) {
     print_status(&w.bob);
     let (to_bob, after) = alice_bytes(&w, transport.proto());
     let to_public = after.saturating_sub(before);
+    let bob_after = bob_bytes_from_public(&w, "tcp") + bob_bytes_from_public(&w, "udp");
+    let relayed_to_bob = bob_after.saturating_sub(bob_before);
     println!(
         "Alice's router, {}: {to_bob} bytes with Bob's WAN address; with the public node \
-         {before} before the mail and {to_public} more while it went",
+         {before} before the mail and {to_public} more while it went; the public node sent \
+         {relayed_to_bob} bytes into Bob's home meanwhile",
         transport.proto()
     );
     print_log_lines(
@@ -341,6 +363,10 @@ fn direct_after_hole_punch(transport: Transport) {
         to_public < ATTACHMENT as u64,
         "{to_public} bytes went to the public node: the mail was relayed or deposited"
     );
+    assert!(
+        relayed_to_bob < RELAY_NOISE,
+        "{relayed_to_bob} bytes came to Bob from the public node: the mail crossed the relay"
+    );
 }
 
 #[test]
@@ -351,6 +377,66 @@ fn cone_nat_mail_goes_direct_after_hole_punch_over_tcp() {
 #[test]
 fn cone_nat_mail_goes_direct_after_hole_punch_over_quic() {
     direct_after_hole_punch(Transport::Quic);
+}
+
+/// Symmetric NAT on both sides, and Bob has no mailbox peer: the hole
+/// punch fails, and the mail waits in Alice's outbox. It never travels over
+/// the relay circuit, which only carried the punch's coordination.
+#[test]
+fn symmetric_nat_the_hole_punch_fails_and_no_mail_crosses_the_relay() {
+    let Some(mut w) = world(
+        NatKind::Symmetric,
+        NatKind::Symmetric,
+        Transport::Tcp,
+        false,
+    ) else {
+        return;
+    };
+    w.bob.start();
+    w.alice.start();
+    for node in [&w.alice, &w.bob] {
+        poll_until(DELIVERY, &format!("{}'s locator record", node.name), || {
+            locator_published(node)
+        });
+    }
+    let before = bob_bytes_from_public(&w, "tcp") + bob_bytes_from_public(&w, "udp");
+    let sent = mail(&w.alice, &w.bob, "no way through");
+    w.alice.send_here(&[&w.bob.email], &sent);
+    // Two attempts that found only a relayed connection (wording of
+    // node/src/outbox.rs): the relay had its chance to carry the mail twice.
+    poll_until(
+        DELIVERY,
+        "two attempts of Alice's node that end without a direct connection",
+        || w.alice.log_count("hole punching could not pass") >= 2,
+    );
+    print_status(&w.alice);
+    let (to_bob, _) = alice_bytes(&w, "tcp");
+    let after = bob_bytes_from_public(&w, "tcp") + bob_bytes_from_public(&w, "udp");
+    let via_public = after.saturating_sub(before);
+    println!(
+        "symmetric NATs: {to_bob} bytes between Alice and Bob's WAN address; the public node sent \
+         {via_public} bytes into Bob's home while the mail waited"
+    );
+    assert_eq!(w.bob.count_here("INBOX"), 0, "the mail got through?");
+    assert!(
+        to_bob < ATTACHMENT as u64,
+        "{to_bob} bytes went straight to Bob"
+    );
+    assert!(
+        via_public < RELAY_NOISE,
+        "{via_public} bytes came to Bob from the public node: the mail crossed the relay"
+    );
+    assert_eq!(
+        w.bob.log_count("an incoming delivery failed"),
+        0,
+        "a delivery reached Bob over the relayed connection"
+    );
+    let status = String::from_utf8_lossy(&w.alice.cli(&["status"]).stdout).into_owned();
+    assert_eq!(
+        common::value_of(&status, "outbox-waiting").as_deref(),
+        Some("1"),
+        "the mail waits in Alice's outbox"
+    );
 }
 
 /// How many envelopes the public node's mailbox service holds: rows of

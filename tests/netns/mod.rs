@@ -421,6 +421,17 @@ impl Home {
             .map(Flow::bytes)
             .sum())
     }
+
+    /// Bytes `peer` sent into this home over tracked `proto` connections
+    /// (the reply direction of connections the home opened to it).
+    pub fn bytes_from(&self, peer: Ipv4Addr, proto: &str) -> Result<u64, String> {
+        Ok(self
+            .flows()?
+            .iter()
+            .filter(|f| f.proto == proto && *f.dst.ip() == peer)
+            .map(|f| f.bytes_back)
+            .sum())
+    }
 }
 
 /// Parses one line of `conntrack -L` with accounting on:
