@@ -443,6 +443,10 @@ fn symmetric_nat_the_hole_punch_fails_and_no_mail_crosses_the_relay() {
 /// every table of its `mailbox.db` whose name mentions envelopes.
 fn envelopes_held(public: &Node) -> usize {
     let db = public.home().join("mailbox.db");
+    if !db.exists() {
+        // The service creates its database with its first deposit.
+        return 0;
+    }
     let script = "import sqlite3, sys\n\
                   c = sqlite3.connect('file:' + sys.argv[1] + '?mode=ro', uri=True)\n\
                   names = [r[0] for r in c.execute(\"SELECT name FROM sqlite_master WHERE type='table'\")]\n\
@@ -466,7 +470,8 @@ fn envelopes_held(public: &Node) -> usize {
 }
 
 #[test]
-#[ignore = "needs issue 6 on main: `run --public`, `--bootstrap`, locator records, mailbox deposit and collect"]
+#[ignore = "needs the mailbox peers on main (branch wt-mailbox, not merged at 49e4b5e): `mailnode mailbox add`, \
+            deposit when no direct connection comes, collect and ack"]
 fn symmetric_nat_mail_is_deposited_at_bobs_mailbox_peer() {
     let Some(mut w) = world(
         NatKind::Symmetric,
@@ -507,7 +512,8 @@ fn symmetric_nat_mail_is_deposited_at_bobs_mailbox_peer() {
 }
 
 #[test]
-#[ignore = "needs issue 6 on main: `run --public`, `--bootstrap`, locator records, mailbox deposit and collect"]
+#[ignore = "needs the mailbox peers on main (branch wt-mailbox, not merged at 49e4b5e): `mailnode mailbox add`, \
+            deposit when no direct connection comes, collect and ack"]
 fn bob_offline_collects_from_his_mailbox_peer_when_he_starts() {
     let Some(mut w) = world(NatKind::Cone, NatKind::Cone, Transport::Both, true) else {
         return;
