@@ -598,7 +598,9 @@ fn a_stranger_flooding_bob_lands_in_requests_and_contacts_keep_flowing() {
     );
     // Mallory knows Bob's card; Bob has never heard of Mallory.
     mallory.add_contact_without_addr(&w.bob);
-    w.bob.start();
+    // The flood and Alice's mail queue up while Bob is away, so that they
+    // hit him together, in one burst, when he comes up: how a flood looks,
+    // and independent of how fast this machine submits.
     w.alice.start();
     mallory.start();
     for i in 0..FLOOD {
@@ -617,6 +619,7 @@ fn a_stranger_flooding_bob_lands_in_requests_and_contacts_keep_flowing() {
         w.alice.send_here(&[&w.bob.email], &m);
         sent.push(m);
     }
+    w.bob.start();
     let got = wait_for_mail(&w.bob, "INBOX", 3, "Alice's three mails during the flood");
     for m in &sent {
         assert_arrived(&got, m, "Alice's mail");
