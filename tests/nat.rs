@@ -197,7 +197,7 @@ fn world(
     alice.add_contact_without_addr(&bob);
     bob.add_contact_without_addr(&alice);
     if mailbox {
-        bob.cli_ok(&["mailbox", "add", &bootstrap]);
+        add_mailbox_peer(&bob, &bootstrap, &public.peer_id());
     }
     Some(World {
         alice,
@@ -210,6 +210,37 @@ fn world(
         public_host,
         net,
     })
+}
+
+/// `mailnode mailbox add ADDR` on `node`. Where the binary has no such
+/// subcommand yet (main at ace66a4 has the peer list, node/src/mailbox/
+/// peers.rs, but not its CLI), the test writes the list file that command
+/// would write, and says so.
+fn add_mailbox_peer(node: &Node, addr: &str, peer_id: &str) {
+    let out = node.cli(&["mailbox", "add", addr]);
+    if out.status.success() {
+        return;
+    }
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("unrecognized subcommand"),
+        "`mailnode mailbox add` failed: {}",
+        common::describe(&out)
+    );
+    println!(
+        "NOTE: this mailnode has no `mailbox add`; writing mailboxes.json for {}",
+        node.name
+    );
+    let plain = addr
+        .rsplit_once("/p2p/")
+        .map_or(addr, |(a, _)| a)
+        .to_string();
+    let list = serde_json::json!({
+        "version": 1,
+        "peers": [{ "peer_id": peer_id, "addrs": [plain] }],
+    });
+    std::fs::write(node.home().join("mailboxes.json"), list.to_string())
+        .expect("write mailboxes.json");
 }
 
 /// A mail from `from` to `to` with a fresh random attachment; returns it.
@@ -470,8 +501,6 @@ fn envelopes_held(public: &Node) -> usize {
 }
 
 #[test]
-#[ignore = "needs the mailbox peers on main (branch wt-mailbox, not merged at 49e4b5e): `mailnode mailbox add`, \
-            deposit when no direct connection comes, collect and ack"]
 fn symmetric_nat_mail_is_deposited_at_bobs_mailbox_peer() {
     let Some(mut w) = world(
         NatKind::Symmetric,
@@ -512,8 +541,6 @@ fn symmetric_nat_mail_is_deposited_at_bobs_mailbox_peer() {
 }
 
 #[test]
-#[ignore = "needs the mailbox peers on main (branch wt-mailbox, not merged at 49e4b5e): `mailnode mailbox add`, \
-            deposit when no direct connection comes, collect and ack"]
 fn bob_offline_collects_from_his_mailbox_peer_when_he_starts() {
     let Some(mut w) = world(NatKind::Cone, NatKind::Cone, Transport::Both, true) else {
         return;
@@ -521,9 +548,11 @@ fn bob_offline_collects_from_his_mailbox_peer_when_he_starts() {
     // Bob runs once, so that his locator record (naming his mailbox peer)
     // is in the DHT, then goes offline.
     w.bob.start();
-    poll_until(DELIVERY, "Bob's locator record to be published", || {
-        locator_published(&w.bob)
-    });
+    poll_until(
+        DELIVERY,
+        "Bob to register at his mailbox peer and publish his locator",
+        || locator_published(&w.bob) && w.bob.log().contains("mailbox collection round finished"),
+    );
     w.bob.stop();
     w.alice.start();
     let sent = mail(&w.alice, &w.bob, "while Bob was away");
