@@ -576,7 +576,7 @@ fn bob_offline_collects_from_his_mailbox_peer_when_he_starts() {
 }
 
 #[test]
-#[ignore = "fails on main 88b61dd: after Alice's router loses its state (conntrack -F), her node keeps sending over the dead \
+#[ignore = "fails on main ace66a4: after Alice's router loses its state (conntrack -F), her node keeps sending over the dead \
             direct connection (request timeouts every ~12 s for 3 min, never redials); a connection whose requests time out \
             or whose pings fail must be closed and the peer reached again"]
 fn alices_home_forgets_its_mappings_and_changes_address_mid_run() {
