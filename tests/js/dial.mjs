@@ -88,12 +88,21 @@ const identified = new Promise((resolve, reject) => {
     reject(new Error(`no Identify from ${expectedPeer} within ${timeoutMs} ms`))
   }, { once: true })
 })
+// Awaited below; until then a rejection must not count as unhandled.
+identified.catch(() => {})
 
 let exitCode = 0
 try {
   const started = performance.now()
   const connection = await node.dial(addr, { signal: deadline })
   const connectMs = performance.now() - started
+  // js-libp2p 2.x does not hand the PeerId of the address to Noise on
+  // outbound dials, so it would accept whoever answers there. The remote
+  // PeerId of the connection is the one the handshake proved; compare it.
+  const reached = connection.remotePeer.toString()
+  if (reached !== expectedPeer) {
+    throw new Error(`the node at this address is ${reached}, not the expected ${expectedPeer}`)
+  }
   const info = await identified
   const rtts = []
   for (let i = 0; i < pings; i++) {
