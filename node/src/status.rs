@@ -28,6 +28,9 @@ pub struct StatusFile {
     pub network: serde_json::Value,
     /// Messages waiting in the outbox.
     pub outbox_waiting: u64,
+    /// On a public node: bytes of sealed mail held for others.
+    #[serde(default)]
+    pub mailbox_held_bytes: Option<u64>,
 }
 
 impl StatusFile {
@@ -47,6 +50,7 @@ pub async fn run(
     network: Network,
     contacts: Contacts,
     store: Store,
+    mailbox: Option<std::sync::Arc<crate::mailbox::MailboxService>>,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let path = home.path().join("status.json");
@@ -62,6 +66,10 @@ pub async fn run(
                 written: crate::network::unix_now(),
                 network: serde_json::to_value(&status).unwrap_or_default(),
                 outbox_waiting: store.outbox_len().await.unwrap_or(0),
+                mailbox_held_bytes: match &mailbox {
+                    Some(service) => service.total_bytes().await.ok(),
+                    None => None,
+                },
             };
             if let Ok(json) = serde_json::to_vec_pretty(&file)
                 && let Err(err) = write_atomic(&path, &json)
