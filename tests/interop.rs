@@ -2,10 +2,11 @@
 //! a node. js-libp2p (Node.js, from the npm registry, `tests/js/`) dials a
 //! real `mailnode run` over TCP (Noise, Yamux) and over QUIC v1, waits for
 //! Identify and pings it; these tests assert on what it reports: the
-//! protocols the node offers (`/mailnode/deliver/1`, `/ipfs/ping/1.0.0`,
-//! and on a public node `/mailnode/kad/1`), its agent and protocol versions,
-//! and three answered pings. The node, in turn, must have identified the
-//! js-libp2p peer.
+//! protocols the node offers (`/mailnode/deliver/1`, `/ipfs/ping/1.0.0`;
+//! on a public node also `/mailnode/kad/1`, the AutoNAT v2 server and
+//! `/mailnode/mailbox/1`), its agent and protocol versions, and three
+//! answered pings. The node, in turn, must have identified the js-libp2p
+//! peer. The design and versions are in `docs/testing-interop.md`.
 //!
 //! `node` and the npm packages are test dependencies like Python or mbsync:
 //! where they are missing these tests fail and say to run
@@ -186,8 +187,14 @@ fn dial(addr: &str) -> Dialed {
     );
     let dialed = Dialed::parse(&stdout);
     eprintln!(
-        "js-libp2p -> {addr}: connected in {} ms over {} + {}, ping RTTs {:?} ms",
-        dialed.connect_ms, dialed.encryption, dialed.multiplexer, dialed.pings_ms
+        "js-libp2p -> {addr}: connected in {} ms over {} + {}, ping RTTs {:?} ms, \
+         agent {:?}, protocols {:?}",
+        dialed.connect_ms,
+        dialed.encryption,
+        dialed.multiplexer,
+        dialed.pings_ms,
+        dialed.agent_version,
+        dialed.protocols
     );
     dialed
 }
@@ -328,11 +335,16 @@ fn js_libp2p_sees_kademlia_and_autonat_on_a_public_node() {
     assert_mailnode_identify(&dialed, &node, &peer);
     // A public node is a DHT server on our private Kademlia protocol (an
     // ordinary node is a client until AutoNAT confirms an address, and
-    // clients do not offer the protocol) and an AutoNAT v2 server. (Its
+    // clients do not offer the protocol), an AutoNAT v2 server and a
+    // mailbox peer for offline recipients. (Its
     // relay v2 server offers `/libp2p/circuit/relay/0.2.0/hop` only once
     // the node has a confirmed external address, which a node alone on
     // loopback never gets; the netns tests cover the relay.)
-    for protocol in ["/mailnode/kad/1", "/libp2p/autonat/2/dial-request"] {
+    for protocol in [
+        "/mailnode/kad/1",
+        "/libp2p/autonat/2/dial-request",
+        "/mailnode/mailbox/1",
+    ] {
         assert!(
             dialed.offers(protocol),
             "the public node's Identify does not list {protocol}: {:?}",
