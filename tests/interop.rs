@@ -29,6 +29,9 @@ use common::{Node, tests_dir, value_of, wait_until};
 /// this covers Node.js start-up on a loaded machine on top).
 const DIALER_DEADLINE: Duration = Duration::from_secs(60);
 
+/// The oldest Node.js major version the pinned js-libp2p packages run on.
+const MIN_NODE_MAJOR: u32 = 20;
+
 /// Pings the dialer sends.
 const PINGS: usize = 3;
 
@@ -96,7 +99,19 @@ fn js_dir() -> PathBuf {
 /// Fails (does not skip) when Node.js or the npm packages are missing.
 fn require_js_dialer() {
     match Command::new("node").arg("--version").output() {
-        Ok(out) if out.status.success() => {}
+        Ok(out) if out.status.success() => {
+            // `v20.20.2`: js-libp2p 2.x and its QUIC transport need 20.
+            let version = String::from_utf8_lossy(&out.stdout).trim().to_string();
+            let major = version
+                .strip_prefix('v')
+                .and_then(|v| v.split('.').next())
+                .and_then(|m| m.parse::<u32>().ok());
+            assert!(
+                major.is_some_and(|m| m >= MIN_NODE_MAJOR),
+                "Node.js {version} is too old: the js-libp2p dialer needs Node.js \
+                 {MIN_NODE_MAJOR} or later (see docs/testing-interop.md)"
+            );
+        }
         Ok(out) => panic!(
             "`node --version` failed ({}); {INSTALL_HINT}",
             common::describe(&out)
