@@ -110,7 +110,9 @@ pub async fn deposit<T: MailboxTransport>(
     request: &DeliveryRequest,
 ) -> Result<PeerId, DepositError> {
     if mailboxes.is_empty() {
-        return Err(DepositError { attempts: Vec::new() });
+        return Err(DepositError {
+            attempts: Vec::new(),
+        });
     }
     let (keypair, card, delivery) = (keypair.clone(), recipient.clone(), request.clone());
     // OpenPGP encryption of up to tens of MiB: off the async executor.
@@ -140,10 +142,17 @@ pub async fn deposit<T: MailboxTransport>(
         let attempt = match transport.request(*mailbox, request).await {
             Ok(MailboxResponse::Stored) => return Ok(*mailbox),
             Ok(MailboxResponse::Refused { reason }) => Attempt::Refused(reason),
-            Ok(MailboxResponse::TryLater { reason, retry_after_secs }) => {
-                Attempt::TryLater { reason, retry_after_secs }
-            }
-            Ok(other) => Attempt::Failed(format!("unexpected answer to a deposit: {}", answer_name(&other))),
+            Ok(MailboxResponse::TryLater {
+                reason,
+                retry_after_secs,
+            }) => Attempt::TryLater {
+                reason,
+                retry_after_secs,
+            },
+            Ok(other) => Attempt::Failed(format!(
+                "unexpected answer to a deposit: {}",
+                answer_name(&other)
+            )),
             Err(reason) => Attempt::Failed(reason),
         };
         tracing::debug!(%mailbox, ?attempt, "a mailbox peer did not store a deposit");
@@ -198,7 +207,17 @@ where
     let mut report = CollectReport::default();
     let mut seen = HashSet::new();
     for mailbox in mailboxes {
-        if let Err(reason) = collect_one(transport, identity, mailboxes, *mailbox, &mut file, &mut report, &mut seen).await {
+        if let Err(reason) = collect_one(
+            transport,
+            identity,
+            mailboxes,
+            *mailbox,
+            &mut file,
+            &mut report,
+            &mut seen,
+        )
+        .await
+        {
             tracing::warn!(%mailbox, "collecting from a mailbox peer failed: {reason}");
             report.errors.push((*mailbox, reason));
         }
@@ -229,11 +248,17 @@ where
         now.saturating_add(REGISTRATION_LIFETIME.as_secs()),
     )
     .map_err(|err| err.to_string())?;
-    match transport.request(mailbox, MailboxRequest::Register { registration }).await? {
+    match transport
+        .request(mailbox, MailboxRequest::Register { registration })
+        .await?
+    {
         MailboxResponse::Registered { .. } => {}
         other => return Err(format!("registration: {}", answer_text(&other))),
     }
-    let nonce = match transport.request(mailbox, MailboxRequest::Challenge).await? {
+    let nonce = match transport
+        .request(mailbox, MailboxRequest::Challenge)
+        .await?
+    {
         MailboxResponse::Nonce { nonce, .. } => nonce,
         other => return Err(format!("challenge: {}", answer_text(&other))),
     };
@@ -244,7 +269,10 @@ where
     let mut after = 0;
     for _ in 0..MAX_PAGES {
         let request = MailboxRequest::Collect {
-            inboxes: inboxes.iter().map(|id| serde_bytes::ByteBuf::from(id.to_vec())).collect(),
+            inboxes: inboxes
+                .iter()
+                .map(|id| serde_bytes::ByteBuf::from(id.to_vec()))
+                .collect(),
             nonce,
             signature: signature.clone(),
             after,
@@ -320,7 +348,10 @@ async fn acknowledge<T: MailboxTransport>(
             .sign(&wire::ack_signing_input(nonce, &mailbox, chunk))
             .map_err(|err| err.to_string())?;
         let request = MailboxRequest::Ack {
-            ids: chunk.iter().map(|id| serde_bytes::ByteBuf::from(id.to_vec())).collect(),
+            ids: chunk
+                .iter()
+                .map(|id| serde_bytes::ByteBuf::from(id.to_vec()))
+                .collect(),
             nonce: *nonce,
             signature,
         };
@@ -335,7 +366,10 @@ async fn acknowledge<T: MailboxTransport>(
 /// Sends a mailbox service's replications until its queue closes: several
 /// at once, each tried up to three times. A replica that cannot be placed
 /// is logged; the envelope is still held where it was deposited.
-pub async fn replicate<T: MailboxTransport + 'static>(transport: T, mut queue: mpsc::Receiver<Replication>) {
+pub async fn replicate<T: MailboxTransport + 'static>(
+    transport: T,
+    mut queue: mpsc::Receiver<Replication>,
+) {
     let transport = Arc::new(transport);
     let permits = Arc::new(tokio::sync::Semaphore::new(REPLICATION_PARALLEL));
     while let Some(replication) = queue.recv().await {

@@ -46,7 +46,9 @@ pub enum MailboxWire {
 /// The answer to a request that was too large to read.
 pub fn oversized_response(declared: u64, limit: u64) -> MailboxResponse {
     MailboxResponse::Refused {
-        reason: format!("a request of {declared} bytes exceeds this mailbox's limit of {limit} bytes"),
+        reason: format!(
+            "a request of {declared} bytes exceeds this mailbox's limit of {limit} bytes"
+        ),
     }
 }
 
@@ -82,7 +84,11 @@ impl request_response::Codec for MailboxCodec {
     type Request = MailboxWire;
     type Response = MailboxResponse;
 
-    async fn read_request<T>(&mut self, protocol: &StreamProtocol, io: &mut T) -> io::Result<MailboxWire>
+    async fn read_request<T>(
+        &mut self,
+        protocol: &StreamProtocol,
+        io: &mut T,
+    ) -> io::Result<MailboxWire>
     where
         T: AsyncRead + Unpin + Send,
     {
@@ -90,7 +96,11 @@ impl request_response::Codec for MailboxCodec {
         if declared > self.request_limit {
             let discarded =
                 futures::io::copy((&mut *io).take(declared), &mut futures::io::sink()).await?;
-            tracing::debug!(declared, discarded, "discarded an oversized mailbox request");
+            tracing::debug!(
+                declared,
+                discarded,
+                "discarded an oversized mailbox request"
+            );
             return Ok(MailboxWire::Oversized { declared });
         }
         let body = read_body(io, declared).await?;
@@ -113,7 +123,9 @@ impl request_response::Codec for MailboxCodec {
         if declared > MAX_RESPONSE {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidData,
-                format!("the mailbox answer declares {declared} bytes, more than the {MAX_RESPONSE}-byte limit"),
+                format!(
+                    "the mailbox answer declares {declared} bytes, more than the {MAX_RESPONSE}-byte limit"
+                ),
             ));
         }
         let body = read_body(io, declared).await?;
@@ -138,7 +150,8 @@ impl request_response::Codec for MailboxCodec {
             ));
         };
         let mut frame = vec![0; 4];
-        request_response::Codec::write_request(&mut self.cbor, protocol, &mut frame, request).await?;
+        request_response::Codec::write_request(&mut self.cbor, protocol, &mut frame, request)
+            .await?;
         write_frame(io, frame, MAX_FRAME).await
     }
 
@@ -178,7 +191,11 @@ async fn read_body<T: AsyncRead + Unpin>(io: &mut T, len: u64) -> io::Result<Vec
     Ok(body)
 }
 
-async fn write_frame<T: AsyncWrite + Unpin>(io: &mut T, mut frame: Vec<u8>, limit: u64) -> io::Result<()> {
+async fn write_frame<T: AsyncWrite + Unpin>(
+    io: &mut T,
+    mut frame: Vec<u8>,
+    limit: u64,
+) -> io::Result<()> {
     let body_len = frame.len().saturating_sub(4);
     let len = u32::try_from(body_len)
         .ok()
@@ -209,7 +226,10 @@ mod tests {
     use super::*;
 
     fn frame(body: &[u8]) -> Vec<u8> {
-        let mut out = u32::try_from(body.len()).expect("small").to_be_bytes().to_vec();
+        let mut out = u32::try_from(body.len())
+            .expect("small")
+            .to_be_bytes()
+            .to_vec();
         out.extend_from_slice(body);
         out
     }
@@ -228,7 +248,10 @@ mod tests {
             .read_request(&PROTOCOL, &mut Cursor::new(frame(&text("Challenge"))))
             .await
             .expect("challenge");
-        assert!(matches!(read, MailboxWire::Request(MailboxRequest::Challenge)));
+        assert!(matches!(
+            read,
+            MailboxWire::Request(MailboxRequest::Challenge)
+        ));
         let read = codec
             .read_response(&PROTOCOL, &mut Cursor::new(frame(&text("Stored"))))
             .await
@@ -254,7 +277,12 @@ mod tests {
             .read_request(&PROTOCOL, &mut Cursor::new(frame(&body)))
             .await
             .expect("deposit");
-        let MailboxWire::Request(MailboxRequest::Deposit { inbox, deposit_id, sealed }) = read else {
+        let MailboxWire::Request(MailboxRequest::Deposit {
+            inbox,
+            deposit_id,
+            sealed,
+        }) = read
+        else {
             panic!("expected a deposit, got {read:?}");
         };
         assert_eq!(inbox.to_vec(), (0u8..32).collect::<Vec<_>>());
@@ -266,7 +294,11 @@ mod tests {
     async fn every_request_round_trips() {
         let requests = vec![
             MailboxRequest::Challenge,
-            MailboxRequest::Deposit { inbox: [1; 32], deposit_id: [2; 16], sealed: vec![3; 100] },
+            MailboxRequest::Deposit {
+                inbox: [1; 32],
+                deposit_id: [2; 16],
+                sealed: vec![3; 100],
+            },
             MailboxRequest::Collect {
                 inboxes: vec![serde_bytes::ByteBuf::from(vec![4; 32])],
                 nonce: [5; 32],
@@ -287,8 +319,13 @@ mod tests {
                 .write_request(&PROTOCOL, &mut wire, MailboxWire::Request(request.clone()))
                 .await
                 .expect("write");
-            let read = codec.read_request(&PROTOCOL, &mut Cursor::new(wire)).await.expect("read");
-            let MailboxWire::Request(read) = read else { panic!("marker") };
+            let read = codec
+                .read_request(&PROTOCOL, &mut Cursor::new(wire))
+                .await
+                .expect("read");
+            let MailboxWire::Request(read) = read else {
+                panic!("marker")
+            };
             assert_eq!(read, request);
         }
     }
@@ -298,13 +335,27 @@ mod tests {
         let mut codec = MailboxCodec::new(1024);
         for response in [
             MailboxResponse::Stored,
-            MailboxResponse::Nonce { nonce: [3; 32], valid_secs: 300 },
-            MailboxResponse::Refused { reason: "over quota".into() },
-            MailboxResponse::Envelopes { envelopes: Vec::new(), more: false },
+            MailboxResponse::Nonce {
+                nonce: [3; 32],
+                valid_secs: 300,
+            },
+            MailboxResponse::Refused {
+                reason: "over quota".into(),
+            },
+            MailboxResponse::Envelopes {
+                envelopes: Vec::new(),
+                more: false,
+            },
         ] {
             let mut wire = Vec::new();
-            codec.write_response(&PROTOCOL, &mut wire, response.clone()).await.expect("write");
-            let read = codec.read_response(&PROTOCOL, &mut Cursor::new(wire)).await.expect("read");
+            codec
+                .write_response(&PROTOCOL, &mut wire, response.clone())
+                .await
+                .expect("write");
+            let read = codec
+                .read_response(&PROTOCOL, &mut Cursor::new(wire))
+                .await
+                .expect("read");
             assert_eq!(read, response);
         }
     }
@@ -316,7 +367,10 @@ mod tests {
         wire.resize(4 + 101, 0xab);
         let total = wire.len() as u64;
         let mut io = Cursor::new(wire);
-        let read = codec.read_request(&PROTOCOL, &mut io).await.expect("marker");
+        let read = codec
+            .read_request(&PROTOCOL, &mut io)
+            .await
+            .expect("marker");
         assert!(matches!(read, MailboxWire::Oversized { declared: 101 }));
         assert_eq!(io.position(), total);
         let MailboxResponse::Refused { reason } = oversized_response(101, 100) else {
@@ -324,7 +378,11 @@ mod tests {
         };
         assert!(reason.contains("101") && reason.contains("100"), "{reason}");
         let err = codec
-            .write_request(&PROTOCOL, &mut Vec::new(), MailboxWire::Oversized { declared: 1 })
+            .write_request(
+                &PROTOCOL,
+                &mut Vec::new(),
+                MailboxWire::Oversized { declared: 1 },
+            )
             .await
             .expect_err("marker cannot be sent");
         assert_eq!(err.kind(), io::ErrorKind::InvalidInput);
@@ -333,13 +391,22 @@ mod tests {
     #[tokio::test]
     async fn oversized_truncated_and_garbage_answers_are_errors() {
         let mut codec = MailboxCodec::new(1024);
-        let mut wire = u32::try_from(MAX_RESPONSE + 1).expect("fits").to_be_bytes().to_vec();
+        let mut wire = u32::try_from(MAX_RESPONSE + 1)
+            .expect("fits")
+            .to_be_bytes()
+            .to_vec();
         wire.extend([0; 16]);
-        let err = codec.read_response(&PROTOCOL, &mut Cursor::new(wire)).await.expect_err("big");
+        let err = codec
+            .read_response(&PROTOCOL, &mut Cursor::new(wire))
+            .await
+            .expect_err("big");
         assert_eq!(err.kind(), io::ErrorKind::InvalidData);
         let mut truncated = 50u32.to_be_bytes().to_vec();
         truncated.extend([0xa1; 5]);
-        let err = codec.read_response(&PROTOCOL, &mut Cursor::new(truncated)).await.expect_err("short");
+        let err = codec
+            .read_response(&PROTOCOL, &mut Cursor::new(truncated))
+            .await
+            .expect_err("short");
         assert_eq!(err.kind(), io::ErrorKind::UnexpectedEof);
         let err = codec
             .read_request(&PROTOCOL, &mut Cursor::new(frame(&[0xff, 0x00])))

@@ -143,7 +143,8 @@ impl Db {
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(|err| database(&path, err))?;
         for (index, migration) in MIGRATIONS.iter().enumerate().skip(version as usize) {
-            tx.execute_batch(migration).map_err(|err| database(&path, err))?;
+            tx.execute_batch(migration)
+                .map_err(|err| database(&path, err))?;
             tx.pragma_update(None, "user_version", index as i64 + 1)
                 .map_err(|err| database(&path, err))?;
         }
@@ -156,7 +157,10 @@ impl Db {
     }
 
     /// The stored registration of `recipient`.
-    pub(super) fn registration(&self, recipient: &PeerId) -> Result<Option<Registered>, MailboxError> {
+    pub(super) fn registration(
+        &self,
+        recipient: &PeerId,
+    ) -> Result<Option<Registered>, MailboxError> {
         let row = self
             .conn
             .prepare_cached(
@@ -274,14 +278,24 @@ impl Db {
     }
 
     /// The recipient an inbox id belongs to, if it is of an accepted epoch.
-    pub(super) fn inbox_owner(&self, inbox: &InboxId, now: u64) -> Result<Option<PeerId>, MailboxError> {
+    pub(super) fn inbox_owner(
+        &self,
+        inbox: &InboxId,
+        now: u64,
+    ) -> Result<Option<PeerId>, MailboxError> {
         let epochs = inbox::accepted_epochs(now);
         let owner: Option<Vec<u8>> = self
             .conn
-            .prepare_cached("SELECT recipient FROM inbox_ids WHERE inbox = ?1 AND epoch BETWEEN ?2 AND ?3")
+            .prepare_cached(
+                "SELECT recipient FROM inbox_ids WHERE inbox = ?1 AND epoch BETWEEN ?2 AND ?3",
+            )
             .and_then(|mut stmt| {
                 stmt.query_row(
-                    params![inbox.as_slice(), to_sql(*epochs.start()), to_sql(*epochs.end())],
+                    params![
+                        inbox.as_slice(),
+                        to_sql(*epochs.start()),
+                        to_sql(*epochs.end())
+                    ],
                     |row| row.get(0),
                 )
                 .optional()
@@ -367,7 +381,14 @@ impl Db {
         tx.execute(
             "INSERT INTO envelopes (id, recipient, sender, size, received_at, sealed)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            params![id.as_slice(), recipient_bytes, sender_bytes, to_sql(size), to_sql(now), sealed],
+            params![
+                id.as_slice(),
+                recipient_bytes,
+                sender_bytes,
+                to_sql(size),
+                to_sql(now),
+                sealed
+            ],
         )
         .map_err(fail)?;
         tx.commit().map_err(fail)?;
@@ -376,7 +397,12 @@ impl Db {
     }
 
     /// Whether `inbox` is one of `recipient`'s accepted inbox ids.
-    pub(super) fn owns_inbox(&self, recipient: &PeerId, inbox: &InboxId, now: u64) -> Result<bool, MailboxError> {
+    pub(super) fn owns_inbox(
+        &self,
+        recipient: &PeerId,
+        inbox: &InboxId,
+        now: u64,
+    ) -> Result<bool, MailboxError> {
         Ok(self.inbox_owner(inbox, now)?.as_ref() == Some(recipient))
     }
 
@@ -449,7 +475,11 @@ impl Db {
     }
 
     /// Deletes exactly the named envelopes of `recipient`.
-    pub(super) fn ack(&mut self, recipient: &PeerId, ids: &[EnvelopeId]) -> Result<u32, MailboxError> {
+    pub(super) fn ack(
+        &mut self,
+        recipient: &PeerId,
+        ids: &[EnvelopeId],
+    ) -> Result<u32, MailboxError> {
         let path = self.path.clone();
         let fail = |err: rusqlite::Error| database(&path, err);
         let tx = self
@@ -460,7 +490,9 @@ impl Db {
         let mut freed = 0u64;
         {
             let mut stmt = tx
-                .prepare_cached("DELETE FROM envelopes WHERE recipient = ?1 AND id = ?2 RETURNING size")
+                .prepare_cached(
+                    "DELETE FROM envelopes WHERE recipient = ?1 AND id = ?2 RETURNING size",
+                )
                 .map_err(fail)?;
             let recipient = recipient.to_bytes();
             for id in ids {
@@ -498,7 +530,10 @@ impl Db {
             )
             .map_err(fail)?;
         let envelopes = tx
-            .execute("DELETE FROM envelopes WHERE received_at < ?1", params![to_sql(cutoff)])
+            .execute(
+                "DELETE FROM envelopes WHERE received_at < ?1",
+                params![to_sql(cutoff)],
+            )
             .map_err(fail)? as u64;
         let registrations = tx
             .execute(

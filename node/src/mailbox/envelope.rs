@@ -174,6 +174,7 @@ mod tests {
             id: [9; 16],
             sender_card: Some(vec![0x99, 1, 2, 3]),
             payload: b"Content-Type: multipart/encrypted\r\n\r\n...".to_vec(),
+            stamp: None,
         }
     }
 
@@ -218,7 +219,12 @@ mod tests {
 
     /// Builds the inner plaintext by hand, as a forger who can encrypt to
     /// Bob (anyone can) but does not hold the claimed sender's key would.
-    fn forged(sender_key: &PublicKey, recipient: &PeerId, signer: &Keypair, req: &DeliveryRequest) -> Vec<u8> {
+    fn forged(
+        sender_key: &PublicKey,
+        recipient: &PeerId,
+        signer: &Keypair,
+        req: &DeliveryRequest,
+    ) -> Vec<u8> {
         let mut plain = MAGIC.to_vec();
         put(&mut plain, &sender_key.encode_protobuf());
         put(&mut plain, &recipient.to_bytes());
@@ -238,11 +244,19 @@ mod tests {
         let mut req = request();
         req.sender_card = None;
         // Claims to be Alice, signed by Mallory.
-        let plain = forged(&alice.libp2p_keypair().public(), bob.peer_id(), &mallory, &req);
+        let plain = forged(
+            &alice.libp2p_keypair().public(),
+            bob.peer_id(),
+            &mallory,
+            &req,
+        );
         let sealed = keys::encrypt_to(bob.card(), &plain).expect("encrypt");
         let err = open(&bob, &sealed).expect_err("forged");
         assert!(err.to_string().contains("does not verify"), "{err}");
-        assert!(err.to_string().contains(&alice.peer_id().to_string()), "{err}");
+        assert!(
+            err.to_string().contains(&alice.peer_id().to_string()),
+            "{err}"
+        );
         // Signed for Carol, re-encrypted to Bob by someone who read it.
         let carol = PeerId::random();
         let plain = forged(&mallory.public(), &carol, &mallory, &req);
@@ -251,13 +265,26 @@ mod tests {
         assert!(err.to_string().contains("another recipient"), "{err}");
         // A swapped payload breaks the signature.
         let mut plain = forged(&mallory.public(), bob.peer_id(), &mallory, &req);
-        let pos = plain.windows(9).position(|w| w == b"multipart").expect("payload");
+        let pos = plain
+            .windows(9)
+            .position(|w| w == b"multipart")
+            .expect("payload");
         plain[pos] = b'M';
         let sealed = keys::encrypt_to(bob.card(), &plain).expect("encrypt");
-        assert!(open(&bob, &sealed).expect_err("swapped").to_string().contains("does not verify"));
+        assert!(
+            open(&bob, &sealed)
+                .expect_err("swapped")
+                .to_string()
+                .contains("does not verify")
+        );
         // Truncated inner content.
         let plain = forged(&mallory.public(), bob.peer_id(), &mallory, &req);
         let sealed = keys::encrypt_to(bob.card(), &plain[..plain.len() - 3]).expect("encrypt");
-        assert!(open(&bob, &sealed).expect_err("short").to_string().contains("damaged"));
+        assert!(
+            open(&bob, &sealed)
+                .expect_err("short")
+                .to_string()
+                .contains("damaged")
+        );
     }
 }

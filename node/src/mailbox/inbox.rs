@@ -42,7 +42,10 @@ pub fn current_inbox(recipient: &PeerId, now: u64) -> InboxId {
 /// The inboxes a collector asks for at `now`: current, then previous.
 pub fn collect_inboxes(recipient: &PeerId, now: u64) -> Vec<InboxId> {
     let epoch = epoch_of(now);
-    vec![inbox_id(recipient, epoch), inbox_id(recipient, epoch.saturating_sub(1))]
+    vec![
+        inbox_id(recipient, epoch),
+        inbox_id(recipient, epoch.saturating_sub(1)),
+    ]
 }
 
 /// The epochs a mailbox accepts deposits for at `now`: previous, current
@@ -65,9 +68,15 @@ mod tests {
         assert_ne!(current_inbox(&alice, now), current_inbox(&bob, now));
         let next_day = (epoch_of(now) + 1) * EPOCH_SECS;
         assert_ne!(current_inbox(&alice, now), current_inbox(&alice, next_day));
-        assert_eq!(current_inbox(&alice, next_day - 1), current_inbox(&alice, now));
+        assert_eq!(
+            current_inbox(&alice, next_day - 1),
+            current_inbox(&alice, now)
+        );
         let asked = collect_inboxes(&alice, next_day);
-        assert_eq!(asked, vec![current_inbox(&alice, next_day), current_inbox(&alice, now)]);
+        assert_eq!(
+            asked,
+            vec![current_inbox(&alice, next_day), current_inbox(&alice, now)]
+        );
         assert_eq!(accepted_epochs(next_day), epoch_of(now)..=epoch_of(now) + 2);
     }
 

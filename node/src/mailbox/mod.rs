@@ -32,7 +32,9 @@ pub mod wire;
 #[cfg(test)]
 mod tests;
 
-pub use client::{CollectReport, DepositError, Filed, MailboxTransport, collect, deposit, replicate};
+pub use client::{
+    CollectReport, DepositError, Filed, MailboxTransport, collect, deposit, replicate,
+};
 pub use codec::{MailboxCodec, MailboxWire, oversized_response};
 pub use db::Pruned;
 pub use error::MailboxError;

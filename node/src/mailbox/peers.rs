@@ -67,7 +67,10 @@ impl MailboxPeers {
         let bytes = match std::fs::read(&path) {
             Ok(bytes) => bytes,
             Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
-                return Ok(MailboxPeers { path, peers: Vec::new() });
+                return Ok(MailboxPeers {
+                    path,
+                    peers: Vec::new(),
+                });
             }
             Err(err) => return Err(bad(format!("cannot read it ({err})"))),
         };
@@ -155,14 +158,17 @@ impl MailboxPeers {
             path: self.path.display().to_string(),
             reason: format!("cannot write it ({err})"),
         };
-        let json = serde_json::to_vec_pretty(&stored).map_err(|err| fail(std::io::Error::other(err)))?;
+        let json =
+            serde_json::to_vec_pretty(&stored).map_err(|err| fail(std::io::Error::other(err)))?;
         let tmp = self.path.with_extension("json.tmp");
         let mut file = std::fs::File::create(&tmp).map_err(fail)?;
         file.write_all(&json).map_err(fail)?;
         file.sync_all().map_err(fail)?;
         std::fs::rename(&tmp, &self.path).map_err(fail)?;
         if let Some(dir) = self.path.parent() {
-            std::fs::File::open(dir).and_then(|d| d.sync_all()).map_err(fail)?;
+            std::fs::File::open(dir)
+                .and_then(|d| d.sync_all())
+                .map_err(fail)?;
         }
         Ok(())
     }
@@ -180,16 +186,20 @@ pub fn parse_peer(spec: &str) -> Result<(PeerId, Option<Multiaddr>), MailboxErro
             bad(format!("{spec:?} is not a multiaddr ({err}); example: /ip4/198.51.100.7/tcp/4870/p2p/12D3KooW..."))
         })?;
         let Some(Protocol::P2p(peer_id)) = addr.iter().last() else {
-            return Err(bad(format!("the multiaddr {spec:?} must end in /p2p/PEERID")));
+            return Err(bad(format!(
+                "the multiaddr {spec:?} must end in /p2p/PEERID"
+            )));
         };
         let mut dial = addr.clone();
         dial.pop();
         let hint = (!dial.is_empty()).then_some(dial);
         return Ok((peer_id, hint));
     }
-    let peer_id = spec
-        .parse::<PeerId>()
-        .map_err(|err| bad(format!("{spec:?} is neither a PeerId nor a multiaddr ({err})")))?;
+    let peer_id = spec.parse::<PeerId>().map_err(|err| {
+        bad(format!(
+            "{spec:?} is neither a PeerId nor a multiaddr ({err})"
+        ))
+    })?;
     Ok((peer_id, None))
 }
 
@@ -210,11 +220,21 @@ mod tests {
         assert_eq!(peers.add(&b.to_string()).expect("again"), Added::Known);
         let peers = MailboxPeers::open(dir.path()).expect("reopen");
         assert_eq!(peers.peer_ids(), vec![a, b]);
-        assert_eq!(peers.list()[1].addrs, vec!["/ip4/198.51.100.7/tcp/4870".parse::<Multiaddr>().expect("addr")]);
+        assert_eq!(
+            peers.list()[1].addrs,
+            vec![
+                "/ip4/198.51.100.7/tcp/4870"
+                    .parse::<Multiaddr>()
+                    .expect("addr")
+            ]
+        );
         let mut peers = peers;
         assert!(peers.remove(&addr).expect("remove"));
         assert!(!peers.remove(&b.to_string()).expect("gone"));
-        assert_eq!(MailboxPeers::open(dir.path()).expect("reopen").peer_ids(), vec![a]);
+        assert_eq!(
+            MailboxPeers::open(dir.path()).expect("reopen").peer_ids(),
+            vec![a]
+        );
     }
 
     #[test]
@@ -225,6 +245,11 @@ mod tests {
         assert!(err.to_string().contains("neither a PeerId"), "{err}");
         let dir = tempfile::tempdir().expect("tempdir");
         std::fs::write(dir.path().join(PEERS_FILE), b"{").expect("write");
-        assert!(MailboxPeers::open(dir.path()).expect_err("damaged").to_string().contains("damaged"));
+        assert!(
+            MailboxPeers::open(dir.path())
+                .expect_err("damaged")
+                .to_string()
+                .contains("damaged")
+        );
     }
 }

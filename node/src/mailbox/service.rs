@@ -36,8 +36,8 @@ use super::MailboxError;
 use super::db::{Db, Deposited, Pruned, Registered};
 use super::limits::{CLOCK_SKEW, MAX_REGISTRATION_LIFETIME, MailboxLimits};
 use super::wire::{
-    self, EnvelopeId, InboxId, MAX_ACK_IDS, MAX_COLLECT_INBOXES, MailboxRequest,
-    MailboxResponse, Nonce, Registration,
+    self, EnvelopeId, InboxId, MAX_ACK_IDS, MAX_COLLECT_INBOXES, MailboxRequest, MailboxResponse,
+    Nonce, Registration,
 };
 
 /// The mailbox database file in the home.
@@ -100,7 +100,11 @@ impl MailboxService {
     /// Opens (or creates) `mailbox.db` in `home` and starts the database
     /// thread, which prunes at once and then hourly. `local` is this node's
     /// PeerId: the recipients' signatures name it.
-    pub fn open(home: &Path, local: PeerId, limits: MailboxLimits) -> Result<MailboxService, MailboxError> {
+    pub fn open(
+        home: &Path,
+        local: PeerId,
+        limits: MailboxLimits,
+    ) -> Result<MailboxService, MailboxError> {
         MailboxService::open_with_clock(home, local, limits, Arc::new(super::unix_now))
     }
 
@@ -185,19 +189,42 @@ impl MailboxService {
         response
     }
 
-    async fn dispatch(&self, from: PeerId, request: MailboxRequest) -> Result<MailboxResponse, MailboxError> {
+    async fn dispatch(
+        &self,
+        from: PeerId,
+        request: MailboxRequest,
+    ) -> Result<MailboxResponse, MailboxError> {
         match request {
             MailboxRequest::Register { registration } => self.register(from, registration).await,
-            MailboxRequest::Deposit { inbox, deposit_id, sealed } => {
-                self.deposit(from, inbox, deposit_id, sealed).await
-            }
+            MailboxRequest::Deposit {
+                inbox,
+                deposit_id,
+                sealed,
+            } => self.deposit(from, inbox, deposit_id, sealed).await,
             MailboxRequest::Challenge => self.challenge(from),
-            MailboxRequest::Collect { inboxes, nonce, signature, after, max } => {
-                self.collect(from, inboxes, nonce, signature, after, max).await
+            MailboxRequest::Collect {
+                inboxes,
+                nonce,
+                signature,
+                after,
+                max,
+            } => {
+                self.collect(from, inboxes, nonce, signature, after, max)
+                    .await
             }
-            MailboxRequest::Ack { ids, nonce, signature } => self.ack(from, ids, nonce, signature).await,
-            MailboxRequest::Replicate { registration, depositor, id, sealed } => {
-                self.replicate(from, registration, depositor, id, sealed).await
+            MailboxRequest::Ack {
+                ids,
+                nonce,
+                signature,
+            } => self.ack(from, ids, nonce, signature).await,
+            MailboxRequest::Replicate {
+                registration,
+                depositor,
+                id,
+                sealed,
+            } => {
+                self.replicate(from, registration, depositor, id, sealed)
+                    .await
             }
         }
     }
@@ -214,7 +241,9 @@ impl MailboxService {
         match self.inner.jobs.try_send(job) {
             Ok(()) => {}
             Err(std::sync::mpsc::TrySendError::Full(_)) => return Err(MailboxError::Busy),
-            Err(std::sync::mpsc::TrySendError::Disconnected(_)) => return Err(MailboxError::Stopped),
+            Err(std::sync::mpsc::TrySendError::Disconnected(_)) => {
+                return Err(MailboxError::Stopped);
+            }
         }
         answer.await.map_err(|_| MailboxError::Stopped)?
     }
@@ -225,11 +254,16 @@ impl MailboxService {
 
     /// Checks a registration's signature, times and that it names us; returns
     /// the recipient and its mailbox peers.
-    fn check_registration(&self, registration: &Registration) -> Result<(PublicKey, Vec<PeerId>), MailboxError> {
+    fn check_registration(
+        &self,
+        registration: &Registration,
+    ) -> Result<(PublicKey, Vec<PeerId>), MailboxError> {
         let (key, mailboxes) = registration.verify()?;
         let now = self.now();
         if registration.expires_at <= now {
-            return Err(MailboxError::BadRequest("the registration has expired".into()));
+            return Err(MailboxError::BadRequest(
+                "the registration has expired".into(),
+            ));
         }
         if registration.expires_at > now.saturating_add(MAX_REGISTRATION_LIFETIME.as_secs()) {
             return Err(MailboxError::BadRequest(format!(
@@ -251,7 +285,11 @@ impl MailboxService {
         Ok((key, mailboxes))
     }
 
-    async fn register(&self, from: PeerId, registration: Registration) -> Result<MailboxResponse, MailboxError> {
+    async fn register(
+        &self,
+        from: PeerId,
+        registration: Registration,
+    ) -> Result<MailboxResponse, MailboxError> {
         let (key, mailboxes) = self.check_registration(&registration)?;
         let recipient = key.to_peer_id();
         if recipient != from {
@@ -292,7 +330,8 @@ impl MailboxService {
             .call(move |db| {
                 let Some(recipient) = db.inbox_owner(&inbox, now)? else {
                     return Ok(Err(
-                        "no recipient is registered at this mailbox under that inbox id".to_string(),
+                        "no recipient is registered at this mailbox under that inbox id"
+                            .to_string(),
                     ));
                 };
                 let Some(registered) = db.registration(&recipient)? else {
@@ -322,7 +361,13 @@ impl MailboxService {
     }
 
     /// Queues one `Replicate` per other mailbox peer of the recipient.
-    fn emit_replications(&self, registered: &Registered, depositor: &PeerId, id: EnvelopeId, sealed: Vec<u8>) {
+    fn emit_replications(
+        &self,
+        registered: &Registered,
+        depositor: &PeerId,
+        id: EnvelopeId,
+        sealed: Vec<u8>,
+    ) {
         for peer in &registered.mailboxes {
             if *peer == self.inner.local {
                 continue;
@@ -336,7 +381,10 @@ impl MailboxService {
             if self
                 .inner
                 .replication_tx
-                .try_send(Replication { peer: *peer, request })
+                .try_send(Replication {
+                    peer: *peer,
+                    request,
+                })
                 .is_err()
             {
                 tracing::warn!(%peer, "the replication queue is full; this envelope is held here only");
@@ -347,7 +395,11 @@ impl MailboxService {
     fn challenge(&self, from: PeerId) -> Result<MailboxResponse, MailboxError> {
         let mut nonce = [0u8; 32];
         rand::thread_rng().fill_bytes(&mut nonce);
-        let mut nonces = self.inner.nonces.lock().map_err(|_| MailboxError::Stopped)?;
+        let mut nonces = self
+            .inner
+            .nonces
+            .lock()
+            .map_err(|_| MailboxError::Stopped)?;
         if nonces.len() >= MAX_NONCES && !nonces.contains_key(&from) {
             nonces.retain(|_, (_, issued)| issued.elapsed() < NONCE_LIFETIME);
             if nonces.len() >= MAX_NONCES {
@@ -363,7 +415,11 @@ impl MailboxService {
 
     /// Whether `nonce` is the live nonce issued to `from`.
     fn check_nonce(&self, from: &PeerId, nonce: &Nonce) -> Result<(), MailboxError> {
-        let nonces = self.inner.nonces.lock().map_err(|_| MailboxError::Stopped)?;
+        let nonces = self
+            .inner
+            .nonces
+            .lock()
+            .map_err(|_| MailboxError::Stopped)?;
         match nonces.get(from) {
             Some((issued, at)) if issued == nonce && at.elapsed() < NONCE_LIFETIME => Ok(()),
             Some((issued, _)) if issued == nonce => Err(MailboxError::BadRequest(
@@ -377,9 +433,12 @@ impl MailboxService {
 
     /// The recipient's stored key, for requests only the recipient may make.
     async fn recipient_key(&self, from: PeerId) -> Result<PublicKey, MailboxError> {
-        let registered = self.call(move |db| db.registration(&from)).await?.ok_or_else(|| {
-            MailboxError::BadRequest(format!("{from} is not registered at this mailbox"))
-        })?;
+        let registered = self
+            .call(move |db| db.registration(&from))
+            .await?
+            .ok_or_else(|| {
+                MailboxError::BadRequest(format!("{from} is not registered at this mailbox"))
+            })?;
         PublicKey::try_decode_protobuf(&registered.registration.recipient_key).map_err(|err| {
             MailboxError::Database {
                 path: DATABASE_FILE.into(),
@@ -471,8 +530,9 @@ impl MailboxService {
                 "{from} is not one of the recipient's mailbox peers; only they may replicate"
             )));
         }
-        let depositor = PeerId::from_bytes(&depositor)
-            .map_err(|err| MailboxError::BadRequest(format!("the depositor is not a PeerId ({err})")))?;
+        let depositor = PeerId::from_bytes(&depositor).map_err(|err| {
+            MailboxError::BadRequest(format!("the depositor is not a PeerId ({err})"))
+        })?;
         let limit = self.inner.limits.max_envelope_bytes;
         if sealed.len() as u64 > limit {
             return Err(MailboxError::BadRequest(format!(
@@ -491,7 +551,8 @@ impl MailboxService {
                     .registration(&recipient)?
                     .is_some_and(|held| held.registration.issued_at > registration.issued_at);
                 if !newer_held
-                    && let Err(reason) = db.register(&recipient, &registration, &mailboxes, now, &limits)?
+                    && let Err(reason) =
+                        db.register(&recipient, &registration, &mailboxes, now, &limits)?
                 {
                     return Ok(Deposited::Refused(reason));
                 }

@@ -96,7 +96,9 @@ impl Registration {
     /// does, against its clock).
     pub fn verify(&self) -> Result<(PublicKey, Vec<PeerId>), MailboxError> {
         let key = PublicKey::try_decode_protobuf(&self.recipient_key).map_err(|err| {
-            MailboxError::BadRequest(format!("the registration's key is not a libp2p key ({err})"))
+            MailboxError::BadRequest(format!(
+                "the registration's key is not a libp2p key ({err})"
+            ))
         })?;
         if self.mailboxes.is_empty() || self.mailboxes.len() > MAX_MAILBOX_PEERS {
             return Err(MailboxError::BadRequest(format!(
@@ -306,14 +308,14 @@ pub fn ack_signing_input(nonce: &Nonce, mailbox: &PeerId, ids: &[EnvelopeId]) ->
 }
 
 /// Converts a list of CBOR byte strings into fixed 32-byte ids.
-pub(crate) fn ids32(list: &[serde_bytes::ByteBuf], what: &str) -> Result<Vec<[u8; 32]>, MailboxError> {
+pub(crate) fn ids32(
+    list: &[serde_bytes::ByteBuf],
+    what: &str,
+) -> Result<Vec<[u8; 32]>, MailboxError> {
     list.iter()
         .map(|bytes| {
             <[u8; 32]>::try_from(bytes.as_slice()).map_err(|_| {
-                MailboxError::BadRequest(format!(
-                    "{what} must be 32 bytes, not {}",
-                    bytes.len()
-                ))
+                MailboxError::BadRequest(format!("{what} must be 32 bytes, not {}", bytes.len()))
             })
         })
         .collect()
