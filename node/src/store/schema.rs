@@ -114,6 +114,18 @@ const MIGRATIONS: &[&str] = &[
     "#,
 ];
 
+/// Creates a database at schema version 1 exactly (migration 1 and the
+/// first-open seeding), as mailnode before migration 2 left it, so tests
+/// can check the upgrade.
+#[cfg(test)]
+pub(super) fn create_version_1(path: &Path, crypto: &Crypto) -> Result<(), StoreError> {
+    let conn = Connection::open(path).map_err(sql)?;
+    conn.execute_batch(MIGRATIONS[0]).map_err(sql)?;
+    seed(&conn, crypto)?;
+    conn.pragma_update(None, "user_version", 1).map_err(sql)?;
+    Ok(())
+}
+
 /// The mailbox that lists what is still being delivered (see `outbox`).
 pub const OUTBOX_MAILBOX: &str = "Outbox";
 
