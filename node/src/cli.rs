@@ -432,6 +432,7 @@ fn print_network_status(status: &crate::status::StatusFile) {
         println!("mailbox-peer: {peer}");
     }
     println!("outbox-waiting: {}", status.outbox_waiting);
+    println!("outbox-deposited: {}", status.outbox_deposited);
 }
 
 fn process_alive(pid: u32) -> bool {
