@@ -122,7 +122,11 @@ fn outbox_lists_waiting_mail_until_it_is_delivered() {
         "Bob is offline.",
     );
     alice.send_with_lettre(&[&bob.email], &raw);
-    assert_eq!(alice.count("Outbox"), 1, "the SMTP 250 came after the commit");
+    assert_eq!(
+        alice.count("Outbox"),
+        1,
+        "the SMTP 250 came after the commit"
+    );
     let seen = client(&alice, "outbox-waiting");
     assert!(seen.contains("subject: waiting for Bob"), "{seen}");
     assert!(seen.contains("\\Seen"), "{seen}");

@@ -235,8 +235,8 @@ mod tests {
         let text = mail.subparts[0].get_body().expect("text");
         assert!(text.contains("could not be delivered to <bob@example.org>"));
         assert!(text.contains("<outer-1@mailnode.invalid>"));
-        let status = String::from_utf8(mail.subparts[1].get_body_raw().expect("status"))
-            .expect("utf-8");
+        let status =
+            String::from_utf8(mail.subparts[1].get_body_raw().expect("status")).expect("utf-8");
         for field in [
             "Reporting-MTA: dns; 12D3KooWAlice.mailnode.invalid",
             "Arrival-Date: ",

@@ -214,9 +214,11 @@ impl Settings {
             smtp,
             max_message_size,
             rate_limit_per_second: file.network.rate_limit_per_second.unwrap_or(2000),
-            give_up_after: Duration::from_secs(file.delivery.give_up_after_secs.unwrap_or(
-                3600 * file.delivery.give_up_after_hours.unwrap_or(24 * 7),
-            )),
+            give_up_after: Duration::from_secs(
+                file.delivery
+                    .give_up_after_secs
+                    .unwrap_or(3600 * file.delivery.give_up_after_hours.unwrap_or(24 * 7)),
+            ),
             max_retry_interval: Duration::from_secs(
                 file.delivery.max_retry_interval_secs.unwrap_or(300).max(1),
             ),

@@ -271,9 +271,9 @@ impl Job {
 fn for_people(duration: Duration) -> String {
     let secs = duration.as_secs();
     let plural = |n: u64, unit: &str| format!("{n} {unit}{}", if n == 1 { "" } else { "s" });
-    if secs >= 86_400 && secs % 86_400 == 0 {
+    if secs >= 86_400 && secs.is_multiple_of(86_400) {
         plural(secs / 86_400, "day")
-    } else if secs >= 3600 && secs % 3600 == 0 {
+    } else if secs >= 3600 && secs.is_multiple_of(3600) {
         plural(secs / 3600, "hour")
     } else {
         plural(secs, "second")

@@ -77,7 +77,10 @@ async fn outbox_copy_appears_on_submit_and_goes_with_the_last_entry() {
         .await
         .expect("sent");
     assert_eq!(&kept[0].1[..], &sent[..]);
-    assert_eq!(store.outbox_counts().await.expect("counts"), OutboxCounts::default());
+    assert_eq!(
+        store.outbox_counts().await.expect("counts"),
+        OutboxCounts::default()
+    );
 }
 
 #[tokio::test]
@@ -102,7 +105,11 @@ async fn deposited_entries_are_not_due_are_counted_and_marked() {
             deposited: 1
         }
     );
-    assert_eq!(entry_ids(&store).await, vec![ids[1]], "deposited is not due");
+    assert_eq!(
+        entry_ids(&store).await,
+        vec![ids[1]],
+        "deposited is not due"
+    );
     // Start-up and a returning peer do not make it due again either.
     let now = crate::store::now_ms();
     store.outbox_reschedule_all(now).await.expect("reschedule");
@@ -115,17 +122,18 @@ async fn deposited_entries_are_not_due_are_counted_and_marked() {
     );
     assert_eq!(entry_ids(&store).await, vec![ids[1]]);
     let snapshot = store.snapshot("Outbox").await.expect("outbox");
-    assert_eq!(snapshot.messages[0].flags, flags(&["\\Seen"]), "carol waits");
+    assert_eq!(
+        snapshot.messages[0].flags,
+        flags(&["\\Seen"]),
+        "carol waits"
+    );
     // Once every recipient's entry is deposited, the copy says so.
     store
         .outbox_deposited(ids[1], "12D3KooMailbox")
         .await
         .expect("deposited");
     let snapshot = store.snapshot("Outbox").await.expect("outbox");
-    assert_eq!(
-        snapshot.messages[0].flags,
-        flags(&["$Deposited", "\\Seen"])
-    );
+    assert_eq!(snapshot.messages[0].flags, flags(&["$Deposited", "\\Seen"]));
     assert!(store.next_outbox_due().await.expect("next").is_none());
     assert!(entry_ids(&store).await.is_empty());
 
@@ -148,7 +156,14 @@ async fn deposited_entries_are_not_due_are_counted_and_marked() {
     );
     assert_eq!(store.outbox_len().await.expect("len"), 0);
     assert!(outbox(&store).await.is_empty());
-    assert!(store.snapshot("INBOX").await.expect("inbox").messages.is_empty());
+    assert!(
+        store
+            .snapshot("INBOX")
+            .await
+            .expect("inbox")
+            .messages
+            .is_empty()
+    );
 }
 
 #[tokio::test]
@@ -214,12 +229,20 @@ async fn clients_cannot_change_outbox_but_may_flag() {
     assert!(is_cannot(
         store.move_messages("INBOX", &[inbox_uid], "Outbox").await
     ));
-    assert!(is_cannot(store.move_messages("Outbox", &copy, "Trash").await));
+    assert!(is_cannot(
+        store.move_messages("Outbox", &copy, "Trash").await
+    ));
     assert!(is_cannot(store.delete_mailbox("Outbox").await));
     assert!(is_cannot(store.rename_mailbox("Outbox", "Elsewhere").await));
     // Flags may change; \Deleted then EXPUNGE is refused, while an EXPUNGE
     // (or CLOSE) with nothing to remove is harmless.
-    assert!(store.expunge("Outbox", None).await.expect("no-op").is_empty());
+    assert!(
+        store
+            .expunge("Outbox", None)
+            .await
+            .expect("no-op")
+            .is_empty()
+    );
     store
         .store_flags("Outbox", &copy, FlagOp::Add, &flags(&["\\Deleted"]), None)
         .await
@@ -250,8 +273,11 @@ async fn a_version_1_database_is_migrated() {
                 params![id, name],
             )
             .expect("mailbox");
-            conn.execute("INSERT INTO subscriptions (name) VALUES (?1)", params![name])
-                .expect("subscribe");
+            conn.execute(
+                "INSERT INTO subscriptions (name) VALUES (?1)",
+                params![name],
+            )
+            .expect("subscribe");
         }
         let envelope = br#"{"recipient":"old@example.org","recipient_fpr":"F","peer_id":"P"}"#;
         let sealed = crypto
