@@ -111,6 +111,19 @@ pub enum ContactsCommand {
         #[arg(long)]
         replace: bool,
     },
+    /// Make someone whose mail waits in Requests a contact: their card
+    /// (kept when their first message arrived) goes into the address book,
+    /// and their messages move from Requests to INBOX.
+    Accept {
+        /// Their mail address.
+        address: String,
+        /// Which key, when several keys wrote from that address.
+        #[arg(long, value_name = "FINGERPRINT")]
+        fingerprint: Option<String>,
+        /// Where that peer listens (repeatable), e.g. /ip4/192.0.2.1/tcp/4870.
+        #[arg(long = "addr", value_name = "MULTIADDR")]
+        addrs: Vec<String>,
+    },
     /// List contacts: name, address, fingerprint, PeerId.
     List,
     /// Remove the contact with this address.
@@ -324,6 +337,11 @@ fn contacts(home: &Home, command: &ContactsCommand) -> anyhow::Result<()> {
             println!("Check the fingerprint with them over another channel before you trust it.");
             Ok(())
         }
+        ContactsCommand::Accept {
+            address,
+            fingerprint,
+            addrs,
+        } => accept(home, address, fingerprint.as_deref(), addrs),
         ContactsCommand::List => {
             let book = AddressBook::open(home.path())?;
             if book.list().is_empty() {
@@ -353,6 +371,68 @@ fn contacts(home: &Home, command: &ContactsCommand) -> anyhow::Result<()> {
             }
         }
     }
+}
+
+/// `contacts accept`: adds a stranger's kept card to the address book. The
+/// daemon moves their messages from Requests to INBOX when it sees the new
+/// contact (at once if it runs, else when it next starts); see
+/// `strangers::run_promotions`.
+fn accept(
+    home: &Home,
+    address: &str,
+    fingerprint: Option<&str>,
+    addrs: &[String],
+) -> anyhow::Result<()> {
+    let strangers = keys::StrangerBook::open(home.path())?;
+    let mut candidates = strangers.by_address(address);
+    if let Some(fingerprint) = fingerprint {
+        candidates.retain(|s| s.card.fingerprint().eq_ignore_ascii_case(fingerprint));
+    }
+    let stranger = match candidates.as_slice() {
+        [one] => *one,
+        [] => bail!(
+            "no message from <{address}>{} waits in Requests, so there is no card to accept; \
+             if you have their card, add it with `mailnode contacts import CARD`",
+            fingerprint.map_or(String::new(), |f| format!(" with key {f}"))
+        ),
+        several => {
+            let keys: Vec<&str> = several.iter().map(|s| s.card.fingerprint()).collect();
+            bail!(
+                "{} different keys wrote from <{address}>: {}. Check with them which is theirs, \
+                 then run `mailnode contacts accept {address} --fingerprint FINGERPRINT`",
+                several.len(),
+                keys.join(", ")
+            )
+        }
+    };
+    let addrs = parse_addrs(addrs)?;
+    let card = stranger.card.clone();
+    let mut book = AddressBook::open(home.path())?;
+    book.add(card.clone(), addrs, false)?;
+    println!("accepted: {} <{}>", card.name(), card.address());
+    println!("fingerprint: {}", card.fingerprint());
+    println!("peer-id: {}", card.peer_id());
+    match RunInfo::read(home)? {
+        Some(run) if process_alive(run.pid) => {
+            println!("The running node moves their messages from Requests to INBOX now.")
+        }
+        _ => println!(
+            "Their messages move from Requests to INBOX when the node next starts (`mailnode run`)."
+        ),
+    }
+    println!("Check the fingerprint with them over another channel before you trust it.");
+    Ok(())
+}
+
+fn parse_addrs(addrs: &[String]) -> anyhow::Result<Vec<Multiaddr>> {
+    addrs
+        .iter()
+        .map(|a| {
+            a.parse::<Multiaddr>().with_context(|| {
+                format!("--addr {a:?} is not a multiaddr (example: /ip4/192.0.2.1/tcp/4870)")
+            })
+        })
+        .collect()
 }
 
 fn status(home: &Home) -> anyhow::Result<()> {
@@ -433,6 +513,9 @@ fn print_network_status(status: &crate::status::StatusFile) {
     }
     println!("outbox-waiting: {}", status.outbox_waiting);
     println!("outbox-deposited: {}", status.outbox_deposited);
+    if let Some(held) = status.mailbox_held_bytes {
+        println!("mailbox-held-bytes: {held}");
+    }
 }
 
 fn process_alive(pid: u32) -> bool {

@@ -36,6 +36,9 @@ pub struct ConfigFile {
     /// `[delivery]`
     #[serde(default)]
     pub delivery: DeliverySection,
+    /// `[strangers]`
+    #[serde(default)]
+    pub strangers: StrangersSection,
 }
 
 /// `[network]` section.
@@ -81,6 +84,20 @@ pub struct DeliverySection {
     pub give_up_after_secs: Option<u64>,
     /// Longest wait between two attempts, in seconds.
     pub max_retry_interval_secs: Option<u64>,
+}
+
+/// `[strangers]` section: senders who are not contacts (their mail goes to
+/// Requests). Defaults in `crate::strangers` and `crate::pow`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StrangersSection {
+    /// Proof-of-work difficulty of their stamps, in bits (0 turns stamps
+    /// off; at most 32).
+    pub pow_bits: Option<u8>,
+    /// Messages filed per hour from one stranger PeerId.
+    pub per_peer_per_hour: Option<u32>,
+    /// Messages filed per hour from all strangers together.
+    pub total_per_hour: Option<u32>,
 }
 
 impl ConfigFile {
@@ -131,6 +148,8 @@ pub struct Settings {
     pub give_up_after: Duration,
     /// Longest wait between two delivery attempts.
     pub max_retry_interval: Duration,
+    /// Rules for senders who are not contacts.
+    pub strangers: crate::strangers::StrangerPolicy,
     /// A public node.
     pub public: bool,
     /// mDNS on the local network.
@@ -208,6 +227,7 @@ impl Settings {
         if max_message_size < 1024 {
             anyhow::bail!("network.max_message_size must be at least 1024 bytes");
         }
+        let strangers = resolve_strangers(&file.strangers)?;
         Ok(Settings {
             listen,
             imap,
@@ -222,12 +242,42 @@ impl Settings {
             max_retry_interval: Duration::from_secs(
                 file.delivery.max_retry_interval_secs.unwrap_or(300).max(1),
             ),
+            strangers,
             public: flags.public || file.network.public.unwrap_or(false),
             mdns: !flags.no_mdns && file.network.mdns.unwrap_or(true),
             bootstrap,
             external,
         })
     }
+}
+
+fn resolve_strangers(
+    section: &StrangersSection,
+) -> anyhow::Result<crate::strangers::StrangerPolicy> {
+    let defaults = crate::strangers::StrangerPolicy::default();
+    let pow_bits = section.pow_bits.unwrap_or(defaults.pow_bits);
+    if pow_bits > crate::pow::MAX_MINT_BITS {
+        anyhow::bail!(
+            "strangers.pow_bits = {pow_bits} is more than senders mint (at most {}); \
+             each extra bit doubles the sender's work, and 24 already takes seconds",
+            crate::pow::MAX_MINT_BITS
+        );
+    }
+    let per_peer_per_hour = section
+        .per_peer_per_hour
+        .unwrap_or(defaults.per_peer_per_hour);
+    let total_per_hour = section.total_per_hour.unwrap_or(defaults.total_per_hour);
+    if per_peer_per_hour == 0 || total_per_hour == 0 {
+        anyhow::bail!(
+            "strangers.per_peer_per_hour and strangers.total_per_hour must be at least 1 \
+             (mail from people who are not contacts yet could never arrive)"
+        );
+    }
+    Ok(crate::strangers::StrangerPolicy {
+        pow_bits,
+        per_peer_per_hour,
+        total_per_hour,
+    })
 }
 
 fn parse_multiaddrs(texts: &[String], flag: &str, example: &str) -> anyhow::Result<Vec<Multiaddr>> {
@@ -298,5 +348,22 @@ mod tests {
         assert!(err.to_string().contains("is not a multiaddr"), "{err}");
         let err = toml::from_str::<ConfigFile>("[bridge]\nimapp = \"x\"\n").unwrap_err();
         assert!(err.to_string().contains("imapp"), "{err}");
+    }
+
+    #[test]
+    fn strangers_section_has_defaults_and_limits() {
+        let settings = Settings::resolve(ConfigFile::default(), Overrides::default()).unwrap();
+        assert_eq!(
+            settings.strangers,
+            crate::strangers::StrangerPolicy::default()
+        );
+        let file: ConfigFile =
+            toml::from_str("[strangers]\npow_bits = 10\nper_peer_per_hour = 3\n").unwrap();
+        let settings = Settings::resolve(file, Overrides::default()).unwrap();
+        assert_eq!(settings.strangers.pow_bits, 10);
+        assert_eq!(settings.strangers.per_peer_per_hour, 3);
+        let file: ConfigFile = toml::from_str("[strangers]\npow_bits = 40\n").unwrap();
+        let err = Settings::resolve(file, Overrides::default()).unwrap_err();
+        assert!(err.to_string().contains("at most 32"), "{err}");
     }
 }

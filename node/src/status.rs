@@ -32,6 +32,9 @@ pub struct StatusFile {
     /// confirmed read.
     #[serde(default)]
     pub outbox_deposited: u64,
+    /// On a public node: bytes of sealed mail held for others.
+    #[serde(default)]
+    pub mailbox_held_bytes: Option<u64>,
 }
 
 impl StatusFile {
@@ -51,6 +54,7 @@ pub async fn run(
     network: Network,
     contacts: Contacts,
     store: Store,
+    mailbox: Option<std::sync::Arc<crate::mailbox::MailboxService>>,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let path = home.path().join("status.json");
@@ -68,6 +72,10 @@ pub async fn run(
                 network: serde_json::to_value(&status).unwrap_or_default(),
                 outbox_waiting: counts.waiting,
                 outbox_deposited: counts.deposited,
+                mailbox_held_bytes: match &mailbox {
+                    Some(service) => service.total_bytes().await.ok(),
+                    None => None,
+                },
             };
             if let Ok(json) = serde_json::to_vec_pretty(&file)
                 && let Err(err) = write_atomic(&path, &json)

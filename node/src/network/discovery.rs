@@ -193,7 +193,7 @@ impl EventLoop {
         let (circuits, direct): (Vec<_>, Vec<_>) = listen
             .into_iter()
             .partition(|a| a.iter().any(|p| matches!(p, Protocol::P2pCircuit)));
-        let (loopback, other): (Vec<_>, Vec<_>) = direct.into_iter().partition(|a| is_loopback(a));
+        let (loopback, other): (Vec<_>, Vec<_>) = direct.into_iter().partition(is_loopback);
         addrs.extend(other);
         addrs.extend(circuits);
         if addrs.is_empty() {
@@ -254,7 +254,7 @@ impl EventLoop {
             return;
         };
         tracing::debug!(peer = %peer_id, agent = %info.agent_version, "identified a peer");
-        if info.protocols.iter().any(|p| *p == KAD_PROTOCOL) {
+        if info.protocols.contains(&KAD_PROTOCOL) {
             for addr in &info.listen_addrs {
                 if is_dialable(addr) {
                     self.swarm
@@ -340,25 +340,21 @@ impl EventLoop {
                 }
             }
             kad::Event::OutboundQueryProgressed {
-                result: QueryResult::Bootstrap(result),
+                result: QueryResult::Bootstrap(Err(err)),
                 ..
-            } => {
-                if let Err(err) = result {
-                    tracing::debug!("DHT bootstrap: {err}");
-                }
-            }
+            } => tracing::debug!("DHT bootstrap: {err}"),
             kad::Event::ModeChanged { new_mode } => {
                 tracing::info!(mode = %new_mode, "DHT mode changed");
             }
             kad::Event::RoutingUpdated {
-                peer, is_new_peer, ..
+                peer,
+                is_new_peer: true,
+                ..
             } => {
-                if is_new_peer {
-                    tracing::debug!(%peer, "a DHT peer joined the routing table");
-                    // A publication that found nobody can go now.
-                    if self.discovery.published.is_none() && self.discovery.publishing.is_none() {
-                        self.discovery.addresses_changed();
-                    }
+                tracing::debug!(%peer, "a DHT peer joined the routing table");
+                // A publication that found nobody can go now.
+                if self.discovery.published.is_none() && self.discovery.publishing.is_none() {
+                    self.discovery.addresses_changed();
                 }
             }
             _ => {}

@@ -27,7 +27,10 @@ use super::error::{DeliveryError, NetworkError, dial_error_text};
 use super::rate::RateLimiter;
 use super::reach::Reach;
 use super::swarm::{Behaviour, BehaviourEvent};
-use super::{Command, DeliveryRequest, DeliveryResponse, InboundDelivery, NetworkConfig};
+use super::{
+    Command, DeliveryRequest, DeliveryResponse, InboundDelivery, InboundMailbox, NetworkConfig,
+};
+use crate::mailbox::{MailboxResponse, MailboxWire, oversized_response};
 
 /// How often the loop wakes for its timers (waiters' deadlines, the
 /// locator's publication, relay reservations).
@@ -43,6 +46,13 @@ const MAX_DIAL_ERRORS: usize = 1024;
 /// An inbound request's answer, once the inbound handler has given it.
 type PendingReply =
     BoxFuture<'static, (ResponseChannel<DeliveryResponse>, PeerId, DeliveryResponse)>;
+
+/// An inbound mailbox request's answer, once the daemon has given it.
+type PendingMailboxReply =
+    BoxFuture<'static, (ResponseChannel<MailboxResponse>, PeerId, MailboxResponse)>;
+
+/// The caller waiting for a mailbox request's answer.
+type MailboxReply = oneshot::Sender<Result<MailboxResponse, DeliveryError>>;
 
 /// The caller waiting for an outbound delivery's answer.
 type DeliveryReply = oneshot::Sender<Result<DeliveryResponse, DeliveryError>>;
@@ -81,6 +91,10 @@ pub(crate) struct EventLoop {
     stranger_ips: RateLimiter<IpAddr>,
     commands: mpsc::Receiver<Command>,
     inbound: mpsc::Sender<InboundDelivery>,
+    mailbox_inbound: mpsc::Sender<InboundMailbox>,
+    mailbox_outbound: HashMap<OutboundRequestId, MailboxReply>,
+    mailbox_replies: FuturesUnordered<PendingMailboxReply>,
+    mailbox_limit: u64,
     limiter: RateLimiter,
     max_message_size: usize,
     request_timeout: Duration,
@@ -98,6 +112,7 @@ impl EventLoop {
         swarm: Swarm<Behaviour>,
         commands: mpsc::Receiver<Command>,
         inbound: mpsc::Sender<InboundDelivery>,
+        mailbox_inbound: mpsc::Sender<InboundMailbox>,
         connected: broadcast::Sender<PeerId>,
         listeners: Vec<(ListenerId, Multiaddr)>,
         config: &NetworkConfig,
@@ -126,6 +141,10 @@ impl EventLoop {
             stranger_ips: RateLimiter::new(config.stranger_limits.per_ip),
             commands,
             inbound,
+            mailbox_inbound,
+            mailbox_outbound: HashMap::new(),
+            mailbox_replies: FuturesUnordered::new(),
+            mailbox_limit: config.mailbox_request_limit,
             connected,
             limiter: RateLimiter::new(config.rate_limit),
             max_message_size: config.max_message_size,
@@ -156,6 +175,9 @@ impl EventLoop {
                 Some((channel, peer, response)) = self.replies.next(), if !self.replies.is_empty() => {
                     self.respond(channel, peer, response);
                 }
+                Some((channel, peer, response)) = self.mailbox_replies.next(), if !self.mailbox_replies.is_empty() => {
+                    self.respond_mailbox(channel, peer, response);
+                }
             }
         };
         self.stop();
@@ -173,6 +195,7 @@ impl EventLoop {
             commands,
             inbound,
             outbound,
+            mailbox_outbound,
             listen_waiters,
             reach,
             discovery,
@@ -184,6 +207,9 @@ impl EventLoop {
         discovery.fail_all(|| DeliveryError::Shutdown);
         drop(inbound);
         for (_, (_, reply)) in outbound {
+            let _ = reply.send(Err(DeliveryError::Shutdown));
+        }
+        for (_, reply) in mailbox_outbound {
             let _ = reply.send(Err(DeliveryError::Shutdown));
         }
         for waiter in listen_waiters {
@@ -210,6 +236,18 @@ impl EventLoop {
             }
             Command::SetContacts { peers } => self.contacts = peers.into_iter().collect(),
             Command::SetMailboxes { peers } => self.set_mailboxes(peers),
+            Command::Mailbox {
+                peer,
+                request,
+                reply,
+            } => {
+                let id = self
+                    .swarm
+                    .behaviour_mut()
+                    .mailbox
+                    .send_request(&peer, MailboxWire::Request(request));
+                self.mailbox_outbound.insert(id, reply);
+            }
             Command::Deliver {
                 peer,
                 addrs,
@@ -331,6 +369,7 @@ impl EventLoop {
     fn on_swarm_event(&mut self, event: SwarmEvent<BehaviourEvent>) {
         match event {
             SwarmEvent::Behaviour(BehaviourEvent::Deliver(event)) => self.on_delivery_event(event),
+            SwarmEvent::Behaviour(BehaviourEvent::Mailbox(event)) => self.on_mailbox_event(event),
             SwarmEvent::Behaviour(BehaviourEvent::Identify(event)) => self.on_identify(event),
             SwarmEvent::Behaviour(BehaviourEvent::Kad(event)) => self.on_kad(event),
             SwarmEvent::Behaviour(BehaviourEvent::Mdns(event)) => self.on_mdns(event),
@@ -608,6 +647,118 @@ impl EventLoop {
         }
     }
 
+    fn on_mailbox_event(&mut self, event: request_response::Event<MailboxWire, MailboxResponse>) {
+        match event {
+            request_response::Event::Message {
+                peer,
+                message:
+                    request_response::Message::Request {
+                        request, channel, ..
+                    },
+                ..
+            } => self.on_mailbox_request(peer, request, channel),
+            request_response::Event::Message {
+                message:
+                    request_response::Message::Response {
+                        request_id,
+                        response,
+                    },
+                ..
+            } => {
+                if let Some(reply) = self.mailbox_outbound.remove(&request_id) {
+                    let _ = reply.send(Ok(response));
+                }
+            }
+            request_response::Event::OutboundFailure {
+                peer,
+                request_id,
+                error,
+                ..
+            } => {
+                tracing::debug!(%peer, "a mailbox request failed: {error}");
+                if let Some(reply) = self.mailbox_outbound.remove(&request_id) {
+                    let _ = reply.send(Err(self.delivery_error(peer, error)));
+                }
+            }
+            request_response::Event::InboundFailure { peer, error, .. } => {
+                tracing::debug!(%peer, "an incoming mailbox request failed: {error}");
+            }
+            request_response::Event::ResponseSent { .. } => {}
+        }
+    }
+
+    /// Admission of a mailbox request: the per-peer rate limit and the size
+    /// cap, then hand-off to the daemon (the mailbox service, receipts).
+    fn on_mailbox_request(
+        &mut self,
+        peer: PeerId,
+        request: MailboxWire,
+        channel: ResponseChannel<MailboxResponse>,
+    ) {
+        if !self.limiter.allow(peer, Instant::now()) {
+            let response = MailboxResponse::TryLater {
+                reason: "rate limit".to_string(),
+                retry_after_secs: 1,
+            };
+            self.respond_mailbox(channel, peer, response);
+            return;
+        }
+        let request = match request {
+            MailboxWire::Request(request) => request,
+            MailboxWire::Oversized { declared } => {
+                tracing::info!(%peer, declared, "refused an oversized mailbox request");
+                let response = oversized_response(declared, self.mailbox_limit);
+                self.respond_mailbox(channel, peer, response);
+                return;
+            }
+        };
+        let (reply, verdict) = oneshot::channel();
+        let item = InboundMailbox {
+            peer,
+            request,
+            reply,
+        };
+        match self.mailbox_inbound.try_send(item) {
+            Ok(()) => {
+                let timeout = self.request_timeout;
+                self.mailbox_replies.push(Box::pin(async move {
+                    let response = match tokio::time::timeout(timeout, verdict).await {
+                        Ok(Ok(response)) => response,
+                        _ => MailboxResponse::TryLater {
+                            reason: "the node could not process the request in time".to_string(),
+                            retry_after_secs: 10,
+                        },
+                    };
+                    (channel, peer, response)
+                }));
+            }
+            Err(_) => {
+                let response = MailboxResponse::TryLater {
+                    reason: "the node is busy".to_string(),
+                    retry_after_secs: 5,
+                };
+                self.respond_mailbox(channel, peer, response);
+            }
+        }
+    }
+
+    fn respond_mailbox(
+        &mut self,
+        channel: ResponseChannel<MailboxResponse>,
+        peer: PeerId,
+        response: MailboxResponse,
+    ) {
+        if self
+            .swarm
+            .behaviour_mut()
+            .mailbox
+            .send_response(channel, response)
+            .is_err()
+        {
+            tracing::debug!(%peer, "the requester left before the mailbox answer was sent");
+        }
+    }
+
     fn respond(
         &mut self,
         channel: ResponseChannel<DeliveryResponse>,
@@ -684,6 +835,7 @@ fn clamp_reason(response: DeliveryResponse) -> DeliveryResponse {
             reason: clamp(reason),
             retry_after_secs,
         },
+        DeliveryResponse::StampRequired { bits } => DeliveryResponse::StampRequired { bits },
     }
 }
 

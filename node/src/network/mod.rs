@@ -74,6 +74,27 @@ pub struct NetworkConfig {
     pub external: Vec<Multiaddr>,
     /// The mailbox peers named in this node's locator record.
     pub mailboxes: Vec<PeerId>,
+    /// Largest mailbox-protocol request read (a public node's envelope
+    /// limit plus framing).
+    pub mailbox_request_limit: u64,
+}
+
+/// A mailbox-protocol request from a peer, waiting for the daemon's answer.
+pub struct InboundMailbox {
+    /// The remote PeerId, authenticated by the connection's handshake.
+    pub peer: PeerId,
+    /// The request.
+    pub request: crate::mailbox::MailboxRequest,
+    /// Where the answer goes. Dropping it answers `TryLater`.
+    pub reply: oneshot::Sender<crate::mailbox::MailboxResponse>,
+}
+
+/// What the network service hands to the rest of the node.
+pub struct Inbound {
+    /// Delivery requests that passed the admission checks.
+    pub deliveries: mpsc::Receiver<InboundDelivery>,
+    /// Mailbox-protocol requests.
+    pub mailbox: mpsc::Receiver<InboundMailbox>,
 }
 
 /// Limits for senders who are not contacts: a token bucket per PeerId and
@@ -167,6 +188,11 @@ pub struct DeliveryRequest {
     /// The RFC 3156 PGP/MIME message, signed and encrypted.
     #[serde(with = "serde_bytes")]
     pub payload: Vec<u8>,
+    /// A proof-of-work stamp for this delivery (`crate::pow`), sent only
+    /// after the recipient answered [`DeliveryResponse::StampRequired`].
+    /// Absent (or `null`) in requests from nodes that predate stamps.
+    #[serde(default)]
+    pub stamp: Option<crate::pow::Stamp>,
 }
 
 /// The receiver's answer to a [`DeliveryRequest`].
@@ -186,6 +212,13 @@ pub enum DeliveryResponse {
         reason: String,
         /// The earliest sensible retry, in seconds.
         retry_after_secs: u32,
+    },
+    /// This recipient does not know the sender (not a contact): send the
+    /// same request again with a proof-of-work stamp of at least `bits`
+    /// leading zero bits (`crate::pow`). Nothing was stored.
+    StampRequired {
+        /// The difficulty the recipient requires.
+        bits: u8,
     },
 }
 
@@ -232,6 +265,12 @@ enum Command {
     Status {
         reply: oneshot::Sender<NetworkStatus>,
     },
+    /// One mailbox-protocol request (the caller ensured a connection).
+    Mailbox {
+        peer: PeerId,
+        request: crate::mailbox::MailboxRequest,
+        reply: oneshot::Sender<Result<crate::mailbox::MailboxResponse, DeliveryError>>,
+    },
     /// The PeerIds of our contacts (they are not limited as strangers).
     SetContacts {
         peers: Vec<PeerId>,
@@ -263,9 +302,7 @@ enum Command {
 /// spawns the event loop. Returns the handle and the inbound deliveries.
 ///
 /// Must be called inside a Tokio runtime.
-pub async fn start(
-    config: NetworkConfig,
-) -> Result<(Network, mpsc::Receiver<InboundDelivery>), NetworkError> {
+pub async fn start(config: NetworkConfig) -> Result<(Network, Inbound), NetworkError> {
     let local_peer_id = config.keypair.public().to_peer_id();
     let mut swarm = swarm::build(&config)?;
     tracing::info!(peer_id = %local_peer_id, "starting the peer-to-peer network");
@@ -288,11 +325,13 @@ pub async fn start(
 
     let (command_tx, command_rx) = mpsc::channel(COMMAND_CHANNEL);
     let (inbound_tx, inbound_rx) = mpsc::channel(INBOUND_CHANNEL);
+    let (mailbox_tx, mailbox_rx) = mpsc::channel(INBOUND_CHANNEL);
     let (connected_tx, _) = broadcast::channel(CONNECTED_CHANNEL);
     let event_loop = event_loop::EventLoop::new(
         swarm,
         command_rx,
         inbound_tx,
+        mailbox_tx,
         connected_tx.clone(),
         listeners,
         &config,
@@ -305,7 +344,13 @@ pub async fn start(
         connected: connected_tx,
         deadline: client_deadline(config.request_timeout),
     };
-    Ok((network, inbound_rx))
+    Ok((
+        network,
+        Inbound {
+            deliveries: inbound_rx,
+            mailbox: mailbox_rx,
+        },
+    ))
 }
 
 /// The PeerId at the end of a bootstrap address (`.../p2p/PEERID`).
@@ -313,6 +358,18 @@ pub(crate) fn bootstrap_peer(addr: &Multiaddr) -> Option<PeerId> {
     match addr.iter().last() {
         Some(libp2p::multiaddr::Protocol::P2p(peer)) => Some(peer),
         _ => None,
+    }
+}
+
+impl crate::mailbox::MailboxTransport for Network {
+    async fn request(
+        &self,
+        peer: PeerId,
+        request: crate::mailbox::MailboxRequest,
+    ) -> Result<crate::mailbox::MailboxResponse, String> {
+        self.mailbox_request(peer, request)
+            .await
+            .map_err(|err| err.to_string())
     }
 }
 
@@ -436,6 +493,30 @@ impl Network {
         let (reply, answer) = oneshot::channel();
         self.commands
             .send(Command::Lookup { peer, reply })
+            .await
+            .map_err(|_| DeliveryError::Shutdown)?;
+        match tokio::time::timeout(self.deadline, answer).await {
+            Ok(Ok(result)) => result,
+            Ok(Err(_)) => Err(DeliveryError::Shutdown),
+            Err(_) => Err(DeliveryError::Timeout),
+        }
+    }
+
+    /// Sends one mailbox-protocol request to `peer` (a direct connection
+    /// first, found like any peer) and waits for its answer.
+    pub async fn mailbox_request(
+        &self,
+        peer: PeerId,
+        request: crate::mailbox::MailboxRequest,
+    ) -> Result<crate::mailbox::MailboxResponse, DeliveryError> {
+        self.ensure_direct(peer, Vec::new()).await?;
+        let (reply, answer) = oneshot::channel();
+        self.commands
+            .send(Command::Mailbox {
+                peer,
+                request,
+                reply,
+            })
             .await
             .map_err(|_| DeliveryError::Shutdown)?;
         match tokio::time::timeout(self.deadline, answer).await {

@@ -9,7 +9,6 @@
 //! node (`--public`) adds the relay v2 server and the AutoNAT v2 server, with
 //! the limits below, and runs Kademlia in server mode.
 
-use std::convert::Infallible;
 use std::num::NonZeroU32;
 use std::time::Duration;
 
@@ -25,6 +24,7 @@ use libp2p::{
 
 use super::codec::{DeliveryCodec, PROTOCOL};
 use super::{NetworkConfig, NetworkError};
+use crate::mailbox::{MailboxCodec, PROTOCOL as MAILBOX_PROTOCOL};
 
 /// How long establishing a connection (transport, security and multiplexer
 /// handshakes) may take.
@@ -87,6 +87,8 @@ pub(crate) mod dht_limits {
 pub(crate) struct Behaviour {
     /// `/mailnode/deliver/1`.
     pub(crate) deliver: request_response::Behaviour<DeliveryCodec>,
+    /// `/mailnode/mailbox/1`: deposits and collections at mailbox peers.
+    pub(crate) mailbox: request_response::Behaviour<MailboxCodec>,
     /// Exchanges listen addresses and protocol lists with peers.
     pub(crate) identify: identify::Behaviour,
     /// Detects dead connections.
@@ -114,6 +116,7 @@ pub(crate) fn build(config: &NetworkConfig) -> Result<Swarm<Behaviour>, NetworkE
     let idle = config.idle_connection_timeout;
     let public = config.public;
     let mdns_on = config.mdns;
+    let mailbox_limit = config.mailbox_request_limit;
     let behaviour = move |key: &Keypair,
                           relay_client: relay::client::Behaviour|
           -> Result<Behaviour, Box<dyn std::error::Error + Send + Sync>> {
@@ -130,6 +133,15 @@ pub(crate) fn build(config: &NetworkConfig) -> Result<Swarm<Behaviour>, NetworkE
             deliver: request_response::Behaviour::with_codec(
                 DeliveryCodec::new(max_message_size),
                 [(PROTOCOL, ProtocolSupport::Full)],
+                request_response::Config::default()
+                    .with_request_timeout(request_timeout)
+                    .with_max_concurrent_streams(MAX_STREAMS),
+            ),
+            // Every node answers the mailbox protocol (a node that is not
+            // public refuses deposits with a clear reason).
+            mailbox: request_response::Behaviour::with_codec(
+                MailboxCodec::new(mailbox_limit),
+                [(MAILBOX_PROTOCOL, ProtocolSupport::Full)],
                 request_response::Config::default()
                     .with_request_timeout(request_timeout)
                     .with_max_concurrent_streams(MAX_STREAMS),
@@ -276,10 +288,4 @@ fn relay_config() -> relay::Config {
         per_minute(CIRCUITS_PER_PEER_PER_MINUTE),
         Duration::from_secs(60),
     )
-}
-
-/// Maps the builder's `Infallible` errors into any type.
-#[allow(dead_code)]
-fn never<T>(never: Infallible) -> T {
-    match never {}
 }

@@ -30,6 +30,7 @@ fn config(listen: &str, max_message_size: usize, rate_limit: RateLimit) -> Netwo
         bootstrap: Vec::new(),
         external: Vec::new(),
         mailboxes: Vec::new(),
+        mailbox_request_limit: 64 * 1024,
     }
 }
 
@@ -48,6 +49,7 @@ struct Node {
 
 async fn node(config: NetworkConfig) -> Node {
     let (network, inbound) = start(config).await.expect("the network starts");
+    let inbound = inbound.deliveries;
     let addrs = tokio::time::timeout(STEP, network.listen_addrs())
         .await
         .expect("listen addresses in time")
@@ -64,6 +66,7 @@ fn request(tag: u8, payload_len: usize) -> DeliveryRequest {
         id: [tag; 16],
         sender_card: Some(vec![0x99, tag]),
         payload: vec![tag; payload_len],
+        stamp: None,
     }
 }
 
