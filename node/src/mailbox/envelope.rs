@@ -174,6 +174,7 @@ mod tests {
             id: [9; 16],
             sender_card: Some(vec![0x99, 1, 2, 3]),
             payload: b"Content-Type: multipart/encrypted\r\n\r\n...".to_vec(),
+            stamp: None,
         }
     }
 
