@@ -12,6 +12,7 @@ pub mod imap;
 pub mod memory;
 pub mod mime;
 pub mod smtp;
+mod tcp;
 pub mod tls;
 
 pub use config::{BridgeCredentials, Secret};

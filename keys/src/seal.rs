@@ -79,15 +79,17 @@ impl Identity {
         let decryptor = DecryptorBuilder::from_bytes(ciphertext)
             .map_err(|err| KeyError::Refused(format!("it is not an OpenPGP message ({err})")))?
             .with_policy(&policy, None, helper)
-            .map_err(|err| KeyError::Refused(format!("it cannot be decrypted with our key ({err})")))?;
+            .map_err(|err| {
+                KeyError::Refused(format!("it cannot be decrypted with our key ({err})"))
+            })?;
         let limit = u64::try_from(max_plaintext)
             .unwrap_or(u64::MAX)
             .saturating_add(1);
         let mut plaintext = Vec::with_capacity(ciphertext.len().min(max_plaintext));
         let mut reader = decryptor.take(limit);
-        reader
-            .read_to_end(&mut plaintext)
-            .map_err(|err| KeyError::Refused(format!("it cannot be decrypted with our key ({err})")))?;
+        reader.read_to_end(&mut plaintext).map_err(|err| {
+            KeyError::Refused(format!("it cannot be decrypted with our key ({err})"))
+        })?;
         if plaintext.len() > max_plaintext {
             return Err(KeyError::Refused(format!(
                 "its content exceeds the limit of {max_plaintext} bytes"
@@ -120,7 +122,9 @@ impl VerificationHelper for UnsignedHelper<'_> {
             .into_iter()
             .any(|layer| matches!(layer, MessageLayer::Encryption { .. }));
         if !encrypted {
-            return Err(openpgp::Error::InvalidOperation("the message is not encrypted".into()).into());
+            return Err(
+                openpgp::Error::InvalidOperation("the message is not encrypted".into()).into(),
+            );
         }
         Ok(())
     }
@@ -178,6 +182,9 @@ mod tests {
         let sealed = encrypt_to(bob.card(), &[7u8; 4096]).expect("encrypt");
         let err = bob.decrypt_unsigned(&sealed, 4095).expect_err("too large");
         assert!(err.to_string().contains("exceeds"), "{err}");
-        assert_eq!(bob.decrypt_unsigned(&sealed, 4096).expect("fits").len(), 4096);
+        assert_eq!(
+            bob.decrypt_unsigned(&sealed, 4096).expect("fits").len(),
+            4096
+        );
     }
 }

@@ -87,11 +87,36 @@ pub enum Command {
         #[command(subcommand)]
         command: ContactsCommand,
     },
+    /// Choose the public nodes that hold your mail while you are offline
+    /// (kept in mailboxes.json in the home; the daemon reads it at start).
+    Mailbox {
+        /// What to do.
+        #[command(subcommand)]
+        command: MailboxCommand,
+    },
     /// Print the revocation certificate (publish it if your key is lost or
     /// stolen).
     Revocation,
     /// Show whether the daemon runs, and where.
     Status,
+}
+
+/// Mailbox-peer subcommands.
+#[derive(Debug, Subcommand)]
+pub enum MailboxCommand {
+    /// Add a mailbox peer: its PeerId, or a multiaddr ending in /p2p/PEERID
+    /// (e.g. /ip4/198.51.100.7/tcp/4870/p2p/12D3KooW...).
+    Add {
+        /// The public node.
+        peer: String,
+    },
+    /// List the mailbox peers, in the order deposits try them.
+    List,
+    /// Remove a mailbox peer (PeerId or multiaddr).
+    Remove {
+        /// The public node.
+        peer: String,
+    },
 }
 
 /// Address-book subcommands.
@@ -194,6 +219,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Bridge => bridge(&cli, &home),
         Command::Contacts { command } => contacts(&home, command),
+        Command::Mailbox { command } => mailbox(&home, command),
         Command::Revocation => {
             let identity = load_identity(&cli, &home)?;
             print!("{}", identity.revocation_armored());
@@ -201,6 +227,43 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Status => status(&home),
     }
+}
+
+fn mailbox(home: &Home, command: &MailboxCommand) -> anyhow::Result<()> {
+    use crate::mailbox::{MailboxPeers, peers::Added};
+    require_identity(home)?;
+    let mut peers = MailboxPeers::open(home.path())?;
+    match command {
+        MailboxCommand::Add { peer } => {
+            let outcome = peers.add(peer)?;
+            let (peer_id, _) = crate::mailbox::peers::parse_peer(peer)?;
+            match outcome {
+                Added::New => println!("added mailbox peer {peer_id}"),
+                Added::Known => println!("{peer_id} is already a mailbox peer (addresses updated)"),
+            }
+            println!("Restart the daemon (`mailnode run`) for it to register there.");
+        }
+        MailboxCommand::List => {
+            if peers.list().is_empty() {
+                println!("no mailbox peers: add a public node with `mailnode mailbox add PEER`");
+            }
+            for peer in peers.list() {
+                let addrs = peer
+                    .addrs
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>();
+                println!("{}\t{}", peer.peer_id, addrs.join(" "));
+            }
+        }
+        MailboxCommand::Remove { peer } => {
+            if !peers.remove(peer)? {
+                bail!("{peer} is not a mailbox peer; `mailnode mailbox list` shows them");
+            }
+            println!("removed mailbox peer {peer}");
+        }
+    }
+    Ok(())
 }
 
 fn require_identity(home: &Home) -> anyhow::Result<()> {

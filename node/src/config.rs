@@ -39,6 +39,32 @@ pub struct ConfigFile {
     /// `[strangers]`
     #[serde(default)]
     pub strangers: StrangersSection,
+    /// `[mailbox]`
+    #[serde(default)]
+    pub mailbox: MailboxSection,
+}
+
+/// `[mailbox]` section: the limits of the mailbox service a public node
+/// runs (defaults in `crate::mailbox::MailboxLimits`, documented in
+/// `docs/protocol.md`). The mailbox peers this node itself uses are kept
+/// in `mailboxes.json` (`mailnode mailbox add|list|remove`).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MailboxSection {
+    /// Largest sealed envelope accepted, bytes.
+    pub max_envelope_bytes: Option<u64>,
+    /// Envelopes one sender may have waiting for one recipient.
+    pub per_sender_count: Option<u32>,
+    /// Bytes one sender may have waiting for one recipient.
+    pub per_sender_bytes: Option<u64>,
+    /// Bytes waiting for one recipient.
+    pub per_inbox_bytes: Option<u64>,
+    /// Bytes held in total.
+    pub total_bytes: Option<u64>,
+    /// Recipients registered at once.
+    pub max_registrations: Option<u32>,
+    /// Days an uncollected envelope is kept.
+    pub retention_days: Option<u64>,
 }
 
 /// `[network]` section.
@@ -158,6 +184,8 @@ pub struct Settings {
     pub bootstrap: Vec<Multiaddr>,
     /// Announced external addresses.
     pub external: Vec<Multiaddr>,
+    /// Limits of the mailbox service (public nodes).
+    pub mailbox: crate::mailbox::MailboxLimits,
 }
 
 impl Settings {
@@ -228,6 +256,7 @@ impl Settings {
             anyhow::bail!("network.max_message_size must be at least 1024 bytes");
         }
         let strangers = resolve_strangers(&file.strangers)?;
+        let mailbox = resolve_mailbox(&file.mailbox)?;
         Ok(Settings {
             listen,
             imap,
@@ -247,8 +276,35 @@ impl Settings {
             mdns: !flags.no_mdns && file.network.mdns.unwrap_or(true),
             bootstrap,
             external,
+            mailbox,
         })
     }
+}
+
+fn resolve_mailbox(section: &MailboxSection) -> anyhow::Result<crate::mailbox::MailboxLimits> {
+    let defaults = crate::mailbox::MailboxLimits::default();
+    let limits = crate::mailbox::MailboxLimits {
+        max_envelope_bytes: section
+            .max_envelope_bytes
+            .unwrap_or(defaults.max_envelope_bytes),
+        per_sender_count: section
+            .per_sender_count
+            .unwrap_or(defaults.per_sender_count),
+        per_sender_bytes: section
+            .per_sender_bytes
+            .unwrap_or(defaults.per_sender_bytes),
+        per_inbox_bytes: section.per_inbox_bytes.unwrap_or(defaults.per_inbox_bytes),
+        total_bytes: section.total_bytes.unwrap_or(defaults.total_bytes),
+        max_registrations: section
+            .max_registrations
+            .unwrap_or(defaults.max_registrations),
+        retention: section.retention_days.map_or(defaults.retention, |days| {
+            Duration::from_secs(days.saturating_mul(86_400))
+        }),
+        ..defaults
+    };
+    limits.check()?;
+    Ok(limits)
 }
 
 fn resolve_strangers(
@@ -336,6 +392,20 @@ mod tests {
         };
         let settings = Settings::resolve(file, flags).unwrap();
         assert_eq!(settings.imap.port(), 3000);
+    }
+
+    #[test]
+    fn mailbox_limits_come_from_the_file_and_are_checked() {
+        let settings = Settings::resolve(ConfigFile::default(), Overrides::default()).unwrap();
+        assert_eq!(settings.mailbox, crate::mailbox::MailboxLimits::default());
+        let file: ConfigFile =
+            toml::from_str("[mailbox]\nretention_days = 7\nper_sender_count = 5\n").unwrap();
+        let settings = Settings::resolve(file, Overrides::default()).unwrap();
+        assert_eq!(settings.mailbox.retention, Duration::from_secs(7 * 86_400));
+        assert_eq!(settings.mailbox.per_sender_count, 5);
+        let file: ConfigFile = toml::from_str("[mailbox]\nretention_days = 0\n").unwrap();
+        let err = Settings::resolve(file, Overrides::default()).unwrap_err();
+        assert!(err.to_string().contains("retention"), "{err}");
     }
 
     #[test]

@@ -20,7 +20,7 @@ use tokio::sync::{Notify, watch};
 use crate::config::Settings;
 use crate::contacts::Contacts;
 use crate::home::{Home, RunInfo};
-use crate::mailbox::{MailboxLimits, MailboxPeers, MailboxService};
+use crate::mailbox::{MailboxPeers, MailboxService};
 use crate::network::{self, NetworkConfig, RateLimit, StrangerLimits};
 use crate::outbox::{self, OutboxSettings};
 use crate::store::Store;
@@ -37,7 +37,7 @@ pub async fn run(home: Home, settings: Settings, identity: Identity) -> anyhow::
         .with_context(|| format!("cannot open the mail store {}", home.store_file().display()))?;
 
     let mailbox_peers = MailboxPeers::open(home.path()).context("cannot read the mailbox peers")?;
-    let mailbox_limits = MailboxLimits::default();
+    let mailbox_limits = settings.mailbox.clone();
     let (network, inbound) = network::start(NetworkConfig {
         keypair: identity.libp2p_keypair().clone(),
         listen: settings.listen.clone(),

@@ -16,6 +16,7 @@ use tokio_rustls::server::TlsStream;
 
 use super::fragment::{Event, Framer};
 use super::response::Sink;
+use crate::tcp;
 
 /// Bytes read from the socket at a time.
 const READ_CHUNK: usize = 16 * 1024;
@@ -73,9 +74,10 @@ impl Connection {
         &mut self.framer
     }
 
-    /// Whether the client left an unfinished command behind.
+    /// Whether the client left an unfinished command behind (also when
+    /// its bytes are still compressed).
     pub fn has_partial_command(&self) -> bool {
-        !self.framer.is_idle()
+        !self.framer.is_idle() || self.deflate.as_ref().is_some_and(|d| !d.pending.is_empty())
     }
 
     /// The next framed event; `Ok(None)` when the client closed the
@@ -87,6 +89,11 @@ impl Connection {
             }
             if self.inflate_pending()? {
                 continue;
+            }
+            if self.has_partial_command() {
+                // A Nagle-bound client may be holding the rest of this
+                // command until we acknowledge what it sent (issue 10).
+                self.acknowledge_now();
             }
             let n = match &mut self.transport {
                 Transport::Plain(stream) => stream.read(&mut self.read_buf).await?,
@@ -100,6 +107,16 @@ impl Connection {
                 Some(deflate) => deflate.pending.extend_from_slice(&self.read_buf[..n]),
                 None => self.framer.push(&self.read_buf[..n]),
             }
+        }
+    }
+
+    /// Sends the TCP acknowledgement of everything read so far now (see
+    /// [`crate::tcp`]).
+    fn acknowledge_now(&self) {
+        match &self.transport {
+            Transport::Plain(stream) => tcp::acknowledge_now(stream),
+            Transport::Tls(stream) => tcp::acknowledge_now(stream.as_ref()),
+            Transport::Gone => {}
         }
     }
 

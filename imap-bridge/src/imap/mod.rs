@@ -85,7 +85,7 @@ pub async fn serve<S: MailStore>(
                         let _ = stream.write_all(b"* BYE Too many connections\r\n").await;
                         continue;
                     }
-                    let _ = stream.set_nodelay(true);
+                    crate::tcp::configure_accepted(&stream);
                     tracing::debug!(%peer, "IMAP connection");
                     let (config, store, shutdown) =
                         (config.clone(), store.clone(), shutdown.clone());

@@ -20,6 +20,7 @@ use super::reply::{Refusal, Reply};
 use super::session::{Action, Session};
 use super::{SessionError, SmtpConfig};
 use crate::backend::Submission;
+use crate::tcp::{self, OverTcp};
 
 /// How long a client may stay silent. RFC 5321 §4.5.3.2.7 suggests at
 /// least five minutes for the server.
@@ -62,6 +63,7 @@ pub(super) async fn run<S: Submission>(
     submission: S,
     mut shutdown: watch::Receiver<bool>,
 ) -> Result<(), SessionError> {
+    tcp::configure_accepted(&stream);
     let mut session = Session::new(Arc::clone(&config), submission);
     let mut input = BytesMut::with_capacity(READ_CHUNK);
     if *shutdown.borrow() {
@@ -115,7 +117,7 @@ async fn drive<IO, S>(
     shutdown: &mut watch::Receiver<bool>,
 ) -> Result<End, SessionError>
 where
-    IO: AsyncRead + AsyncWrite + Unpin,
+    IO: AsyncRead + AsyncWrite + OverTcp + Unpin,
     S: Submission,
 {
     let mut framer = LineFramer::default();
@@ -158,6 +160,11 @@ where
             out.clear();
         }
 
+        if !input.is_empty() || session.in_data() {
+            // Part of a command line or of a message is in: a Nagle-bound
+            // client may hold the rest until we acknowledge it (issue 10).
+            tcp::acknowledge_now(io);
+        }
         input.reserve(READ_CHUNK);
         let read = tokio::select! {
             biased;
