@@ -152,6 +152,11 @@ fn uids_survive_restarts_renames_and_recreated_folders() {
     let after_crash = alice.mailbox_state();
     assert_same_boxes(&before_crash, &after_crash, "after a crash");
     for (name, mailbox) in &after_crash {
+        // mailnode keeps Outbox and refuses APPEND into it (see
+        // tests/outbox_folder.rs); its UIDs survived the crash above.
+        if name == "Outbox" {
+            continue;
+        }
         let prefix = name.to_lowercase().replace('/', "-");
         let raw = simple_message(
             "c@example.org",

@@ -575,6 +575,7 @@ fn print_network_status(status: &crate::status::StatusFile) {
         println!("mailbox-peer: {peer}");
     }
     println!("outbox-waiting: {}", status.outbox_waiting);
+    println!("outbox-deposited: {}", status.outbox_deposited);
     if let Some(held) = status.mailbox_held_bytes {
         println!("mailbox-held-bytes: {held}");
     }

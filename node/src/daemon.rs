@@ -123,6 +123,7 @@ pub async fn run(home: Home, settings: Settings, identity: Identity) -> anyhow::
             give_up_after: settings.give_up_after,
             own_card: identity.card().to_binary(),
             own_address: identity.address().to_string(),
+            own_peer_id: identity.peer_id().to_string(),
             keypair: identity.libp2p_keypair().clone(),
         },
         network.connected(),

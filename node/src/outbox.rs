@@ -26,6 +26,7 @@ use std::time::Duration;
 use rand::Rng;
 use tokio::sync::{Notify, broadcast, mpsc, watch};
 
+use crate::bounce::Failure;
 use crate::contacts::Contacts;
 use crate::network::{DeliveryRequest, DeliveryResponse, Network};
 use crate::store::{OutboxEntry, Store};
@@ -45,6 +46,8 @@ pub struct OutboxSettings {
     pub own_card: Vec<u8>,
     /// Our own address, for bounces.
     pub own_address: String,
+    /// Our own PeerId, which names the reporting node in bounces.
+    pub own_peer_id: String,
     /// Our libp2p key: deposits at mailbox peers are signed with it.
     pub keypair: libp2p::identity::Keypair,
 }
@@ -67,9 +70,18 @@ pub async fn run(
     if let Err(err) = store.outbox_reschedule_all(now_ms()).await {
         tracing::error!("cannot reschedule the outbox: {err}");
     }
+    let mut last_sweep: Option<std::time::Instant> = None;
     loop {
         if *shutdown.borrow() {
             return;
+        }
+        // Deposits older than the mailbox retention leave without a bounce;
+        // checking once a minute is plenty for a 30-day limit.
+        if last_sweep.is_none_or(|at| at.elapsed() >= Duration::from_secs(60)) {
+            last_sweep = Some(std::time::Instant::now());
+            if let Err(err) = store.outbox_drop_expired_deposits(now_ms()).await {
+                tracing::error!("cannot drop expired deposits: {err}");
+            }
         }
         let busy: Vec<i64> = lock(&in_flight).iter().copied().collect();
         let room = MAX_IN_FLIGHT.saturating_sub(busy.len());
@@ -163,8 +175,11 @@ impl Job {
         let peer = match entry.peer_id.parse::<libp2p::PeerId>() {
             Ok(peer) => peer,
             Err(err) => {
-                self.fail(&entry, &format!("the recipient's PeerId is invalid: {err}"))
-                    .await;
+                self.fail(
+                    &entry,
+                    Failure::Other(format!("the recipient's PeerId is invalid: {err}")),
+                )
+                .await;
                 return;
             }
         };
@@ -195,8 +210,11 @@ impl Job {
                 }
                 Err(err @ crate::pow::StampError::TooHard { .. }) => {
                     tracing::warn!(recipient_peer = %peer, "cannot pay the recipient's stamp: {err}");
-                    self.fail(&entry, &format!("the recipient's node refused it: {err}"))
-                        .await;
+                    self.fail(
+                        &entry,
+                        Failure::Refused(format!("the recipient's node refused it: {err}")),
+                    )
+                    .await;
                     return;
                 }
                 Err(err) => {
@@ -216,7 +234,7 @@ impl Job {
                 tracing::warn!(recipient_peer = %peer, "the recipient refused a message: {reason}");
                 self.fail(
                     &entry,
-                    &format!("the recipient's node refused it: {reason}"),
+                    Failure::Refused(format!("the recipient's node refused it: {reason}")),
                 )
                 .await;
             }
@@ -298,10 +316,10 @@ impl Job {
         if given_up {
             self.fail(
                 entry,
-                &format!(
-                    "it could not be delivered for {} hours; the last error was: {error}",
-                    self.settings.give_up_after.as_secs() / 3600
-                ),
+                Failure::Expired(format!(
+                    "it could not be delivered for {}; the last error was: {error}",
+                    for_people(self.settings.give_up_after)
+                )),
             )
             .await;
             return;
@@ -322,11 +340,29 @@ impl Job {
         }
     }
 
-    async fn fail(&self, entry: &OutboxEntry, reason: &str) {
-        let bounce = crate::bounce::build(&self.settings.own_address, entry, reason);
+    async fn fail(&self, entry: &OutboxEntry, failure: Failure) {
+        let bounce = crate::bounce::build(
+            &self.settings.own_address,
+            &self.settings.own_peer_id,
+            entry,
+            &failure,
+        );
         if let Err(err) = self.store.outbox_failed(entry.id, bounce).await {
             tracing::error!("cannot record a failed delivery: {err}");
         }
+    }
+}
+
+/// A give-up time as people say it: "7 days", "36 hours", "90 seconds".
+fn for_people(duration: Duration) -> String {
+    let secs = duration.as_secs();
+    let plural = |n: u64, unit: &str| format!("{n} {unit}{}", if n == 1 { "" } else { "s" });
+    if secs >= 86_400 && secs.is_multiple_of(86_400) {
+        plural(secs / 86_400, "day")
+    } else if secs >= 3600 && secs.is_multiple_of(3600) {
+        plural(secs / 3600, "hour")
+    } else {
+        plural(secs, "second")
     }
 }
 

@@ -26,8 +26,12 @@ pub struct StatusFile {
     pub written: u64,
     /// The network service's snapshot (as JSON, see `NetworkStatus`).
     pub network: serde_json::Value,
-    /// Messages waiting in the outbox.
+    /// Outbox entries still being tried.
     pub outbox_waiting: u64,
+    /// Outbox entries held by a recipient's mailbox peer, not yet
+    /// confirmed read.
+    #[serde(default)]
+    pub outbox_deposited: u64,
     /// On a public node: bytes of sealed mail held for others.
     #[serde(default)]
     pub mailbox_held_bytes: Option<u64>,
@@ -62,10 +66,12 @@ pub async fn run(
             .collect::<Vec<_>>();
         network.set_contacts(peers).await;
         if let Ok(status) = network.status().await {
+            let counts = store.outbox_counts().await.unwrap_or_default();
             let file = StatusFile {
                 written: crate::network::unix_now(),
                 network: serde_json::to_value(&status).unwrap_or_default(),
-                outbox_waiting: store.outbox_len().await.unwrap_or(0),
+                outbox_waiting: counts.waiting,
+                outbox_deposited: counts.deposited,
                 mailbox_held_bytes: match &mailbox {
                     Some(service) => service.total_bytes().await.ok(),
                     None => None,

@@ -38,6 +38,8 @@ pub(super) enum BlobKind {
     LastError,
     /// The constant that proves the key at open.
     KeyCheck,
+    /// The mailbox peer that holds a deposited outbox entry.
+    MailboxPeer,
 }
 
 impl BlobKind {
@@ -48,6 +50,7 @@ impl BlobKind {
             BlobKind::Envelope => b'E',
             BlobKind::LastError => b'L',
             BlobKind::KeyCheck => b'K',
+            BlobKind::MailboxPeer => b'M',
         }
     }
 }

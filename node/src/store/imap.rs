@@ -3,6 +3,12 @@
 //! Each method forwards to a writer command (`mailboxes`, `messages`) or a
 //! read query (`read`). Nothing here touches SQL; the IMAP semantics live in
 //! those modules, with the RFC sections they follow.
+//!
+//! This is also where clients are kept from changing `Outbox`, which
+//! mailnode maintains from the outbox table: APPEND, COPY or MOVE into it,
+//! MOVE or EXPUNGE out of it, DELETE and RENAME of it are refused with
+//! `NO [CANNOT]`; flags may change. The node's own writers (`outbox`) do
+//! not pass through here and are not guarded.
 
 use std::sync::Arc;
 
@@ -12,7 +18,19 @@ use imap_bridge::backend::{
 };
 use tokio::sync::broadcast;
 
-use super::{Store, mailboxes, messages, now_date, read};
+use super::{Store, StoreError, mailboxes, messages, now_date, read};
+
+/// Why a client cannot change `Outbox`.
+const OUTBOX_READ_ONLY: &str =
+    "Outbox lists mail that is still being delivered; mailnode maintains it, it cannot be changed";
+
+/// Refuses a client change that involves `Outbox`.
+fn refuse_outbox(names: &[&str]) -> Result<(), StoreError> {
+    if names.iter().any(|name| mailboxes::is_outbox(name)) {
+        return Err(StoreError::Cannot(OUTBOX_READ_ONLY.into()));
+    }
+    Ok(())
+}
 
 impl MailStore for Store {
     async fn list_mailboxes(&self) -> StoreResultT<Vec<MailboxInfo>> {
@@ -25,11 +43,13 @@ impl MailStore for Store {
     }
 
     async fn delete_mailbox(&self, name: &str) -> StoreResultT<()> {
+        refuse_outbox(&[name])?;
         let name = name.to_string();
         self.write(move |ctx| mailboxes::delete(ctx, &name)).await
     }
 
     async fn rename_mailbox(&self, from: &str, to: &str) -> StoreResultT<()> {
+        refuse_outbox(&[from])?;
         let (from, to) = (from.to_string(), to.to_string());
         self.write(move |ctx| mailboxes::rename(ctx, &from, &to))
             .await
@@ -89,8 +109,18 @@ impl MailStore for Store {
     async fn expunge(&self, mailbox: &str, only: Option<&[Uid]>) -> StoreResultT<Vec<Uid>> {
         let mailbox = mailbox.to_string();
         let only = only.map(<[Uid]>::to_vec);
-        self.write(move |ctx| messages::expunge(ctx, &mailbox, only.as_deref()))
-            .await
+        self.write(move |ctx| {
+            // An EXPUNGE (or CLOSE) that would remove nothing stays harmless,
+            // so clients that CLOSE every folder keep working.
+            if mailboxes::is_outbox(&mailbox)
+                && let Some(outbox) = mailboxes::find(&ctx.conn, &mailbox)?
+                && messages::has_deleted(&ctx.conn, outbox.id, only.as_deref())?
+            {
+                return Err(StoreError::Cannot(OUTBOX_READ_ONLY.into()));
+            }
+            messages::expunge(ctx, &mailbox, only.as_deref())
+        })
+        .await
     }
 
     async fn append(
@@ -100,6 +130,7 @@ impl MailStore for Store {
         internal_date: Option<(i64, i32)>,
         message: Vec<u8>,
     ) -> StoreResultT<CopyResult> {
+        refuse_outbox(&[mailbox])?;
         let mailbox = mailbox.to_string();
         let flags = flags.to_vec();
         let date = internal_date.unwrap_or_else(now_date);
@@ -109,6 +140,7 @@ impl MailStore for Store {
     }
 
     async fn copy(&self, from: &str, uids: &[Uid], to: &str) -> StoreResultT<CopyResult> {
+        refuse_outbox(&[to])?;
         let (from, to) = (from.to_string(), to.to_string());
         let uids = uids.to_vec();
         self.write(move |ctx| messages::copy(ctx, &from, &uids, &to))
@@ -116,6 +148,7 @@ impl MailStore for Store {
     }
 
     async fn move_messages(&self, from: &str, uids: &[Uid], to: &str) -> StoreResultT<CopyResult> {
+        refuse_outbox(&[from, to])?;
         let (from, to) = (from.to_string(), to.to_string());
         let uids = uids.to_vec();
         self.write(move |ctx| messages::move_messages(ctx, &from, &uids, &to))

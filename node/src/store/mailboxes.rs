@@ -8,6 +8,7 @@
 use imap_bridge::backend::{SpecialUse, StoreError};
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
+use super::schema::OUTBOX_MAILBOX;
 use super::writer::WriteCtx;
 use super::{canonical, sql};
 
@@ -114,6 +115,23 @@ pub(super) fn sent(ctx: &mut WriteCtx) -> Result<Mailbox, StoreError> {
         "Sent"
     };
     create_one(ctx, name, Some(SpecialUse::Sent))
+}
+
+/// The `Outbox` mailbox mailnode keeps (what is still being delivered);
+/// re-created if it is missing, like [`sent`]. Migration 2 creates it.
+pub(super) fn outbox(ctx: &mut WriteCtx) -> Result<Mailbox, StoreError> {
+    if let Some(mailbox) = find(&ctx.conn, OUTBOX_MAILBOX)? {
+        return Ok(mailbox);
+    }
+    let mailbox = create_one(ctx, OUTBOX_MAILBOX, None)?;
+    subscribe(&ctx.conn, OUTBOX_MAILBOX, true)?;
+    Ok(mailbox)
+}
+
+/// Whether `name` is the `Outbox` mailbox mailnode keeps (names other than
+/// INBOX are case-sensitive, RFC 3501 §5.1).
+pub(super) fn is_outbox(name: &str) -> bool {
+    name == OUTBOX_MAILBOX
 }
 
 /// A mailbox the node files into (INBOX, Requests); created if missing.

@@ -524,6 +524,72 @@ fn copy_rows(
     Ok(mapping)
 }
 
+/// Files one more copy of message `uid` of `source_id` in `target`, with
+/// `flags`, sharing its blob (nothing is encrypted again). `None` if the
+/// source message does not exist.
+pub(super) fn copy_one(
+    ctx: &mut WriteCtx,
+    source_id: i64,
+    uid: Uid,
+    target: &mut Mailbox,
+    flags: &[Flag],
+) -> Result<Option<Uid>, StoreError> {
+    let Some(row) = load(&ctx.conn, source_id, uid)? else {
+        return Ok(None);
+    };
+    let date = (row.internal_date, row.date_offset);
+    let flags = normalize_flags(flags);
+    let copy = insert_row(ctx, target, row.blob_id, row.size, &flags, date)?;
+    save_mailbox(ctx, target)?;
+    Ok(Some(copy))
+}
+
+/// Expunges the given UIDs of `mailbox` whatever their flags (the node's own
+/// maintenance, e.g. of `Outbox`); they are remembered in `vanished` like
+/// any expunge, so clients see EXPUNGE or VANISHED.
+pub(super) fn remove_uids(
+    ctx: &mut WriteCtx,
+    mailbox: &mut Mailbox,
+    uids: &[Uid],
+) -> Result<(), StoreError> {
+    let rows = load_many(&ctx.conn, mailbox.id, uids)?;
+    remove(ctx, mailbox, &rows)
+}
+
+/// Adds `flags` to the given UIDs of `mailbox` (the node's own marks, e.g.
+/// `$Deposited`).
+pub(super) fn add_flags(
+    ctx: &mut WriteCtx,
+    mailbox: &mut Mailbox,
+    uids: &[Uid],
+    flags: &[Flag],
+) -> Result<(), StoreError> {
+    let given = normalize_flags(flags);
+    change_flags(ctx, mailbox, uids, FlagOp::Add, &given, None)?;
+    Ok(())
+}
+
+/// Whether any message of `mailbox` has `\Deleted` (what EXPUNGE would
+/// remove), restricted to `only` when given.
+pub(super) fn has_deleted(
+    conn: &Connection,
+    mailbox_id: i64,
+    only: Option<&[Uid]>,
+) -> Result<bool, StoreError> {
+    let mut stmt = conn
+        .prepare_cached("SELECT uid FROM messages WHERE mailbox_id = ?1 AND deleted = 1")
+        .map_err(sql)?;
+    let deleted = stmt
+        .query_map(params![mailbox_id], |row| row.get::<_, Uid>(0))
+        .map_err(sql)?
+        .collect::<rusqlite::Result<Vec<Uid>>>()
+        .map_err(sql)?;
+    Ok(match only {
+        None => !deleted.is_empty(),
+        Some(only) => deleted.iter().any(|uid| only.contains(uid)),
+    })
+}
+
 /// COPY (RFC 3501 §6.4.7); UIDs that do not exist are skipped.
 pub(super) fn copy(
     ctx: &mut WriteCtx,

@@ -100,6 +100,19 @@ pub struct OutboxEntry {
     pub queued_at: i64,
 }
 
+/// How many outbox entries are in each state (for `mailnode status`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct OutboxCounts {
+    /// Entries still being tried on their schedule.
+    pub waiting: u64,
+    /// Entries a mailbox peer of the recipient committed, not yet
+    /// confirmed read by the recipient.
+    pub deposited: u64,
+}
+
+pub use outbox::{DEPOSIT_RETENTION_MS, DEPOSITED_KEYWORD};
+pub use schema::OUTBOX_MAILBOX;
+
 /// Outcome of [`Store::file_incoming`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Incoming {
@@ -173,8 +186,9 @@ impl Store {
         }
     }
 
-    /// Files the Sent copy of a submission and queues one outbox entry per
-    /// recipient, in one transaction. Returns the UID of the copy in Sent.
+    /// Files the Sent copy of a submission, a copy in `Outbox` (same blob)
+    /// and one outbox entry per recipient, in one transaction. Returns the
+    /// UID of the copy in Sent.
     pub async fn submit_outgoing(
         &self,
         sent_copy: Vec<u8>,
@@ -190,8 +204,9 @@ impl Store {
             .await
     }
 
-    /// Up to `limit` entries due at `now_ms`, earliest first, except the
-    /// ids in `exclude` (already in flight).
+    /// Up to `limit` waiting entries due at `now_ms`, earliest first, except
+    /// the ids in `exclude` (already in flight). Deposited entries are never
+    /// due.
     pub async fn due_outbox(
         &self,
         now_ms: i64,
@@ -203,12 +218,14 @@ impl Store {
             .await
     }
 
-    /// The earliest `next_attempt` in the outbox; `None` if it is empty.
+    /// The earliest `next_attempt` of a waiting entry; `None` if there is
+    /// none.
     pub async fn next_outbox_due(&self) -> Result<Option<i64>, StoreError> {
         self.read(|conn, _| outbox::next_due(conn)).await
     }
 
-    /// The recipient acknowledged: removes the entry.
+    /// The recipient acknowledged: removes the entry (and the message's
+    /// Outbox copy with its last entry).
     pub async fn outbox_delivered(&self, id: i64) -> Result<(), StoreError> {
         self.write(move |ctx| outbox::delivered(ctx, id)).await
     }
@@ -225,8 +242,8 @@ impl Store {
             .await
     }
 
-    /// Delivery gave up: removes the entry and files `bounce` in INBOX, in
-    /// one transaction.
+    /// Delivery gave up: removes the entry (and the message's Outbox copy
+    /// with its last entry) and files `bounce` in INBOX, in one transaction.
     pub async fn outbox_failed(&self, id: i64, bounce: Vec<u8>) -> Result<(), StoreError> {
         let sealed = self.seal(bounce).await?;
         self.write(move |ctx| outbox::failed(ctx, id, &sealed))
@@ -249,6 +266,51 @@ impl Store {
         let peer = peer.to_string();
         self.write(move |ctx| outbox::reschedule_peer(ctx, &peer, now_ms))
             .await
+    }
+
+    /// A mailbox peer of the recipient committed entry `id`: it is shown as
+    /// deposited (`$Deposited` on its Outbox copy once every recipient's
+    /// entry is), gets no more attempts, and stays until the recipient's
+    /// receipt ([`Store::outbox_receipt`]) or [`DEPOSIT_RETENTION_MS`] after
+    /// it was queued. `mailbox_peer` (its PeerId) is stored sealed. An
+    /// entry that is gone already is not an error.
+    pub async fn outbox_deposited(&self, id: i64, mailbox_peer: &str) -> Result<(), StoreError> {
+        let mailbox_peer = mailbox_peer.to_string();
+        self.write(move |ctx| outbox::deposited(ctx, id, &mailbox_peer))
+            .await
+    }
+
+    /// The recipient's read-side acknowledgement: removes the entry with
+    /// `delivery_id` whose recipient node is `peer_id` (waiting or
+    /// deposited), with its Outbox copy if it was the last. Returns whether
+    /// one was removed; a receipt from any other PeerId removes nothing.
+    pub async fn outbox_receipt(
+        &self,
+        peer_id: &str,
+        delivery_id: [u8; 16],
+    ) -> Result<bool, StoreError> {
+        let peer_id = peer_id.to_string();
+        self.write(move |ctx| outbox::receipt(ctx, &peer_id, &delivery_id))
+            .await
+    }
+
+    /// Drops deposited entries queued more than [`DEPOSIT_RETENTION_MS`]
+    /// before `now_ms`, without bounces (each is logged). Only reads unless
+    /// there is one to drop. Returns how many were dropped.
+    pub async fn outbox_drop_expired_deposits(&self, now_ms: i64) -> Result<usize, StoreError> {
+        if !self
+            .read(move |conn, _| outbox::has_expired_deposits(conn, now_ms))
+            .await?
+        {
+            return Ok(0);
+        }
+        self.write(move |ctx| outbox::drop_expired_deposits(ctx, now_ms))
+            .await
+    }
+
+    /// Outbox entries per state.
+    pub async fn outbox_counts(&self) -> Result<OutboxCounts, StoreError> {
+        self.read(|conn, _| outbox::counts(conn)).await
     }
 
     /// Number of queued deliveries.

@@ -1,11 +1,21 @@
-//! The outbox table: submission (Sent copy plus one entry per recipient in
-//! one transaction), the delivery schedule, and the end of an entry
-//! (delivered, or failed with a bounce in INBOX).
+//! The outbox table: submission (Sent copy, its copy in the `Outbox`
+//! mailbox and one entry per recipient, in one transaction), the delivery
+//! schedule, the deposited state, and the end of an entry (delivered,
+//! failed with a bounce in INBOX, closed by the recipient's receipt, or a
+//! deposit that outlived the mailbox retention).
+//!
+//! An entry is *waiting* (state 0: due for attempts on its schedule) or
+//! *deposited* (state 1: a mailbox peer of the recipient committed it; no
+//! more attempts, kept until the recipient's read-side receipt or the
+//! mailbox retention). The `Outbox` mailbox holds one copy of each message
+//! that still has entries (sharing the Sent copy's blob); the last entry of
+//! a message to go takes the copy with it, in the same transaction, and a
+//! copy whose entries are all deposited carries the keyword `$Deposited`.
 //!
 //! Payloads are OpenPGP ciphertext already and are stored as they are; the
-//! envelope (recipient, fingerprint, PeerId) and the last error are sealed,
-//! bound to the entry's random delivery id. The delivery policy (backoff,
-//! giving up) belongs to `crate::outbox`, not here.
+//! envelope (recipient, fingerprint, PeerId), the last error and the mailbox
+//! peer are sealed, bound to the entry's random delivery id. The delivery
+//! policy (backoff, giving up) belongs to `crate::outbox`, not here.
 
 use imap_bridge::backend::{StoreError, Uid};
 use rusqlite::{Connection, OptionalExtension, Row, params};
@@ -15,7 +25,19 @@ use super::crypto::{BlobKind, Crypto, aad};
 use super::mailboxes;
 use super::messages::{self, Sealed};
 use super::writer::WriteCtx;
-use super::{OutboxEntry, OutboxItem, sql};
+use super::{OutboxCounts, OutboxEntry, OutboxItem, sql};
+
+/// Entry state: attempts continue on the schedule.
+const WAITING: i64 = 0;
+/// Entry state: a mailbox peer of the recipient committed it.
+const DEPOSITED: i64 = 1;
+
+/// How long a deposited entry is kept: the mailbox peers' retention
+/// (30 days, docs/protocol.md). After that the mailbox has dropped it too.
+pub const DEPOSIT_RETENTION_MS: i64 = 30 * 24 * 3600 * 1000;
+
+/// The keyword on an `Outbox` copy whose every entry is deposited.
+pub const DEPOSITED_KEYWORD: &str = "$Deposited";
 
 /// The sealed part of an outbox entry.
 #[derive(Serialize, Deserialize)]
@@ -61,18 +83,23 @@ pub(super) fn submit(
         Some(tag) => messages::find_by_message_id(&ctx.conn, sent.id, tag)?,
         None => None,
     };
+    let seen = ["\\Seen".to_string()];
     let uid = match existing {
         Some(uid) => uid,
-        None => {
-            let seen = ["\\Seen".to_string()];
-            messages::file(ctx, &mut sent, &seen, super::now_date(), sent_copy)?
-        }
+        None => messages::file(ctx, &mut sent, &seen, super::now_date(), sent_copy)?,
+    };
+    // The Outbox copy shares the Sent copy's blob, as COPY does.
+    let outbox_uid = if items.is_empty() {
+        None
+    } else {
+        let mut outbox = mailboxes::outbox(ctx)?;
+        messages::copy_one(ctx, sent.id, uid, &mut outbox, &seen)?
     };
     let mut stmt = ctx
         .conn
         .prepare_cached(
             "INSERT INTO outbox (delivery_id, envelope, payload, attempts, next_attempt, \
-             queued_at) VALUES (?1, ?2, ?3, 0, ?4, ?4)",
+             queued_at, outbox_uid, state) VALUES (?1, ?2, ?3, 0, ?4, ?4, ?5, 0)",
         )
         .map_err(sql)?;
     for item in items {
@@ -80,21 +107,191 @@ pub(super) fn submit(
             &item.delivery_id[..],
             item.envelope,
             item.payload,
-            now_ms
+            now_ms,
+            outbox_uid
         ])
         .map_err(sql)?;
     }
     Ok(uid)
 }
 
-/// Removes a delivered entry (already gone is fine: acknowledgements may
-/// race with a restart).
-pub(super) fn delivered(ctx: &mut WriteCtx, id: i64) -> Result<(), StoreError> {
+/// Removes entry `id` and, if it was the last entry of its message, the
+/// message's `Outbox` copy (or marks the copy `$Deposited` when only
+/// deposited entries remain). Returns whether the entry existed.
+fn finish(ctx: &mut WriteCtx, id: i64) -> Result<bool, StoreError> {
+    let copy: Option<Option<i64>> = ctx
+        .conn
+        .prepare_cached("SELECT outbox_uid FROM outbox WHERE id = ?1")
+        .and_then(|mut stmt| stmt.query_row(params![id], |row| row.get(0)).optional())
+        .map_err(sql)?;
+    let Some(copy) = copy else {
+        return Ok(false);
+    };
     ctx.conn
         .prepare_cached("DELETE FROM outbox WHERE id = ?1")
         .and_then(|mut stmt| stmt.execute(params![id]))
         .map_err(sql)?;
+    if let Some(copy) = copy {
+        sync_copy(ctx, copy)?;
+    }
+    Ok(true)
+}
+
+/// Brings the `Outbox` copy `uid` in line with its remaining entries: gone
+/// with the last one, `$Deposited` once none is waiting.
+fn sync_copy(ctx: &mut WriteCtx, uid: i64) -> Result<(), StoreError> {
+    let (total, waiting): (i64, i64) = ctx
+        .conn
+        .prepare_cached(
+            "SELECT COUNT(*), COALESCE(SUM(state = 0), 0) FROM outbox WHERE outbox_uid = ?1",
+        )
+        .and_then(|mut stmt| stmt.query_row(params![uid], |row| Ok((row.get(0)?, row.get(1)?))))
+        .map_err(sql)?;
+    let Some(mut outbox) = mailboxes::find(&ctx.conn, super::schema::OUTBOX_MAILBOX)? else {
+        return Ok(());
+    };
+    let uid = Uid::try_from(uid)
+        .map_err(|_| StoreError::Internal("an Outbox UID is out of range".into()))?;
+    if total == 0 {
+        messages::remove_uids(ctx, &mut outbox, &[uid])
+    } else if waiting == 0 {
+        messages::add_flags(ctx, &mut outbox, &[uid], &[DEPOSITED_KEYWORD.to_string()])
+    } else {
+        Ok(())
+    }
+}
+
+/// Removes a delivered entry (already gone is fine: acknowledgements may
+/// race with a restart).
+pub(super) fn delivered(ctx: &mut WriteCtx, id: i64) -> Result<(), StoreError> {
+    finish(ctx, id)?;
     Ok(())
+}
+
+/// A mailbox peer committed entry `id`: no more attempts; it is kept,
+/// deposited, until the recipient's receipt or the mailbox retention
+/// (counted from when it was queued) runs out. Already gone is fine.
+pub(super) fn deposited(ctx: &mut WriteCtx, id: i64, mailbox_peer: &str) -> Result<(), StoreError> {
+    let row: Option<(Vec<u8>, Option<i64>)> = ctx
+        .conn
+        .prepare_cached("SELECT delivery_id, outbox_uid FROM outbox WHERE id = ?1")
+        .and_then(|mut stmt| {
+            stmt.query_row(params![id], |row| Ok((row.get(0)?, row.get(1)?)))
+                .optional()
+        })
+        .map_err(sql)?;
+    let Some((delivery_id, copy)) = row else {
+        return Ok(());
+    };
+    let sealed = ctx.crypto.seal(
+        &aad(BlobKind::MailboxPeer, &delivery_id),
+        mailbox_peer.as_bytes(),
+    )?;
+    ctx.conn
+        .prepare_cached(
+            "UPDATE outbox SET state = ?2, mailbox_peer = ?3, next_attempt = queued_at + ?4 \
+             WHERE id = ?1",
+        )
+        .and_then(|mut stmt| stmt.execute(params![id, DEPOSITED, sealed, DEPOSIT_RETENTION_MS]))
+        .map_err(sql)?;
+    if let Some(copy) = copy {
+        sync_copy(ctx, copy)?;
+    }
+    Ok(())
+}
+
+/// The recipient `peer_id` acknowledged reading delivery `delivery_id`:
+/// removes that entry. The PeerId is sealed in the envelope, so the entries
+/// with that delivery id (random, so at most one in practice) are opened
+/// and compared; a receipt from any other PeerId removes nothing.
+pub(super) fn receipt(
+    ctx: &mut WriteCtx,
+    peer_id: &str,
+    delivery_id: &[u8; 16],
+) -> Result<bool, StoreError> {
+    let mut matching = Vec::new();
+    {
+        let mut stmt = ctx
+            .conn
+            .prepare_cached("SELECT id, envelope FROM outbox WHERE delivery_id = ?1")
+            .map_err(sql)?;
+        let mut rows = stmt.query(params![&delivery_id[..]]).map_err(sql)?;
+        while let Some(row) = rows.next().map_err(sql)? {
+            let id: i64 = row.get(0).map_err(sql)?;
+            let sealed: Vec<u8> = row.get(1).map_err(sql)?;
+            let Ok(plain) = ctx
+                .crypto
+                .open(&aad(BlobKind::Envelope, delivery_id), &sealed)
+            else {
+                continue;
+            };
+            if serde_json::from_slice::<Envelope>(&plain).is_ok_and(|e| e.peer_id == peer_id) {
+                matching.push(id);
+            }
+        }
+    }
+    let mut removed = false;
+    for id in matching {
+        removed |= finish(ctx, id)?;
+    }
+    Ok(removed)
+}
+
+/// Drops deposited entries older than the mailbox retention, without a
+/// bounce: the mailbox peer had it, and has dropped it by now too. Returns
+/// how many were dropped.
+pub(super) fn drop_expired_deposits(ctx: &mut WriteCtx, now_ms: i64) -> Result<usize, StoreError> {
+    let ids = {
+        let mut stmt = ctx
+            .conn
+            .prepare_cached("SELECT id FROM outbox WHERE state = ?1 AND next_attempt <= ?2")
+            .map_err(sql)?;
+        stmt.query_map(params![DEPOSITED, now_ms], |row| row.get::<_, i64>(0))
+            .map_err(sql)?
+            .collect::<rusqlite::Result<Vec<i64>>>()
+            .map_err(sql)?
+    };
+    for &id in &ids {
+        tracing::info!(
+            id,
+            "a deposited message was never confirmed read within the mailbox retention; \
+             it leaves the outbox without a bounce"
+        );
+        finish(ctx, id)?;
+    }
+    Ok(ids.len())
+}
+
+/// Whether any deposited entry is past the retention at `now_ms` (a read,
+/// so the sweep writes only when there is something to drop).
+pub(super) fn has_expired_deposits(conn: &Connection, now_ms: i64) -> Result<bool, StoreError> {
+    let found: Option<i64> = conn
+        .prepare_cached("SELECT 1 FROM outbox WHERE state = ?1 AND next_attempt <= ?2 LIMIT 1")
+        .and_then(|mut stmt| {
+            stmt.query_row(params![DEPOSITED, now_ms], |row| row.get(0))
+                .optional()
+        })
+        .map_err(sql)?;
+    Ok(found.is_some())
+}
+
+/// Entries per state.
+pub(super) fn counts(conn: &Connection) -> Result<OutboxCounts, StoreError> {
+    let mut stmt = conn
+        .prepare_cached("SELECT state, COUNT(*) FROM outbox GROUP BY state")
+        .map_err(sql)?;
+    let mut rows = stmt.query([]).map_err(sql)?;
+    let mut counts = OutboxCounts::default();
+    while let Some(row) = rows.next().map_err(sql)? {
+        let state: i64 = row.get(0).map_err(sql)?;
+        let count = row.get::<_, i64>(1).map_err(sql)?.max(0) as u64;
+        match state {
+            WAITING => counts.waiting += count,
+            DEPOSITED => counts.deposited += count,
+            other => tracing::warn!(state = other, "an outbox entry has an unknown state"),
+        }
+    }
+    Ok(counts)
 }
 
 /// Records a failed attempt and when to try again.
@@ -118,7 +315,7 @@ pub(super) fn retry(
     ctx.conn
         .prepare_cached(
             "UPDATE outbox SET attempts = attempts + 1, next_attempt = ?2, last_error = ?3 \
-             WHERE id = ?1",
+             WHERE id = ?1 AND state = 0",
         )
         .and_then(|mut stmt| stmt.execute(params![id, next_attempt_ms, sealed]))
         .map_err(sql)?;
@@ -129,12 +326,7 @@ pub(super) fn retry(
 /// transaction. An entry that is already gone files nothing, so a repeated
 /// call does not bounce twice.
 pub(super) fn failed(ctx: &mut WriteCtx, id: i64, bounce: &Sealed) -> Result<(), StoreError> {
-    let removed = ctx
-        .conn
-        .prepare_cached("DELETE FROM outbox WHERE id = ?1")
-        .and_then(|mut stmt| stmt.execute(params![id]))
-        .map_err(sql)?;
-    if removed == 0 {
+    if !finish(ctx, id)? {
         return Ok(());
     }
     let mut inbox = mailboxes::ensure(ctx, "INBOX")?;
@@ -142,10 +334,11 @@ pub(super) fn failed(ctx: &mut WriteCtx, id: i64, bounce: &Sealed) -> Result<(),
     Ok(())
 }
 
-/// Makes every entry due at `now_ms` (start-up: the network has changed).
+/// Makes every waiting entry due at `now_ms` (start-up: the network has
+/// changed). Deposited entries keep their retention deadline.
 pub(super) fn reschedule_all(ctx: &mut WriteCtx, now_ms: i64) -> Result<(), StoreError> {
     ctx.conn
-        .prepare_cached("UPDATE outbox SET next_attempt = ?1")
+        .prepare_cached("UPDATE outbox SET next_attempt = ?1 WHERE state = 0")
         .and_then(|mut stmt| stmt.execute(params![now_ms]))
         .map_err(sql)?;
     Ok(())
@@ -164,7 +357,9 @@ pub(super) fn reschedule_peer(
     {
         let mut stmt = ctx
             .conn
-            .prepare_cached("SELECT id, delivery_id, envelope FROM outbox WHERE next_attempt > ?1")
+            .prepare_cached(
+                "SELECT id, delivery_id, envelope FROM outbox WHERE state = 0 AND next_attempt > ?1",
+            )
             .map_err(sql)?;
         let mut rows = stmt.query(params![now_ms]).map_err(sql)?;
         while let Some(row) = rows.next().map_err(sql)? {
@@ -211,7 +406,8 @@ pub(super) fn due(
     // column of a row when it steps onto it).
     let mut ids_stmt = conn
         .prepare_cached(
-            "SELECT id FROM outbox WHERE next_attempt <= ?1 ORDER BY next_attempt, id LIMIT ?2",
+            "SELECT id FROM outbox WHERE state = 0 AND next_attempt <= ?1 \
+             ORDER BY next_attempt, id LIMIT ?2",
         )
         .map_err(sql)?;
     let exclude: std::collections::HashSet<i64> = exclude.iter().copied().collect();
@@ -278,10 +474,14 @@ fn entry(row: &Row<'_>, crypto: &Crypto) -> Result<OutboxEntry, StoreError> {
     })
 }
 
-/// The earliest `next_attempt`, if the outbox is not empty.
+/// The earliest `next_attempt` of a waiting entry, if there is one.
 pub(super) fn next_due(conn: &Connection) -> Result<Option<i64>, StoreError> {
-    conn.query_row("SELECT MIN(next_attempt) FROM outbox", [], |row| row.get(0))
-        .map_err(sql)
+    conn.query_row(
+        "SELECT MIN(next_attempt) FROM outbox WHERE state = 0",
+        [],
+        |row| row.get(0),
+    )
+    .map_err(sql)
 }
 
 /// Number of queued entries.

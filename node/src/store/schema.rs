@@ -98,7 +98,36 @@ const MIGRATIONS: &[&str] = &[
     ) STRICT;
     CREATE INDEX outbox_due ON outbox (next_attempt);
     "#,
+    // 2: delivery status the user can see. Each outbox entry remembers the
+    // UID of its message's copy in the `Outbox` mailbox (shared by the
+    // entries of one submission) and has a state: 0 waiting, 1 deposited at
+    // one of the recipient's mailbox peers (which is then sealed in
+    // `mailbox_peer`). The `Outbox` mailbox itself is created by
+    // `ensure_outbox_mailbox` right after this step.
+    r#"
+    ALTER TABLE outbox ADD COLUMN outbox_uid INTEGER;
+    ALTER TABLE outbox ADD COLUMN state INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE outbox ADD COLUMN mailbox_peer BLOB;
+    CREATE INDEX outbox_delivery ON outbox (delivery_id);
+    CREATE INDEX outbox_copy ON outbox (outbox_uid) WHERE outbox_uid IS NOT NULL;
+    CREATE INDEX outbox_state ON outbox (state, next_attempt);
+    "#,
 ];
+
+/// Creates a database at schema version 1 exactly (migration 1 and the
+/// first-open seeding), as mailnode before migration 2 left it, so tests
+/// can check the upgrade.
+#[cfg(test)]
+pub(super) fn create_version_1(path: &Path, crypto: &Crypto) -> Result<(), StoreError> {
+    let conn = Connection::open(path).map_err(sql)?;
+    conn.execute_batch(MIGRATIONS[0]).map_err(sql)?;
+    seed(&conn, crypto)?;
+    conn.pragma_update(None, "user_version", 1).map_err(sql)?;
+    Ok(())
+}
+
+/// The mailbox that lists what is still being delivered (see `outbox`).
+pub const OUTBOX_MAILBOX: &str = "Outbox";
 
 /// How long a delivery id is remembered. Senders give up after days (7 by
 /// default), so a month of memory is ample for idempotency.
@@ -192,6 +221,9 @@ fn migrate(conn: &Connection, crypto: &Crypto) -> Result<(), StoreError> {
         if version == 0 {
             seed(conn, crypto)?;
         }
+        if version < 2 {
+            ensure_outbox_mailbox(conn)?;
+        }
         Ok(())
     })();
     match result {
@@ -233,6 +265,97 @@ fn seed(conn: &Connection, crypto: &Crypto) -> Result<(), StoreError> {
         )
         .map_err(sql)?;
     }
+    conn.execute(
+        "UPDATE meta SET value = ?1 WHERE key = 'modseq'",
+        params![modseq],
+    )
+    .map_err(sql)?;
+    conn.execute(
+        "UPDATE meta SET value = ?1 WHERE key = 'last_uidvalidity'",
+        params![uid_validity],
+    )
+    .map_err(sql)?;
+    Ok(())
+}
+
+/// Migration 2's data step: creates the `Outbox` mailbox, subscribed. A
+/// mailbox of that name made by the user under schema 1 is theirs, not a
+/// list mailnode keeps: it is renamed (with its children) to a free
+/// `Outbox (old)` name first, so nothing of the user's is locked or lost.
+fn ensure_outbox_mailbox(conn: &Connection) -> Result<(), StoreError> {
+    let exists: Option<i64> = conn
+        .query_row(
+            "SELECT id FROM mailboxes WHERE name = ?1",
+            params![OUTBOX_MAILBOX],
+            |row| row.get(0),
+        )
+        .optional()
+        .map_err(sql)?;
+    if exists.is_some() {
+        let mut kept = None;
+        for n in 1..=100 {
+            let candidate = if n == 1 {
+                format!("{OUTBOX_MAILBOX} (old)")
+            } else {
+                format!("{OUTBOX_MAILBOX} (old {n})")
+            };
+            let taken: i64 = conn
+                .query_row(
+                    "SELECT COUNT(*) FROM mailboxes WHERE name = ?1 OR substr(name, 1, ?2) = ?3",
+                    params![
+                        candidate,
+                        candidate.len() as i64 + 1,
+                        format!("{candidate}/")
+                    ],
+                    |row| row.get(0),
+                )
+                .map_err(sql)?;
+            if taken == 0 {
+                kept = Some(candidate);
+                break;
+            }
+        }
+        let Some(kept) = kept else {
+            return Err(StoreError::Internal(
+                "cannot find a free name for the existing Outbox mailbox".into(),
+            ));
+        };
+        let prefix = format!("{OUTBOX_MAILBOX}/");
+        // Subscriptions need no mailbox, so one of the new names may be
+        // subscribed already: that row simply stays.
+        for table in ["mailboxes", "OR IGNORE subscriptions"] {
+            conn.execute(
+                &format!(
+                    "UPDATE {table} SET name = ?1 || substr(name, ?2) \
+                     WHERE name = ?3 OR substr(name, 1, ?4) = ?5"
+                ),
+                params![
+                    kept,
+                    OUTBOX_MAILBOX.len() as i64 + 1,
+                    OUTBOX_MAILBOX,
+                    prefix.len() as i64,
+                    prefix
+                ],
+            )
+            .map_err(sql)?;
+        }
+        tracing::warn!("your own mailbox Outbox is now called {kept:?}; mailnode keeps Outbox");
+    }
+    let modseq = meta_int(conn, "modseq")? + 1;
+    let uid_validity = super::now_secs()
+        .max(meta_int(conn, "last_uidvalidity")? + 1)
+        .clamp(1, i64::from(u32::MAX));
+    conn.execute(
+        "INSERT INTO mailboxes (name, special_use, uid_validity, uid_next, highest_modseq) \
+         VALUES (?1, NULL, ?2, 1, ?3)",
+        params![OUTBOX_MAILBOX, uid_validity, modseq],
+    )
+    .map_err(sql)?;
+    conn.execute(
+        "INSERT OR IGNORE INTO subscriptions (name) VALUES (?1)",
+        params![OUTBOX_MAILBOX],
+    )
+    .map_err(sql)?;
     conn.execute(
         "UPDATE meta SET value = ?1 WHERE key = 'modseq'",
         params![modseq],

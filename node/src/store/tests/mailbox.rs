@@ -14,7 +14,7 @@ async fn first_open_creates_the_default_mailboxes() {
     assert_eq!(
         names,
         vec![
-            "Archive", "Drafts", "INBOX", "Junk", "Requests", "Sent", "Trash"
+            "Archive", "Drafts", "INBOX", "Junk", "Outbox", "Requests", "Sent", "Trash"
         ]
     );
     let special = |name: &str| {
@@ -29,6 +29,7 @@ async fn first_open_creates_the_default_mailboxes() {
     assert_eq!(special("Archive"), Some(SpecialUse::Archive));
     assert_eq!(special("Requests"), None);
     assert_eq!(special("INBOX"), None);
+    assert_eq!(special("Outbox"), None);
     for mailbox in &list {
         assert!(mailbox.subscribed, "{} subscribed", mailbox.name);
         assert_eq!(mailbox.uid_next, 1);

@@ -11,6 +11,7 @@ mod disk;
 mod mailbox;
 mod message;
 mod node;
+mod outbox;
 
 /// The store key every test uses.
 const KEY: [u8; 32] = [0x42; 32];
