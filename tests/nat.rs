@@ -138,11 +138,13 @@ fn print_log_lines(node: &Node, needles: &[&str]) {
 const LOG_TAIL: usize = 80;
 
 /// Test nodes retry often: the backoff cap bounds how long a test waits for
-/// the next attempt after a failed one.
+/// the next attempt after a failed one. Strangers pay a small proof of work
+/// (12 bits): the default costs seconds in release, minutes in a debug
+/// build on a loaded machine; the stamp rules are the same.
 fn write_test_config(node: &Node) {
     std::fs::write(
         node.home().join("config.toml"),
-        "[delivery]\nmax_retry_interval_secs = 5\n",
+        "[delivery]\nmax_retry_interval_secs = 5\n\n[strangers]\npow_bits = 12\n",
     )
     .expect("write config.toml");
 }
