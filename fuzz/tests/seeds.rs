@@ -266,6 +266,7 @@ fn pgp_seeds() {
         id: [7; 16],
         sender_card: Some(alice.card().to_binary()),
         payload,
+        stamp: None,
     };
     let mut body = Vec::new();
     futures::executor::block_on(codec.write_request(&protocol, &mut body, request))

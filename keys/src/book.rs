@@ -119,12 +119,14 @@ impl AddressBook {
         Ok(())
     }
 
-    /// Re-reads the file if it changed on disk since it was loaded.
-    pub fn reload_if_changed(&mut self) -> Result<(), KeyError> {
+    /// Re-reads the file if it changed on disk since it was loaded. Returns
+    /// whether it did.
+    pub fn reload_if_changed(&mut self) -> Result<bool, KeyError> {
         if self.stamp() != self.loaded_stamp {
             self.load()?;
+            return Ok(true);
         }
-        Ok(())
+        Ok(false)
     }
 
     fn save(&mut self) -> Result<(), KeyError> {
@@ -141,18 +143,7 @@ impl AddressBook {
         };
         let json = serde_json::to_vec_pretty(&stored)
             .map_err(|err| KeyError::AddressBook(err.to_string()))?;
-        let tmp = self.path.with_extension("json.tmp");
-        let write = || -> std::io::Result<()> {
-            let mut file = std::fs::File::create(&tmp)?;
-            file.write_all(&json)?;
-            file.sync_all()?;
-            std::fs::rename(&tmp, &self.path)?;
-            if let Some(dir) = self.path.parent() {
-                std::fs::File::open(dir)?.sync_all()?;
-            }
-            Ok(())
-        };
-        write().map_err(|err| KeyError::io(&self.path, err))?;
+        write_atomically(&self.path, &json).map_err(|err| KeyError::io(&self.path, err))?;
         self.loaded_stamp = self.stamp();
         Ok(())
     }
@@ -250,6 +241,21 @@ impl AddressBook {
             .iter()
             .find(|c| c.card.fingerprint().eq_ignore_ascii_case(fingerprint))
     }
+}
+
+/// Replaces `path` with `bytes` atomically: a temporary file beside it,
+/// fsync, rename, fsync of the directory. A crash leaves the old or the new
+/// file, never a torn one.
+pub(crate) fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let tmp = path.with_extension("json.tmp");
+    let mut file = std::fs::File::create(&tmp)?;
+    file.write_all(bytes)?;
+    file.sync_all()?;
+    std::fs::rename(&tmp, path)?;
+    if let Some(dir) = path.parent() {
+        std::fs::File::open(dir)?.sync_all()?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]

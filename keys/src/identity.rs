@@ -363,6 +363,12 @@ impl Identity {
         &self.revocation
     }
 
+    /// Our secret decryption keys (for `seal.rs`, which decrypts messages
+    /// that carry no OpenPGP signature).
+    pub(crate) fn decryption_keys(&self) -> &[KeyPair] {
+        &self.decryptors
+    }
+
     /// Signs `plaintext` with our key and encrypts it to `recipient` and to
     /// ourselves. Returns an armored OpenPGP message.
     pub fn seal(&self, plaintext: &[u8], recipient: &ContactCard) -> Result<Vec<u8>, KeyError> {

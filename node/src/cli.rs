@@ -63,6 +63,21 @@ pub enum Command {
         /// SMTP bridge address. Default 127.0.0.1:1025.
         #[arg(long, value_name = "HOST:PORT")]
         smtp: Option<String>,
+        /// Run as a public node: relay, AutoNAT server, DHT server and
+        /// mailbox for others, within the documented limits.
+        #[arg(long)]
+        public: bool,
+        /// A DHT bootstrap node, /ip4/ADDR/tcp/PORT/p2p/PEERID (repeatable;
+        /// adds to network.bootstrap in config.toml). There is no default.
+        #[arg(long, value_name = "MULTIADDR")]
+        bootstrap: Vec<String>,
+        /// Do not look for peers on the local network (mDNS).
+        #[arg(long)]
+        no_mdns: bool,
+        /// An address this node is reachable at from outside, announced as
+        /// is (e.g. a router's port forward; repeatable).
+        #[arg(long, value_name = "MULTIADDR")]
+        external: Vec<String>,
     },
     /// Print what to type into a mail client (one `name: value` per line).
     Bridge,
@@ -72,11 +87,36 @@ pub enum Command {
         #[command(subcommand)]
         command: ContactsCommand,
     },
+    /// Choose the public nodes that hold your mail while you are offline
+    /// (kept in mailboxes.json in the home; the daemon reads it at start).
+    Mailbox {
+        /// What to do.
+        #[command(subcommand)]
+        command: MailboxCommand,
+    },
     /// Print the revocation certificate (publish it if your key is lost or
     /// stolen).
     Revocation,
     /// Show whether the daemon runs, and where.
     Status,
+}
+
+/// Mailbox-peer subcommands.
+#[derive(Debug, Subcommand)]
+pub enum MailboxCommand {
+    /// Add a mailbox peer: its PeerId, or a multiaddr ending in /p2p/PEERID
+    /// (e.g. /ip4/198.51.100.7/tcp/4870/p2p/12D3KooW...).
+    Add {
+        /// The public node.
+        peer: String,
+    },
+    /// List the mailbox peers, in the order deposits try them.
+    List,
+    /// Remove a mailbox peer (PeerId or multiaddr).
+    Remove {
+        /// The public node.
+        peer: String,
+    },
 }
 
 /// Address-book subcommands.
@@ -95,6 +135,19 @@ pub enum ContactsCommand {
         /// another key.
         #[arg(long)]
         replace: bool,
+    },
+    /// Make someone whose mail waits in Requests a contact: their card
+    /// (kept when their first message arrived) goes into the address book,
+    /// and their messages move from Requests to INBOX.
+    Accept {
+        /// Their mail address.
+        address: String,
+        /// Which key, when several keys wrote from that address.
+        #[arg(long, value_name = "FINGERPRINT")]
+        fingerprint: Option<String>,
+        /// Where that peer listens (repeatable), e.g. /ip4/192.0.2.1/tcp/4870.
+        #[arg(long = "addr", value_name = "MULTIADDR")]
+        addrs: Vec<String>,
     },
     /// List contacts: name, address, fingerprint, PeerId.
     List,
@@ -135,7 +188,15 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             email,
             secret_store,
         } => keygen(&cli, &home, name, email, *secret_store),
-        Command::Run { listen, imap, smtp } => {
+        Command::Run {
+            listen,
+            imap,
+            smtp,
+            public,
+            bootstrap,
+            no_mdns,
+            external,
+        } => {
             let file = ConfigFile::load(&home.config_file())?;
             let settings = Settings::resolve(
                 file,
@@ -143,6 +204,10 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
                     listen: listen.clone(),
                     imap: imap.clone(),
                     smtp: smtp.clone(),
+                    public: *public,
+                    no_mdns: *no_mdns,
+                    bootstrap: bootstrap.clone(),
+                    external: external.clone(),
                 },
             )?;
             let identity = load_identity(&cli, &home)?;
@@ -154,6 +219,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Bridge => bridge(&cli, &home),
         Command::Contacts { command } => contacts(&home, command),
+        Command::Mailbox { command } => mailbox(&home, command),
         Command::Revocation => {
             let identity = load_identity(&cli, &home)?;
             print!("{}", identity.revocation_armored());
@@ -161,6 +227,43 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Status => status(&home),
     }
+}
+
+fn mailbox(home: &Home, command: &MailboxCommand) -> anyhow::Result<()> {
+    use crate::mailbox::{MailboxPeers, peers::Added};
+    require_identity(home)?;
+    let mut peers = MailboxPeers::open(home.path())?;
+    match command {
+        MailboxCommand::Add { peer } => {
+            let outcome = peers.add(peer)?;
+            let (peer_id, _) = crate::mailbox::peers::parse_peer(peer)?;
+            match outcome {
+                Added::New => println!("added mailbox peer {peer_id}"),
+                Added::Known => println!("{peer_id} is already a mailbox peer (addresses updated)"),
+            }
+            println!("Restart the daemon (`mailnode run`) for it to register there.");
+        }
+        MailboxCommand::List => {
+            if peers.list().is_empty() {
+                println!("no mailbox peers: add a public node with `mailnode mailbox add PEER`");
+            }
+            for peer in peers.list() {
+                let addrs = peer
+                    .addrs
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>();
+                println!("{}\t{}", peer.peer_id, addrs.join(" "));
+            }
+        }
+        MailboxCommand::Remove { peer } => {
+            if !peers.remove(peer)? {
+                bail!("{peer} is not a mailbox peer; `mailnode mailbox list` shows them");
+            }
+            println!("removed mailbox peer {peer}");
+        }
+    }
+    Ok(())
 }
 
 fn require_identity(home: &Home) -> anyhow::Result<()> {
@@ -297,6 +400,11 @@ fn contacts(home: &Home, command: &ContactsCommand) -> anyhow::Result<()> {
             println!("Check the fingerprint with them over another channel before you trust it.");
             Ok(())
         }
+        ContactsCommand::Accept {
+            address,
+            fingerprint,
+            addrs,
+        } => accept(home, address, fingerprint.as_deref(), addrs),
         ContactsCommand::List => {
             let book = AddressBook::open(home.path())?;
             if book.list().is_empty() {
@@ -328,6 +436,68 @@ fn contacts(home: &Home, command: &ContactsCommand) -> anyhow::Result<()> {
     }
 }
 
+/// `contacts accept`: adds a stranger's kept card to the address book. The
+/// daemon moves their messages from Requests to INBOX when it sees the new
+/// contact (at once if it runs, else when it next starts); see
+/// `strangers::run_promotions`.
+fn accept(
+    home: &Home,
+    address: &str,
+    fingerprint: Option<&str>,
+    addrs: &[String],
+) -> anyhow::Result<()> {
+    let strangers = keys::StrangerBook::open(home.path())?;
+    let mut candidates = strangers.by_address(address);
+    if let Some(fingerprint) = fingerprint {
+        candidates.retain(|s| s.card.fingerprint().eq_ignore_ascii_case(fingerprint));
+    }
+    let stranger = match candidates.as_slice() {
+        [one] => *one,
+        [] => bail!(
+            "no message from <{address}>{} waits in Requests, so there is no card to accept; \
+             if you have their card, add it with `mailnode contacts import CARD`",
+            fingerprint.map_or(String::new(), |f| format!(" with key {f}"))
+        ),
+        several => {
+            let keys: Vec<&str> = several.iter().map(|s| s.card.fingerprint()).collect();
+            bail!(
+                "{} different keys wrote from <{address}>: {}. Check with them which is theirs, \
+                 then run `mailnode contacts accept {address} --fingerprint FINGERPRINT`",
+                several.len(),
+                keys.join(", ")
+            )
+        }
+    };
+    let addrs = parse_addrs(addrs)?;
+    let card = stranger.card.clone();
+    let mut book = AddressBook::open(home.path())?;
+    book.add(card.clone(), addrs, false)?;
+    println!("accepted: {} <{}>", card.name(), card.address());
+    println!("fingerprint: {}", card.fingerprint());
+    println!("peer-id: {}", card.peer_id());
+    match RunInfo::read(home)? {
+        Some(run) if process_alive(run.pid) => {
+            println!("The running node moves their messages from Requests to INBOX now.")
+        }
+        _ => println!(
+            "Their messages move from Requests to INBOX when the node next starts (`mailnode run`)."
+        ),
+    }
+    println!("Check the fingerprint with them over another channel before you trust it.");
+    Ok(())
+}
+
+fn parse_addrs(addrs: &[String]) -> anyhow::Result<Vec<Multiaddr>> {
+    addrs
+        .iter()
+        .map(|a| {
+            a.parse::<Multiaddr>().with_context(|| {
+                format!("--addr {a:?} is not a multiaddr (example: /ip4/192.0.2.1/tcp/4870)")
+            })
+        })
+        .collect()
+}
+
 fn status(home: &Home) -> anyhow::Result<()> {
     require_identity(home)?;
     let info = Identity::public_info(home.path())?;
@@ -342,10 +512,72 @@ fn status(home: &Home) -> anyhow::Result<()> {
             for addr in run.listen {
                 println!("listen: {addr}");
             }
+            if let Some(status) = crate::status::StatusFile::read(home)? {
+                print_network_status(&status);
+            }
         }
         _ => println!("daemon: not running"),
     }
     Ok(())
+}
+
+/// Prints the daemon's network snapshot, one `name: value` per line.
+fn print_network_status(status: &crate::status::StatusFile) {
+    let net = &status.network;
+    let text = |key: &str| net[key].as_str().unwrap_or("unknown").to_string();
+    let list = |key: &str| -> Vec<String> {
+        net[key]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|v| v.as_str().map(String::from))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    println!(
+        "mode: {}",
+        if net["public"].as_bool() == Some(true) {
+            "public node"
+        } else {
+            "private node"
+        }
+    );
+    println!("nat: {}", text("nat"));
+    for addr in list("external") {
+        println!("external: {addr}");
+    }
+    for addr in list("relay_reservations") {
+        println!("relay-reservation: {addr}");
+    }
+    println!(
+        "dht-peers: {} ({} mode)",
+        net["dht_peers"].as_u64().unwrap_or(0),
+        if net["dht_server"].as_bool() == Some(true) {
+            "server"
+        } else {
+            "client"
+        }
+    );
+    println!(
+        "connected-peers: {}",
+        net["connected_peers"].as_u64().unwrap_or(0)
+    );
+    match net["locator_published"].as_u64() {
+        Some(at) => println!(
+            "locator-published: {} s ago (seq {})",
+            status.written.saturating_sub(at),
+            net["locator_seq"].as_u64().unwrap_or(0)
+        ),
+        None => println!("locator-published: never"),
+    }
+    for peer in list("mailboxes") {
+        println!("mailbox-peer: {peer}");
+    }
+    println!("outbox-waiting: {}", status.outbox_waiting);
+    if let Some(held) = status.mailbox_held_bytes {
+        println!("mailbox-held-bytes: {held}");
+    }
 }
 
 fn process_alive(pid: u32) -> bool {

@@ -36,6 +36,35 @@ pub struct ConfigFile {
     /// `[delivery]`
     #[serde(default)]
     pub delivery: DeliverySection,
+    /// `[strangers]`
+    #[serde(default)]
+    pub strangers: StrangersSection,
+    /// `[mailbox]`
+    #[serde(default)]
+    pub mailbox: MailboxSection,
+}
+
+/// `[mailbox]` section: the limits of the mailbox service a public node
+/// runs (defaults in `crate::mailbox::MailboxLimits`, documented in
+/// `docs/protocol.md`). The mailbox peers this node itself uses are kept
+/// in `mailboxes.json` (`mailnode mailbox add|list|remove`).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MailboxSection {
+    /// Largest sealed envelope accepted, bytes.
+    pub max_envelope_bytes: Option<u64>,
+    /// Envelopes one sender may have waiting for one recipient.
+    pub per_sender_count: Option<u32>,
+    /// Bytes one sender may have waiting for one recipient.
+    pub per_sender_bytes: Option<u64>,
+    /// Bytes waiting for one recipient.
+    pub per_inbox_bytes: Option<u64>,
+    /// Bytes held in total.
+    pub total_bytes: Option<u64>,
+    /// Recipients registered at once.
+    pub max_registrations: Option<u32>,
+    /// Days an uncollected envelope is kept.
+    pub retention_days: Option<u64>,
 }
 
 /// `[network]` section.
@@ -48,6 +77,15 @@ pub struct NetworkSection {
     pub max_message_size: Option<usize>,
     /// Deliveries accepted per second from one peer (burst is 4x).
     pub rate_limit_per_second: Option<u32>,
+    /// Run as a public node (relay, AutoNAT server, DHT server, mailbox).
+    pub public: Option<bool>,
+    /// Discover peers on the local network with mDNS (default true).
+    pub mdns: Option<bool>,
+    /// DHT bootstrap nodes, multiaddrs ending in /p2p/PEERID. There is no
+    /// default list: mailnode dials nobody the user did not name.
+    pub bootstrap: Option<Vec<String>>,
+    /// Addresses to announce as they are (e.g. a port forward).
+    pub external: Option<Vec<String>>,
 }
 
 /// `[bridge]` section.
@@ -71,6 +109,20 @@ pub struct DeliverySection {
     pub max_retry_interval_secs: Option<u64>,
 }
 
+/// `[strangers]` section: senders who are not contacts (their mail goes to
+/// Requests). Defaults in `crate::strangers` and `crate::pow`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StrangersSection {
+    /// Proof-of-work difficulty of their stamps, in bits (0 turns stamps
+    /// off; at most 32).
+    pub pow_bits: Option<u8>,
+    /// Messages filed per hour from one stranger PeerId.
+    pub per_peer_per_hour: Option<u32>,
+    /// Messages filed per hour from all strangers together.
+    pub total_per_hour: Option<u32>,
+}
+
 impl ConfigFile {
     /// Reads `config.toml`; a missing file means all defaults.
     pub fn load(path: &Path) -> anyhow::Result<ConfigFile> {
@@ -92,6 +144,14 @@ pub struct Overrides {
     pub imap: Option<String>,
     /// `--smtp`.
     pub smtp: Option<String>,
+    /// `--public`.
+    pub public: bool,
+    /// `--no-mdns`.
+    pub no_mdns: bool,
+    /// `--bootstrap` (repeatable; adds to the file's list).
+    pub bootstrap: Vec<String>,
+    /// `--external` (repeatable; adds to the file's list).
+    pub external: Vec<String>,
 }
 
 /// The checked settings the daemon runs with.
@@ -111,6 +171,18 @@ pub struct Settings {
     pub give_up_after: Duration,
     /// Longest wait between two delivery attempts.
     pub max_retry_interval: Duration,
+    /// Rules for senders who are not contacts.
+    pub strangers: crate::strangers::StrangerPolicy,
+    /// A public node.
+    pub public: bool,
+    /// mDNS on the local network.
+    pub mdns: bool,
+    /// DHT bootstrap nodes.
+    pub bootstrap: Vec<Multiaddr>,
+    /// Announced external addresses.
+    pub external: Vec<Multiaddr>,
+    /// Limits of the mailbox service (public nodes).
+    pub mailbox: crate::mailbox::MailboxLimits,
 }
 
 impl Settings {
@@ -126,14 +198,26 @@ impl Settings {
                 format!("/ip4/0.0.0.0/udp/{DEFAULT_P2P_PORT}/quic-v1"),
             ]
         };
-        let listen = listen_text
-            .iter()
-            .map(|text| {
-                text.parse::<Multiaddr>().with_context(|| {
-                    format!("--listen {text:?} is not a multiaddr (example: /ip4/0.0.0.0/tcp/4870)")
-                })
-            })
-            .collect::<anyhow::Result<Vec<_>>>()?;
+        let listen = parse_multiaddrs(&listen_text, "--listen", "/ip4/0.0.0.0/tcp/4870")?;
+        let mut bootstrap_text = file.network.bootstrap.unwrap_or_default();
+        bootstrap_text.extend(flags.bootstrap);
+        let bootstrap = parse_multiaddrs(
+            &bootstrap_text,
+            "--bootstrap",
+            "/ip4/198.51.100.10/tcp/4870/p2p/12D3KooW...",
+        )?;
+        for addr in &bootstrap {
+            if crate::network::bootstrap_peer(addr).is_none() {
+                anyhow::bail!(
+                    "--bootstrap {addr} does not end in /p2p/PEERID; give the bootstrap node's \
+                     full address (its PeerId is in its `mailnode status`)"
+                );
+            }
+        }
+        let mut external_text = file.network.external.unwrap_or_default();
+        external_text.extend(flags.external);
+        let external =
+            parse_multiaddrs(&external_text, "--external", "/ip4/198.51.100.10/tcp/4870")?;
         if listen.is_empty() {
             anyhow::bail!("no listen address: give at least one --listen MULTIADDR");
         }
@@ -168,6 +252,8 @@ impl Settings {
         if max_message_size < 1024 {
             anyhow::bail!("network.max_message_size must be at least 1024 bytes");
         }
+        let strangers = resolve_strangers(&file.strangers)?;
+        let mailbox = resolve_mailbox(&file.mailbox)?;
         Ok(Settings {
             listen,
             imap,
@@ -180,8 +266,79 @@ impl Settings {
             max_retry_interval: Duration::from_secs(
                 file.delivery.max_retry_interval_secs.unwrap_or(300).max(1),
             ),
+            strangers,
+            public: flags.public || file.network.public.unwrap_or(false),
+            mdns: !flags.no_mdns && file.network.mdns.unwrap_or(true),
+            bootstrap,
+            external,
+            mailbox,
         })
     }
+}
+
+fn resolve_mailbox(section: &MailboxSection) -> anyhow::Result<crate::mailbox::MailboxLimits> {
+    let defaults = crate::mailbox::MailboxLimits::default();
+    let limits = crate::mailbox::MailboxLimits {
+        max_envelope_bytes: section
+            .max_envelope_bytes
+            .unwrap_or(defaults.max_envelope_bytes),
+        per_sender_count: section
+            .per_sender_count
+            .unwrap_or(defaults.per_sender_count),
+        per_sender_bytes: section
+            .per_sender_bytes
+            .unwrap_or(defaults.per_sender_bytes),
+        per_inbox_bytes: section.per_inbox_bytes.unwrap_or(defaults.per_inbox_bytes),
+        total_bytes: section.total_bytes.unwrap_or(defaults.total_bytes),
+        max_registrations: section
+            .max_registrations
+            .unwrap_or(defaults.max_registrations),
+        retention: section.retention_days.map_or(defaults.retention, |days| {
+            Duration::from_secs(days.saturating_mul(86_400))
+        }),
+        ..defaults
+    };
+    limits.check()?;
+    Ok(limits)
+}
+
+fn resolve_strangers(
+    section: &StrangersSection,
+) -> anyhow::Result<crate::strangers::StrangerPolicy> {
+    let defaults = crate::strangers::StrangerPolicy::default();
+    let pow_bits = section.pow_bits.unwrap_or(defaults.pow_bits);
+    if pow_bits > crate::pow::MAX_MINT_BITS {
+        anyhow::bail!(
+            "strangers.pow_bits = {pow_bits} is more than senders mint (at most {}); \
+             each extra bit doubles the sender's work, and 24 already takes seconds",
+            crate::pow::MAX_MINT_BITS
+        );
+    }
+    let per_peer_per_hour = section
+        .per_peer_per_hour
+        .unwrap_or(defaults.per_peer_per_hour);
+    let total_per_hour = section.total_per_hour.unwrap_or(defaults.total_per_hour);
+    if per_peer_per_hour == 0 || total_per_hour == 0 {
+        anyhow::bail!(
+            "strangers.per_peer_per_hour and strangers.total_per_hour must be at least 1 \
+             (mail from people who are not contacts yet could never arrive)"
+        );
+    }
+    Ok(crate::strangers::StrangerPolicy {
+        pow_bits,
+        per_peer_per_hour,
+        total_per_hour,
+    })
+}
+
+fn parse_multiaddrs(texts: &[String], flag: &str, example: &str) -> anyhow::Result<Vec<Multiaddr>> {
+    texts
+        .iter()
+        .map(|text| {
+            text.parse::<Multiaddr>()
+                .with_context(|| format!("{flag} {text:?} is not a multiaddr (example: {example})"))
+        })
+        .collect()
 }
 
 fn parse_socket(text: &str, flag: &str) -> anyhow::Result<SocketAddr> {
@@ -200,6 +357,25 @@ mod tests {
         assert_eq!(settings.smtp.to_string(), "127.0.0.1:1025");
         assert_eq!(settings.listen.len(), 2);
         assert!(settings.listen[1].to_string().contains("quic-v1"));
+        assert!(settings.mdns, "mDNS is on by default");
+        assert!(!settings.public);
+        assert!(
+            settings.bootstrap.is_empty(),
+            "no bootstrap node is dialed by default"
+        );
+    }
+
+    #[test]
+    fn bootstrap_addresses_must_name_the_peer() {
+        let flags = Overrides {
+            bootstrap: vec!["/ip4/198.51.100.10/tcp/4870".into()],
+            ..Overrides::default()
+        };
+        let err = Settings::resolve(ConfigFile::default(), flags).unwrap_err();
+        assert!(err.to_string().contains("/p2p/PEERID"), "{err}");
+        let file: ConfigFile = toml::from_str("[network]\nmdns = false\npublic = true\n").unwrap();
+        let settings = Settings::resolve(file, Overrides::default()).unwrap();
+        assert!(!settings.mdns && settings.public);
     }
 
     #[test]
@@ -214,6 +390,20 @@ mod tests {
     }
 
     #[test]
+    fn mailbox_limits_come_from_the_file_and_are_checked() {
+        let settings = Settings::resolve(ConfigFile::default(), Overrides::default()).unwrap();
+        assert_eq!(settings.mailbox, crate::mailbox::MailboxLimits::default());
+        let file: ConfigFile =
+            toml::from_str("[mailbox]\nretention_days = 7\nper_sender_count = 5\n").unwrap();
+        let settings = Settings::resolve(file, Overrides::default()).unwrap();
+        assert_eq!(settings.mailbox.retention, Duration::from_secs(7 * 86_400));
+        assert_eq!(settings.mailbox.per_sender_count, 5);
+        let file: ConfigFile = toml::from_str("[mailbox]\nretention_days = 0\n").unwrap();
+        let err = Settings::resolve(file, Overrides::default()).unwrap_err();
+        assert!(err.to_string().contains("retention"), "{err}");
+    }
+
+    #[test]
     fn bad_values_are_clear_errors() {
         let flags = Overrides {
             listen: vec!["tcp:4870".into()],
@@ -223,5 +413,22 @@ mod tests {
         assert!(err.to_string().contains("is not a multiaddr"), "{err}");
         let err = toml::from_str::<ConfigFile>("[bridge]\nimapp = \"x\"\n").unwrap_err();
         assert!(err.to_string().contains("imapp"), "{err}");
+    }
+
+    #[test]
+    fn strangers_section_has_defaults_and_limits() {
+        let settings = Settings::resolve(ConfigFile::default(), Overrides::default()).unwrap();
+        assert_eq!(
+            settings.strangers,
+            crate::strangers::StrangerPolicy::default()
+        );
+        let file: ConfigFile =
+            toml::from_str("[strangers]\npow_bits = 10\nper_peer_per_hour = 3\n").unwrap();
+        let settings = Settings::resolve(file, Overrides::default()).unwrap();
+        assert_eq!(settings.strangers.pow_bits, 10);
+        assert_eq!(settings.strangers.per_peer_per_hour, 3);
+        let file: ConfigFile = toml::from_str("[strangers]\npow_bits = 40\n").unwrap();
+        let err = Settings::resolve(file, Overrides::default()).unwrap_err();
+        assert!(err.to_string().contains("at most 32"), "{err}");
     }
 }

@@ -5,15 +5,18 @@
 //! reloads it if the file changed, so a contact added from the command line
 //! is usable at once without a restart.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use keys::{AddressBook, Contact};
+use keys::{AddressBook, Contact, ContactCard, KeyError, Outcome};
 use libp2p::PeerId;
 
 /// A cloneable handle to the address book.
 #[derive(Clone)]
 pub struct Contacts {
     book: Arc<Mutex<AddressBook>>,
+    /// Counts reloads of the file, so a watcher can tell it changed.
+    generation: Arc<AtomicU64>,
 }
 
 impl Contacts {
@@ -21,6 +24,7 @@ impl Contacts {
     pub fn new(book: AddressBook) -> Contacts {
         Contacts {
             book: Arc::new(Mutex::new(book)),
+            generation: Arc::new(AtomicU64::new(0)),
         }
     }
 
@@ -29,10 +33,35 @@ impl Contacts {
             Ok(book) => book,
             Err(poisoned) => poisoned.into_inner(),
         };
-        if let Err(err) = book.reload_if_changed() {
-            tracing::warn!("cannot reload the address book, using the loaded copy: {err}");
+        match book.reload_if_changed() {
+            Ok(true) => {
+                self.generation.fetch_add(1, Ordering::AcqRel);
+            }
+            Ok(false) => {}
+            Err(err) => {
+                tracing::warn!("cannot reload the address book, using the loaded copy: {err}")
+            }
         }
         f(&book)
+    }
+
+    /// Adds a card (no address hints). The daemon does this only when the
+    /// user promoted a stranger by moving their message out of Requests;
+    /// `AddressBook::add` re-reads the file first, so a concurrent
+    /// `mailnode contacts import` is not lost.
+    pub fn add(&self, card: ContactCard) -> Result<Outcome, KeyError> {
+        let mut book = match self.book.lock() {
+            Ok(book) => book,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        book.add(card, Vec::new(), false)
+    }
+
+    /// A number that changes whenever the address book file was re-read
+    /// (checks the file first). The promotion of strangers watches it.
+    pub fn generation(&self) -> u64 {
+        self.with_book(|_| ());
+        self.generation.load(Ordering::Acquire)
     }
 
     /// Every contact.

@@ -12,7 +12,7 @@ use anyhow::Context;
 use imap_bridge::imap::ImapConfig;
 use imap_bridge::smtp::SmtpConfig;
 use imap_bridge::{BridgeCredentials, Secret};
-use keys::{AddressBook, Identity};
+use keys::{AddressBook, Identity, StrangerBook};
 use tokio::net::TcpListener;
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::{Notify, watch};
@@ -20,7 +20,8 @@ use tokio::sync::{Notify, watch};
 use crate::config::Settings;
 use crate::contacts::Contacts;
 use crate::home::{Home, RunInfo};
-use crate::network::{self, NetworkConfig, RateLimit};
+use crate::mailbox::{MailboxPeers, MailboxService};
+use crate::network::{self, NetworkConfig, RateLimit, StrangerLimits};
 use crate::outbox::{self, OutboxSettings};
 use crate::store::Store;
 use crate::submit::Outgoing;
@@ -35,6 +36,8 @@ pub async fn run(home: Home, settings: Settings, identity: Identity) -> anyhow::
     let store = Store::open(&home.store_file(), identity.store_key())
         .with_context(|| format!("cannot open the mail store {}", home.store_file().display()))?;
 
+    let mailbox_peers = MailboxPeers::open(home.path()).context("cannot read the mailbox peers")?;
+    let mailbox_limits = settings.mailbox.clone();
     let (network, inbound) = network::start(NetworkConfig {
         keypair: identity.libp2p_keypair().clone(),
         listen: settings.listen.clone(),
@@ -45,6 +48,13 @@ pub async fn run(home: Home, settings: Settings, identity: Identity) -> anyhow::
             per_second: settings.rate_limit_per_second,
             burst: settings.rate_limit_per_second.saturating_mul(4),
         },
+        stranger_limits: StrangerLimits::default(),
+        public: settings.public,
+        mdns: settings.mdns,
+        bootstrap: settings.bootstrap.clone(),
+        external: settings.external.clone(),
+        mailboxes: mailbox_peers.peer_ids(),
+        mailbox_request_limit: mailbox_limits.request_limit(),
     })
     .await
     .context("cannot start the peer-to-peer network")?;
@@ -63,12 +73,45 @@ pub async fn run(home: Home, settings: Settings, identity: Identity) -> anyhow::
     let outbox_wakeup = Arc::new(Notify::new());
     let mut tasks = tokio::task::JoinSet::new();
 
-    tasks.spawn(crate::inbound::run(
-        inbound,
+    let strangers = crate::strangers::Strangers::new(
+        settings.strangers,
+        StrangerBook::open(home.path()).context("cannot open the stranger list")?,
+    );
+    let inbound_context = crate::inbound::Inbound::new(
         Arc::clone(&identity),
         contacts.clone(),
         store.clone(),
+        strangers.clone(),
         std::thread::available_parallelism().map_or(2, |n| n.get()) * 2,
+    );
+    tasks.spawn(crate::inbound::run(
+        inbound.deliveries,
+        inbound_context.clone(),
+    ));
+    let service = if settings.public {
+        let service = MailboxService::open(home.path(), *identity.peer_id(), mailbox_limits)
+            .context("cannot open the mailbox service (mailbox.db)")?;
+        Some(Arc::new(service))
+    } else {
+        None
+    };
+    crate::mailbox_node::spawn(
+        &mut tasks,
+        crate::mailbox_node::Parts {
+            network: network.clone(),
+            identity: Arc::clone(&identity),
+            inbound: inbound_context,
+            service: service.clone(),
+            peers: mailbox_peers.peer_ids(),
+            shutdown: shutdown_rx.clone(),
+        },
+        inbound.mailbox,
+    );
+    tasks.spawn(crate::strangers::run_promotions(
+        contacts.clone(),
+        strangers,
+        store.clone(),
+        shutdown_rx.clone(),
     ));
     tasks.spawn(outbox::run(
         store.clone(),
@@ -80,6 +123,7 @@ pub async fn run(home: Home, settings: Settings, identity: Identity) -> anyhow::
             give_up_after: settings.give_up_after,
             own_card: identity.card().to_binary(),
             own_address: identity.address().to_string(),
+            keypair: identity.libp2p_keypair().clone(),
         },
         network.connected(),
         shutdown_rx.clone(),
@@ -132,13 +176,20 @@ pub async fn run(home: Home, settings: Settings, identity: Identity) -> anyhow::
         smtp: smtp_addr.to_string(),
     }
     .write(&home)?;
-    // Greet every contact we know an address for: a peer that holds mail for
-    // us sees the connection and sends it now rather than at its next retry.
+    // Greet every contact: a peer that holds mail for us sees the
+    // connection and sends it now rather than at its next retry. Contacts
+    // without address hints are looked up in the DHT.
     for contact in contacts.all() {
-        if !contact.addrs.is_empty() {
-            network.dial(*contact.card.peer_id(), contact.addrs);
-        }
+        network.dial(*contact.card.peer_id(), contact.addrs);
     }
+    tasks.spawn(crate::status::run(
+        home.clone(),
+        network.clone(),
+        contacts.clone(),
+        store.clone(),
+        service,
+        shutdown_rx.clone(),
+    ));
     tracing::info!(
         peer_id = %identity.peer_id(),
         imap = %imap_addr,

@@ -4,16 +4,23 @@
 //! Checks, in order, each failure answered with a precise reason the sender
 //! logs (and bounces), and nothing filed:
 //! 1. Who is the sender? The PeerId is authenticated by the Noise handshake.
-//!    A contact is found by that PeerId. Anyone else must send their card;
-//!    the card must bind the same PeerId, and its address must not belong to
-//!    one of our contacts under another key (that would be an impersonation).
-//! 2. The payload must be RFC 3156 PGP/MIME, decrypt with our key, and carry
+//!    A contact is found by that PeerId; contacts skip step 2.
+//! 2. A stranger (anyone else) must fit the `[strangers]` rate limits
+//!    (`TryLater` otherwise); must send their card, which must bind the same
+//!    PeerId and whose address must not belong to one of our contacts under
+//!    another key (that would be an impersonation); and must carry a valid
+//!    proof-of-work stamp for this delivery (`StampRequired` without one,
+//!    `Rejected` with the precise stamp error for a bad one; see `pow.rs`).
+//!    A request we would refuse anyway is refused before a stamp is asked
+//!    for, so nobody mints for nothing; all of it comes before decryption.
+//! 3. The payload must be RFC 3156 PGP/MIME, decrypt with our key, and carry
 //!    a good signature by that sender's key.
-//! 3. The From of the decrypted message must be the signer's address.
+//! 4. The From of the decrypted message must be the signer's address.
 //!
-//! Then the message is filed (INBOX for contacts, Requests for others) with
-//! the verified-signer field, deduplicated by (peer, delivery id), and only
-//! after the commit is the request answered `Accepted`.
+//! Then the message is filed (INBOX for contacts, Requests for others, whose
+//! card is kept first in the stranger list so `contacts accept` can promote
+//! them) with the verified-signer field, deduplicated by (peer, delivery
+//! id), and only after the commit is the request answered `Accepted`.
 
 use std::sync::Arc;
 
@@ -24,41 +31,75 @@ use tokio::sync::{Semaphore, mpsc};
 use crate::contacts::Contacts;
 use crate::network::{DeliveryRequest, DeliveryResponse, InboundDelivery};
 use crate::pgpmime;
+use crate::pow;
 use crate::rawmail::RawMessage;
 use crate::store::{Incoming, Store};
+use crate::strangers::{INBOX, REQUESTS, Reservation, Strangers};
 use crate::verified;
 
-/// Where an accepted message is filed.
-const INBOX: &str = "INBOX";
-const REQUESTS: &str = "Requests";
+/// Payloads up to this size are hashed for the stamp check on the calling
+/// task (well under a millisecond).
+const HASH_INLINE_MAX: usize = 256 * 1024;
+
+/// Everything the inbound handler needs besides the request. Cheap to
+/// clone.
+#[derive(Clone)]
+pub struct Inbound {
+    /// Our identity: decryption key and PeerId (stamps are bound to it).
+    pub identity: Arc<Identity>,
+    /// The address book.
+    pub contacts: Contacts,
+    /// The mail store.
+    pub store: Store,
+    /// Limits and cards of strangers.
+    pub strangers: Strangers,
+    /// Bounds how many decryptions run at once.
+    pub decrypt_permits: Arc<Semaphore>,
+}
+
+impl Inbound {
+    /// The handler's context; decryption runs on blocking threads, at most
+    /// `parallel` at once.
+    pub fn new(
+        identity: Arc<Identity>,
+        contacts: Contacts,
+        store: Store,
+        strangers: Strangers,
+        parallel: usize,
+    ) -> Inbound {
+        Inbound {
+            identity,
+            contacts,
+            store,
+            strangers,
+            decrypt_permits: Arc::new(Semaphore::new(parallel.max(1))),
+        }
+    }
+}
 
 /// Runs until the inbound channel closes. Each request is handled on its own
 /// task; decryption runs on blocking threads, at most `parallel` at once.
 /// The limit covers only the decryption, not the wait for the store's
 /// commit, so that many deliveries share one group commit (the network
 /// service bounds how many requests are in flight).
-pub async fn run(
-    mut inbound: mpsc::Receiver<InboundDelivery>,
-    identity: Arc<Identity>,
-    contacts: Contacts,
-    store: Store,
-    parallel: usize,
-) {
-    let permits = Arc::new(Semaphore::new(parallel.max(1)));
+pub async fn run(mut inbound: mpsc::Receiver<InboundDelivery>, context: Inbound) {
     while let Some(delivery) = inbound.recv().await {
-        let identity = Arc::clone(&identity);
-        let contacts = contacts.clone();
-        let store = store.clone();
-        let permits = Arc::clone(&permits);
+        let context = context.clone();
         tokio::spawn(async move {
             let InboundDelivery {
                 peer,
                 request,
                 reply,
             } = delivery;
-            let response = handle(peer, request, &identity, &contacts, &store, &permits).await;
-            if let DeliveryResponse::Rejected { reason } = &response {
-                tracing::warn!(%peer, "rejected a delivery: {reason}");
+            let response = handle(peer, request, &context).await;
+            match &response {
+                DeliveryResponse::Rejected { reason } => {
+                    tracing::warn!(%peer, "rejected a delivery: {reason}");
+                }
+                DeliveryResponse::TryLater { reason, .. } => {
+                    tracing::info!(%peer, "asked a peer to retry later: {reason}");
+                }
+                _ => {}
             }
             let _ = reply.send(response);
         });
@@ -66,22 +107,19 @@ pub async fn run(
 }
 
 /// The checks and the filing of one delivery.
-pub async fn handle(
-    peer: PeerId,
-    request: DeliveryRequest,
-    identity: &Arc<Identity>,
-    contacts: &Contacts,
-    store: &Store,
-    decrypt_permits: &Arc<Semaphore>,
-) -> DeliveryResponse {
-    let (card, mailbox) = match sender_card(&peer, request.sender_card.as_deref(), contacts) {
-        Ok(found) => found,
-        Err(reason) => return DeliveryResponse::Rejected { reason },
+pub async fn handle(peer: PeerId, request: DeliveryRequest, context: &Inbound) -> DeliveryResponse {
+    let mut request = request;
+    let (card, mailbox, reservation) = match context.contacts.by_peer_id(&peer) {
+        Some(contact) => (contact.card, INBOX, None),
+        None => match admit_stranger(&peer, &mut request, context).await {
+            Ok((card, reservation)) => (card, REQUESTS, Some(reservation)),
+            Err(response) => return response,
+        },
     };
-    let identity = Arc::clone(identity);
+    let identity = Arc::clone(&context.identity);
     let payload = request.payload;
     let signer = card.clone();
-    let Ok(permit) = Arc::clone(decrypt_permits).acquire_owned().await else {
+    let Ok(permit) = Arc::clone(&context.decrypt_permits).acquire_owned().await else {
         return DeliveryResponse::TryLater {
             reason: "the recipient is shutting down".into(),
             retry_after_secs: 5,
@@ -103,12 +141,28 @@ pub async fn handle(
             };
         }
     };
-    match store
+    if reservation.is_some() {
+        // Keep the card before the message is filed: a message in Requests
+        // whose sender cannot be promoted later would be stranded.
+        if let Err(err) = context.strangers.remember(&card).await {
+            tracing::error!("cannot keep a stranger's card: {err}");
+            return DeliveryResponse::TryLater {
+                reason: "the recipient could not record the sender's card; it will accept a retry"
+                    .into(),
+                retry_after_secs: 30,
+            };
+        }
+    }
+    match context
+        .store
         .file_incoming(&peer.to_string(), request.id, mailbox, message)
         .await
     {
         Ok(Incoming::Filed { uid }) => {
             tracing::info!(%peer, mailbox, uid, "message received");
+            if let Some(reservation) = reservation {
+                reservation.keep();
+            }
             DeliveryResponse::Accepted
         }
         Ok(Incoming::Duplicate) => {
@@ -125,15 +179,79 @@ pub async fn handle(
     }
 }
 
-/// Finds the card to verify the sender with, and where to file the message.
-fn sender_card(
+/// The checks for a sender who is not a contact: rate limits, their card,
+/// then the proof-of-work stamp (two hashes), all before anything is
+/// decrypted. On success the message holds a slot in the limits until it is
+/// filed (or not).
+async fn admit_stranger(
+    peer: &PeerId,
+    request: &mut DeliveryRequest,
+    context: &Inbound,
+) -> Result<(ContactCard, Reservation), DeliveryResponse> {
+    let strangers = &context.strangers;
+    let try_later = |full: crate::strangers::Full| DeliveryResponse::TryLater {
+        reason: full.reason,
+        retry_after_secs: full.retry_after_secs,
+    };
+    // Before asking for a stamp: a sender over the limit, or one we would
+    // refuse anyway, must not spend seconds minting one for nothing.
+    strangers.check(peer).map_err(try_later)?;
+    let card = stranger_card(peer, request.sender_card.as_deref(), &context.contacts)
+        .map_err(|reason| DeliveryResponse::Rejected { reason })?;
+    let bits = strangers.policy().pow_bits;
+    if bits > 0 {
+        let Some(stamp) = request.stamp.take() else {
+            tracing::info!(%peer, bits, "stamp required: the sender is not a contact");
+            return Err(DeliveryResponse::StampRequired { bits });
+        };
+        let message = message_hash(request).await?;
+        let now = u64::try_from(chrono::Utc::now().timestamp()).unwrap_or(0);
+        let ours = context.identity.peer_id();
+        if let Err(err) = pow::verify_hashed(&stamp, ours, &message, bits, now) {
+            tracing::warn!(%peer, "refused a proof-of-work stamp: {err}");
+            return Err(DeliveryResponse::Rejected {
+                reason: err.to_string(),
+            });
+        }
+        tracing::info!(%peer, bits = stamp.bits, "proof-of-work stamp verified");
+    }
+    let reservation = strangers.reserve(peer).map_err(try_later)?;
+    Ok((card, reservation))
+}
+
+/// The stamp's message hash of `request`. A large payload is hashed on a
+/// blocking thread (moved there and back), so that a 32 MiB message does
+/// not stall the async runtime for tens of milliseconds.
+async fn message_hash(request: &mut DeliveryRequest) -> Result<[u8; 32], DeliveryResponse> {
+    if request.payload.len() <= HASH_INLINE_MAX {
+        return Ok(pow::message_hash(&request.id, &request.payload));
+    }
+    let id = request.id;
+    let payload = std::mem::take(&mut request.payload);
+    let hashed = tokio::task::spawn_blocking(move || {
+        let hash = pow::message_hash(&id, &payload);
+        (payload, hash)
+    })
+    .await;
+    match hashed {
+        Ok((payload, hash)) => {
+            request.payload = payload;
+            Ok(hash)
+        }
+        Err(err) => Err(DeliveryResponse::TryLater {
+            reason: format!("the recipient could not process the message: {err}"),
+            retry_after_secs: 5,
+        }),
+    }
+}
+
+/// The card a stranger sent, checked against the connection's PeerId and
+/// our contacts' addresses.
+fn stranger_card(
     peer: &PeerId,
     offered: Option<&[u8]>,
     contacts: &Contacts,
-) -> Result<(ContactCard, &'static str), String> {
-    if let Some(contact) = contacts.by_peer_id(peer) {
-        return Ok((contact.card, INBOX));
-    }
+) -> Result<ContactCard, String> {
     let bytes = offered.ok_or_else(|| {
         format!("peer {peer} is not a contact of the recipient and sent no contact card")
     })?;
@@ -156,7 +274,7 @@ fn sender_card(
             card.fingerprint()
         ));
     }
-    Ok((card, REQUESTS))
+    Ok(card)
 }
 
 /// Unwraps, decrypts, verifies and marks a message. Errors are the reason

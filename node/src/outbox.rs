@@ -45,6 +45,8 @@ pub struct OutboxSettings {
     pub own_card: Vec<u8>,
     /// Our own address, for bounces.
     pub own_address: String,
+    /// Our libp2p key: deposits at mailbox peers are signed with it.
+    pub keypair: libp2p::identity::Keypair,
 }
 
 /// Runs the delivery service until `shutdown` turns true.
@@ -171,12 +173,39 @@ impl Job {
             .by_fingerprint(&entry.recipient_fpr)
             .map(|contact| contact.addrs)
             .unwrap_or_default();
-        let request = DeliveryRequest {
+        let request = |stamp| DeliveryRequest {
             id: entry.delivery_id,
             sender_card: Some(self.settings.own_card.clone()),
             payload: entry.payload.clone(),
+            stamp,
         };
-        match self.network.deliver(peer, addrs, request).await {
+        let mut answer = self
+            .network
+            .deliver(peer, addrs.clone(), request(None))
+            .await;
+        if let Ok(DeliveryResponse::StampRequired { bits }) = answer {
+            // We are not the recipient's contact: pay the proof of work and
+            // send again at once.
+            match mint_stamp(peer, &entry, bits).await {
+                Ok(stamp) => {
+                    answer = self
+                        .network
+                        .deliver(peer, addrs, request(Some(stamp)))
+                        .await
+                }
+                Err(err @ crate::pow::StampError::TooHard { .. }) => {
+                    tracing::warn!(recipient_peer = %peer, "cannot pay the recipient's stamp: {err}");
+                    self.fail(&entry, &format!("the recipient's node refused it: {err}"))
+                        .await;
+                    return;
+                }
+                Err(err) => {
+                    self.retry(&entry, &err.to_string(), None).await;
+                    return;
+                }
+            }
+        }
+        match answer {
             Ok(DeliveryResponse::Accepted) => {
                 tracing::info!(recipient_peer = %peer, "message delivered");
                 if let Err(err) = self.store.outbox_delivered(entry.id).await {
@@ -203,10 +232,64 @@ impl Job {
                 )
                 .await;
             }
+            Ok(DeliveryResponse::StampRequired { bits }) => {
+                // Asked again although a stamp went with it (the recipient
+                // changed its difficulty in between): try later.
+                self.retry(
+                    &entry,
+                    &format!("the recipient asked for a {bits}-bit proof-of-work stamp again"),
+                    None,
+                )
+                .await;
+            }
             Err(err) => {
-                self.retry(&entry, &err.to_string(), None).await;
+                // No direct path (offline, or behind a NAT hole punching
+                // could not pass): leave it at one of the recipient's
+                // mailbox peers if it named any.
+                match self.deposit(peer, &entry, request(None)).await {
+                    Ok(mailbox) => {
+                        tracing::info!(recipient_peer = %peer, %mailbox, "message deposited at a mailbox peer");
+                        if let Err(err) = self.store.outbox_delivered(entry.id).await {
+                            tracing::error!("cannot record a deposited message: {err}");
+                        }
+                    }
+                    Err(why) => {
+                        self.retry(&entry, &format!("{err}; {why}"), None).await;
+                    }
+                }
             }
         }
+    }
+
+    /// Deposits the sealed request at the first of the recipient's mailbox
+    /// peers (from its locator record) that commits it.
+    async fn deposit(
+        &self,
+        peer: libp2p::PeerId,
+        entry: &OutboxEntry,
+        request: DeliveryRequest,
+    ) -> Result<libp2p::PeerId, String> {
+        let card = self
+            .contacts
+            .by_fingerprint(&entry.recipient_fpr)
+            .map(|c| c.card)
+            .ok_or_else(|| "the recipient is no longer a contact".to_string())?;
+        let mailboxes = match self.network.lookup(peer).await {
+            Ok(locator) => locator.mailboxes,
+            Err(err) => return Err(format!("no mailbox peer known ({err})")),
+        };
+        if mailboxes.is_empty() {
+            return Err("the recipient names no mailbox peer".to_string());
+        }
+        crate::mailbox::deposit(
+            &self.network,
+            &self.settings.keypair,
+            &card,
+            &mailboxes,
+            &request,
+        )
+        .await
+        .map_err(|err| err.to_string())
     }
 
     async fn retry(&self, entry: &OutboxEntry, error: &str, at_least: Option<Duration>) {
@@ -245,6 +328,58 @@ impl Job {
             tracing::error!("cannot record a failed delivery: {err}");
         }
     }
+}
+
+/// Mints a proof-of-work stamp for one delivery to `peer` on a blocking
+/// thread. One mint runs at a time (a stranger writing to many strangers
+/// must not take every core), and dropping the future (shutdown) cancels
+/// the search. Nothing of it is kept: a retry mints again.
+async fn mint_stamp(
+    peer: libp2p::PeerId,
+    entry: &OutboxEntry,
+    bits: u8,
+) -> Result<crate::pow::Stamp, crate::pow::StampError> {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    static MINTING: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(1);
+    /// Raises the cancel flag when the waiting future goes away.
+    struct CancelOnDrop(Arc<AtomicBool>);
+    impl Drop for CancelOnDrop {
+        fn drop(&mut self) {
+            self.0.store(true, Ordering::Relaxed);
+        }
+    }
+    if bits > crate::pow::MAX_MINT_BITS {
+        return Err(crate::pow::StampError::TooHard { bits });
+    }
+    let _permit = MINTING
+        .acquire()
+        .await
+        .map_err(|_| crate::pow::StampError::Cancelled)?;
+    let message = crate::pow::message_hash(&entry.delivery_id, &entry.payload);
+    let cancel = Arc::new(AtomicBool::new(false));
+    let guard = CancelOnDrop(Arc::clone(&cancel));
+    let now = u64::try_from(chrono::Utc::now().timestamp()).unwrap_or(0);
+    let started = std::time::Instant::now();
+    let stamp = tokio::task::spawn_blocking(move || {
+        crate::pow::mint_bounded(
+            &peer,
+            &message,
+            bits,
+            now,
+            crate::pow::default_budget(bits),
+            &cancel,
+        )
+    })
+    .await
+    .map_err(|_| crate::pow::StampError::Cancelled)??;
+    drop(guard);
+    tracing::info!(
+        recipient_peer = %peer,
+        bits,
+        millis = started.elapsed().as_millis() as u64,
+        "minted a proof-of-work stamp"
+    );
+    Ok(stamp)
 }
 
 /// Wait before attempt `attempts + 1`: 2 s doubling, capped, ±20 % jitter.

@@ -249,6 +249,7 @@ mod tests {
             id: [7; 16],
             sender_card: Some(vec![0x99, 1, 2]),
             payload: b"-----BEGIN PGP MESSAGE-----".to_vec(),
+            stamp: None,
         }
     }
 
@@ -337,6 +338,49 @@ mod tests {
             .await
             .expect("write");
         assert_eq!(written, accepted);
+    }
+
+    #[tokio::test]
+    async fn stamps_and_stamp_required_round_trip() {
+        let mut codec = DeliveryCodec::new(1024);
+        let mut request = sample_request();
+        request.stamp = Some(crate::pow::Stamp {
+            recipient: vec![0, 36, 8, 1],
+            window: 499_000,
+            nonce: 42,
+            bits: 22,
+        });
+        let mut wire = Vec::new();
+        codec
+            .write_request(&PROTOCOL, &mut wire, WireRequest::Delivery(request.clone()))
+            .await
+            .expect("write");
+        let WireRequest::Delivery(read) = codec
+            .read_request(&PROTOCOL, &mut Cursor::new(wire))
+            .await
+            .expect("read")
+        else {
+            panic!("expected a delivery");
+        };
+        assert_eq!(read.stamp, request.stamp);
+
+        // {"StampRequired": {"bits": 22}}
+        let mut body = vec![0xa1];
+        body.extend(text("StampRequired"));
+        body.push(0xa1);
+        body.extend(text("bits"));
+        body.push(0x16);
+        let read = codec
+            .read_response(&PROTOCOL, &mut Cursor::new(frame(&body)))
+            .await
+            .expect("stamp required");
+        assert_eq!(read, DeliveryResponse::StampRequired { bits: 22 });
+        let mut written = Vec::new();
+        codec
+            .write_response(&PROTOCOL, &mut written, read)
+            .await
+            .expect("write");
+        assert_eq!(written, frame(&body));
     }
 
     #[tokio::test]

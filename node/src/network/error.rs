@@ -27,6 +27,15 @@ pub enum NetworkError {
         /// The underlying error.
         reason: String,
     },
+    /// A bootstrap address does not say which peer it is.
+    #[error(
+        "the bootstrap address {addr} does not end in /p2p/PEERID; give the full address \
+         of the bootstrap node, e.g. /ip4/198.51.100.10/tcp/4870/p2p/12D3KooW..."
+    )]
+    Bootstrap {
+        /// The address as configured.
+        addr: Multiaddr,
+    },
     /// The network service is not running (it was shut down or failed).
     #[error("the peer-to-peer network service has stopped")]
     Stopped,
@@ -42,6 +51,20 @@ pub enum DeliveryError {
          contact card may be out of date"
     )]
     Unreachable(String),
+    /// The recipient's node is reachable only through a relay circuit, and
+    /// hole punching did not give a direct connection. Mail never travels
+    /// over a relay: the outbox deposits it at a mailbox peer instead.
+    #[error(
+        "no direct connection to the recipient's node could be made ({0}); it is behind a NAT \
+         that hole punching could not pass"
+    )]
+    NoDirectPath(String),
+    /// The recipient has no locator record in the DHT and no address hints.
+    #[error(
+        "the recipient's node has no address: no locator record in the DHT and no address hints \
+         in the contact ({0})"
+    )]
+    NotFound(String),
     /// The recipient's node did not answer in time.
     #[error("the recipient's node did not answer in time; it may be overloaded or on a slow link")]
     Timeout,

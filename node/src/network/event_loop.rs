@@ -7,7 +7,8 @@
 //! size) answer at once here; everything slower happens in other tasks, so
 //! nothing in this loop waits on disk, crypto or a full channel.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
@@ -15,16 +16,25 @@ use futures::future::BoxFuture;
 use futures::stream::FuturesUnordered;
 use libp2p::core::transport::ListenerId;
 use libp2p::request_response::{self, OutboundFailure, OutboundRequestId, ResponseChannel};
-use libp2p::swarm::SwarmEvent;
-use libp2p::{Multiaddr, PeerId, Swarm, identify};
+use libp2p::swarm::{ConnectionId, SwarmEvent};
+use libp2p::{Multiaddr, PeerId, Swarm};
 use tokio::sync::mpsc::error::TrySendError;
 use tokio::sync::{broadcast, mpsc, oneshot};
 
 use super::codec::WireRequest;
+use super::discovery::Discovery;
 use super::error::{DeliveryError, NetworkError, dial_error_text};
 use super::rate::RateLimiter;
+use super::reach::Reach;
 use super::swarm::{Behaviour, BehaviourEvent};
-use super::{Command, DeliveryRequest, DeliveryResponse, InboundDelivery, NetworkConfig};
+use super::{
+    Command, DeliveryRequest, DeliveryResponse, InboundDelivery, InboundMailbox, NetworkConfig,
+};
+use crate::mailbox::{MailboxResponse, MailboxWire, oversized_response};
+
+/// How often the loop wakes for its timers (waiters' deadlines, the
+/// locator's publication, relay reservations).
+const TICK: Duration = Duration::from_millis(500);
 
 /// Longest `reason` sent in a response; keeps every answer far below the
 /// 64 KiB response cap whatever the inbound handler writes.
@@ -37,6 +47,13 @@ const MAX_DIAL_ERRORS: usize = 1024;
 type PendingReply =
     BoxFuture<'static, (ResponseChannel<DeliveryResponse>, PeerId, DeliveryResponse)>;
 
+/// An inbound mailbox request's answer, once the daemon has given it.
+type PendingMailboxReply =
+    BoxFuture<'static, (ResponseChannel<MailboxResponse>, PeerId, MailboxResponse)>;
+
+/// The caller waiting for a mailbox request's answer.
+type MailboxReply = oneshot::Sender<Result<MailboxResponse, DeliveryError>>;
+
 /// The caller waiting for an outbound delivery's answer.
 type DeliveryReply = oneshot::Sender<Result<DeliveryResponse, DeliveryError>>;
 
@@ -48,13 +65,36 @@ struct Listener {
     failure: Option<String>,
 }
 
+/// One established connection.
+pub(crate) struct Connection {
+    pub(crate) peer: PeerId,
+    /// Through a relay circuit: used for hole punching only, never mail.
+    pub(crate) relayed: bool,
+    pub(crate) remote: Multiaddr,
+    /// We dialed it (else the peer did).
+    pub(crate) dialer: bool,
+}
+
 /// The state owned by the network task.
 pub(crate) struct EventLoop {
     /// Tells subscribers when a peer becomes connected.
     connected: broadcast::Sender<PeerId>,
-    swarm: Swarm<Behaviour>,
+    pub(crate) swarm: Swarm<Behaviour>,
+    pub(crate) connections: HashMap<ConnectionId, Connection>,
+    /// The DHT side: bootstrap, identify → Kademlia, mDNS, locator records.
+    pub(crate) discovery: Discovery,
+    /// Getting a direct connection: waiters, relays, hole punching, AutoNAT.
+    pub(crate) reach: Reach,
+    pub(crate) keypair: libp2p::identity::Keypair,
+    contacts: HashSet<PeerId>,
+    stranger_peers: RateLimiter,
+    stranger_ips: RateLimiter<IpAddr>,
     commands: mpsc::Receiver<Command>,
     inbound: mpsc::Sender<InboundDelivery>,
+    mailbox_inbound: mpsc::Sender<InboundMailbox>,
+    mailbox_outbound: HashMap<OutboundRequestId, MailboxReply>,
+    mailbox_replies: FuturesUnordered<PendingMailboxReply>,
+    mailbox_limit: u64,
     limiter: RateLimiter,
     max_message_size: usize,
     request_timeout: Duration,
@@ -62,7 +102,9 @@ pub(crate) struct EventLoop {
     replies: FuturesUnordered<PendingReply>,
     listeners: HashMap<ListenerId, Listener>,
     listen_waiters: Vec<oneshot::Sender<Result<Vec<Multiaddr>, NetworkError>>>,
-    dial_errors: HashMap<PeerId, String>,
+    pub(crate) dial_errors: HashMap<PeerId, String>,
+    /// Our own dials still in progress.
+    pub(crate) dials: HashMap<ConnectionId, PeerId>,
 }
 
 impl EventLoop {
@@ -70,6 +112,7 @@ impl EventLoop {
         swarm: Swarm<Behaviour>,
         commands: mpsc::Receiver<Command>,
         inbound: mpsc::Sender<InboundDelivery>,
+        mailbox_inbound: mpsc::Sender<InboundMailbox>,
         connected: broadcast::Sender<PeerId>,
         listeners: Vec<(ListenerId, Multiaddr)>,
         config: &NetworkConfig,
@@ -86,10 +129,22 @@ impl EventLoop {
                 (id, listener)
             })
             .collect();
+        let local = *swarm.local_peer_id();
         Self {
             swarm,
+            connections: HashMap::new(),
+            discovery: Discovery::new(local, config),
+            reach: Reach::new(config),
+            keypair: config.keypair.clone(),
+            contacts: HashSet::new(),
+            stranger_peers: RateLimiter::new(config.stranger_limits.per_peer),
+            stranger_ips: RateLimiter::new(config.stranger_limits.per_ip),
             commands,
             inbound,
+            mailbox_inbound,
+            mailbox_outbound: HashMap::new(),
+            mailbox_replies: FuturesUnordered::new(),
+            mailbox_limit: config.mailbox_request_limit,
             connected,
             limiter: RateLimiter::new(config.rate_limit),
             max_message_size: config.max_message_size,
@@ -99,13 +154,18 @@ impl EventLoop {
             listeners,
             listen_waiters: Vec::new(),
             dial_errors: HashMap::new(),
+            dials: HashMap::new(),
         }
     }
 
     /// Runs until a `Shutdown` command or until every handle is dropped.
     pub(crate) async fn run(mut self) {
+        self.start_discovery();
+        let mut tick = tokio::time::interval(TICK);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let shutdown_reply = loop {
             tokio::select! {
+                _ = tick.tick() => self.on_tick(),
                 event = self.swarm.select_next_some() => self.on_swarm_event(event),
                 command = self.commands.recv() => match command {
                     Some(Command::Shutdown { reply }) => break Some(reply),
@@ -114,6 +174,9 @@ impl EventLoop {
                 },
                 Some((channel, peer, response)) = self.replies.next(), if !self.replies.is_empty() => {
                     self.respond(channel, peer, response);
+                }
+                Some((channel, peer, response)) = self.mailbox_replies.next(), if !self.mailbox_replies.is_empty() => {
+                    self.respond_mailbox(channel, peer, response);
                 }
             }
         };
@@ -132,13 +195,21 @@ impl EventLoop {
             commands,
             inbound,
             outbound,
+            mailbox_outbound,
             listen_waiters,
+            reach,
+            discovery,
             ..
         } = self;
         tracing::info!("stopping the peer-to-peer network");
         drop(swarm);
+        reach.fail_all(|| DeliveryError::Shutdown);
+        discovery.fail_all(|| DeliveryError::Shutdown);
         drop(inbound);
         for (_, (_, reply)) in outbound {
+            let _ = reply.send(Err(DeliveryError::Shutdown));
+        }
+        for (_, reply) in mailbox_outbound {
             let _ = reply.send(Err(DeliveryError::Shutdown));
         }
         for waiter in listen_waiters {
@@ -158,6 +229,25 @@ impl EventLoop {
                 None => self.listen_waiters.push(reply),
             },
             Command::Dial { peer, addrs } => self.dial(peer, addrs),
+            Command::EnsureDirect { peer, addrs, reply } => self.ensure_direct(peer, addrs, reply),
+            Command::Lookup { peer, reply } => self.lookup(peer, reply),
+            Command::Status { reply } => {
+                let _ = reply.send(self.status());
+            }
+            Command::SetContacts { peers } => self.contacts = peers.into_iter().collect(),
+            Command::SetMailboxes { peers } => self.set_mailboxes(peers),
+            Command::Mailbox {
+                peer,
+                request,
+                reply,
+            } => {
+                let id = self
+                    .swarm
+                    .behaviour_mut()
+                    .mailbox
+                    .send_request(&peer, MailboxWire::Request(request));
+                self.mailbox_outbound.insert(id, reply);
+            }
             Command::Deliver {
                 peer,
                 addrs,
@@ -184,18 +274,37 @@ impl EventLoop {
     /// is not connected (with the addresses added here) and otherwise opens a
     /// new stream on the existing connection, so concurrent deliveries to
     /// one peer are pipelined.
-    fn dial(&mut self, peer: PeerId, addrs: Vec<Multiaddr>) {
+    pub(crate) fn dial(&mut self, peer: PeerId, addrs: Vec<Multiaddr>) {
         if self.swarm.is_connected(&peer) {
             return;
         }
         for addr in &addrs {
             self.swarm.add_peer_address(peer, addr.clone());
         }
+        let mut addrs = addrs;
+        if let Some(locator) = self.discovery.cached(&peer) {
+            addrs.extend(locator.addrs.iter().cloned());
+        }
+        if addrs.is_empty() {
+            // Nothing to dial yet: find the peer's locator first; the
+            // lookup dials when it finds addresses.
+            self.discovery.start_lookup(&mut self.swarm, peer);
+            return;
+        }
         let opts = libp2p::swarm::dial_opts::DialOpts::peer_id(peer)
             .addresses(addrs)
             .build();
-        if let Err(err) = self.swarm.dial(opts) {
-            tracing::debug!(%peer, "cannot greet a contact: {err}");
+        self.dial_tracked(peer, opts);
+    }
+
+    /// Dials and remembers the dial until it ends.
+    pub(crate) fn dial_tracked(&mut self, peer: PeerId, opts: libp2p::swarm::dial_opts::DialOpts) {
+        let id = opts.connection_id();
+        match self.swarm.dial(opts) {
+            Ok(()) => {
+                self.dials.insert(id, peer);
+            }
+            Err(err) => tracing::debug!(%peer, "cannot dial a peer: {err}"),
         }
     }
 
@@ -260,14 +369,22 @@ impl EventLoop {
     fn on_swarm_event(&mut self, event: SwarmEvent<BehaviourEvent>) {
         match event {
             SwarmEvent::Behaviour(BehaviourEvent::Deliver(event)) => self.on_delivery_event(event),
-            SwarmEvent::Behaviour(BehaviourEvent::Identify(identify::Event::Received {
-                peer_id,
-                info,
-                ..
-            })) => {
-                tracing::debug!(peer = %peer_id, agent = %info.agent_version, "identified a peer");
+            SwarmEvent::Behaviour(BehaviourEvent::Mailbox(event)) => self.on_mailbox_event(event),
+            SwarmEvent::Behaviour(BehaviourEvent::Identify(event)) => self.on_identify(event),
+            SwarmEvent::Behaviour(BehaviourEvent::Kad(event)) => self.on_kad(event),
+            SwarmEvent::Behaviour(BehaviourEvent::Mdns(event)) => self.on_mdns(event),
+            SwarmEvent::Behaviour(BehaviourEvent::RelayClient(event)) => {
+                self.on_relay_client(event)
             }
-            SwarmEvent::Behaviour(_) => {}
+            SwarmEvent::Behaviour(BehaviourEvent::Dcutr(event)) => self.on_dcutr(event),
+            SwarmEvent::Behaviour(BehaviourEvent::AutonatClient(event)) => self.on_autonat(event),
+            SwarmEvent::Behaviour(BehaviourEvent::RelayServer(event)) => {
+                tracing::debug!("relay: {event:?}");
+            }
+            SwarmEvent::Behaviour(BehaviourEvent::AutonatServer(event)) => {
+                tracing::debug!(client = %event.client, tested = %event.tested_addr, ok = event.result.is_ok(), "answered an AutoNAT probe");
+            }
+            SwarmEvent::Behaviour(BehaviourEvent::Ping(_)) => {}
             SwarmEvent::NewListenAddr {
                 listener_id,
                 address,
@@ -275,8 +392,9 @@ impl EventLoop {
                 tracing::info!(%address, "listening");
                 if let Some(listener) = self.listeners.get_mut(&listener_id) {
                     listener.ever_bound = true;
-                    listener.bound.push(address);
+                    listener.bound.push(address.clone());
                 }
+                self.on_new_listen_addr(listener_id, address);
                 self.wake_listen_waiters();
             }
             SwarmEvent::ExpiredListenAddr {
@@ -287,12 +405,22 @@ impl EventLoop {
                 if let Some(listener) = self.listeners.get_mut(&listener_id) {
                     listener.bound.retain(|a| *a != address);
                 }
+                self.discovery.addresses_changed();
+            }
+            SwarmEvent::ExternalAddrConfirmed { address } => {
+                tracing::info!(%address, "external address confirmed");
+                self.discovery.addresses_changed();
+            }
+            SwarmEvent::ExternalAddrExpired { address } => {
+                tracing::info!(%address, "external address expired");
+                self.discovery.addresses_changed();
             }
             SwarmEvent::ListenerClosed {
                 listener_id,
                 reason,
                 ..
             } => {
+                self.on_listener_closed(listener_id);
                 if let Some(listener) = self.listeners.get_mut(&listener_id) {
                     listener.bound.clear();
                     if let Err(err) = reason {
@@ -309,32 +437,58 @@ impl EventLoop {
             }
             SwarmEvent::ConnectionEstablished {
                 peer_id,
+                connection_id,
                 endpoint,
                 num_established,
                 ..
             } => {
-                tracing::debug!(peer = %peer_id, address = %endpoint.get_remote_address(), "connected");
-                self.dial_errors.remove(&peer_id);
+                self.dials.remove(&connection_id);
+                let relayed = endpoint.is_relayed();
+                let remote = endpoint.get_remote_address().clone();
+                tracing::debug!(peer = %peer_id, address = %remote, relayed, "connected");
+                self.connections.insert(
+                    connection_id,
+                    Connection {
+                        peer: peer_id,
+                        relayed,
+                        remote,
+                        dialer: endpoint.is_dialer(),
+                    },
+                );
+                if !relayed {
+                    self.dial_errors.remove(&peer_id);
+                }
+                self.on_connection_established(peer_id, connection_id, relayed);
                 if num_established.get() == 1 {
                     // Nobody listening is fine: no receiver, no interest.
                     let _ = self.connected.send(peer_id);
                 }
             }
-            SwarmEvent::ConnectionClosed { peer_id, cause, .. } => match cause {
-                Some(cause) => tracing::debug!(peer = %peer_id, "connection closed: {cause}"),
-                None => tracing::debug!(peer = %peer_id, "connection closed"),
-            },
-            SwarmEvent::OutgoingConnectionError {
-                peer_id: Some(peer),
-                error,
+            SwarmEvent::ConnectionClosed {
+                peer_id,
+                connection_id,
+                cause,
                 ..
             } => {
+                self.connections.remove(&connection_id);
+                match cause {
+                    Some(cause) => tracing::debug!(peer = %peer_id, "connection closed: {cause}"),
+                    None => tracing::debug!(peer = %peer_id, "connection closed"),
+                }
+            }
+            SwarmEvent::OutgoingConnectionError {
+                peer_id: Some(peer),
+                connection_id,
+                error,
+            } => {
+                self.dials.remove(&connection_id);
                 let text = dial_error_text(&error);
                 tracing::debug!(%peer, "cannot connect: {text}");
                 if self.dial_errors.len() >= MAX_DIAL_ERRORS {
                     self.dial_errors.clear();
                 }
                 self.dial_errors.insert(peer, text);
+                self.on_dial_failed(peer);
             }
             SwarmEvent::IncomingConnectionError {
                 send_back_addr,
@@ -351,12 +505,12 @@ impl EventLoop {
         match event {
             request_response::Event::Message {
                 peer,
+                connection_id,
                 message:
                     request_response::Message::Request {
                         request, channel, ..
                     },
-                ..
-            } => self.on_inbound(peer, request, channel),
+            } => self.on_inbound(peer, connection_id, request, channel),
             request_response::Event::Message {
                 message:
                     request_response::Message::Response {
@@ -393,10 +547,41 @@ impl EventLoop {
     fn on_inbound(
         &mut self,
         peer: PeerId,
+        connection: ConnectionId,
         request: WireRequest,
         channel: ResponseChannel<DeliveryResponse>,
     ) {
-        if !self.limiter.allow(peer, Instant::now()) {
+        let now = Instant::now();
+        let (relayed, ip) = match self.connections.get(&connection) {
+            Some(c) => (c.relayed, ip_of(&c.remote)),
+            None => (false, None),
+        };
+        if relayed {
+            // Circuits exist to coordinate the hole punch; their limits are
+            // small on purpose. Mail waits for the direct connection.
+            tracing::debug!(%peer, "refused a delivery over a relay circuit");
+            let response = DeliveryResponse::TryLater {
+                reason: "mail is not accepted over a relay circuit; connect directly".to_string(),
+                retry_after_secs: 5,
+            };
+            self.respond(channel, peer, response);
+            return;
+        }
+        if !self.contacts.contains(&peer) {
+            let peer_ok = self.stranger_peers.allow(peer, now);
+            let ip_ok = ip.is_none_or(|ip| self.stranger_ips.allow(ip, now));
+            if !(peer_ok && ip_ok) {
+                tracing::info!(%peer, ?ip, "rate limit for senders who are not contacts: asked to retry later");
+                let response = DeliveryResponse::TryLater {
+                    reason: "rate limit for senders who are not contacts of the recipient"
+                        .to_string(),
+                    retry_after_secs: 10,
+                };
+                self.respond(channel, peer, response);
+                return;
+            }
+        }
+        if !self.limiter.allow(peer, now) {
             tracing::debug!(%peer, "rate limit: asked a peer to retry later");
             let response = DeliveryResponse::TryLater {
                 reason: "rate limit".to_string(),
@@ -462,6 +647,118 @@ impl EventLoop {
         }
     }
 
+    fn on_mailbox_event(&mut self, event: request_response::Event<MailboxWire, MailboxResponse>) {
+        match event {
+            request_response::Event::Message {
+                peer,
+                message:
+                    request_response::Message::Request {
+                        request, channel, ..
+                    },
+                ..
+            } => self.on_mailbox_request(peer, request, channel),
+            request_response::Event::Message {
+                message:
+                    request_response::Message::Response {
+                        request_id,
+                        response,
+                    },
+                ..
+            } => {
+                if let Some(reply) = self.mailbox_outbound.remove(&request_id) {
+                    let _ = reply.send(Ok(response));
+                }
+            }
+            request_response::Event::OutboundFailure {
+                peer,
+                request_id,
+                error,
+                ..
+            } => {
+                tracing::debug!(%peer, "a mailbox request failed: {error}");
+                if let Some(reply) = self.mailbox_outbound.remove(&request_id) {
+                    let _ = reply.send(Err(self.delivery_error(peer, error)));
+                }
+            }
+            request_response::Event::InboundFailure { peer, error, .. } => {
+                tracing::debug!(%peer, "an incoming mailbox request failed: {error}");
+            }
+            request_response::Event::ResponseSent { .. } => {}
+        }
+    }
+
+    /// Admission of a mailbox request: the per-peer rate limit and the size
+    /// cap, then hand-off to the daemon (the mailbox service, receipts).
+    fn on_mailbox_request(
+        &mut self,
+        peer: PeerId,
+        request: MailboxWire,
+        channel: ResponseChannel<MailboxResponse>,
+    ) {
+        if !self.limiter.allow(peer, Instant::now()) {
+            let response = MailboxResponse::TryLater {
+                reason: "rate limit".to_string(),
+                retry_after_secs: 1,
+            };
+            self.respond_mailbox(channel, peer, response);
+            return;
+        }
+        let request = match request {
+            MailboxWire::Request(request) => request,
+            MailboxWire::Oversized { declared } => {
+                tracing::info!(%peer, declared, "refused an oversized mailbox request");
+                let response = oversized_response(declared, self.mailbox_limit);
+                self.respond_mailbox(channel, peer, response);
+                return;
+            }
+        };
+        let (reply, verdict) = oneshot::channel();
+        let item = InboundMailbox {
+            peer,
+            request,
+            reply,
+        };
+        match self.mailbox_inbound.try_send(item) {
+            Ok(()) => {
+                let timeout = self.request_timeout;
+                self.mailbox_replies.push(Box::pin(async move {
+                    let response = match tokio::time::timeout(timeout, verdict).await {
+                        Ok(Ok(response)) => response,
+                        _ => MailboxResponse::TryLater {
+                            reason: "the node could not process the request in time".to_string(),
+                            retry_after_secs: 10,
+                        },
+                    };
+                    (channel, peer, response)
+                }));
+            }
+            Err(_) => {
+                let response = MailboxResponse::TryLater {
+                    reason: "the node is busy".to_string(),
+                    retry_after_secs: 5,
+                };
+                self.respond_mailbox(channel, peer, response);
+            }
+        }
+    }
+
+    fn respond_mailbox(
+        &mut self,
+        channel: ResponseChannel<MailboxResponse>,
+        peer: PeerId,
+        response: MailboxResponse,
+    ) {
+        if self
+            .swarm
+            .behaviour_mut()
+            .mailbox
+            .send_response(channel, response)
+            .is_err()
+        {
+            tracing::debug!(%peer, "the requester left before the mailbox answer was sent");
+        }
+    }
+
     fn respond(
         &mut self,
         channel: ResponseChannel<DeliveryResponse>,
@@ -505,6 +802,15 @@ impl EventLoop {
     }
 }
 
+/// The IP address of a connection's remote address, if it has one.
+pub(crate) fn ip_of(addr: &Multiaddr) -> Option<IpAddr> {
+    addr.iter().find_map(|p| match p {
+        libp2p::multiaddr::Protocol::Ip4(ip) => Some(IpAddr::V4(ip)),
+        libp2p::multiaddr::Protocol::Ip6(ip) => Some(IpAddr::V6(ip)),
+        _ => None,
+    })
+}
+
 /// Shortens an over-long `reason` (at a character boundary).
 fn clamp_reason(response: DeliveryResponse) -> DeliveryResponse {
     fn clamp(mut reason: String) -> String {
@@ -529,6 +835,7 @@ fn clamp_reason(response: DeliveryResponse) -> DeliveryResponse {
             reason: clamp(reason),
             retry_after_secs,
         },
+        DeliveryResponse::StampRequired { bits } => DeliveryResponse::StampRequired { bits },
     }
 }
 

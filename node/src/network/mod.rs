@@ -14,9 +14,12 @@
 //! network. The wire protocol is specified in `docs/protocol.md`.
 
 mod codec;
+mod discovery;
 mod error;
 mod event_loop;
+pub mod locator;
 mod rate;
+mod reach;
 mod swarm;
 #[cfg(test)]
 mod tests;
@@ -27,6 +30,7 @@ use libp2p::{Multiaddr, PeerId};
 use serde::{Deserialize, Serialize};
 use tokio::sync::{broadcast, mpsc, oneshot};
 
+pub use discovery::unix_now;
 pub use error::{DeliveryError, NetworkError};
 
 /// Capacity of the command channel from handles to the event loop. Senders
@@ -56,6 +60,108 @@ pub struct NetworkConfig {
     pub idle_connection_timeout: Duration,
     /// How often one peer may send requests.
     pub rate_limit: RateLimit,
+    /// How often peers who are not contacts may send requests, per PeerId
+    /// and, added up, per IP address.
+    pub stranger_limits: StrangerLimits,
+    /// A public node: relay v2 server, AutoNAT v2 server, Kademlia server.
+    pub public: bool,
+    /// Discover peers on the local network with mDNS.
+    pub mdns: bool,
+    /// DHT bootstrap nodes (multiaddrs ending in `/p2p/PEERID`).
+    pub bootstrap: Vec<Multiaddr>,
+    /// Addresses this node is reachable at, announced as they are (a public
+    /// node behind a port forward, say). Listen addresses are found anyway.
+    pub external: Vec<Multiaddr>,
+    /// The mailbox peers named in this node's locator record.
+    pub mailboxes: Vec<PeerId>,
+    /// Largest mailbox-protocol request read (a public node's envelope
+    /// limit plus framing).
+    pub mailbox_request_limit: u64,
+}
+
+/// A mailbox-protocol request from a peer, waiting for the daemon's answer.
+pub struct InboundMailbox {
+    /// The remote PeerId, authenticated by the connection's handshake.
+    pub peer: PeerId,
+    /// The request.
+    pub request: crate::mailbox::MailboxRequest,
+    /// Where the answer goes. Dropping it answers `TryLater`.
+    pub reply: oneshot::Sender<crate::mailbox::MailboxResponse>,
+}
+
+/// What the network service hands to the rest of the node.
+pub struct Inbound {
+    /// Delivery requests that passed the admission checks.
+    pub deliveries: mpsc::Receiver<InboundDelivery>,
+    /// Mailbox-protocol requests.
+    pub mailbox: mpsc::Receiver<InboundMailbox>,
+}
+
+/// Limits for senders who are not contacts: a token bucket per PeerId and
+/// one per IP address (PeerIds are free to make, addresses are not).
+#[derive(Debug, Clone, Copy)]
+pub struct StrangerLimits {
+    /// Per stranger PeerId.
+    pub per_peer: RateLimit,
+    /// Per IP address, over every stranger PeerId connecting from it.
+    pub per_ip: RateLimit,
+}
+
+impl Default for StrangerLimits {
+    fn default() -> Self {
+        Self {
+            per_peer: RateLimit {
+                per_second: 1,
+                burst: 10,
+            },
+            per_ip: RateLimit {
+                per_second: 2,
+                burst: 20,
+            },
+        }
+    }
+}
+
+/// What AutoNAT has found out about this node's reachability.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NatStatus {
+    /// No probe has finished yet.
+    Unknown,
+    /// At least one address was confirmed reachable from outside.
+    Public,
+    /// Probes finished and none of our addresses was reachable: behind NAT
+    /// or a firewall; reachable through relays and hole punching.
+    Private,
+}
+
+/// A snapshot of the network service, for `mailnode status`.
+#[derive(Debug, Clone, Serialize)]
+pub struct NetworkStatus {
+    /// This node's PeerId.
+    pub peer_id: String,
+    /// Whether the node runs as a public node.
+    pub public: bool,
+    /// AutoNAT's verdict.
+    pub nat: NatStatus,
+    /// Bound listen addresses.
+    pub listen: Vec<String>,
+    /// Addresses confirmed reachable from outside (AutoNAT) or configured.
+    pub external: Vec<String>,
+    /// Relay circuit addresses we hold a reservation for.
+    pub relay_reservations: Vec<String>,
+    /// Peers in the Kademlia routing table.
+    pub dht_peers: usize,
+    /// Whether Kademlia runs in server mode.
+    pub dht_server: bool,
+    /// Connected peers.
+    pub connected_peers: usize,
+    /// When our locator record was last stored in the DHT (Unix seconds).
+    pub locator_published: Option<u64>,
+    /// Sequence number of our current locator record.
+    pub locator_seq: Option<u64>,
+    /// The mailbox peers our locator names.
+    pub mailboxes: Vec<String>,
 }
 
 /// A per-peer token bucket: `burst` requests at once, refilled at
@@ -82,6 +188,11 @@ pub struct DeliveryRequest {
     /// The RFC 3156 PGP/MIME message, signed and encrypted.
     #[serde(with = "serde_bytes")]
     pub payload: Vec<u8>,
+    /// A proof-of-work stamp for this delivery (`crate::pow`), sent only
+    /// after the recipient answered [`DeliveryResponse::StampRequired`].
+    /// Absent (or `null`) in requests from nodes that predate stamps.
+    #[serde(default)]
+    pub stamp: Option<crate::pow::Stamp>,
 }
 
 /// The receiver's answer to a [`DeliveryRequest`].
@@ -101,6 +212,13 @@ pub enum DeliveryResponse {
         reason: String,
         /// The earliest sensible retry, in seconds.
         retry_after_secs: u32,
+    },
+    /// This recipient does not know the sender (not a contact): send the
+    /// same request again with a proof-of-work stamp of at least `bits`
+    /// leading zero bits (`crate::pow`). Nothing was stored.
+    StampRequired {
+        /// The difficulty the recipient requires.
+        bits: u8,
     },
 }
 
@@ -133,6 +251,34 @@ enum Command {
         peer: PeerId,
         addrs: Vec<Multiaddr>,
     },
+    /// Answer once a direct (not relayed) connection to `peer` exists.
+    EnsureDirect {
+        peer: PeerId,
+        addrs: Vec<Multiaddr>,
+        reply: oneshot::Sender<Result<(), DeliveryError>>,
+    },
+    /// Look up `peer`'s locator record in the DHT.
+    Lookup {
+        peer: PeerId,
+        reply: oneshot::Sender<Result<locator::Locator, DeliveryError>>,
+    },
+    Status {
+        reply: oneshot::Sender<NetworkStatus>,
+    },
+    /// One mailbox-protocol request (the caller ensured a connection).
+    Mailbox {
+        peer: PeerId,
+        request: crate::mailbox::MailboxRequest,
+        reply: oneshot::Sender<Result<crate::mailbox::MailboxResponse, DeliveryError>>,
+    },
+    /// The PeerIds of our contacts (they are not limited as strangers).
+    SetContacts {
+        peers: Vec<PeerId>,
+    },
+    /// The mailbox peers to name in our locator record.
+    SetMailboxes {
+        peers: Vec<PeerId>,
+    },
     ListenAddrs {
         reply: oneshot::Sender<Result<Vec<Multiaddr>, NetworkError>>,
     },
@@ -156,13 +302,16 @@ enum Command {
 /// spawns the event loop. Returns the handle and the inbound deliveries.
 ///
 /// Must be called inside a Tokio runtime.
-pub async fn start(
-    config: NetworkConfig,
-) -> Result<(Network, mpsc::Receiver<InboundDelivery>), NetworkError> {
+pub async fn start(config: NetworkConfig) -> Result<(Network, Inbound), NetworkError> {
     let local_peer_id = config.keypair.public().to_peer_id();
     let mut swarm = swarm::build(&config)?;
     tracing::info!(peer_id = %local_peer_id, "starting the peer-to-peer network");
 
+    for addr in &config.bootstrap {
+        if bootstrap_peer(addr).is_none() {
+            return Err(NetworkError::Bootstrap { addr: addr.clone() });
+        }
+    }
     let mut listeners = Vec::with_capacity(config.listen.len());
     for addr in &config.listen {
         let id = swarm
@@ -176,11 +325,13 @@ pub async fn start(
 
     let (command_tx, command_rx) = mpsc::channel(COMMAND_CHANNEL);
     let (inbound_tx, inbound_rx) = mpsc::channel(INBOUND_CHANNEL);
+    let (mailbox_tx, mailbox_rx) = mpsc::channel(INBOUND_CHANNEL);
     let (connected_tx, _) = broadcast::channel(CONNECTED_CHANNEL);
     let event_loop = event_loop::EventLoop::new(
         swarm,
         command_rx,
         inbound_tx,
+        mailbox_tx,
         connected_tx.clone(),
         listeners,
         &config,
@@ -193,7 +344,33 @@ pub async fn start(
         connected: connected_tx,
         deadline: client_deadline(config.request_timeout),
     };
-    Ok((network, inbound_rx))
+    Ok((
+        network,
+        Inbound {
+            deliveries: inbound_rx,
+            mailbox: mailbox_rx,
+        },
+    ))
+}
+
+/// The PeerId at the end of a bootstrap address (`.../p2p/PEERID`).
+pub(crate) fn bootstrap_peer(addr: &Multiaddr) -> Option<PeerId> {
+    match addr.iter().last() {
+        Some(libp2p::multiaddr::Protocol::P2p(peer)) => Some(peer),
+        _ => None,
+    }
+}
+
+impl crate::mailbox::MailboxTransport for Network {
+    async fn request(
+        &self,
+        peer: PeerId,
+        request: crate::mailbox::MailboxRequest,
+    ) -> Result<crate::mailbox::MailboxResponse, String> {
+        self.mailbox_request(peer, request)
+            .await
+            .map_err(|err| err.to_string())
+    }
 }
 
 /// The longest a handle waits for any answer from the event loop: the
@@ -271,6 +448,7 @@ impl Network {
                     .to_string(),
             ));
         }
+        self.ensure_direct(peer, addrs.clone()).await?;
         let (reply, answer) = oneshot::channel();
         self.commands
             .send(Command::Deliver {
@@ -286,6 +464,88 @@ impl Network {
             Ok(Err(_)) => Err(DeliveryError::Shutdown),
             Err(_) => Err(DeliveryError::Timeout),
         }
+    }
+
+    /// Waits until a direct connection to `peer` exists: an existing one, a
+    /// dial to the hints or to the addresses of its locator record (looked
+    /// up in the DHT), or a relayed connection upgraded by hole punching.
+    /// Mail never travels over a relay circuit, so without a direct path
+    /// this fails with [`DeliveryError::NoDirectPath`] or `Unreachable`.
+    pub async fn ensure_direct(
+        &self,
+        peer: PeerId,
+        addrs: Vec<Multiaddr>,
+    ) -> Result<(), DeliveryError> {
+        let (reply, answer) = oneshot::channel();
+        self.commands
+            .send(Command::EnsureDirect { peer, addrs, reply })
+            .await
+            .map_err(|_| DeliveryError::Shutdown)?;
+        match tokio::time::timeout(self.deadline, answer).await {
+            Ok(Ok(result)) => result,
+            Ok(Err(_)) => Err(DeliveryError::Shutdown),
+            Err(_) => Err(DeliveryError::Timeout),
+        }
+    }
+
+    /// Looks up `peer`'s locator record (checked; the newest one found).
+    pub async fn lookup(&self, peer: PeerId) -> Result<locator::Locator, DeliveryError> {
+        let (reply, answer) = oneshot::channel();
+        self.commands
+            .send(Command::Lookup { peer, reply })
+            .await
+            .map_err(|_| DeliveryError::Shutdown)?;
+        match tokio::time::timeout(self.deadline, answer).await {
+            Ok(Ok(result)) => result,
+            Ok(Err(_)) => Err(DeliveryError::Shutdown),
+            Err(_) => Err(DeliveryError::Timeout),
+        }
+    }
+
+    /// Sends one mailbox-protocol request to `peer` (a direct connection
+    /// first, found like any peer) and waits for its answer.
+    pub async fn mailbox_request(
+        &self,
+        peer: PeerId,
+        request: crate::mailbox::MailboxRequest,
+    ) -> Result<crate::mailbox::MailboxResponse, DeliveryError> {
+        self.ensure_direct(peer, Vec::new()).await?;
+        let (reply, answer) = oneshot::channel();
+        self.commands
+            .send(Command::Mailbox {
+                peer,
+                request,
+                reply,
+            })
+            .await
+            .map_err(|_| DeliveryError::Shutdown)?;
+        match tokio::time::timeout(self.deadline, answer).await {
+            Ok(Ok(result)) => result,
+            Ok(Err(_)) => Err(DeliveryError::Shutdown),
+            Err(_) => Err(DeliveryError::Timeout),
+        }
+    }
+
+    /// A snapshot of the service's state.
+    pub async fn status(&self) -> Result<NetworkStatus, NetworkError> {
+        let (reply, answer) = oneshot::channel();
+        self.commands
+            .send(Command::Status { reply })
+            .await
+            .map_err(|_| NetworkError::Stopped)?;
+        answer.await.map_err(|_| NetworkError::Stopped)
+    }
+
+    /// Tells the service who our contacts are (strangers' limits do not
+    /// apply to them).
+    pub async fn set_contacts(&self, peers: Vec<PeerId>) {
+        let _ = self.commands.send(Command::SetContacts { peers }).await;
+    }
+
+    /// Tells the service which mailbox peers to name in our locator record
+    /// (it republishes the record).
+    pub async fn set_mailboxes(&self, peers: Vec<PeerId>) {
+        let _ = self.commands.send(Command::SetMailboxes { peers }).await;
     }
 
     /// The number of established connections.

@@ -1,4 +1,5 @@
-//! Per-peer token buckets for inbound delivery requests.
+//! Token buckets for inbound delivery requests, keyed by peer (or, for
+//! senders who are not contacts, by IP address).
 //!
 //! Each peer has a bucket of `burst` tokens refilled at `per_second` tokens
 //! per second; a request takes one token, and a request finding the bucket
@@ -6,6 +7,7 @@
 //! buckets; time is passed in so the arithmetic is testable without sleeping.
 
 use std::collections::HashMap;
+use std::hash::Hash;
 use std::time::Instant;
 
 use libp2p::PeerId;
@@ -16,12 +18,12 @@ use super::RateLimit;
 /// of fresh PeerIds (which are free to create).
 const PRUNE_ABOVE: usize = 4096;
 
-/// Per-peer token buckets.
+/// Token buckets, one per key (a PeerId unless said otherwise).
 #[derive(Debug)]
-pub(crate) struct RateLimiter {
+pub(crate) struct RateLimiter<K = PeerId> {
     per_second: f64,
     capacity: f64,
-    buckets: HashMap<PeerId, Bucket>,
+    buckets: HashMap<K, Bucket>,
     /// Size at which the next prune runs; doubles when pruning frees little,
     /// so that pruning stays amortised O(1) per request.
     prune_at: usize,
@@ -33,7 +35,7 @@ struct Bucket {
     updated: Instant,
 }
 
-impl RateLimiter {
+impl<K: Hash + Eq + Copy> RateLimiter<K> {
     /// A limiter for `limit`; `per_second == 0` disables it, and a burst
     /// below 1 is raised to 1 so that a limited peer can send at all.
     pub(crate) fn new(limit: RateLimit) -> Self {
@@ -46,7 +48,7 @@ impl RateLimiter {
     }
 
     /// Takes one token from `peer`'s bucket at time `now`; false when empty.
-    pub(crate) fn allow(&mut self, peer: PeerId, now: Instant) -> bool {
+    pub(crate) fn allow(&mut self, peer: K, now: Instant) -> bool {
         if self.per_second <= 0.0 {
             return true;
         }

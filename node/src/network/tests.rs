@@ -21,6 +21,16 @@ fn config(listen: &str, max_message_size: usize, rate_limit: RateLimit) -> Netwo
         request_timeout: Duration::from_secs(10),
         idle_connection_timeout: Duration::from_secs(30),
         rate_limit,
+        stranger_limits: StrangerLimits {
+            per_peer: NO_LIMIT,
+            per_ip: NO_LIMIT,
+        },
+        public: false,
+        mdns: false,
+        bootstrap: Vec::new(),
+        external: Vec::new(),
+        mailboxes: Vec::new(),
+        mailbox_request_limit: 64 * 1024,
     }
 }
 
@@ -39,6 +49,7 @@ struct Node {
 
 async fn node(config: NetworkConfig) -> Node {
     let (network, inbound) = start(config).await.expect("the network starts");
+    let inbound = inbound.deliveries;
     let addrs = tokio::time::timeout(STEP, network.listen_addrs())
         .await
         .expect("listen addresses in time")
@@ -55,6 +66,7 @@ fn request(tag: u8, payload_len: usize) -> DeliveryRequest {
         id: [tag; 16],
         sender_card: Some(vec![0x99, tag]),
         payload: vec![tag; payload_len],
+        stamp: None,
     }
 }
 
