@@ -199,7 +199,7 @@ fn world(
     alice.add_contact_without_addr(&bob);
     bob.add_contact_without_addr(&alice);
     if mailbox {
-        add_mailbox_peer(&bob, &bootstrap, &public.peer_id());
+        bob.cli_ok(&["mailbox", "add", &bootstrap]);
     }
     Some(World {
         alice,
@@ -212,37 +212,6 @@ fn world(
         public_host,
         net,
     })
-}
-
-/// `mailnode mailbox add ADDR` on `node`. Where the binary has no such
-/// subcommand yet (main at ace66a4 has the peer list, node/src/mailbox/
-/// peers.rs, but not its CLI), the test writes the list file that command
-/// would write, and says so.
-fn add_mailbox_peer(node: &Node, addr: &str, peer_id: &str) {
-    let out = node.cli(&["mailbox", "add", addr]);
-    if out.status.success() {
-        return;
-    }
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        stderr.contains("unrecognized subcommand"),
-        "`mailnode mailbox add` failed: {}",
-        common::describe(&out)
-    );
-    println!(
-        "NOTE: this mailnode has no `mailbox add`; writing mailboxes.json for {}",
-        node.name
-    );
-    let plain = addr
-        .rsplit_once("/p2p/")
-        .map_or(addr, |(a, _)| a)
-        .to_string();
-    let list = serde_json::json!({
-        "version": 1,
-        "peers": [{ "peer_id": peer_id, "addrs": [plain] }],
-    });
-    std::fs::write(node.home().join("mailboxes.json"), list.to_string())
-        .expect("write mailboxes.json");
 }
 
 /// A mail from `from` to `to` with a fresh random attachment; returns it.
