@@ -46,10 +46,10 @@ pub struct Parts {
 /// Spawns the tasks: serving requests, replication, pruning, collection.
 pub fn spawn(tasks: &mut JoinSet<()>, parts: Parts, requests: mpsc::Receiver<InboundMailbox>) {
     tasks.spawn(serve(requests, parts.service.clone()));
-    if let Some(service) = &parts.service {
-        if let Some(queue) = service.replications() {
-            tasks.spawn(mailbox::replicate(parts.network.clone(), queue));
-        }
+    if let Some(service) = &parts.service
+        && let Some(queue) = service.replications()
+    {
+        tasks.spawn(mailbox::replicate(parts.network.clone(), queue));
     }
     if !parts.peers.is_empty() {
         tasks.spawn(collect_loop(parts));

@@ -81,6 +81,10 @@ pub struct Node {
     running: Option<Running>,
     /// Extra `run` flags.
     pub extra_run_args: Vec<String>,
+    /// Issue 6: the network namespace the daemon and its clients run in
+    /// (`tests/netns`), and `--listen` addresses replacing the loopback one.
+    netns: Option<String>,
+    listen: Option<Vec<String>>,
 }
 
 impl Node {
@@ -104,6 +108,8 @@ impl Node {
             child: None,
             running: None,
             extra_run_args: Vec::new(),
+            netns: None,
+            listen: None,
         };
         let display = format!("{}{}", name[..1].to_uppercase(), &name[1..]);
         let out = node.cli(&[
@@ -126,7 +132,7 @@ impl Node {
 
     /// A `mailnode` command for this home with the test passphrase.
     pub fn command(&self) -> Command {
-        let mut cmd = Command::new(mailnode_bin());
+        let mut cmd = self.client_command(mailnode_bin());
         cmd.arg("--home")
             .arg(self.home())
             .env("MAILNODE_PASSPHRASE", PASSPHRASE)
@@ -187,20 +193,19 @@ impl Node {
             .open(self.log_path())
             .expect("open log");
         let mut cmd = self.command();
-        cmd.args([
-            "run",
-            "--listen",
-            &self.p2p_addr(),
-            "--imap",
-            "127.0.0.1:0",
-            "--smtp",
-            "127.0.0.1:0",
-            "--no-mdns",
-        ])
-        .args(&self.extra_run_args)
-        .stdin(Stdio::null())
-        .stdout(log.try_clone().expect("log"))
-        .stderr(log);
+        let listen = self.listen.clone().unwrap_or_else(|| vec![self.p2p_addr()]);
+        cmd.arg("run")
+            .args(listen.iter().flat_map(|a| ["--listen", a.as_str()]))
+            .args(["--imap", "127.0.0.1:0", "--smtp", "127.0.0.1:0"]);
+        // Outside a namespace nodes never look for peers on the LAN (that
+        // LAN is the machine's); inside one, mDNS stays on unless asked.
+        if self.netns.is_none() {
+            cmd.arg("--no-mdns");
+        }
+        cmd.args(&self.extra_run_args)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("log"))
+            .stderr(log);
         let mut child = cmd.spawn().expect("cannot start mailnode run");
         let pid = child.id();
         let run_file = self.home().join("run.json");
@@ -755,5 +760,53 @@ impl Node {
     /// The bridge's self-signed certificate in the home.
     pub fn bridge_cert_path(&self) -> PathBuf {
         self.home().join("bridge-cert.pem")
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Issue 6: nodes inside network namespaces (tests/netns; mail clients for
+// them are in tests/netns/node.rs), and contacts found by PeerId alone.
+
+impl Node {
+    /// Runs this node's daemon, CLI and mail clients inside network
+    /// namespace `ns` (`ip netns exec NS ...`).
+    pub fn set_netns(&mut self, ns: &str) {
+        self.netns = Some(ns.to_string());
+    }
+
+    /// The `--listen` addresses of `run` (replacing the loopback default).
+    pub fn set_listen(&mut self, addrs: &[&str]) {
+        self.listen = Some(addrs.iter().map(|a| a.to_string()).collect());
+    }
+
+    /// The namespace the node runs in, if any.
+    pub fn netns(&self) -> Option<&str> {
+        self.netns.as_deref()
+    }
+
+    /// `program`, run inside this node's namespace if it has one.
+    pub fn client_command(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
+        match &self.netns {
+            Some(ns) => {
+                let mut cmd = Command::new("ip");
+                cmd.args(["netns", "exec", ns]).arg(program);
+                cmd
+            }
+            None => Command::new(program),
+        }
+    }
+
+    /// This node's PeerId (`mailnode status`).
+    pub fn peer_id(&self) -> String {
+        value_of(&self.cli_ok(&["status"]), "peer-id").expect("status prints peer-id")
+    }
+
+    /// Imports `other`'s card with no address hint: the node must find it
+    /// by PeerId alone (DHT, mDNS).
+    pub fn add_contact_without_addr(&self, other: &Node) {
+        let card = other.cli_ok(&["contacts", "export"]);
+        let path = self.home().join(format!("{}.asc", other.name));
+        fs::write(&path, card).expect("write card");
+        self.cli_ok(&["contacts", "import", path.to_str().expect("utf-8 path")]);
     }
 }

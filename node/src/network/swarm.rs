@@ -23,8 +23,8 @@ use libp2p::{
 };
 
 use super::codec::{DeliveryCodec, PROTOCOL};
-use crate::mailbox::{MailboxCodec, PROTOCOL as MAILBOX_PROTOCOL};
 use super::{NetworkConfig, NetworkError};
+use crate::mailbox::{MailboxCodec, PROTOCOL as MAILBOX_PROTOCOL};
 
 /// How long establishing a connection (transport, security and multiplexer
 /// handshakes) may take.
