@@ -384,6 +384,18 @@ impl EventLoop {
             SwarmEvent::Behaviour(BehaviourEvent::AutonatServer(event)) => {
                 tracing::debug!(client = %event.client, tested = %event.tested_addr, ok = event.result.is_ok(), "answered an AutoNAT probe");
             }
+            SwarmEvent::Behaviour(BehaviourEvent::Ping(libp2p::ping::Event {
+                peer,
+                connection,
+                result: Err(err),
+            })) => {
+                // A connection that no longer answers pings is dead (a NAT
+                // forgot its mapping, the peer's address changed): close
+                // it, so that the next delivery dials again instead of
+                // waiting for timeouts on it.
+                tracing::info!(%peer, "closing a connection that stopped answering pings: {err}");
+                self.swarm.close_connection(connection);
+            }
             SwarmEvent::Behaviour(BehaviourEvent::Ping(_)) => {}
             SwarmEvent::NewListenAddr {
                 listener_id,
@@ -530,6 +542,13 @@ impl EventLoop {
                 ..
             } => {
                 tracing::debug!(%peer, "a delivery attempt failed: {error}");
+                if matches!(error, OutboundFailure::Timeout) {
+                    // The connection carried a request and brought no answer
+                    // in time: treat it as dead, the retry dials afresh.
+                    if self.swarm.disconnect_peer_id(peer).is_ok() {
+                        tracing::info!(%peer, "closed the connections to a peer that did not answer in time");
+                    }
+                }
                 if let Some((_, reply)) = self.outbound.remove(&request_id) {
                     let _ = reply.send(Err(self.delivery_error(peer, error)));
                 }

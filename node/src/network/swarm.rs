@@ -151,7 +151,11 @@ pub(crate) fn build(config: &NetworkConfig) -> Result<Swarm<Behaviour>, NetworkE
                     .with_agent_version(format!("mailnode/{}", env!("CARGO_PKG_VERSION")))
                     .with_push_listen_addr_updates(true),
             ),
-            ping: ping::Behaviour::new(ping::Config::new()),
+            ping: ping::Behaviour::new(
+                ping::Config::new()
+                    .with_interval(Duration::from_secs(10))
+                    .with_timeout(Duration::from_secs(10)),
+            ),
             kad: kademlia(peer_id, public),
             relay_client,
             dcutr: dcutr::Behaviour::new(peer_id),
