@@ -48,12 +48,25 @@ pub fn wait_until(timeout: Duration, what: &str, mut condition: impl FnMut() -> 
     }
 }
 
-/// A free TCP port on 127.0.0.1 (the OS picks; we release it at once).
+/// A free TCP port on 127.0.0.1, below Linux's ephemeral range
+/// (32768–60999): a port the OS hands out for `:0` can be taken by any
+/// outgoing connection before the daemon binds it, which happens when many
+/// daemons dial each other. Free now (TCP and UDP, for QUIC) is checked by
+/// binding; bounded to a few thousand tries.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("no free port")
+    use std::sync::atomic::{AtomicU16, Ordering};
+    static NEXT: AtomicU16 = AtomicU16::new(0);
+    let spread = (std::process::id() % 500) as u16 * 20;
+    for _ in 0..4000 {
+        let offset = NEXT.fetch_add(1, Ordering::Relaxed) % 12000;
+        let port = 20000 + (spread + offset) % 12000;
+        let tcp = TcpListener::bind(("127.0.0.1", port));
+        let udp = std::net::UdpSocket::bind(("127.0.0.1", port));
+        if tcp.is_ok() && udp.is_ok() {
+            return port;
+        }
+    }
+    panic!("no free port between 20000 and 31999")
 }
 
 /// Where a running daemon listens (from its `run.json`).
