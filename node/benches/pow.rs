@@ -4,7 +4,9 @@
 //! default difficulty, `pow::DEFAULT_BITS`) for distinct 10 KiB messages and
 //! prints the median, mean, minimum and maximum mint time, then times
 //! `pow::verify` of one stamp over 10,000 runs (10 KiB payload: the message
-//! hash plus the two work hashes) and `pow::verify_hashed` alone.
+//! hash plus the two work hashes) and `pow::verify_hashed` alone. It also
+//! prints the CPU time per stamp, which does not depend on how busy the
+//! machine is.
 //!
 //! `cargo bench -p mailnode --bench pow` (options after `--`).
 
@@ -37,6 +39,7 @@ fn main() {
     let now = u64::try_from(chrono::Utc::now().timestamp()).expect("after 1970");
     let payload = vec![b'x'; 10 * 1024];
 
+    let cpu_before = cpu_seconds();
     let mut times = Vec::with_capacity(stamps);
     let mut minted = Vec::with_capacity(stamps);
     for n in 0..stamps {
@@ -58,6 +61,14 @@ fn main() {
         times[times.len() - 1].as_secs_f64(),
     );
 
+    if let (Some(before), Some(after)) = (cpu_before, cpu_seconds()) {
+        println!(
+            "mint CPU time: {:.3} s per stamp on average (the wall times above include waiting \
+             for the CPU on a loaded machine)",
+            (after - before) / stamps as f64
+        );
+    }
+
     let (id, stamp) = &minted[0];
     let runs = 10_000u32;
     let started = Instant::now();
@@ -76,4 +87,14 @@ fn main() {
         per_verify.as_secs_f64() * 1e6,
         per_hashed.as_secs_f64() * 1e6
     );
+}
+
+/// User CPU time of this process so far, in seconds (Linux: field 14 of
+/// `/proc/self/stat`, in clock ticks of 1/100 s), or `None` elsewhere.
+fn cpu_seconds() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // The command name (field 2) is in parentheses and may hold spaces.
+    let rest = stat.rsplit_once(')')?.1;
+    let utime: f64 = rest.split_whitespace().nth(11)?.parse().ok()?;
+    Some(utime / 100.0)
 }

@@ -315,7 +315,7 @@ fn resolve_strangers(
     if pow_bits > crate::pow::MAX_MINT_BITS {
         anyhow::bail!(
             "strangers.pow_bits = {pow_bits} is more than senders mint (at most {}); \
-             each extra bit doubles the sender's work, and 24 already takes seconds",
+             each extra bit doubles the sender's work, and 25 already takes seconds",
             crate::pow::MAX_MINT_BITS
         );
     }

@@ -37,10 +37,11 @@ pub const WINDOW_SECS: u64 = 3600;
 /// for the next window is accepted this many seconds before it starts.
 pub const CLOCK_SKEW_SECS: u64 = 300;
 
-/// The default difficulty, in leading zero bits. 2^24 SHA-256 compressions
-/// are about 2-4 s on one laptop core in a release build (measured figure in
-/// `docs/benchmarks.md`).
-pub const DEFAULT_BITS: u8 = 24;
+/// The default difficulty, in leading zero bits: 2^25 SHA-256 compressions
+/// on average, measured at 1.3 s of CPU per stamp on a core with SHA
+/// extensions (release build; several seconds without them). Figures in
+/// `docs/benchmarks.md`.
+pub const DEFAULT_BITS: u8 = 25;
 
 /// The most a sender agrees to mint. A recipient asking for more is refused
 /// (the message bounces) rather than burning the sender's CPU for hours.
