@@ -187,9 +187,9 @@ fn run_dialer(addr: &str) -> DialerRun {
     }
 }
 
-/// Dials `addr` with js-libp2p and parses what it learnt; any failure of
-/// the dialer fails the test with its output.
-fn dial(addr: &str) -> Dialed {
+/// Dials `node` at `addr` with js-libp2p and parses what it learnt; any
+/// failure of the dialer fails the test with its output and the node's log.
+fn dial(node: &Node, addr: &str) -> Dialed {
     let DialerRun {
         status,
         stdout,
@@ -198,7 +198,9 @@ fn dial(addr: &str) -> Dialed {
     assert!(
         status.success(),
         "js-libp2p could not dial, identify and ping {addr} ({status})\n--- stdout\n{stdout}\n\
-         --- stderr\n{stderr}"
+         --- stderr\n{stderr}\n--- {}'s log\n{}",
+        node.name,
+        node.log()
     );
     let dialed = Dialed::parse(&stdout);
     eprintln!(
@@ -287,7 +289,7 @@ fn js_libp2p_identifies_and_pings_a_node_over_tcp_with_noise_and_yamux() {
     let mut node = Node::create("tcpnode");
     node.start();
     let peer = peer_id(&node);
-    let dialed = dial(&format!("{}/p2p/{peer}", node.p2p_addr()));
+    let dialed = dial(&node, &format!("{}/p2p/{peer}", node.p2p_addr()));
     assert_mailnode_identify(&dialed, &node, &peer);
     assert_eq!(
         dialed.remote_addr,
@@ -329,7 +331,7 @@ fn js_libp2p_identifies_and_pings_a_node_over_quic() {
         .extend(["--listen".to_string(), quic.clone()]);
     node.start();
     let peer = peer_id(&node);
-    let dialed = dial(&format!("{quic}/p2p/{peer}"));
+    let dialed = dial(&node, &format!("{quic}/p2p/{peer}"));
     assert_mailnode_identify(&dialed, &node, &peer);
     assert_eq!(dialed.remote_addr, format!("{quic}/p2p/{peer}"));
     assert!(
@@ -346,7 +348,7 @@ fn js_libp2p_sees_kademlia_and_autonat_on_a_public_node() {
     node.extra_run_args.push("--public".into());
     node.start();
     let peer = peer_id(&node);
-    let dialed = dial(&format!("{}/p2p/{peer}", node.p2p_addr()));
+    let dialed = dial(&node, &format!("{}/p2p/{peer}", node.p2p_addr()));
     assert_mailnode_identify(&dialed, &node, &peer);
     // A public node is a DHT server on our private Kademlia protocol (an
     // ordinary node is a client until AutoNAT confirms an address, and

@@ -104,6 +104,7 @@ pub async fn run(home: Home, settings: Settings, identity: Identity) -> anyhow::
             service: service.clone(),
             peers: mailbox_peers.peer_ids(),
             shutdown: shutdown_rx.clone(),
+            store: store.clone(),
         },
         inbound.mailbox,
     );

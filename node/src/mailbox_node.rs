@@ -22,10 +22,13 @@ use tokio::task::JoinSet;
 use crate::inbound::{self, Inbound};
 use crate::mailbox::{self, MailboxRequest, MailboxResponse, MailboxService};
 use crate::network::{InboundMailbox, Network};
+use crate::store::Store;
 
 /// How often we collect from our mailbox peers while running (and once at
 /// start-up, and whenever a mailbox peer connects).
 const COLLECT_EVERY: Duration = Duration::from_secs(30);
+/// Most delivery ids in one receipt.
+const MAX_RECEIPT_IDS: usize = 256;
 
 /// What the mailbox tasks need.
 pub struct Parts {
@@ -41,11 +44,13 @@ pub struct Parts {
     pub peers: Vec<PeerId>,
     /// Turns true at shutdown.
     pub shutdown: watch::Receiver<bool>,
+    /// Our store: receipts close deposited outbox entries.
+    pub store: Store,
 }
 
 /// Spawns the tasks: serving requests, replication, pruning, collection.
 pub fn spawn(tasks: &mut JoinSet<()>, parts: Parts, requests: mpsc::Receiver<InboundMailbox>) {
-    tasks.spawn(serve(requests, parts.service.clone()));
+    tasks.spawn(serve(requests, parts.service.clone(), parts.store.clone()));
     if let Some(service) = &parts.service
         && let Some(queue) = service.replications()
     {
@@ -57,13 +62,24 @@ pub fn spawn(tasks: &mut JoinSet<()>, parts: Parts, requests: mpsc::Receiver<Inb
 }
 
 /// Answers every inbound mailbox request.
-async fn serve(mut requests: mpsc::Receiver<InboundMailbox>, service: Option<Arc<MailboxService>>) {
+async fn serve(
+    mut requests: mpsc::Receiver<InboundMailbox>,
+    service: Option<Arc<MailboxService>>,
+    store: Store,
+) {
     while let Some(InboundMailbox {
         peer,
         request,
         reply,
     }) = requests.recv().await
     {
+        if let MailboxRequest::Receipt { ids } = request {
+            let store = store.clone();
+            tokio::spawn(async move {
+                let _ = reply.send(close_receipts(&store, peer, &ids).await);
+            });
+            continue;
+        }
         match &service {
             Some(service) => {
                 let service = Arc::clone(service);
@@ -88,6 +104,70 @@ async fn serve(mut requests: mpsc::Receiver<InboundMailbox>, service: Option<Arc
     }
 }
 
+/// The recipient `peer` confirms deposited deliveries: close them.
+async fn close_receipts(
+    store: &Store,
+    peer: PeerId,
+    ids: &[serde_bytes::ByteBuf],
+) -> MailboxResponse {
+    if ids.len() > MAX_RECEIPT_IDS {
+        return MailboxResponse::Refused {
+            reason: format!("at most {MAX_RECEIPT_IDS} ids per receipt"),
+        };
+    }
+    let mut closed = 0u32;
+    for id in ids {
+        let Ok(id) = <[u8; 16]>::try_from(id.as_ref()) else {
+            return MailboxResponse::Refused {
+                reason: "a delivery id is 16 bytes".to_string(),
+            };
+        };
+        match store.outbox_receipt(&peer.to_string(), id).await {
+            Ok(true) => closed += 1,
+            Ok(false) => {}
+            Err(err) => {
+                tracing::error!("cannot close a deposited outbox entry: {err}");
+                return MailboxResponse::TryLater {
+                    reason: "the sender's store failed".to_string(),
+                    retry_after_secs: 30,
+                };
+            }
+        }
+    }
+    if closed > 0 {
+        tracing::info!(%peer, closed, "the recipient confirmed deposited mail");
+    }
+    MailboxResponse::Acked { deleted: closed }
+}
+
+/// Tells each sender, directly, which of its deposited deliveries we
+/// filed. Best effort: a sender we cannot reach keeps its entry as
+/// "deposited" until the mailbox retention ends.
+async fn send_receipts(network: &Network, filed: &[mailbox::Filed]) {
+    let mut by_sender: std::collections::HashMap<PeerId, Vec<serde_bytes::ByteBuf>> =
+        std::collections::HashMap::new();
+    for f in filed {
+        by_sender
+            .entry(f.sender)
+            .or_default()
+            .push(serde_bytes::ByteBuf::from(f.id.to_vec()));
+    }
+    for (sender, ids) in by_sender {
+        for chunk in ids.chunks(MAX_RECEIPT_IDS) {
+            let request = MailboxRequest::Receipt {
+                ids: chunk.to_vec(),
+            };
+            match network.mailbox_request(sender, request).await {
+                Ok(MailboxResponse::Acked { deleted }) => {
+                    tracing::debug!(%sender, deleted, "sent a delivery receipt");
+                }
+                Ok(other) => tracing::debug!(%sender, "a receipt was not taken: {other:?}"),
+                Err(err) => tracing::debug!(%sender, "cannot send a delivery receipt: {err}"),
+            }
+        }
+    }
+}
+
 fn request_name(request: &MailboxRequest) -> &'static str {
     match request {
         MailboxRequest::Register { .. } => "Register",
@@ -96,6 +176,7 @@ fn request_name(request: &MailboxRequest) -> &'static str {
         MailboxRequest::Collect { .. } => "Collect",
         MailboxRequest::Ack { .. } => "Ack",
         MailboxRequest::Replicate { .. } => "Replicate",
+        MailboxRequest::Receipt { .. } => "Receipt",
     }
 }
 
@@ -118,6 +199,11 @@ async fn collect_loop(parts: Parts) {
             async move { inbound::handle(sender, request, &context).await }
         })
         .await;
+        if !report.filed.is_empty() {
+            let network = network.clone();
+            let filed = report.filed.clone();
+            tokio::spawn(async move { send_receipts(&network, &filed).await });
+        }
         if !report.filed.is_empty() || !report.rejected.is_empty() {
             tracing::info!(
                 filed = report.filed.len(),

@@ -267,7 +267,11 @@ impl Job {
                 match self.deposit(peer, &entry, request(None)).await {
                     Ok(mailbox) => {
                         tracing::info!(recipient_peer = %peer, %mailbox, "message deposited at a mailbox peer");
-                        if let Err(err) = self.store.outbox_delivered(entry.id).await {
+                        if let Err(err) = self
+                            .store
+                            .outbox_deposited(entry.id, &mailbox.to_string())
+                            .await
+                        {
                             tracing::error!("cannot record a deposited message: {err}");
                         }
                     }

@@ -226,6 +226,11 @@ impl MailboxService {
                 self.replicate(from, registration, depositor, id, sealed)
                     .await
             }
+            // Receipts are for the sender's outbox, answered by the daemon
+            // before the service sees any request.
+            MailboxRequest::Receipt { .. } => Ok(MailboxResponse::Refused {
+                reason: "receipts are not for the mailbox service".into(),
+            }),
         }
     }
 

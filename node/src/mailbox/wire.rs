@@ -188,6 +188,15 @@ pub enum MailboxRequest {
         #[serde(with = "serde_bytes")]
         signature: Vec<u8>,
     },
+    /// Recipient → the original sender, directly: these deliveries, which
+    /// the sender deposited at a mailbox peer, are now committed in the
+    /// recipient's store (the read-side delivery ack). The sender closes
+    /// the matching outbox entries; the requester's Noise PeerId must be the
+    /// entries' recipient. Answered `Acked` with the number closed.
+    Receipt {
+        /// Delivery ids (16 bytes each).
+        ids: Vec<serde_bytes::ByteBuf>,
+    },
     /// Mailbox → another mailbox peer of the same recipient: keep a copy.
     /// The receiver never forwards it again.
     Replicate {
@@ -215,6 +224,7 @@ impl MailboxRequest {
             MailboxRequest::Collect { .. } => "collect",
             MailboxRequest::Ack { .. } => "ack",
             MailboxRequest::Replicate { .. } => "replicate",
+            MailboxRequest::Receipt { .. } => "receipt",
         }
     }
 }
