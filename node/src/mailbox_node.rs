@@ -240,3 +240,35 @@ async fn collect_loop(parts: Parts) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn receipts_with_bad_ids_are_refused_and_unknown_ids_close_nothing() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(&dir.path().join("mail.db"), &[7u8; 32]).expect("store");
+        let peer = libp2p::identity::Keypair::generate_ed25519()
+            .public()
+            .to_peer_id();
+        let short = [serde_bytes::ByteBuf::from(vec![1u8; 3])];
+        assert!(matches!(
+            close_receipts(&store, peer, &short).await,
+            MailboxResponse::Refused { reason } if reason.contains("16 bytes")
+        ));
+        let too_many: Vec<_> = (0..=MAX_RECEIPT_IDS)
+            .map(|_| serde_bytes::ByteBuf::from(vec![0u8; 16]))
+            .collect();
+        assert!(matches!(
+            close_receipts(&store, peer, &too_many).await,
+            MailboxResponse::Refused { .. }
+        ));
+        let unknown = [serde_bytes::ByteBuf::from(vec![9u8; 16])];
+        assert_eq!(
+            close_receipts(&store, peer, &unknown).await,
+            MailboxResponse::Acked { deleted: 0 }
+        );
+        store.close().await;
+    }
+}

@@ -58,13 +58,19 @@ pub async fn run(
     mut shutdown: watch::Receiver<bool>,
 ) {
     let path = home.path().join("status.json");
+    let mut told = None;
     loop {
-        let peers = contacts
-            .all()
-            .iter()
-            .map(|c| *c.card.peer_id())
-            .collect::<Vec<_>>();
-        network.set_contacts(peers).await;
+        // Only when the address book changed: the network keeps the list.
+        let generation = contacts.generation();
+        if told != Some(generation) {
+            let peers = contacts
+                .all()
+                .iter()
+                .map(|c| *c.card.peer_id())
+                .collect::<Vec<_>>();
+            network.set_contacts(peers).await;
+            told = Some(generation);
+        }
         if let Ok(status) = network.status().await {
             let counts = store.outbox_counts().await.unwrap_or_default();
             let file = StatusFile {

@@ -43,10 +43,4 @@ pub use peers::{MailboxPeer, MailboxPeers};
 pub use service::{MailboxService, Replication};
 pub use wire::{MailboxRequest, MailboxResponse, PROTOCOL};
 
-/// Seconds since the Unix epoch (0 if the clock is before it).
-pub(crate) fn unix_now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
-}
+pub(crate) use crate::network::unix_now;
