@@ -150,7 +150,10 @@ impl Node {
             .arg(self.home())
             .env("MAILNODE_PASSPHRASE", PASSPHRASE)
             .env_remove("DBUS_SESSION_BUS_ADDRESS")
-            .env("RUST_LOG", "info,mailnode=debug");
+            .env(
+                "RUST_LOG",
+                std::env::var("MAILNODE_TEST_LOG").unwrap_or_else(|_| "info,mailnode=debug".into()),
+            );
         cmd
     }
 

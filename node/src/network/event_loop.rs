@@ -421,10 +421,12 @@ impl EventLoop {
             }
             SwarmEvent::ExternalAddrConfirmed { address } => {
                 tracing::info!(%address, "external address confirmed");
+                self.update_dht_mode();
                 self.discovery.addresses_changed();
             }
             SwarmEvent::ExternalAddrExpired { address } => {
                 tracing::info!(%address, "external address expired");
+                self.update_dht_mode();
                 self.discovery.addresses_changed();
             }
             SwarmEvent::ListenerClosed {
@@ -470,7 +472,7 @@ impl EventLoop {
                 if !relayed {
                     self.dial_errors.remove(&peer_id);
                 }
-                self.on_connection_established(peer_id, connection_id, relayed);
+                self.on_connection_established(peer_id, relayed);
                 if num_established.get() == 1 {
                     // Nobody listening is fine: no receiver, no interest.
                     let _ = self.connected.send(peer_id);

@@ -17,6 +17,7 @@ use libp2p::swarm::ConnectionId;
 use libp2p::{Multiaddr, PeerId, autonat, dcutr, relay};
 use tokio::sync::oneshot;
 
+use super::discovery::is_loopback;
 use super::error::DeliveryError;
 use super::event_loop::EventLoop;
 use super::locator::Locator;
@@ -120,7 +121,22 @@ impl EventLoop {
         }
         self.reach.punch_failed.remove(&peer);
         let known = !addrs.is_empty() || self.discovery.cached(&peer).is_some();
-        self.dial(peer, addrs);
+        if self.has_relayed(&peer) {
+            // A relayed connection left from an earlier attempt had its
+            // hole punch already; only a fresh circuit punches again.
+            self.close_relayed(&peer);
+            let mut addrs = addrs;
+            if let Some(locator) = self.discovery.cached(&peer) {
+                addrs.extend(locator.addrs.iter().cloned());
+            }
+            let opts = libp2p::swarm::dial_opts::DialOpts::peer_id(peer)
+                .addresses(addrs)
+                .condition(libp2p::swarm::dial_opts::PeerCondition::Always)
+                .build();
+            self.dial_tracked(peer, opts);
+        } else {
+            self.dial(peer, addrs);
+        }
         if known {
             // The hints may be stale: look for a fresher record meanwhile.
             self.discovery.start_lookup(&mut self.swarm, peer);
@@ -167,12 +183,7 @@ impl EventLoop {
         self.dials.values().any(|p| p == peer)
     }
 
-    pub(crate) fn on_connection_established(
-        &mut self,
-        peer: PeerId,
-        connection: ConnectionId,
-        relayed: bool,
-    ) {
+    pub(crate) fn on_connection_established(&mut self, peer: PeerId, relayed: bool) {
         if relayed {
             tracing::info!(%peer, "relayed connection; waiting for the hole punch");
             return;
@@ -180,10 +191,17 @@ impl EventLoop {
         self.reach.wake(&peer, || Ok(()));
         // A direct connection makes the relayed ones useless; freeing them
         // keeps the relay's small circuit budget for others.
+        self.close_relayed(&peer);
+    }
+
+    /// Closes every relayed connection to `peer`. Mail never crosses them,
+    /// and DCUtR punches once per relayed connection: one whose punch
+    /// failed or was overtaken only holds a circuit of the relay's budget.
+    fn close_relayed(&mut self, peer: &PeerId) {
         let relayed: Vec<ConnectionId> = self
             .connections
             .iter()
-            .filter(|(id, c)| c.peer == peer && c.relayed && **id != connection)
+            .filter(|(_, c)| c.peer == *peer && c.relayed)
             .map(|(id, _)| *id)
             .collect();
         for id in relayed {
@@ -222,6 +240,7 @@ impl EventLoop {
                 if !self.has_direct(&peer) {
                     self.reach
                         .wake(&peer, || Err(DeliveryError::NoDirectPath(text.clone())));
+                    self.close_relayed(&peer);
                 }
             }
         }
@@ -235,10 +254,30 @@ impl EventLoop {
             }
             Err(err) => {
                 tracing::info!(address = %event.tested_addr, server = %event.server, "AutoNAT: not reachable from outside: {err}");
-                if self.swarm.external_addresses().next().is_none() {
+                if !self.swarm.external_addresses().any(|a| !is_circuit(a)) {
                     self.reach.nat = NatStatus::Private;
                 }
             }
+        }
+        self.update_dht_mode();
+    }
+
+    /// Kademlia serves the DHT only where others can dial us: a public
+    /// node, or one with a confirmed external address that is not a relay
+    /// circuit. libp2p's automatic mode would also serve behind a NAT as
+    /// soon as a relay reservation is confirmed, and peers would then put
+    /// an address nobody can dial into their routing tables.
+    pub(crate) fn update_dht_mode(&mut self) {
+        let reachable =
+            self.reach.public || self.swarm.external_addresses().any(|a| !is_circuit(a));
+        let mode = if reachable {
+            libp2p::kad::Mode::Server
+        } else {
+            libp2p::kad::Mode::Client
+        };
+        let kad = &mut self.swarm.behaviour_mut().kad;
+        if kad.mode() != mode {
+            kad.set_mode(Some(mode));
         }
     }
 
@@ -273,10 +312,18 @@ impl EventLoop {
             .values()
             .find(|c| c.peer == relay && c.dialer && !c.relayed)
             .map(|c| c.remote.clone());
+        // A relay's loopback addresses are ours to dial only when we reach
+        // the relay over loopback ourselves (nodes on one machine).
+        let over_loopback = self
+            .connections
+            .values()
+            .any(|c| c.peer == relay && is_loopback(&c.remote));
         let Some(addr) = dialed.or_else(|| {
             listen_addrs
                 .iter()
-                .find(|a| !is_circuit(a) && !is_unspecified(a))
+                .find(|a| {
+                    !is_circuit(a) && !is_unspecified(a) && (over_loopback || !is_loopback(a))
+                })
                 .cloned()
         }) else {
             return;
@@ -370,6 +417,10 @@ impl EventLoop {
             *waiters = keep;
             if waiters.is_empty() {
                 self.reach.waiters.remove(&peer);
+                // Nobody waits for this peer any more: a relayed connection
+                // whose punch did not finish in time goes too, so that the
+                // next attempt opens a new circuit and punches afresh.
+                self.close_relayed(&peer);
             }
             let secs = DIRECT_WAIT.as_secs();
             for waiter in late {

@@ -246,8 +246,8 @@ pub(crate) fn build(config: &NetworkConfig) -> Result<Swarm<Behaviour>, NetworkE
 /// Kademlia on our private protocol. Inbound records are not stored by
 /// libp2p itself: the event loop validates each one first
 /// (`StoreInserts::FilterBoth`). A public node is a DHT server from the
-/// start; any other node is a client until AutoNAT confirms an external
-/// address (libp2p switches the mode by itself then).
+/// start; any other node is a client until an external address that is
+/// not a relay circuit is confirmed (`EventLoop::update_dht_mode`).
 fn kademlia(peer_id: libp2p::PeerId, public: bool) -> kad::Behaviour<MemoryStore> {
     let mut config = kad::Config::new(KAD_PROTOCOL);
     config
@@ -265,9 +265,11 @@ fn kademlia(peer_id: libp2p::PeerId, public: bool) -> kad::Behaviour<MemoryStore
         },
     );
     let mut kad = kad::Behaviour::with_config(peer_id, store, config);
-    if public {
-        kad.set_mode(Some(kad::Mode::Server));
-    }
+    kad.set_mode(Some(if public {
+        kad::Mode::Server
+    } else {
+        kad::Mode::Client
+    }));
     kad
 }
 
