@@ -156,9 +156,15 @@ impl Rogue {
 
 /// Waits until `node`'s log holds `n` lines containing `needle`.
 fn wait_for_log(node: &Node, needle: &str, n: usize) {
-    common::wait_until(STEP, &format!("{n} log lines with {needle:?}"), || {
-        node.log_count(needle) >= n
-    });
+    let deadline = Instant::now() + STEP;
+    while node.log_count(needle) < n {
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {STEP:?} waiting for {n} log lines with {needle:?}; the node's log:\n{}",
+            node.log()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
 
 #[test]

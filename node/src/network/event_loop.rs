@@ -385,6 +385,13 @@ impl EventLoop {
                 tracing::debug!(client = %event.client, tested = %event.tested_addr, ok = event.result.is_ok(), "answered an AutoNAT probe");
             }
             SwarmEvent::Behaviour(BehaviourEvent::Ping(libp2p::ping::Event {
+                result: Err(libp2p::ping::Failure::Unsupported),
+                ..
+            })) => {
+                // A peer may speak only some of our protocols (a DHT-only
+                // client, another implementation): its connection is alive.
+            }
+            SwarmEvent::Behaviour(BehaviourEvent::Ping(libp2p::ping::Event {
                 peer,
                 connection,
                 result: Err(err),
