@@ -9,24 +9,11 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::fs;
 use std::time::Duration;
 
-use common::{Node, simple_message, wait_until};
+use common::{dht, simple_message, wait_until};
 
 const NODES: usize = 20;
-
-/// The PeerId `mailnode status` prints.
-fn peer_id(node: &Node) -> String {
-    let out = node.cli_ok(&["status"]);
-    common::value_of(&out, "peer-id").expect("status prints the peer-id")
-}
-
-/// Whether the node's daemon says it stored its locator in the DHT.
-fn locator_published(node: &Node) -> bool {
-    let out = node.cli_ok(&["status"]);
-    common::value_of(&out, "locator-published").is_some_and(|v| v != "never")
-}
 
 /// The From address of a raw message.
 fn from_of(raw: &[u8]) -> String {
@@ -45,42 +32,10 @@ fn from_of(raw: &[u8]) -> String {
 
 #[test]
 fn twenty_nodes_find_each_other_through_the_dht_and_deliver_exactly_once() {
-    let mut nodes: Vec<Node> = (0..NODES)
-        .map(|i| Node::create(&format!("n{i:02}")))
-        .collect();
-    // Cards are exchanged with no address hints at all.
-    let cards: Vec<(String, std::path::PathBuf)> = nodes
-        .iter()
-        .map(|n| {
-            let path = n.home().join("own-card.asc");
-            fs::write(&path, n.cli_ok(&["contacts", "export"])).expect("write card");
-            (n.name.clone(), path)
-        })
-        .collect();
-    for node in &nodes {
-        for (name, path) in &cards {
-            if *name != node.name {
-                node.cli_ok(&["contacts", "import", path.to_str().expect("utf-8")]);
-            }
-        }
-    }
-
-    // Node 0 is the public bootstrap node; the others know only its address.
-    nodes[0].extra_run_args.push("--public".into());
-    nodes[0].start();
-    let bootstrap = format!("{}/p2p/{}", nodes[0].p2p_addr(), peer_id(&nodes[0]));
-    for node in nodes.iter_mut().skip(1) {
-        node.extra_run_args.push("--bootstrap".into());
-        node.extra_run_args.push(bootstrap.clone());
-        node.start();
-    }
-    for node in &nodes {
-        wait_until(
-            Duration::from_secs(60),
-            &format!("{} publishes its locator record", node.name),
-            || locator_published(node),
-        );
-    }
+    // Node 0 is the public bootstrap node; the others know only its
+    // address, and have each other's cards without address hints.
+    let mut nodes = dht::create_net(NODES);
+    dht::start_net(&mut nodes);
 
     // Each node writes one message to all 19 others.
     let addresses: Vec<String> = nodes.iter().map(|n| n.email.clone()).collect();
@@ -134,7 +89,10 @@ fn twenty_nodes_find_each_other_through_the_dht_and_deliver_exactly_once() {
     );
     // Nobody was given an address hint.
     for node in &nodes {
-        let book = fs::read_to_string(node.home().join("contacts.json")).expect("contacts.json");
-        assert!(!book.contains("/ip4/"), "{} has an address hint", node.name);
+        assert!(
+            !dht::has_address_hint(node),
+            "{} has an address hint",
+            node.name
+        );
     }
 }

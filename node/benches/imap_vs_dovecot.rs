@@ -28,13 +28,16 @@
 mod common;
 #[path = "support/dovecot.rs"]
 mod dovecot;
+#[path = "support/measure.rs"]
+mod measure;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
 use common::Node;
-use dovecot::{DOVECOT_PASS, DOVECOT_USER, Dovecot, rss_of_pid};
+use dovecot::{DOVECOT_PASS, DOVECOT_USER, Dovecot};
+use measure::rss;
 
 fn main() {
     let mut sizes = vec![10_000usize, 100_000];
@@ -100,7 +103,7 @@ fn main() {
                 a.as_secs_f64() / b.as_secs_f64().max(1e-9)
             );
         }
-        memory.push((n, rss_of_pid(node.running().pid), dovecot.rss()));
+        memory.push((n, rss(node.running().pid), dovecot.rss()));
         drop(dovecot);
         node.stop();
     }

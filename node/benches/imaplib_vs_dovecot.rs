@@ -30,13 +30,16 @@
 mod common;
 #[path = "support/dovecot.rs"]
 mod dovecot;
+#[path = "support/measure.rs"]
+mod measure;
 
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use common::Node;
-use dovecot::{DOVECOT_PASS, DOVECOT_USER, Dovecot, rss_of_pid};
+use dovecot::{DOVECOT_PASS, DOVECOT_USER, Dovecot};
+use measure::rss;
 
 /// Timed repetitions of each read-only operation per client run.
 const REPEAT: usize = 5;
@@ -122,7 +125,7 @@ fn main() {
                 a.as_secs_f64() / b.as_secs_f64().max(1e-9)
             );
         }
-        memory.push((n, rss_of_pid(node.running().pid), dovecot.rss()));
+        memory.push((n, rss(node.running().pid), dovecot.rss()));
         drop(dovecot);
         node.stop();
     }

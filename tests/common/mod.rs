@@ -14,6 +14,8 @@
 
 #![allow(dead_code)]
 
+pub mod dht;
+
 use std::fs;
 use std::io::Write;
 use std::net::TcpListener;

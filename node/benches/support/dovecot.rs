@@ -5,7 +5,8 @@
 //! a static password, and the resident memory of its processes.
 //!
 //! Included by each benchmark with `#[path]`; it expects the benchmark to
-//! declare the e2e harness as `mod common` at its root.
+//! declare the e2e harness as `mod common` and `support/measure.rs` as
+//! `mod measure` at its root.
 
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
@@ -13,24 +14,12 @@ use std::process::Command;
 use std::time::Duration;
 
 use crate::common;
+use crate::measure::rss;
 
 /// The mail user every Dovecot session logs in as.
 pub const DOVECOT_USER: &str = "tester";
 /// Its password (a static passdb accepts it for any user name).
 pub const DOVECOT_PASS: &str = "secret";
-
-/// Resident memory of a process, in bytes (0 when unknown).
-pub fn rss_of_pid(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|v| v.parse::<u64>().ok())
-        })
-        .map_or(0, |kib| kib * 1024)
-}
 
 /// A throwaway Dovecot on a loopback port.
 pub struct Dovecot {
@@ -120,7 +109,7 @@ impl Dovecot {
                         .and_then(|p| p.parse::<u32>().ok())
                 });
             if Some(pid) == master || (master.is_some() && ppid == master) || cmd.contains(&base) {
-                total += rss_of_pid(pid);
+                total += rss(pid);
             }
         }
         total
