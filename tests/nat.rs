@@ -98,6 +98,9 @@ struct World {
 
 impl Drop for World {
     fn drop(&mut self) {
+        for node in [&self.alice, &self.bob, &self.public] {
+            keep_log(node);
+        }
         if std::thread::panicking() {
             for node in [&self.alice, &self.bob, &self.public] {
                 print_log_tail(node);
@@ -109,18 +112,23 @@ impl Drop for World {
     }
 }
 
-/// The end of a node's daemon log (its home is deleted with it), so that a
-/// failed scenario shows what the daemons did. With `MAILNODE_KEEP_LOGS`
-/// set to a directory, the whole log is copied there as well.
+/// With `MAILNODE_KEEP_LOGS` set to a directory, copies the node's whole
+/// daemon log there (its home is deleted with it), pass or fail.
+fn keep_log(node: &Node) {
+    let Some(dir) = std::env::var_os("MAILNODE_KEEP_LOGS") else {
+        return;
+    };
+    let path = std::path::Path::new(&dir).join(format!("{}.log", node.name));
+    match std::fs::write(&path, node.log()) {
+        Ok(()) => println!("--- {}'s whole log: {}", node.name, path.display()),
+        Err(err) => println!("--- cannot keep {}'s log: {err}", node.name),
+    }
+}
+
+/// The end of a node's daemon log, so that a failed scenario shows what
+/// the daemons did.
 fn print_log_tail(node: &Node) {
     let log = node.log();
-    if let Some(dir) = std::env::var_os("MAILNODE_KEEP_LOGS") {
-        let path = std::path::Path::new(&dir).join(format!("{}.log", node.name));
-        match std::fs::write(&path, &log) {
-            Ok(()) => println!("--- {}'s whole log: {}", node.name, path.display()),
-            Err(err) => println!("--- cannot keep {}'s log: {err}", node.name),
-        }
-    }
     // The test's own IMAP polling is noise here.
     let lines: Vec<&str> = log
         .lines()

@@ -237,7 +237,11 @@ impl EventLoop {
                 tracing::info!(%peer, "hole punch failed: {err}");
                 let text = err.to_string();
                 self.reach.punch_failed.insert(peer, text.clone());
-                if !self.has_direct(&peer) {
+                // Only the side that wants the direct path closes the
+                // relayed connection: the other side may still have to
+                // answer a request that came over it (with `TryLater`).
+                let waiting = self.reach.waiters.contains_key(&peer);
+                if waiting && !self.has_direct(&peer) {
                     self.reach
                         .wake(&peer, || Err(DeliveryError::NoDirectPath(text.clone())));
                     self.close_relayed(&peer);
