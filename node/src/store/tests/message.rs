@@ -42,11 +42,7 @@ async fn append_fetch_roundtrip_is_byte_identical() {
         };
         assert_eq!(&header[0].1[..], expected);
         let snapshot = store.snapshot("INBOX").await.expect("snapshot");
-        let meta = snapshot
-            .messages()
-            .iter()
-            .find(|m| m.uid == uid)
-            .expect("meta");
+        let meta = snapshot.index.meta(uid).expect("meta");
         assert_eq!(meta.size as usize, bytes.len());
     }
     let snapshot = store.snapshot("INBOX").await.expect("snapshot");

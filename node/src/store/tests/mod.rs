@@ -8,6 +8,7 @@ use tempfile::TempDir;
 use super::Store;
 
 mod disk;
+mod index;
 mod mailbox;
 mod message;
 mod node;
