@@ -59,7 +59,7 @@ fn issue7_three_sessions_agree_while_a_peer_delivers_and_clients_expunge() {
             .arg(tests_dir().join("py/sessions.py"))
             .arg("expunge-sessions")
             .args(str_refs(&imap))
-            .args(["peer delivery", &DELIVERIES.to_string()])
+            .arg(DELIVERIES.to_string())
             .output()
             .expect("cannot run python3");
         let joined = delivering.join();
