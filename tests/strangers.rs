@@ -216,7 +216,7 @@ impl Receiver {
             .store
             .snapshot(mailbox)
             .await
-            .map(|s| s.messages.len())
+            .map(|s| s.index.len() as usize)
             .unwrap_or(0)
     }
 
@@ -392,7 +392,7 @@ async fn bad_stamps_and_floods_are_refused_and_nothing_is_stored() {
         .snapshot("INBOX")
         .await
         .expect("INBOX");
-    let uids: Vec<_> = inbox.messages.iter().map(|m| m.uid).collect();
+    let uids: Vec<_> = inbox.index.uids_from(0).collect();
     let headers = receiver
         .context
         .store

@@ -24,6 +24,8 @@ use std::sync::Arc;
 
 use tokio::sync::broadcast;
 
+use crate::index::MessageIndex;
+
 /// A message UID (RFC 3501 §2.3.1.1). Never zero.
 pub type Uid = u32;
 
@@ -131,15 +133,25 @@ pub struct MessageMeta {
     pub internal_date_offset_minutes: i32,
 }
 
-/// A mailbox as SELECT sees it: the summary plus the metadata of every
-/// message, ordered by UID (the sequence number of a message is its index in
-/// `messages` plus one).
+/// A mailbox as SELECT sees it: the summary plus the message index, whose
+/// order is UID order (the sequence number of a message is its position in
+/// the index plus one).
 #[derive(Debug, Clone)]
 pub struct MailboxSnapshot {
-    /// Summary at the moment of the snapshot.
+    /// Summary at the moment of the snapshot. Its `uid_next`,
+    /// `highest_modseq`, `messages` and `unseen` are those of `index`.
     pub info: MailboxInfo,
-    /// Every message, ascending by UID.
-    pub messages: Vec<MessageMeta>,
+    /// Every message, ascending by UID: the version of the mailbox's index
+    /// the store shares with every session (an `Arc` clone, not a copy).
+    pub index: Arc<MessageIndex>,
+}
+
+impl MailboxSnapshot {
+    /// Every message's metadata, ascending UID (a copy; for tests and
+    /// small mailboxes).
+    pub fn messages(&self) -> Vec<MessageMeta> {
+        self.index.iter().collect()
+    }
 }
 
 /// What changed in a mailbox since a MODSEQ.
@@ -153,6 +165,9 @@ pub struct Changes {
     pub changed: Vec<MessageMeta>,
     /// UIDs expunged after the given MODSEQ (ascending).
     pub vanished: Vec<Uid>,
+    /// The mailbox's index in the state these changes lead to (at
+    /// `highest_modseq`).
+    pub index: Arc<MessageIndex>,
 }
 
 /// Which bytes of a message to fetch.
@@ -266,11 +281,14 @@ pub trait MailStore: Clone + Send + Sync + 'static {
     /// Names the user subscribed to (they may not exist any more).
     fn subscriptions(&self) -> impl Future<Output = StoreResultT<Vec<String>>> + Send;
 
-    /// Summary and message metadata of one mailbox.
+    /// Summary and message index of one mailbox. Must not read every
+    /// message: SELECT calls it (issue 7); implementations keep the index
+    /// current as the mailbox changes.
     fn snapshot(&self, mailbox: &str)
     -> impl Future<Output = StoreResultT<MailboxSnapshot>> + Send;
 
-    /// What changed after `since` (arrivals, flag changes, expunges).
+    /// What changed after `since` (arrivals, flag changes, expunges), and
+    /// the index of the state it leads to.
     fn changes_since(
         &self,
         mailbox: &str,

@@ -9,6 +9,7 @@
 pub mod backend;
 pub mod config;
 pub mod imap;
+pub mod index;
 pub mod memory;
 pub mod mime;
 pub mod smtp;

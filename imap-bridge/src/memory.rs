@@ -15,6 +15,7 @@ use crate::backend::{
     MailboxSnapshot, MessageMeta, ModSeq, SpecialUse, StoreError, StoreResult, StoreResultT, Uid,
     normalize_flag,
 };
+use crate::index::MessageIndex;
 
 #[derive(Debug, Clone)]
 struct Message {
@@ -43,6 +44,16 @@ impl Mailbox {
             messages: BTreeMap::new(),
             vanished: Vec::new(),
         }
+    }
+
+    /// The message index, built afresh: this store is for tests, where
+    /// mailboxes are small (the node's store keeps its index current).
+    fn index(&self) -> Arc<MessageIndex> {
+        Arc::new(MessageIndex::from_messages(
+            self.messages.values().map(|m| m.meta.clone()),
+            self.uid_next,
+            self.highest_modseq,
+        ))
     }
 
     fn next_modseq(&mut self) -> ModSeq {
@@ -415,7 +426,7 @@ impl MailStore for MemoryStore {
         let found = inner.mailbox(&name)?;
         Ok(MailboxSnapshot {
             info: Self::info(&name, found, inner.subscriptions.contains(&name)),
-            messages: found.messages.values().map(|m| m.meta.clone()).collect(),
+            index: found.index(),
         })
     }
 
@@ -439,6 +450,7 @@ impl MailStore for MemoryStore {
                 .map(|m| m.meta.clone())
                 .collect(),
             vanished,
+            index: found.index(),
         })
     }
 
@@ -611,7 +623,7 @@ mod tests {
         assert_eq!(appended.mapping, vec![(0, 1)]);
         assert_eq!(watch.try_recv().expect("notified").mailbox, "INBOX");
         let snapshot = store.snapshot("INBOX").await.expect("snapshot");
-        let first = &snapshot.messages[0];
+        let first = &snapshot.messages()[0];
         assert_eq!(first.flags, vec!["\\Seen".to_string()]);
         assert_eq!(first.internal_date_offset_minutes, 60);
         let since = snapshot.info.highest_modseq;
@@ -675,7 +687,7 @@ mod tests {
             .expect("move");
         assert_eq!(moved.mapping, vec![(uid, 1)]);
         let trash = store.snapshot("Trash").await.expect("trash");
-        assert_eq!(trash.messages[0].flags, vec!["$Label1".to_string()]);
+        assert_eq!(trash.messages()[0].flags, vec!["$Label1".to_string()]);
         let changes = store.changes_since("INBOX", 1).await.expect("changes");
         assert_eq!(changes.vanished, vec![uid]);
     }
@@ -716,13 +728,13 @@ mod tests {
         let store = MemoryStore::new();
         store.deliver("INBOX", MESSAGE).expect("deliver");
         store.rename_mailbox("INBOX", "Old").await.expect("rename");
-        assert_eq!(store.snapshot("Old").await.expect("Old").messages.len(), 1);
+        assert_eq!(store.snapshot("Old").await.expect("Old").index.len(), 1);
         assert!(
             store
                 .snapshot("INBOX")
                 .await
                 .expect("INBOX")
-                .messages
+                .index
                 .is_empty()
         );
     }

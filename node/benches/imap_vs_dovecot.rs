@@ -19,7 +19,8 @@
 //! Operations 2-5 run five times each and the median is reported.
 //! It prints a Markdown table with both times and the ratio mailnode/Dovecot,
 //! and the resident memory of both (mailnode: the daemon; Dovecot: the sum
-//! over its processes).
+//! over its processes), measured with one client connected that has INBOX
+//! selected and its flags fetched.
 //!
 //! `cargo bench -p mailnode --bench imap_vs_dovecot [-- --sizes 10000,100000]`
 //! Needs root (to start Dovecot with its own users) and `dovecot-imapd`.
@@ -103,15 +104,31 @@ fn main() {
                 a.as_secs_f64() / b.as_secs_f64().max(1e-9)
             );
         }
+        // Memory with a client connected that has INBOX selected and its
+        // flags fetched, as Thunderbird leaves it (issue 7).
+        let mut mn_client = Conn::open(&mn);
+        mn_client.run("SELECT INBOX");
+        mn_client.run("FETCH 1:* (UID FLAGS)");
+        let mut dv_client = Conn::open(&dv);
+        dv_client.run("SELECT INBOX");
+        dv_client.run("FETCH 1:* (UID FLAGS)");
+        std::thread::sleep(Duration::from_millis(500));
         memory.push((n, rss(node.running().pid), dovecot.rss()));
+        drop((mn_client, dv_client));
         drop(dovecot);
         node.stop();
     }
     println!();
-    println!("| mailbox | mailnode RSS | Dovecot RSS (all processes) |");
-    println!("| ---: | ---: | ---: |");
+    println!("Resident memory, one client connected with INBOX selected:");
+    println!("| mailbox | mailnode RSS | Dovecot RSS (all processes) | ratio |");
+    println!("| ---: | ---: | ---: | ---: |");
     for (n, a, b) in memory {
-        println!("| {n} | {:.1} MiB | {:.1} MiB |", mib(a), mib(b));
+        println!(
+            "| {n} | {:.1} MiB | {:.1} MiB | {:.2} |",
+            mib(a),
+            mib(b),
+            a as f64 / (b as f64).max(1.0)
+        );
     }
 }
 

@@ -344,12 +344,8 @@ async fn promote_moved(
     if kept.is_empty() {
         return 0;
     }
-    let arrived: Vec<Uid> = snapshot
-        .messages
-        .iter()
-        .map(|m| m.uid)
-        .filter(|uid| *uid >= from)
-        .collect();
+    let start = snapshot.index.position(from).unwrap_or_else(|p| p);
+    let arrived: Vec<Uid> = snapshot.index.uids_from(start).collect();
     if arrived.is_empty() {
         return 0;
     }
@@ -434,7 +430,7 @@ pub async fn move_to_inbox(
         Err(imap_bridge::backend::StoreError::NoSuchMailbox(_)) => return Ok(0),
         Err(err) => return Err(err),
     };
-    let uids: Vec<_> = snapshot.messages.iter().map(|m| m.uid).collect();
+    let uids: Vec<_> = snapshot.index.uids_from(0).collect();
     if uids.is_empty() {
         return Ok(0);
     }

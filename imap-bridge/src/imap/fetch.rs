@@ -265,7 +265,7 @@ impl<S: MailStore> Session<S> {
         if let Some(since) = changed_since {
             targets.retain(|(_, uid)| {
                 self.selected()
-                    .and_then(|s| s.index_of(*uid).map(|i| s.messages[i].meta.modseq))
+                    .and_then(|s| s.modseq_of(*uid))
                     .is_some_and(|modseq| modseq > since)
             });
         }
@@ -277,7 +277,7 @@ impl<S: MailStore> Session<S> {
                 .iter()
                 .filter(|(_, uid)| {
                     self.selected()
-                        .and_then(|s| s.index_of(*uid).map(|i| &s.messages[i].meta))
+                        .and_then(|s| s.meta(*uid))
                         .is_some_and(|m| !m.flags.iter().any(|f| f == "\\Seen"))
                 })
                 .map(|(_, uid)| *uid)
@@ -313,10 +313,7 @@ impl<S: MailStore> Session<S> {
                 Err(error) => return error.into(),
             };
             for (seq, uid) in chunk {
-                let Some(meta) = self
-                    .selected()
-                    .and_then(|s| s.index_of(*uid).map(|i| s.messages[i].meta.clone()))
-                else {
+                let Some(meta) = self.selected().and_then(|s| s.meta(*uid)) else {
                     continue;
                 };
                 let message = contents.get(uid).map(|m| &m[..]);

@@ -3,7 +3,7 @@
 //! UNSUBSCRIBE and STATUS (RFC 3501 §6.3), and the translation between wire
 //! mailbox names (modified UTF-7) and the store's UTF-8 names.
 
-use std::collections::BTreeSet;
+use std::sync::Arc;
 
 use imap_codec::imap_types::command::SelectParameter;
 use imap_codec::imap_types::mailbox::Mailbox;
@@ -14,7 +14,8 @@ use super::response::{Completion, sequence_set, string};
 use super::selected::{Selected, contains, flags_fetch, intervals};
 use super::session::{Session, State};
 use super::utf7;
-use crate::backend::{MailStore, MailboxInfo, MailboxSnapshot, StoreError, Uid};
+use crate::backend::{Changes, MailStore, MailboxInfo, MailboxSnapshot, StoreError, Uid};
+use crate::index::MessageIndex;
 
 /// The store name of a wire mailbox name. `INBOX` in any case is INBOX;
 /// other names are modified UTF-7 (RFC 3501 §5.1.3), or raw UTF-8 from
@@ -115,18 +116,28 @@ impl<S: MailStore> Session<S> {
             self.state = State::Authenticated;
             self.out.untagged("OK [CLOSED] Previous mailbox closed");
         }
-        let snapshot = match self.store.snapshot(&name).await {
+        let mut snapshot = match self.store.snapshot(&name).await {
             Ok(snapshot) => snapshot,
             Err(error) => return error.into(),
         };
-        self.write_select_data(&snapshot, read_only);
+        // QRESYNC (RFC 7162 §3.2.5.1): the changes and the view the session
+        // starts from must be the same state, so the view is the index the
+        // changes lead to.
+        let mut catch_up = None;
         if let Some((uid_validity, since, known)) = qresync
             && uid_validity == snapshot.info.uid_validity
-            && let Err(error) = self
-                .qresync_catch_up(&snapshot, since, known.as_ref())
-                .await
         {
-            return error.into();
+            match self.store.changes_since(&name, since).await {
+                Ok(changes) => {
+                    snapshot.index = Arc::clone(&changes.index);
+                    catch_up = Some((changes, since, known));
+                }
+                Err(error) => return error.into(),
+            }
+        }
+        self.write_select_data(&snapshot, read_only);
+        if let Some((changes, since, known)) = catch_up {
+            self.qresync_catch_up(&snapshot.index, changes, since, known.as_ref());
         }
         self.state = State::Selected(Box::new(Selected::new(snapshot, read_only)));
         if read_only {
@@ -136,17 +147,12 @@ impl<S: MailStore> Session<S> {
         }
     }
 
+    /// The untagged data of SELECT (RFC 3501 §6.3.1), all from the index:
+    /// nothing here reads the messages.
     fn write_select_data(&mut self, snapshot: &MailboxSnapshot, read_only: bool) {
-        let mut keywords: BTreeSet<&str> = BTreeSet::new();
-        for message in &snapshot.messages {
-            for flag in &message.flags {
-                if !flag.starts_with('\\') {
-                    keywords.insert(flag);
-                }
-            }
-        }
+        let index = &snapshot.index;
         let mut flags: Vec<&str> = SYSTEM_FLAGS.to_vec();
-        flags.extend(keywords);
+        flags.extend(index.keywords());
         self.out.untagged(&format!("FLAGS ({})", flags.join(" ")));
         if read_only {
             self.out
@@ -157,16 +163,13 @@ impl<S: MailStore> Session<S> {
                 flags.join(" ")
             ));
         }
-        self.out
-            .untagged(&format!("{} EXISTS", snapshot.messages.len()));
+        self.out.untagged(&format!("{} EXISTS", index.len()));
         self.out.untagged("0 RECENT");
-        if let Some(index) = snapshot
-            .messages
-            .iter()
-            .position(|m| !m.flags.iter().any(|f| f == "\\Seen"))
-        {
-            self.out
-                .untagged(&format!("OK [UNSEEN {}] First unseen message", index + 1));
+        if let Some(position) = index.first_unseen() {
+            self.out.untagged(&format!(
+                "OK [UNSEEN {}] First unseen message",
+                position + 1
+            ));
         }
         let info = &snapshot.info;
         self.out.untagged(&format!(
@@ -175,45 +178,46 @@ impl<S: MailStore> Session<S> {
         ));
         self.out.untagged(&format!(
             "OK [UIDNEXT {}] Predicted next UID",
-            info.uid_next
+            index.uid_next().max(info.uid_next)
         ));
         self.out.untagged(&format!(
             "OK [HIGHESTMODSEQ {}] Highest",
-            info.highest_modseq.max(1)
+            index.modseq().max(info.highest_modseq).max(1)
         ));
     }
 
     /// QRESYNC resynchronisation after SELECT (RFC 7162 §3.2.5.1):
     /// `VANISHED (EARLIER)` for expunged known UIDs, then FETCH for every
-    /// message changed since the client's MODSEQ.
-    async fn qresync_catch_up(
+    /// message changed since the client's MODSEQ. `changes` lead to
+    /// `index`; the cost is that of the changes.
+    fn qresync_catch_up(
         &mut self,
-        snapshot: &MailboxSnapshot,
+        index: &MessageIndex,
+        changes: Changes,
         since: u64,
         known: Option<&SequenceSet>,
-    ) -> Result<(), StoreError> {
-        let changes = self.store.changes_since(&snapshot.info.name, since).await?;
-        let largest = snapshot.info.uid_next.saturating_sub(1);
+    ) {
+        let largest = index.uid_next().saturating_sub(1);
         let known = known.map(|set| intervals(set, largest));
-        let present: BTreeSet<Uid> = snapshot.messages.iter().map(|m| m.uid).collect();
         let vanished: Vec<Uid> = changes
             .vanished
             .iter()
             .copied()
-            .filter(|uid| *uid < snapshot.info.uid_next && !present.contains(uid))
+            .filter(|uid| *uid < index.uid_next() && !index.contains(*uid))
             .filter(|uid| known.as_ref().is_none_or(|k| contains(k, *uid)))
             .collect();
         if !vanished.is_empty() {
             self.out
                 .untagged(&format!("VANISHED (EARLIER) {}", sequence_set(&vanished)));
         }
-        for (index, meta) in snapshot.messages.iter().enumerate() {
-            if meta.modseq > since {
-                let seq = u32::try_from(index + 1).unwrap_or(u32::MAX);
+        for meta in &changes.changed {
+            if meta.modseq > since
+                && let Ok(position) = index.position(meta.uid)
+            {
+                let seq = u32::try_from(position + 1).unwrap_or(u32::MAX);
                 self.out.untagged(&flags_fetch(seq, meta, true, true));
             }
         }
-        Ok(())
     }
 
     /// CLOSE (expunges silently, RFC 3501 §6.4.2) or UNSELECT (RFC 3691).
@@ -344,12 +348,7 @@ impl<S: MailStore> Session<S> {
     ) -> Result<String, StoreError> {
         if items.contains(&StatusDataItemName::Deleted) {
             let snapshot = self.store.snapshot(name).await?;
-            let deleted = snapshot
-                .messages
-                .iter()
-                .filter(|m| m.flags.iter().any(|f| f == "\\Deleted"))
-                .count();
-            let deleted = u32::try_from(deleted).unwrap_or(u32::MAX);
+            let deleted = snapshot.index.deleted();
             return Ok(status_line(&snapshot.info, items, Some(deleted)));
         }
         let mailboxes = self.store.list_mailboxes().await?;

@@ -12,7 +12,7 @@ use imap_codec::imap_types::sequence::SequenceSet;
 use super::mailbox::store_name;
 use super::response::{Completion, sequence_set};
 use super::selected::flags_fetch;
-use super::session::{Session, State};
+use super::session::Session;
 use crate::backend::{Flag, FlagOp, MailStore, StoreError, Uid};
 
 /// Flags from the wire in the store's spelling. `\Recent` cannot be set
@@ -82,9 +82,7 @@ impl<S: MailStore> Session<S> {
         };
         let silent = response == StoreResponse::Silent;
         for meta in &result.updated {
-            let before = self
-                .selected()
-                .and_then(|s| s.index_of(meta.uid).map(|i| s.messages[i].meta.modseq));
+            let before = self.selected().and_then(|s| s.modseq_of(meta.uid));
             if let Some(selected) = self.selected_mut() {
                 selected.record(meta);
             }
@@ -187,12 +185,7 @@ impl<S: MailStore> Session<S> {
         if let Some(code) = copyuid {
             self.out.untagged(&format!("OK [{code}] Moved"));
         }
-        let moved: Vec<Uid> = result.mapping.iter().map(|(s, _)| *s).collect();
-        let report = self.report(true);
-        if let State::Selected(selected) = &mut self.state {
-            selected.remove_announced(&moved, report, &mut self.out);
-        }
-        self.mark_dirty();
+        self.announce_own_expunges().await;
         Completion::ok("MOVE completed")
     }
 
@@ -212,16 +205,21 @@ impl<S: MailStore> Session<S> {
                 Err(error) => return Completion::bad(error.to_string()),
             },
         };
-        let expunged = match self.store.expunge(&name, only.as_deref()).await {
-            Ok(expunged) => expunged,
+        match self.store.expunge(&name, only.as_deref()).await {
+            Ok(expunged) if expunged.is_empty() => {}
+            Ok(_) => self.announce_own_expunges().await,
             Err(error) => return error.into(),
-        };
-        let report = self.report(true);
-        if let State::Selected(selected) = &mut self.state {
-            selected.remove_announced(&expunged, report, &mut self.out);
         }
-        self.mark_dirty();
         Completion::ok("EXPUNGE completed")
+    }
+
+    /// After this session's EXPUNGE or MOVE: brings the view to the store's
+    /// state at once and announces every expunge in it, ours and those held
+    /// back (RFC 3501 §7.4.1 allows them during EXPUNGE; RFC 6851 §4.3 asks
+    /// for them during MOVE), in descending order or as VANISHED.
+    async fn announce_own_expunges(&mut self) {
+        self.mark_dirty();
+        self.sync(true, true).await;
     }
 
     /// APPEND (RFC 3501 §6.3.11) with APPENDUID (RFC 4315 §3).

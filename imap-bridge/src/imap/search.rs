@@ -166,20 +166,9 @@ impl<S: MailStore> Session<S> {
         let name = selected.name.clone();
         let bounds = Bounds {
             exists: selected.exists(),
-            largest_uid: selected.messages.last().map_or(0, |s| s.meta.uid),
+            largest_uid: selected.largest_uid(),
         };
-        let live: Vec<(u32, MessageMeta)> = selected
-            .messages
-            .iter()
-            .enumerate()
-            .filter(|(_, slot)| !slot.expunged)
-            .map(|(index, slot)| {
-                (
-                    u32::try_from(index + 1).unwrap_or(u32::MAX),
-                    slot.meta.clone(),
-                )
-            })
-            .collect();
+        let live: Vec<(u32, MessageMeta)> = selected.live();
         let key = SearchKey::And(match criteria.to_vec().try_into() {
             Ok(keys) => keys,
             Err(_) => return Completion::bad("Empty search"),

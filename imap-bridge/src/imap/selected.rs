@@ -1,25 +1,29 @@
 //! The selected mailbox as one session sees it: its sequence-number↔UID map,
-//! the metadata it last reported, and the synchronisation that tells the
-//! client about other sessions' changes (RFC 3501 §5.2, §7.4.1; RFC 7162
-//! §3.2.10 VANISHED).
+//! and the synchronisation that tells the client about other sessions'
+//! changes (RFC 3501 §5.2, §7.4.1; RFC 7162 §3.2.10 VANISHED).
 //!
-//! Messages expunged elsewhere stay in the map as "ghosts" until the session
-//! may announce the expunge, so sequence numbers never shift under a client
-//! between its commands.
+//! The map is not the session's own copy of the mailbox: it is the version
+//! of the store's shared [`MessageIndex`] the session last synchronised to
+//! (an `Arc`, shared with every other session at that version), plus what
+//! only this session has:
+//! - *ghosts*: messages expunged in the store but not yet announced to this
+//!   client. They keep their sequence numbers until the session may send
+//!   EXPUNGE (RFC 3501 §7.4.1), so numbers never shift under a client
+//!   between its commands;
+//! - its own flag changes since that version, already reported to the
+//!   client, so the next update does not repeat them.
+//!
+//! Both are as small as the changes they track, so a session costs O(changes),
+//! not O(messages), in memory and in time.
+
+use std::collections::HashMap;
+use std::sync::Arc;
 
 use imap_codec::imap_types::sequence::{SeqOrUid, Sequence, SequenceSet};
 
 use super::response::{Output, flag_list, sequence_set};
 use crate::backend::{Changes, MailboxSnapshot, MessageMeta, ModSeq, Uid};
-
-/// One message in the session's view.
-#[derive(Debug, Clone)]
-pub struct Slot {
-    /// Metadata as last reported to the client.
-    pub meta: MessageMeta,
-    /// Expunged in the store but not yet announced to this client.
-    pub expunged: bool,
-}
+use crate::index::MessageIndex;
 
 /// What an update may tell the client.
 #[derive(Debug, Clone, Copy)]
@@ -32,6 +36,14 @@ pub struct Report {
     pub condstore: bool,
 }
 
+/// A message expunged in the store that the client still sees.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Ghost {
+    uid: Uid,
+    /// Its sequence number minus one.
+    position: usize,
+}
+
 /// The selected mailbox.
 #[derive(Debug, Clone)]
 pub struct Selected {
@@ -39,8 +51,12 @@ pub struct Selected {
     pub name: String,
     /// EXAMINE (or SELECT of a mailbox we may not change).
     pub read_only: bool,
-    /// Messages by sequence number minus one, ascending UID.
-    pub messages: Vec<Slot>,
+    /// The store's index at the state this view is synchronised to.
+    index: Arc<MessageIndex>,
+    /// Not yet announced expunges, ascending UID (and position).
+    ghosts: Vec<Ghost>,
+    /// This session's own flag changes after `index`, already reported.
+    own: HashMap<Uid, MessageMeta>,
     /// The store's MODSEQ this view is synchronised to.
     pub highest_modseq: ModSeq,
     /// UIDNEXT as last seen.
@@ -52,140 +68,222 @@ pub struct Selected {
 #[error("invalid message sequence number: {0}")]
 pub struct BadSequence(pub u32);
 
+fn seq(position: usize) -> u32 {
+    u32::try_from(position + 1).unwrap_or(u32::MAX)
+}
+
 impl Selected {
-    /// The view right after SELECT.
+    /// The view right after SELECT: the snapshot's index, nothing else.
     pub fn new(snapshot: MailboxSnapshot, read_only: bool) -> Self {
         Selected {
             name: snapshot.info.name,
             read_only,
-            messages: snapshot
-                .messages
-                .into_iter()
-                .map(|meta| Slot {
-                    meta,
-                    expunged: false,
-                })
-                .collect(),
-            highest_modseq: snapshot.info.highest_modseq,
-            uid_next: snapshot.info.uid_next,
+            highest_modseq: snapshot.index.modseq().max(snapshot.info.highest_modseq),
+            uid_next: snapshot.index.uid_next().max(snapshot.info.uid_next),
+            index: snapshot.index,
+            ghosts: Vec::new(),
+            own: HashMap::new(),
         }
     }
 
     /// Number of messages the client knows (EXISTS).
     pub fn exists(&self) -> u32 {
-        u32::try_from(self.messages.len()).unwrap_or(u32::MAX)
+        self.index
+            .len()
+            .saturating_add(u32::try_from(self.ghosts.len()).unwrap_or(u32::MAX))
     }
 
-    /// Index of a UID in the map.
-    pub fn index_of(&self, uid: Uid) -> Option<usize> {
-        self.messages
-            .binary_search_by_key(&uid, |s| s.meta.uid)
-            .ok()
+    /// The largest UID the client knows (ghosts included), or 0.
+    pub fn largest_uid(&self) -> Uid {
+        let live = self.index.last_uid().unwrap_or(0);
+        live.max(self.ghosts.last().map_or(0, |g| g.uid))
     }
 
-    /// Sequence number of a UID.
+    /// Ghosts with a UID below `uid`.
+    fn ghosts_below(&self, uid: Uid) -> usize {
+        if self.ghosts.is_empty() {
+            return 0;
+        }
+        self.ghosts.partition_point(|g| g.uid < uid)
+    }
+
+    /// Sequence number of a UID the client knows (ghosts included).
     pub fn seq_of(&self, uid: Uid) -> Option<u32> {
-        self.index_of(uid).and_then(|i| u32::try_from(i + 1).ok())
+        match self.index.position(uid) {
+            Ok(position) => Some(seq(position + self.ghosts_below(uid))),
+            Err(_) => self
+                .ghosts
+                .binary_search_by_key(&uid, |g| g.uid)
+                .ok()
+                .map(|i| seq(self.ghosts[i].position)),
+        }
+    }
+
+    /// Metadata of a live message as the client last heard it.
+    pub fn meta(&self, uid: Uid) -> Option<MessageMeta> {
+        match self.own.get(&uid) {
+            Some(meta) => Some(meta.clone()),
+            None => self.index.meta(uid),
+        }
+    }
+
+    /// MODSEQ of a live message as the client last heard it.
+    pub fn modseq_of(&self, uid: Uid) -> Option<ModSeq> {
+        match self.own.get(&uid) {
+            Some(meta) => Some(meta.modseq),
+            None => self.index.modseq_of(uid),
+        }
+    }
+
+    /// Every live message as (sequence number, metadata), ascending.
+    pub fn live(&self) -> Vec<(u32, MessageMeta)> {
+        let mut ghosts = self.ghosts.iter().peekable();
+        let mut skipped = 0;
+        let mut out = Vec::with_capacity(self.index.len() as usize);
+        for (position, meta) in self.index.iter().enumerate() {
+            while ghosts.next_if(|g| g.uid < meta.uid).is_some() {
+                skipped += 1;
+            }
+            let meta = self.own.get(&meta.uid).cloned().unwrap_or(meta);
+            out.push((seq(position + skipped), meta));
+        }
+        out
     }
 
     /// The live (not ghost) messages a sequence set names, as
-    /// (sequence number, UID), ascending.
+    /// (sequence number, UID), ascending. Costs O(messages named), not
+    /// O(messages in the mailbox).
     pub fn resolve(&self, set: &SequenceSet, uid: bool) -> Result<Vec<(u32, Uid)>, BadSequence> {
         let mut out = Vec::new();
         if uid {
-            let largest = self.messages.last().map_or(0, |s| s.meta.uid);
-            let ranges = intervals(set, largest);
-            for (index, slot) in self.messages.iter().enumerate() {
-                if !slot.expunged && contains(&ranges, slot.meta.uid) {
-                    out.push((u32::try_from(index + 1).unwrap_or(u32::MAX), slot.meta.uid));
+            for (low, high) in intervals(set, self.largest_uid()) {
+                let start = self.index.position(low).unwrap_or_else(|p| p);
+                for (offset, found) in self.index.uids_from(start).enumerate() {
+                    if found > high {
+                        break;
+                    }
+                    out.push((seq(start + offset + self.ghosts_below(found)), found));
                 }
             }
-        } else {
-            let count = self.exists();
-            let ranges = intervals(set, count);
-            if let Some(&(_, high)) = ranges.last()
-                && high > count
-            {
-                return Err(BadSequence(high));
+            return Ok(out);
+        }
+        let count = self.exists();
+        let ranges = intervals(set, count);
+        if let Some(&(_, high)) = ranges.last()
+            && high > count
+        {
+            return Err(BadSequence(high));
+        }
+        for (low, high) in ranges {
+            let (low, high) = (low.max(1) as usize - 1, high as usize);
+            if low >= high {
+                continue;
             }
-            for (low, high) in ranges {
-                for seq in low.max(1)..=high {
-                    let slot = &self.messages[(seq - 1) as usize];
-                    if !slot.expunged {
-                        out.push((seq, slot.meta.uid));
-                    }
+            if self.ghosts.is_empty() {
+                let uids = self.index.uids_from(low).take(high - low);
+                out.extend(uids.enumerate().map(|(i, u)| (seq(low + i), u)));
+                continue;
+            }
+            for position in low..high {
+                let before = self.ghosts.partition_point(|g| g.position < position);
+                if self
+                    .ghosts
+                    .get(before)
+                    .is_some_and(|g| g.position == position)
+                {
+                    continue;
+                }
+                if let Some(found) = self.index.uid_at(position - before) {
+                    out.push((seq(position), found));
                 }
             }
         }
         Ok(out)
     }
 
-    /// Records our own flag change so the next update does not repeat it.
+    /// Records our own flag change (already reported to the client) so the
+    /// next update does not repeat it.
     pub fn record(&mut self, meta: &MessageMeta) {
-        if let Some(index) = self.index_of(meta.uid)
-            && self.messages[index].meta.modseq <= meta.modseq
+        if self
+            .modseq_of(meta.uid)
+            .is_some_and(|modseq| modseq <= meta.modseq)
         {
-            self.messages[index].meta = meta.clone();
+            self.own.insert(meta.uid, meta.clone());
         }
     }
 
-    /// Removes messages this session expunged itself (EXPUNGE, MOVE) and
-    /// announces them; UIDs not in the view are ignored.
-    pub fn remove_announced(&mut self, uids: &[Uid], report: Report, out: &mut Output) {
-        for uid in uids {
-            if let Some(index) = self.index_of(*uid) {
-                self.messages[index].expunged = true;
-            }
-        }
-        self.flush_expunged(report, out);
+    /// Sets the ghosts (ascending UIDs, none of them in `index`), placing
+    /// each among the live messages.
+    fn set_ghosts(&mut self, uids: Vec<Uid>) {
+        self.ghosts = uids
+            .into_iter()
+            .enumerate()
+            .map(|(i, uid)| Ghost {
+                uid,
+                position: self.index.position(uid).unwrap_or_else(|p| p) + i,
+            })
+            .collect();
     }
 
-    /// Applies what changed in the store, writing the untagged responses the
-    /// client may receive now.
+    /// Moves the view to the state `changes` lead to, writing the untagged
+    /// responses the client may receive now. Costs O(changes).
     pub fn apply(&mut self, changes: Changes, report: Report, out: &mut Output) {
-        for uid in &changes.vanished {
-            if let Some(index) = self.index_of(*uid) {
-                self.messages[index].expunged = true;
-            }
+        let before = self.exists();
+        let old = std::mem::replace(&mut self.index, changes.index);
+        // What the client saw and the store no longer has becomes a ghost.
+        let mut ghosts: Vec<Uid> = self.ghosts.iter().map(|g| g.uid).collect();
+        ghosts.extend(
+            changes
+                .vanished
+                .iter()
+                .copied()
+                .filter(|uid| old.contains(*uid) && !self.index.contains(*uid)),
+        );
+        ghosts.sort_unstable();
+        ghosts.dedup();
+        let arrivals = changes
+            .changed
+            .iter()
+            .filter(|m| !old.contains(m.uid) && self.index.contains(m.uid))
+            .count();
+        let removed = ghosts.len() - self.ghosts.len();
+        if old.len() as usize - removed + arrivals != self.index.len() as usize {
+            // The changes do not account for the new index (a store that
+            // forgot expunges): find what the client would lose the slow
+            // way, rather than let its numbers shift.
+            tracing::warn!(mailbox = %self.name, "mailbox changes incomplete; comparing indexes");
+            ghosts.extend(old.uids_from(0).filter(|uid| !self.index.contains(*uid)));
+            ghosts.sort_unstable();
+            ghosts.dedup();
         }
         let mut flag_updates = Vec::new();
-        let mut arrived = false;
-        for meta in changes.changed {
-            match self.index_of(meta.uid) {
-                Some(index) => {
-                    let slot = &mut self.messages[index];
-                    if !slot.expunged && meta.modseq > slot.meta.modseq {
-                        let flags_changed = slot.meta.flags != meta.flags;
-                        slot.meta = meta;
-                        if flags_changed || report.condstore {
-                            flag_updates.push(slot.meta.uid);
-                        }
-                    }
-                }
-                None => {
-                    // UIDs only grow (RFC 3501 §2.3.1.1): anything new sorts
-                    // last. A smaller unknown UID cannot be shown without
-                    // renumbering, so it is left for the next SELECT.
-                    let last = self.messages.last().map_or(0, |s| s.meta.uid);
-                    if meta.uid > last {
-                        self.messages.push(Slot {
-                            meta,
-                            expunged: false,
-                        });
-                        arrived = true;
-                    }
-                }
+        for meta in &changes.changed {
+            let known = match self.own.get(&meta.uid) {
+                Some(own) => Some((own.modseq, own.flags.clone())),
+                None => old.meta(meta.uid).map(|m| (m.modseq, m.flags)),
+            };
+            // New messages are announced by EXISTS below; UIDs only grow
+            // (RFC 3501 §2.3.1.1), so they sort after everything the client
+            // knows and no number it holds moves.
+            if let Some((modseq, flags)) = known
+                && meta.modseq > modseq
+                && (flags != meta.flags || report.condstore)
+            {
+                flag_updates.push(meta);
             }
         }
+        self.own.clear();
+        self.set_ghosts(ghosts);
+        // Ghosts still count here, so the count grew by the arrivals alone.
+        let arrived = self.exists() > before;
         if report.expunges {
             self.flush_expunged(report, out);
         }
         if arrived {
             out.untagged(&format!("{} EXISTS", self.exists()));
         }
-        for uid in flag_updates {
-            if let Some(seq) = self.seq_of(uid) {
-                let meta = &self.messages[(seq - 1) as usize].meta;
+        for meta in flag_updates {
+            if let Some(seq) = self.seq_of(meta.uid) {
                 out.untagged(&flags_fetch(seq, meta, true, report.condstore));
             }
         }
@@ -196,25 +294,18 @@ impl Selected {
     /// Announces and drops every ghost (EXPUNGE in descending order so each
     /// number is right when sent, or one VANISHED for QRESYNC clients).
     fn flush_expunged(&mut self, report: Report, out: &mut Output) {
-        if !self.messages.iter().any(|s| s.expunged) {
+        if self.ghosts.is_empty() {
             return;
         }
         if report.qresync {
-            let uids: Vec<Uid> = self
-                .messages
-                .iter()
-                .filter(|s| s.expunged)
-                .map(|s| s.meta.uid)
-                .collect();
+            let uids: Vec<Uid> = self.ghosts.iter().map(|g| g.uid).collect();
             out.untagged(&format!("VANISHED {}", sequence_set(&uids)));
         } else {
-            for index in (0..self.messages.len()).rev() {
-                if self.messages[index].expunged {
-                    out.untagged(&format!("{} EXPUNGE", index + 1));
-                }
+            for ghost in self.ghosts.iter().rev() {
+                out.untagged(&format!("{} EXPUNGE", ghost.position + 1));
             }
         }
-        self.messages.retain(|s| !s.expunged);
+        self.ghosts.clear();
     }
 }
 
@@ -298,10 +389,35 @@ mod tests {
                     unseen: 0,
                     size: 0,
                 },
-                messages: uids.iter().map(|u| meta(*u, 5, &[])).collect(),
+                index: Arc::new(MessageIndex::from_messages(
+                    uids.iter().map(|u| meta(*u, 5, &[])),
+                    uids.last().map_or(1, |u| u + 1),
+                    10,
+                )),
             },
             false,
         )
+    }
+
+    /// The changes a store would report, with the index they lead to.
+    fn changes_to(
+        v: &Selected,
+        highest_modseq: ModSeq,
+        changed: Vec<MessageMeta>,
+        vanished: Vec<Uid>,
+    ) -> Changes {
+        let uid_next = changed
+            .iter()
+            .map(|m| m.uid + 1)
+            .max()
+            .unwrap_or(v.uid_next);
+        Changes {
+            highest_modseq,
+            uid_next,
+            index: Arc::new(v.index.apply(&changed, &vanished, uid_next, highest_modseq)),
+            changed,
+            vanished,
+        }
     }
 
     fn set(text: &str) -> SequenceSet {
@@ -346,12 +462,7 @@ mod tests {
     fn expunge_held_back_until_allowed() {
         let mut v = view(&[1, 2, 3]);
         let mut out = Output::default();
-        let changes = Changes {
-            highest_modseq: 12,
-            uid_next: 5,
-            changed: vec![meta(4, 11, &[])],
-            vanished: vec![2],
-        };
+        let changes = changes_to(&v, 12, vec![meta(4, 11, &[])], vec![2]);
         let during_fetch = Report {
             expunges: false,
             ..PLAIN
@@ -362,21 +473,21 @@ mod tests {
             v.resolve(&set("1:*"), false),
             Ok(vec![(1, 1), (3, 3), (4, 4)])
         );
-        v.apply(Changes::default(), PLAIN, &mut out);
+        assert_eq!(v.resolve(&set("2:3"), true), Ok(vec![(3, 3)]));
+        assert_eq!(v.seq_of(2), Some(2), "the ghost keeps its number");
+        assert_eq!(v.seq_of(4), Some(4));
+        let nothing = changes_to(&v, 12, vec![], vec![]);
+        v.apply(nothing, PLAIN, &mut out);
         assert_eq!(text(&mut out), "* 2 EXPUNGE\r\n");
         assert_eq!(v.exists(), 3);
+        assert_eq!(v.seq_of(4), Some(3));
     }
 
     #[test]
     fn expunges_descend_and_vanished_for_qresync() {
         let mut v = view(&[1, 2, 3, 4]);
         let mut out = Output::default();
-        let changes = Changes {
-            highest_modseq: 12,
-            uid_next: 5,
-            changed: vec![],
-            vanished: vec![1, 3],
-        };
+        let changes = changes_to(&v, 12, vec![], vec![1, 3]);
         v.clone().apply(changes.clone(), PLAIN, &mut out);
         assert_eq!(text(&mut out), "* 3 EXPUNGE\r\n* 1 EXPUNGE\r\n");
         let qresync = Report {
@@ -389,18 +500,79 @@ mod tests {
     }
 
     #[test]
+    fn ghosts_pile_up_across_updates_and_leave_in_descending_order() {
+        // Another session expunges twice and mail arrives while this one
+        // may not hear of expunges (RFC 3501 §7.4.1): its numbers stay.
+        let mut v = view(&[10, 20, 30, 40, 50]);
+        let mut out = Output::default();
+        let quiet = Report {
+            expunges: false,
+            ..PLAIN
+        };
+        let first = changes_to(&v, 11, vec![], vec![20, 40]);
+        v.apply(first, quiet, &mut out);
+        let second = changes_to(&v, 12, vec![meta(60, 12, &[])], vec![10, 50]);
+        v.apply(second, quiet, &mut out);
+        assert_eq!(text(&mut out), "* 6 EXISTS\r\n");
+        assert_eq!(v.exists(), 6);
+        assert_eq!(v.resolve(&set("1:*"), false), Ok(vec![(3, 30), (6, 60)]));
+        assert_eq!(v.resolve(&set("*"), true), Ok(vec![(6, 60)]));
+        assert_eq!(
+            v.live()
+                .iter()
+                .map(|(s, m)| (*s, m.uid))
+                .collect::<Vec<_>>(),
+            [(3, 30), (6, 60)]
+        );
+        let nothing = changes_to(&v, 12, vec![], vec![]);
+        v.apply(nothing, PLAIN, &mut out);
+        assert_eq!(
+            text(&mut out),
+            "* 5 EXPUNGE\r\n* 4 EXPUNGE\r\n* 2 EXPUNGE\r\n* 1 EXPUNGE\r\n"
+        );
+        assert_eq!(v.resolve(&set("1:*"), false), Ok(vec![(1, 30), (2, 60)]));
+    }
+
+    #[test]
+    fn a_store_that_forgets_expunges_does_not_shift_numbers() {
+        let mut v = view(&[1, 2, 3]);
+        let mut out = Output::default();
+        let mut lossy = changes_to(&v, 12, vec![], vec![2]);
+        lossy.vanished.clear();
+        let quiet = Report {
+            expunges: false,
+            ..PLAIN
+        };
+        v.apply(lossy, quiet, &mut out);
+        assert_eq!(v.resolve(&set("3"), false), Ok(vec![(3, 3)]));
+        let nothing = changes_to(&v, 12, vec![], vec![]);
+        v.apply(nothing, PLAIN, &mut out);
+        assert_eq!(text(&mut out), "* 2 EXPUNGE\r\n");
+    }
+
+    #[test]
     fn flag_changes_are_reported_once() {
         let mut v = view(&[1, 2]);
         let mut out = Output::default();
-        let changes = Changes {
-            highest_modseq: 11,
-            uid_next: 3,
-            changed: vec![meta(2, 11, &["\\Seen"])],
-            vanished: vec![],
-        };
+        let changes = changes_to(&v, 11, vec![meta(2, 11, &["\\Seen"])], vec![]);
         v.apply(changes.clone(), PLAIN, &mut out);
         assert_eq!(text(&mut out), "* 2 FETCH (UID 2 FLAGS (\\Seen))\r\n");
         v.apply(changes, PLAIN, &mut out);
         assert_eq!(text(&mut out), "", "same MODSEQ is not repeated");
+    }
+
+    #[test]
+    fn own_changes_are_not_repeated_but_later_ones_are() {
+        let mut v = view(&[1, 2]);
+        let mut out = Output::default();
+        v.record(&meta(1, 11, &["\\Seen"]));
+        assert_eq!(v.meta(1).map(|m| m.flags), Some(vec!["\\Seen".to_string()]));
+        let ours = changes_to(&v, 11, vec![meta(1, 11, &["\\Seen"])], vec![]);
+        v.apply(ours, PLAIN, &mut out);
+        assert_eq!(text(&mut out), "");
+        v.record(&meta(2, 12, &["\\Flagged"]));
+        let theirs = changes_to(&v, 13, vec![meta(2, 13, &[])], vec![]);
+        v.apply(theirs, PLAIN, &mut out);
+        assert_eq!(text(&mut out), "* 2 FETCH (UID 2 FLAGS ())\r\n");
     }
 }

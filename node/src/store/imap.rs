@@ -67,14 +67,16 @@ impl MailStore for Store {
 
     async fn snapshot(&self, mailbox: &str) -> StoreResultT<MailboxSnapshot> {
         let mailbox = mailbox.to_string();
-        self.read(move |conn, _| read::snapshot(conn, &mailbox))
+        self.read_indexed(move |conn, indexes, seen| read::snapshot(conn, indexes, seen, &mailbox))
             .await
     }
 
     async fn changes_since(&self, mailbox: &str, since: ModSeq) -> StoreResultT<Changes> {
         let mailbox = mailbox.to_string();
-        self.read(move |conn, _| read::changes_since(conn, &mailbox, since))
-            .await
+        self.read_indexed(move |conn, indexes, seen| {
+            read::changes_since(conn, indexes, seen, &mailbox, since)
+        })
+        .await
     }
 
     async fn fetch(

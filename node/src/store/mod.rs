@@ -35,6 +35,7 @@ pub use imap_bridge::backend::StoreError;
 
 mod crypto;
 mod imap;
+mod index;
 mod mailboxes;
 mod messages;
 mod outbox;
@@ -46,6 +47,7 @@ mod writer;
 mod tests;
 
 use crypto::Crypto;
+use index::{Indexes, Seen};
 use messages::Sealed;
 use read::Readers;
 use writer::{Job, Message, WriteCtx};
@@ -137,6 +139,8 @@ struct Inner {
     readers: Readers,
     crypto: Arc<Crypto>,
     events: broadcast::Sender<MailboxChanged>,
+    /// The mailbox indexes, shared with the writer (see `index`).
+    indexes: Arc<Indexes>,
     /// Next `blobs` row id. Reserved before sealing (the id is in the
     /// associated data) so sealing can run outside the writer thread.
     next_blob: AtomicI64,
@@ -153,13 +157,21 @@ impl Store {
         let next_blob = schema::next_blob_id(&conn)?;
         let (commands, receiver) = mpsc::channel(COMMAND_QUEUE);
         let (events, _) = broadcast::channel(EVENT_CAPACITY);
-        writer::spawn(conn, Arc::clone(&crypto), receiver, events.clone())?;
+        let indexes = Arc::new(Indexes::default());
+        writer::spawn(
+            conn,
+            Arc::clone(&crypto),
+            receiver,
+            events.clone(),
+            Arc::clone(&indexes),
+        )?;
         Ok(Store {
             inner: Arc::new(Inner {
                 commands,
                 readers: Readers::new(path.to_path_buf()),
                 crypto,
                 events,
+                indexes,
                 next_blob: AtomicI64::new(next_blob),
                 closed: AtomicBool::new(false),
             }),
@@ -367,6 +379,20 @@ impl Store {
         tokio::task::spawn_blocking(move || inner.readers.with(|conn| op(conn, &inner.crypto)))
             .await
             .map_err(|err| StoreError::Internal(format!("a store read failed: {err}")))?
+    }
+
+    /// Runs `op` like [`Store::read`], with the mailbox indexes and the
+    /// versions installed before its transaction began (see `index`).
+    async fn read_indexed<T, F>(&self, op: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection, &Indexes, &Seen) -> Result<T, StoreError> + Send + 'static,
+    {
+        // Taken here, before the read transaction starts on the blocking
+        // thread: every version in it is of a state that transaction sees.
+        let seen = self.inner.indexes.seen();
+        let indexes = Arc::clone(&self.inner.indexes);
+        self.read(move |conn, _| op(conn, &indexes, &seen)).await
     }
 
     /// Seals a message under a freshly reserved blob id.

@@ -1,5 +1,6 @@
 //! The read side: a small pool of read-only connections and the queries
-//! IMAP needs (LIST, STATUS, SELECT, QRESYNC changes, FETCH).
+//! IMAP needs (LIST, STATUS, SELECT, QRESYNC changes, FETCH). SELECT and
+//! the changes of a mailbox come with its shared index (`index`).
 //!
 //! WAL mode lets readers run beside the writer: a read never waits behind a
 //! group commit, and each read runs in its own read transaction so it sees
@@ -15,6 +16,7 @@ use imap_bridge::backend::{
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::crypto::{BlobKind, Crypto, blob_aad};
+use super::index::{self, Indexes, Seen};
 use super::mailboxes::{self, MAILBOX_COLUMNS, Mailbox, parse_special_use};
 use super::messages::decode_flags;
 use super::schema::open_reader;
@@ -139,9 +141,11 @@ pub(super) fn subscriptions(conn: &Connection) -> Result<Vec<String>, StoreError
     Ok(names)
 }
 
-const META_COLUMNS: &str = "uid, modseq, flags, size, internal_date, date_offset";
+/// The clear columns of a message as [`meta`] reads them.
+pub(super) const META_COLUMNS: &str = "uid, modseq, flags, size, internal_date, date_offset";
 
-fn meta(row: &rusqlite::Row<'_>) -> rusqlite::Result<MessageMeta> {
+/// One message's clear metadata from a row of [`META_COLUMNS`].
+pub(super) fn meta(row: &rusqlite::Row<'_>) -> rusqlite::Result<MessageMeta> {
     Ok(MessageMeta {
         uid: row.get(0)?,
         modseq: row.get::<_, i64>(1)?.max(0) as ModSeq,
@@ -152,60 +156,41 @@ fn meta(row: &rusqlite::Row<'_>) -> rusqlite::Result<MessageMeta> {
     })
 }
 
-/// SELECT / EXAMINE: the summary and every message's metadata.
-pub(super) fn snapshot(conn: &Connection, name: &str) -> Result<MailboxSnapshot, StoreError> {
+/// SELECT / EXAMINE: the summary and the mailbox's shared index, without
+/// reading the messages (see `index`).
+pub(super) fn snapshot(
+    conn: &Connection,
+    indexes: &Indexes,
+    seen: &Seen,
+    name: &str,
+) -> Result<MailboxSnapshot, StoreError> {
     let mailbox = mailboxes::require(conn, name)?;
     let subscribed = is_subscribed(conn, &mailbox.name)?;
-    let mut stmt = conn
-        .prepare_cached(&format!(
-            "SELECT {META_COLUMNS} FROM messages WHERE mailbox_id = ?1 ORDER BY uid"
-        ))
-        .map_err(sql)?;
-    let messages = stmt
-        .query_map(params![mailbox.id], meta)
-        .map_err(sql)?
-        .collect::<rusqlite::Result<Vec<MessageMeta>>>()
-        .map_err(sql)?;
+    let index = indexes.current(conn, seen, &mailbox)?;
     Ok(MailboxSnapshot {
         info: info(&mailbox, subscribed),
-        messages,
+        index,
     })
 }
 
-/// Changes after `since` (RFC 7162 §3.1.4 CHANGEDSINCE, §3.2.5.2 VANISHED).
+/// Changes after `since` (RFC 7162 §3.1.4 CHANGEDSINCE, §3.2.5.2 VANISHED)
+/// and the index they lead to, from one read transaction. Reads only the
+/// rows changed since.
 pub(super) fn changes_since(
     conn: &Connection,
+    indexes: &Indexes,
+    seen: &Seen,
     name: &str,
     since: ModSeq,
 ) -> Result<Changes, StoreError> {
     let mailbox = mailboxes::require(conn, name)?;
-    let since = i64::try_from(since).unwrap_or(i64::MAX);
-    let mut stmt = conn
-        .prepare_cached(&format!(
-            "SELECT {META_COLUMNS} FROM messages WHERE mailbox_id = ?1 AND modseq > ?2 \
-             ORDER BY uid"
-        ))
-        .map_err(sql)?;
-    let changed = stmt
-        .query_map(params![mailbox.id, since], meta)
-        .map_err(sql)?
-        .collect::<rusqlite::Result<Vec<MessageMeta>>>()
-        .map_err(sql)?;
-    let mut stmt = conn
-        .prepare_cached(
-            "SELECT uid FROM vanished WHERE mailbox_id = ?1 AND modseq > ?2 ORDER BY uid",
-        )
-        .map_err(sql)?;
-    let vanished = stmt
-        .query_map(params![mailbox.id, since], |row| row.get(0))
-        .map_err(sql)?
-        .collect::<rusqlite::Result<Vec<Uid>>>()
-        .map_err(sql)?;
+    let index = indexes.current(conn, seen, &mailbox)?;
     Ok(Changes {
         highest_modseq: mailbox.highest_modseq.max(1) as ModSeq,
         uid_next: mailbox.uid_next,
-        changed,
-        vanished,
+        changed: index::changed_since(conn, mailbox.id, since)?,
+        vanished: index::vanished_since(conn, mailbox.id, since)?,
+        index,
     })
 }
 

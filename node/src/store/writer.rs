@@ -8,8 +8,9 @@
 //! durable. A failing command rolls back only its savepoint and gets its own
 //! error; the others commit.
 //!
-//! After a commit, the mailboxes the batch changed are announced on the
-//! change broadcast (IMAP IDLE and NOOP learn of new mail from it).
+//! After a commit, the writer brings the loaded indexes of the mailboxes
+//! the batch changed up to date (`index`), then announces those mailboxes
+//! on the change broadcast (IMAP IDLE and NOOP learn of new mail from it).
 
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
@@ -19,6 +20,7 @@ use rusqlite::{Connection, params};
 use tokio::sync::{broadcast, mpsc, oneshot};
 
 use super::crypto::Crypto;
+use super::index::Indexes;
 use super::schema::meta_int;
 use super::sql;
 
@@ -173,6 +175,7 @@ pub(super) fn spawn(
     crypto: Arc<Crypto>,
     commands: mpsc::Receiver<Message>,
     events: broadcast::Sender<MailboxChanged>,
+    indexes: Arc<Indexes>,
 ) -> Result<std::thread::JoinHandle<()>, StoreError> {
     let counters = Counters::load(&conn)?;
     let ctx = WriteCtx {
@@ -183,7 +186,7 @@ pub(super) fn spawn(
     };
     std::thread::Builder::new()
         .name("mailnode-store".into())
-        .spawn(move || run(ctx, commands, events))
+        .spawn(move || run(ctx, commands, events, &indexes))
         .map_err(|err| StoreError::Internal(format!("cannot start the store writer: {err}")))
 }
 
@@ -191,6 +194,7 @@ fn run(
     mut ctx: WriteCtx,
     mut commands: mpsc::Receiver<Message>,
     events: broadcast::Sender<MailboxChanged>,
+    indexes: &Indexes,
 ) {
     let mut batch: Vec<Box<dyn Command>> = Vec::with_capacity(MAX_BATCH);
     let mut close: Option<oneshot::Sender<()>> = None;
@@ -208,7 +212,7 @@ fn run(
             }
         }
         if !batch.is_empty() {
-            execute(&mut ctx, &mut batch, &events);
+            execute(&mut ctx, &mut batch, &events, indexes);
         }
     }
     // Commands queued behind a Close are dropped with the receiver: their
@@ -231,6 +235,7 @@ fn execute(
     ctx: &mut WriteCtx,
     batch: &mut Vec<Box<dyn Command>>,
     events: &broadcast::Sender<MailboxChanged>,
+    indexes: &Indexes,
 ) {
     let before = ctx.counters;
     ctx.changed.clear();
@@ -250,7 +255,15 @@ fn execute(
         }
     };
     if commit.is_ok() {
-        announce(&mut ctx.changed, events);
+        let changed = merge(&mut ctx.changed);
+        // Indexes first, so the sessions the announcement wakes find them
+        // current; only committed state gets into an index.
+        let names: Vec<String> = changed.iter().map(|c| c.mailbox.clone()).collect();
+        indexes.refresh(&ctx.conn, &names);
+        for change in changed {
+            // No receivers is normal (no IMAP session open).
+            let _ = events.send(change);
+        }
     }
     for command in batch.drain(..) {
         command.finish(commit.clone());
@@ -281,8 +294,8 @@ fn run_batch(ctx: &mut WriteCtx, batch: &mut [Box<dyn Command>]) -> Result<(), S
     ctx.conn.execute_batch("COMMIT").map_err(sql)
 }
 
-/// Sends one notification per changed mailbox (its last MODSEQ).
-fn announce(changed: &mut Vec<MailboxChanged>, events: &broadcast::Sender<MailboxChanged>) {
+/// One notification per changed mailbox (its last MODSEQ).
+fn merge(changed: &mut Vec<MailboxChanged>) -> Vec<MailboxChanged> {
     let mut seen: Vec<MailboxChanged> = Vec::new();
     for change in changed.drain(..) {
         match seen.iter_mut().find(|c| c.mailbox == change.mailbox) {
@@ -292,8 +305,5 @@ fn announce(changed: &mut Vec<MailboxChanged>, events: &broadcast::Sender<Mailbo
             None => seen.push(change),
         }
     }
-    for change in seen {
-        // No receivers is normal (no IMAP session open).
-        let _ = events.send(change);
-    }
+    seen
 }

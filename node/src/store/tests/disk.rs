@@ -150,10 +150,10 @@ async fn concurrent_deliveries_are_group_committed_once_each() {
         ));
     }
     let inbox = store.snapshot("INBOX").await.expect("inbox");
-    assert_eq!(inbox.messages.len(), 500);
+    assert_eq!(inbox.messages().len(), 500);
     assert_eq!(inbox.info.messages, 500);
     assert_eq!(inbox.info.uid_next, 501);
     assert_eq!(filed, (1..=500).collect::<HashSet<u32>>());
-    let modseqs: HashSet<u64> = inbox.messages.iter().map(|m| m.modseq).collect();
+    let modseqs: HashSet<u64> = inbox.messages().iter().map(|m| m.modseq).collect();
     assert_eq!(modseqs.len(), 500, "every arrival has its own MODSEQ");
 }

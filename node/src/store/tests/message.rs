@@ -42,11 +42,7 @@ async fn append_fetch_roundtrip_is_byte_identical() {
         };
         assert_eq!(&header[0].1[..], expected);
         let snapshot = store.snapshot("INBOX").await.expect("snapshot");
-        let meta = snapshot
-            .messages
-            .iter()
-            .find(|m| m.uid == uid)
-            .expect("meta");
+        let meta = snapshot.index.meta(uid).expect("meta");
         assert_eq!(meta.size as usize, bytes.len());
     }
     let snapshot = store.snapshot("INBOX").await.expect("snapshot");
@@ -76,7 +72,7 @@ async fn append_keeps_flags_and_internal_date_and_refuses_bad_input() {
         .expect("append");
     let snapshot = store.snapshot("Drafts").await.expect("snapshot");
     assert_eq!(result.uid_validity, snapshot.info.uid_validity);
-    let meta = &snapshot.messages[0];
+    let meta = &snapshot.messages()[0];
     assert_eq!(meta.flags, flags(&["$Label1", "\\Draft", "\\Seen"]));
     assert_eq!(meta.internal_date, 1_700_000_000);
     assert_eq!(meta.internal_date_offset_minutes, 120);
@@ -259,12 +255,17 @@ async fn copy_and_move_keep_content_flags_and_dates() {
     let work = store.snapshot("Work").await.expect("snapshot");
     assert_eq!(copied.uid_validity, work.info.uid_validity);
     assert_eq!(copied.mapping, vec![(1, 1), (2, 2)]);
-    assert_eq!(work.messages[0].flags, flags(&["\\Flagged"]));
-    assert_eq!(work.messages[0].internal_date, 1_600_000_000);
-    assert_eq!(work.messages[0].internal_date_offset_minutes, -300);
+    assert_eq!(work.messages()[0].flags, flags(&["\\Flagged"]));
+    assert_eq!(work.messages()[0].internal_date, 1_600_000_000);
+    assert_eq!(work.messages()[0].internal_date_offset_minutes, -300);
     assert_eq!(work.info.unseen, 1);
     assert_eq!(
-        store.snapshot("INBOX").await.expect("inbox").messages.len(),
+        store
+            .snapshot("INBOX")
+            .await
+            .expect("inbox")
+            .messages()
+            .len(),
         2
     );
 

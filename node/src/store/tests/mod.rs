@@ -8,6 +8,7 @@ use tempfile::TempDir;
 use super::Store;
 
 mod disk;
+mod index;
 mod mailbox;
 mod message;
 mod node;
@@ -51,5 +52,5 @@ async fn append(store: &Store, mailbox: &str, flag_list: &[&str], bytes: Vec<u8>
 }
 
 fn uids(store_snapshot: &imap_bridge::backend::MailboxSnapshot) -> Vec<u32> {
-    store_snapshot.messages.iter().map(|m| m.uid).collect()
+    store_snapshot.messages().iter().map(|m| m.uid).collect()
 }

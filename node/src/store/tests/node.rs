@@ -30,7 +30,7 @@ async fn outbox_lifecycle_ends_in_delivery_or_bounce() {
         .expect("submit");
     let snapshot = store.snapshot("Sent").await.expect("sent");
     assert_eq!(uids(&snapshot), vec![uid]);
-    assert_eq!(snapshot.messages[0].flags, flags(&["\\Seen"]));
+    assert_eq!(snapshot.messages()[0].flags, flags(&["\\Seen"]));
     let copy = store
         .fetch("Sent", &[uid], Content::Full)
         .await
@@ -95,7 +95,7 @@ async fn outbox_lifecycle_ends_in_delivery_or_bounce() {
         .await
         .expect("again");
     let inbox = store.snapshot("INBOX").await.expect("inbox");
-    assert_eq!(inbox.messages.len(), 1);
+    assert_eq!(inbox.messages().len(), 1);
     let filed = store
         .fetch("INBOX", &[1], Content::Full)
         .await
@@ -147,7 +147,12 @@ async fn file_incoming_is_idempotent_per_peer_and_delivery() {
         .expect("other peer");
     assert_eq!(other, Incoming::Filed { uid: 2 });
     assert_eq!(
-        store.snapshot("INBOX").await.expect("inbox").messages.len(),
+        store
+            .snapshot("INBOX")
+            .await
+            .expect("inbox")
+            .messages()
+            .len(),
         2
     );
     let fetched = store
@@ -189,7 +194,7 @@ async fn sent_copy_is_not_stored_twice() {
     assert_eq!(appended.uid_validity, sent.info.uid_validity);
     assert_eq!(appended.mapping, vec![(0, uid)]);
     assert_eq!(uids(&sent), vec![uid]);
-    assert_eq!(sent.messages[0].flags, flags(&["$Forwarded", "\\Seen"]));
+    assert_eq!(sent.messages()[0].flags, flags(&["$Forwarded", "\\Seen"]));
     let kept = store
         .fetch("Sent", &[uid], Content::Full)
         .await
@@ -204,7 +209,7 @@ async fn sent_copy_is_not_stored_twice() {
             .snapshot("Drafts")
             .await
             .expect("drafts")
-            .messages
+            .messages()
             .len(),
         2
     );
@@ -212,7 +217,7 @@ async fn sent_copy_is_not_stored_twice() {
     append(&store, "Sent", &[], anonymous.clone()).await;
     append(&store, "Sent", &[], anonymous).await;
     assert_eq!(
-        store.snapshot("Sent").await.expect("sent").messages.len(),
+        store.snapshot("Sent").await.expect("sent").messages().len(),
         3
     );
 

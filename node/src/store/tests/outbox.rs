@@ -51,7 +51,7 @@ async fn outbox_copy_appears_on_submit_and_goes_with_the_last_entry() {
     let copies = outbox(&store).await;
     assert_eq!(copies.len(), 1);
     let snapshot = store.snapshot("Outbox").await.expect("outbox");
-    assert_eq!(snapshot.messages[0].flags, flags(&["\\Seen"]));
+    assert_eq!(snapshot.messages()[0].flags, flags(&["\\Seen"]));
     let fetched = store
         .fetch("Outbox", &copies, Content::Full)
         .await
@@ -123,7 +123,7 @@ async fn deposited_entries_are_not_due_are_counted_and_marked() {
     assert_eq!(entry_ids(&store).await, vec![ids[1]]);
     let snapshot = store.snapshot("Outbox").await.expect("outbox");
     assert_eq!(
-        snapshot.messages[0].flags,
+        snapshot.messages()[0].flags,
         flags(&["\\Seen"]),
         "carol waits"
     );
@@ -133,7 +133,10 @@ async fn deposited_entries_are_not_due_are_counted_and_marked() {
         .await
         .expect("deposited");
     let snapshot = store.snapshot("Outbox").await.expect("outbox");
-    assert_eq!(snapshot.messages[0].flags, flags(&["$Deposited", "\\Seen"]));
+    assert_eq!(
+        snapshot.messages()[0].flags,
+        flags(&["$Deposited", "\\Seen"])
+    );
     assert!(store.next_outbox_due().await.expect("next").is_none());
     assert!(entry_ids(&store).await.is_empty());
 
@@ -161,7 +164,7 @@ async fn deposited_entries_are_not_due_are_counted_and_marked() {
             .snapshot("INBOX")
             .await
             .expect("inbox")
-            .messages
+            .messages()
             .is_empty()
     );
 }

@@ -1,0 +1,74 @@
+//! Issue 7: the mailbox index is built once, shared, and kept current by
+//! the writer, so SELECT reads no message rows after the first.
+
+use std::sync::Arc;
+
+use imap_bridge::backend::{FlagOp, MailStore};
+
+use super::{append, flags, message, open};
+
+#[tokio::test]
+async fn the_writer_keeps_the_shared_index_current() {
+    let (_dir, store) = open();
+    for i in 0..300 {
+        append(&store, "INBOX", &[], message(&format!("m{i}"), "x")).await;
+    }
+    let first = store.snapshot("INBOX").await.expect("snapshot");
+    assert_eq!(first.index.len(), 300);
+    let again = store.snapshot("INBOX").await.expect("snapshot");
+    assert!(
+        Arc::ptr_eq(&first.index, &again.index),
+        "an unchanged mailbox hands every session the same version"
+    );
+    // Changes after the index is loaded are applied by the writer before
+    // the call returns: the next snapshot finds that version installed.
+    store
+        .store_flags(
+            "INBOX",
+            &[5],
+            FlagOp::Add,
+            &flags(&["\\Seen", "$Work"]),
+            None,
+        )
+        .await
+        .expect("store");
+    store
+        .store_flags("INBOX", &[9], FlagOp::Add, &flags(&["\\Deleted"]), None)
+        .await
+        .expect("store");
+    store.expunge("INBOX", None).await.expect("expunge");
+    append(&store, "INBOX", &["\\Seen"], message("late", "y")).await;
+    let (loaded, _) = store.inner.indexes.footprint();
+    assert_eq!(loaded, 300, "the writer refreshed the loaded index");
+    let now = store.snapshot("INBOX").await.expect("snapshot");
+    let info = &now.info;
+    assert_eq!(
+        (now.index.len(), now.index.unseen(), now.index.deleted()),
+        (info.messages, info.unseen, 0)
+    );
+    assert_eq!(now.index.modseq(), info.highest_modseq);
+    assert_eq!(now.index.uid_next(), info.uid_next);
+    assert!(!now.index.contains(9));
+    assert_eq!(
+        now.index.meta(5).map(|m| m.flags),
+        Some(flags(&["$Work", "\\Seen"]))
+    );
+    assert!(now.index.keywords().contains("$Work"));
+    assert_eq!(first.index.len(), 300, "old versions do not change");
+    let changes = store
+        .changes_since("INBOX", first.index.modseq())
+        .await
+        .expect("changes");
+    assert!(Arc::ptr_eq(&changes.index, &now.index));
+    assert_eq!(changes.vanished, vec![9]);
+    assert_eq!(
+        changes.changed.iter().map(|m| m.uid).collect::<Vec<_>>(),
+        vec![5, 301]
+    );
+    // Deleting a mailbox drops its index.
+    store.create_mailbox("Gone").await.expect("create");
+    append(&store, "Gone", &[], message("g", "z")).await;
+    store.snapshot("Gone").await.expect("snapshot");
+    store.delete_mailbox("Gone").await.expect("delete");
+    assert_eq!(store.inner.indexes.footprint().0, 300);
+}
