@@ -338,6 +338,40 @@ impl EventLoop {
         }
         self.reach.relay_candidates.insert(relay, addr);
         self.reserve_relays();
+        self.open_quic_leg(relay, listen_addrs, over_loopback);
+    }
+
+    /// Identify on a connection tells us the address our NAT gives that
+    /// connection's transport only, and DCUtR offers the peer just those
+    /// addresses. A NAT'd node that listens on QUIC but reaches a relay
+    /// over TCP alone opens a QUIC connection to it as well, so that its
+    /// hole punches can go over QUIC. They then also survive a router that
+    /// lost its state: the dead TCP connection's port pair stays taken for
+    /// minutes (its FIN is never answered), and a TCP punch from that port
+    /// cannot start until it is free.
+    fn open_quic_leg(&mut self, relay: PeerId, listen_addrs: &[Multiaddr], over_loopback: bool) {
+        let listening_on_quic = self
+            .swarm
+            .listeners()
+            .any(|a| is_quic(a) && !is_loopback(a));
+        let have_quic = self
+            .connections
+            .values()
+            .any(|c| c.peer == relay && !c.relayed && is_quic(&c.remote));
+        if !listening_on_quic || have_quic || self.dialing(&relay) {
+            return;
+        }
+        let Some(addr) = listen_addrs.iter().find(|a| {
+            is_quic(a) && !is_circuit(a) && !is_unspecified(a) && (over_loopback || !is_loopback(a))
+        }) else {
+            return;
+        };
+        tracing::debug!(%relay, address = %addr, "opening a QUIC connection to a relay for hole punching");
+        let opts = libp2p::swarm::dial_opts::DialOpts::peer_id(relay)
+            .addresses(vec![addr.clone()])
+            .condition(libp2p::swarm::dial_opts::PeerCondition::Always)
+            .build();
+        self.dial_tracked(relay, opts);
     }
 
     fn reserve_relays(&mut self) {
@@ -493,6 +527,10 @@ impl EventLoop {
 
 pub(crate) fn is_circuit(addr: &Multiaddr) -> bool {
     addr.iter().any(|p| matches!(p, Protocol::P2pCircuit))
+}
+
+fn is_quic(addr: &Multiaddr) -> bool {
+    addr.iter().any(|p| matches!(p, Protocol::QuicV1))
 }
 
 fn is_unspecified(addr: &Multiaddr) -> bool {
