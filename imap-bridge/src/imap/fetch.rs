@@ -32,8 +32,35 @@ use crate::mime::{self, SectionKind};
 /// Messages whose content is fetched from the store per call.
 const FULL_BATCH: usize = 16;
 const HEADER_BATCH: usize = 200;
-/// Output size at which a FETCH sends what it has so far.
-const FLUSH_AT: usize = 1024 * 1024;
+/// Output size at which a FETCH sends what it has so far: large enough
+/// for few writes (a 10,000-message `FETCH 1:* ENVELOPE` leaves in about
+/// fifty), small enough that the client parses the first messages while
+/// the server renders the rest. At 1 MiB, Python's imaplib waited 45 ms
+/// for its first byte and then parsed alone (docs/benchmarks.md, issue 10).
+const FLUSH_AT: usize = 64 * 1024;
+
+/// Decrypted messages by UID.
+type Contents = HashMap<Uid, Arc<[u8]>>;
+
+/// The content of a batch being read ahead.
+type Prefetch = tokio::task::JoinHandle<Result<Contents, crate::backend::StoreError>>;
+
+/// The content FETCH or SEARCH needs of these messages, by UID (nothing is
+/// read from the store for [`Need::Nothing`]).
+async fn contents<S: MailStore>(
+    store: &S,
+    mailbox: &str,
+    uids: &[Uid],
+    need: Need,
+) -> Result<Contents, crate::backend::StoreError> {
+    let content = match need {
+        Need::Nothing => return Ok(Contents::new()),
+        Need::Header => Content::Header,
+        Need::Full => Content::Full,
+    };
+    let found = store.fetch(mailbox, uids, content).await?;
+    Ok(found.into_iter().collect())
+}
 
 /// How much of a message the requested items (FETCH) or criteria (SEARCH)
 /// need.
@@ -165,14 +192,18 @@ impl<S: MailStore> Session<S> {
         mailbox: &str,
         uids: &[Uid],
         need: Need,
-    ) -> Result<HashMap<Uid, Arc<[u8]>>, crate::backend::StoreError> {
-        let content = match need {
-            Need::Nothing => return Ok(HashMap::new()),
-            Need::Header => Content::Header,
-            Need::Full => Content::Full,
-        };
-        let found = self.store.fetch(mailbox, uids, content).await?;
-        Ok(found.into_iter().collect())
+    ) -> Result<Contents, crate::backend::StoreError> {
+        contents(&self.store, mailbox, uids, need).await
+    }
+
+    /// Starts reading the content of the next batch while the current one
+    /// is rendered: the store decrypts on a blocking thread, rendering runs
+    /// on the session's, so on two cores both go at once.
+    fn prefetch(&self, mailbox: &str, batch: &[(u32, Uid)], need: Need) -> Prefetch {
+        let store = self.store.clone();
+        let mailbox = mailbox.to_string();
+        let uids: Vec<Uid> = batch.iter().map(|(_, uid)| *uid).collect();
+        tokio::spawn(async move { contents(&store, &mailbox, &uids, need).await })
     }
 
     /// FETCH / UID FETCH.
@@ -306,12 +337,29 @@ impl<S: MailStore> Session<S> {
         } else {
             HEADER_BATCH
         };
-        for chunk in targets.chunks(batch) {
-            let uids: Vec<Uid> = chunk.iter().map(|(_, uid)| *uid).collect();
-            let contents = match self.contents(&name, &uids, need).await {
+        let batches: Vec<&[(u32, Uid)]> = targets.chunks(batch).collect();
+        let mut next: Option<Prefetch> = None;
+        for (index, &chunk) in batches.iter().enumerate() {
+            let contents = match next.take() {
+                Some(pending) => pending.await.unwrap_or_else(|error| {
+                    Err(crate::backend::StoreError::Internal(format!(
+                        "reading ahead failed: {error}"
+                    )))
+                }),
+                None => {
+                    let uids: Vec<Uid> = chunk.iter().map(|(_, uid)| *uid).collect();
+                    self.contents(&name, &uids, need).await
+                }
+            };
+            let contents = match contents {
                 Ok(contents) => contents,
                 Err(error) => return error.into(),
             };
+            if need != Need::Nothing {
+                next = batches
+                    .get(index + 1)
+                    .map(|following| self.prefetch(&name, following, need));
+            }
             for (seq, uid) in chunk {
                 let Some(meta) = self.selected().and_then(|s| s.meta(*uid)) else {
                     continue;

@@ -102,6 +102,12 @@ impl Db {
         conn.execute_batch("PRAGMA synchronous = FULL; PRAGMA temp_store = MEMORY;")
             .map_err(fail)?;
         conn.set_prepared_statement_cache_capacity(32);
+        // Plans that survive rebinding (see `store::schema::stable_plans`).
+        conn.set_db_config(
+            rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG,
+            true,
+        )
+        .map_err(fail)?;
         let mut db = Db {
             conn,
             path: path.to_path_buf(),

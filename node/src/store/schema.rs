@@ -166,6 +166,7 @@ pub(super) fn open_writer(path: &Path, crypto: &Crypto) -> Result<Connection, St
     )
     .map_err(sql)?;
     conn.set_prepared_statement_cache_capacity(64);
+    stable_plans(&conn)?;
     migrate(&conn, crypto)?;
     check_key(&conn, crypto)?;
     prune_delivered(&conn)?;
@@ -180,7 +181,24 @@ pub(super) fn open_reader(path: &Path) -> Result<Connection, StoreError> {
     let conn = Connection::open_with_flags(path, flags).map_err(sql)?;
     conn.busy_timeout(Duration::from_secs(10)).map_err(sql)?;
     conn.set_prepared_statement_cache_capacity(32);
+    stable_plans(&conn)?;
     Ok(conn)
+}
+
+/// Keeps each cached statement's query plan across new bindings
+/// (`SQLITE_DBCONFIG_ENABLE_QPSG`). The bundled SQLite is built with STAT4,
+/// which otherwise re-prepares a statement on every new value bound to a
+/// parameter compared with an indexed column: a FETCH of one message spent
+/// 60% of its SQL time in the parser (docs/benchmarks.md, issue 10). Our
+/// queries are point and range lookups on keys with no ANALYZE statistics,
+/// so the plan never depends on the values.
+fn stable_plans(conn: &Connection) -> Result<(), StoreError> {
+    conn.set_db_config(
+        rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG,
+        true,
+    )
+    .map_err(sql)?;
+    Ok(())
 }
 
 #[cfg(unix)]

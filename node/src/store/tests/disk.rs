@@ -4,7 +4,9 @@ use std::collections::HashSet;
 
 use imap_bridge::backend::{Content, MailStore, StoreError};
 
-use super::{KEY, db_path, message, open};
+use rusqlite::OptionalExtension;
+
+use super::{KEY, append, db_path, message, open};
 use crate::store::{Incoming, OutboxItem, Store};
 
 /// Every file in the store's directory (database, WAL, shared memory).
@@ -156,4 +158,36 @@ async fn concurrent_deliveries_are_group_committed_once_each() {
     assert_eq!(filed, (1..=500).collect::<HashSet<u32>>());
     let modseqs: HashSet<u64> = inbox.messages().iter().map(|m| m.modseq).collect();
     assert_eq!(modseqs.len(), 500, "every arrival has its own MODSEQ");
+}
+
+/// Cached statements keep their plan when new values are bound: with the
+/// bundled SQLite's STAT4, a point lookup was re-prepared on every FETCH of
+/// a message (issue 10).
+#[tokio::test]
+async fn readers_do_not_reprepare_statements_on_new_bindings() {
+    let (dir, store) = open();
+    for i in 0..3 {
+        append(&store, "INBOX", &[], message(&format!("m{i}"), "body")).await;
+    }
+    let conn = crate::store::schema::open_reader(&db_path(&dir)).expect("reader");
+    let query = "SELECT b.id FROM messages m JOIN blobs b ON b.id = m.blob_id \
+                 WHERE m.mailbox_id = ?1 AND m.uid = ?2";
+    let inbox: i64 = conn
+        .query_row("SELECT id FROM mailboxes WHERE name = 'INBOX'", [], |row| {
+            row.get(0)
+        })
+        .expect("INBOX");
+    let mut stmt = conn.prepare_cached(query).expect("prepare");
+    for uid in 1..=3 {
+        let found: Option<i64> = stmt
+            .query_row(rusqlite::params![inbox, uid], |row| row.get(0))
+            .optional()
+            .expect("query");
+        assert!(found.is_some(), "message {uid} is in INBOX");
+    }
+    assert_eq!(
+        stmt.get_status(rusqlite::StatementStatus::RePrepare),
+        0,
+        "a new binding re-prepared the statement"
+    );
 }
