@@ -25,6 +25,7 @@ use std::sync::Arc;
 use tokio::sync::broadcast;
 
 use crate::index::MessageIndex;
+use crate::mime::SortFields;
 
 /// A message UID (RFC 3501 §2.3.1.1). Never zero.
 pub type Uid = u32;
@@ -303,6 +304,24 @@ pub trait MailStore: Clone + Send + Sync + 'static {
         uids: &[Uid],
         content: Content,
     ) -> impl Future<Output = StoreResultT<Vec<(Uid, Arc<[u8]>)>>> + Send;
+
+    /// What SORT and THREAD compare of the given messages (RFC 5256), in
+    /// the order of `uids`; UIDs that do not exist are left out. Stores
+    /// should keep these next to each message rather than parse headers
+    /// on every call; this default reads the headers.
+    fn sort_fields(
+        &self,
+        mailbox: &str,
+        uids: &[Uid],
+    ) -> impl Future<Output = StoreResultT<Vec<(Uid, Arc<SortFields>)>>> + Send {
+        async move {
+            let headers = self.fetch(mailbox, uids, Content::Header).await?;
+            Ok(headers
+                .into_iter()
+                .map(|(uid, header)| (uid, Arc::new(SortFields::from_message(&header))))
+                .collect())
+        }
+    }
 
     /// Changes flags of the given messages. With `unchanged_since`, messages
     /// whose MODSEQ is larger are left alone and reported in `modified`.
