@@ -306,7 +306,8 @@ pub trait MailStore: Clone + Send + Sync + 'static {
     ) -> impl Future<Output = StoreResultT<Vec<(Uid, Arc<[u8]>)>>> + Send;
 
     /// What SORT and THREAD compare of the given messages (RFC 5256), in
-    /// the order of `uids`; UIDs that do not exist are left out. Stores
+    /// the order of `uids`; UIDs that do not exist are left out (or, if
+    /// they were expunged a moment ago, may still be answered). Stores
     /// should keep these next to each message rather than parse headers
     /// on every call; this default reads the headers.
     fn sort_fields(

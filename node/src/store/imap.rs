@@ -16,6 +16,7 @@ use imap_bridge::backend::{
     Changes, Content, CopyResult, Flag, FlagOp, MailStore, MailboxChanged, MailboxInfo,
     MailboxSnapshot, ModSeq, StoreResult, StoreResultT, Uid,
 };
+use imap_bridge::mime::SortFields;
 use tokio::sync::broadcast;
 
 use super::{Store, StoreError, mailboxes, messages, now_date, read};
@@ -89,6 +90,19 @@ impl MailStore for Store {
         let uids = uids.to_vec();
         self.read(move |conn, crypto| read::fetch(conn, crypto, &mailbox, &uids, content))
             .await
+    }
+
+    async fn sort_fields(
+        &self,
+        mailbox: &str,
+        uids: &[Uid],
+    ) -> StoreResultT<Vec<(Uid, Arc<SortFields>)>> {
+        let mailbox = mailbox.to_string();
+        let uids = uids.to_vec();
+        self.read_sort_fields(move |conn, crypto, cache| {
+            cache.fields(conn, crypto, &mailbox, &uids)
+        })
+        .await
     }
 
     async fn store_flags(
