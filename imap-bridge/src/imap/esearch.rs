@@ -334,13 +334,15 @@ impl<S: MailStore> Session<S> {
         {
             line.push_str(&format!(" MAX {}", number(last)));
         }
-        if returns.count {
-            line.push_str(&format!(" COUNT {}", found.len()));
-        }
+        // ALL before COUNT, in the order Dovecot answers (RFC 4731 leaves
+        // the order open).
         if returns.all && !found.is_empty() {
             let mut numbers: Vec<u32> = found.iter().map(number).collect();
             numbers.sort_unstable();
             line.push_str(&format!(" ALL {}", sequence_set(numbers)));
+        }
+        if returns.count {
+            line.push_str(&format!(" COUNT {}", found.len()));
         }
         if let Some(modseq) = modseq {
             line.push_str(&format!(" MODSEQ {modseq}"));
