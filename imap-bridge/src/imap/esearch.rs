@@ -9,6 +9,8 @@
 //! a sequence set where one is expected). The scan skips quoted strings
 //! and literal bytes, so nothing inside them is ever rewritten; literal
 //! counts stay right because only text before each `{n}` changes.
+//!
+//! Public only so that the fuzz targets can reach [`rewrite`].
 
 use super::session::Session;
 use crate::backend::{MailStore, MessageMeta, Uid};

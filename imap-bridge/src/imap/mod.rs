@@ -17,7 +17,7 @@
 mod auth;
 mod connection;
 mod driver;
-mod esearch;
+pub mod esearch;
 mod fetch;
 mod fragment;
 mod lenient;
