@@ -365,7 +365,9 @@ fn time_first_and_median(ep: &Endpoint, command: &str) -> (Duration, Duration) {
     let lines = conn.run(command);
     let first = start.elapsed();
     assert!(
-        lines.iter().any(|l| l.starts_with(b"* SORT") || l.starts_with(b"* THREAD")),
+        lines
+            .iter()
+            .any(|l| l.starts_with(b"* SORT") || l.starts_with(b"* THREAD")),
         "{command} answered"
     );
     let runs = (0..REPEAT)

@@ -8,7 +8,6 @@
 //! were made, so they compare as octets here.
 
 use std::cmp::Ordering;
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use imap_codec::imap_types::core::Charset;
@@ -91,7 +90,7 @@ impl<S: MailStore> Session<S> {
         let Some(selected) = self.selected() else {
             return Err(Completion::bad("No mailbox selected"));
         };
-        let mut fields: HashMap<Uid, Arc<SortFields>> = HashMap::new();
+        let mut fields: Vec<(Uid, Arc<SortFields>)> = Vec::new();
         if with_fields && !matches.found.is_empty() {
             let uids: Vec<Uid> = matches.found.iter().map(|(_, m)| m.uid).collect();
             let name = selected.name.clone();
@@ -99,20 +98,23 @@ impl<S: MailStore> Session<S> {
                 .store
                 .sort_fields(&name, &uids)
                 .await
-                .map_err(Completion::from)?
-                .into_iter()
-                .collect();
+                .map_err(Completion::from)?;
         }
+        // The answer follows the order asked (ascending UID), with missing
+        // UIDs left out: walk both lists together.
         let empty = Arc::new(SortFields::default());
+        let mut fields = fields.into_iter().peekable();
         Ok(matches
             .found
             .into_iter()
-            .map(|(seq, meta)| Sortable {
-                seq,
-                fields: fields
-                    .get(&meta.uid)
-                    .map_or_else(|| Arc::clone(&empty), Arc::clone),
-                meta,
+            .map(|(seq, meta)| {
+                while fields.next_if(|(uid, _)| *uid < meta.uid).is_some() {}
+                let found = fields.next_if(|(uid, _)| *uid == meta.uid);
+                Sortable {
+                    seq,
+                    fields: found.map_or_else(|| Arc::clone(&empty), |(_, f)| f),
+                    meta,
+                }
             })
             .collect())
     }

@@ -1,22 +1,29 @@
 //! THREAD and UID THREAD (RFC 5256 §2.2 ORDEREDSUBJECT, §2.3 REFERENCES).
 //!
 //! Both algorithms work on the matched messages' sort fields (see `sort`)
-//! and build a forest of containers in an arena; the answer is rendered
-//! with imap-types' `Thread`, so the wire form (`(1 2 (3)(4))`) is the
-//! codec's.
+//! and build a forest of containers in an arena. Nothing recurses over the
+//! forest (a peer chooses every References header, so a thread can be as
+//! deep as the mailbox is large): pruning, sorting and rendering use
+//! explicit stacks, and the loop check before a link walks at most
+//! [`MAX_WALK`] parents.
 
 use std::cmp::Ordering;
 use std::collections::HashMap;
-use std::num::NonZeroU32;
+use std::fmt::Write;
 
-use imap_codec::imap_types::core::{Charset, Vec1, Vec2};
-use imap_codec::imap_types::extensions::thread::{Thread, ThreadingAlgorithm};
+use imap_codec::imap_types::core::Charset;
+use imap_codec::imap_types::extensions::thread::ThreadingAlgorithm;
 use imap_codec::imap_types::search::SearchKey;
 
 use super::response::Completion;
 use super::session::Session;
 use super::sort::Sortable;
 use crate::backend::MailStore;
+
+/// Parents walked at most to tell whether a link would make a loop; a
+/// chain deeper than this is not linked further (as if it were a loop), so
+/// building costs O(messages × MAX_WALK) at worst.
+const MAX_WALK: usize = 1000;
 
 /// One container: a message (index into the messages) or a dummy.
 #[derive(Debug, Clone, Default)]
@@ -52,19 +59,23 @@ impl<'a> Forest<'a> {
         self.nodes[node].message.is_none()
     }
 
-    /// Whether `ancestor` is `node` or above it.
+    /// Whether `ancestor` is `node` or above it (or too far up to tell:
+    /// see [`MAX_WALK`]).
     fn is_ancestor(&self, ancestor: usize, node: usize) -> bool {
+        if ancestor != node && self.nodes[ancestor].children.is_empty() {
+            // A leaf is nobody's ancestor: the common case (a message
+            // nothing referred to yet) costs no walk.
+            return false;
+        }
         let mut at = Some(node);
-        // The parent chain has no loops (links are only made when this
-        // says so), so it ends; the bound is only a guard.
-        for _ in 0..=self.nodes.len() {
+        for _ in 0..MAX_WALK {
             match at {
                 Some(n) if n == ancestor => return true,
                 Some(n) => at = self.nodes[n].parent,
                 None => return false,
             }
         }
-        false
+        true
     }
 
     fn unlink(&mut self, child: usize) {
@@ -120,38 +131,65 @@ impl<'a> Forest<'a> {
         self.sort_siblings(nodes);
     }
 
-    /// Renders `node` and its descendants.
-    fn render(&self, node: usize, uid: bool) -> Option<Thread> {
-        let mut prefix = Vec::new();
-        let mut at = node;
-        loop {
-            let Some(message) = self.nodes[at].message else {
-                break;
-            };
-            prefix.push(NonZeroU32::new(self.messages[message].number(uid))?);
-            match self.nodes[at].children.as_slice() {
-                [only] if !self.is_dummy(*only) => at = *only,
-                _ => break,
-            }
+    /// The children of `node` as the answer shows them: a lone dummy
+    /// child stands for its own children.
+    fn shown_children(&self, node: usize) -> &[usize] {
+        match self.nodes[node].children.as_slice() {
+            [only] if self.is_dummy(*only) => &self.nodes[*only].children,
+            children => children,
         }
-        let answers: Vec<Thread> = self.nodes[at]
-            .children
-            .iter()
-            .filter_map(|c| self.render(*c, uid))
-            .collect();
-        let answers = match answers.len() {
-            0 => None,
-            1 if prefix.is_empty() => return answers.into_iter().next(),
-            1 => {
-                // Cannot happen (dummies only stand at the top); keep the
-                // message anyway.
-                return answers.into_iter().next();
+    }
+
+    /// Appends the wire form of the threads under `roots` (RFC 5256 §4:
+    /// `(1 2 (3)(4))`, a dummy as `((3)(4))`).
+    fn render(&self, roots: &[usize], uid: bool, out: &mut String) {
+        enum Work {
+            Open(usize),
+            Close,
+        }
+        let mut stack: Vec<Work> = roots.iter().rev().map(|r| Work::Open(*r)).collect();
+        while let Some(work) = stack.pop() {
+            let node = match work {
+                Work::Close => {
+                    out.push(')');
+                    continue;
+                }
+                Work::Open(node) => node,
+            };
+            let children: &[usize];
+            if self.is_dummy(node) {
+                children = self.shown_children(node);
+                match children {
+                    [] => continue,
+                    [only] => {
+                        stack.push(Work::Open(*only));
+                        continue;
+                    }
+                    _ => out.push('('),
+                }
+            } else {
+                // The chain of single replies is one `thread-members` list.
+                out.push('(');
+                let mut at = node;
+                loop {
+                    if at != node {
+                        out.push(' ');
+                    }
+                    if let Some(m) = self.nodes[at].message {
+                        let _ = write!(out, "{}", self.messages[m].number(uid));
+                    }
+                    match self.shown_children(at) {
+                        [only] if !self.is_dummy(*only) => at = *only,
+                        _ => break,
+                    }
+                }
+                children = self.shown_children(at);
+                if !children.is_empty() {
+                    out.push(' ');
+                }
             }
-            _ => Vec2::try_from(answers).ok(),
-        };
-        match Vec1::try_from(prefix) {
-            Ok(prefix) => Some(Thread::Members { prefix, answers }),
-            Err(_) => answers.map(|answers| Thread::Nested { answers }),
+            stack.push(Work::Close);
+            stack.extend(children.iter().rev().map(|c| Work::Open(*c)));
         }
     }
 }
@@ -159,7 +197,7 @@ impl<'a> Forest<'a> {
 /// ORDEREDSUBJECT (RFC 5256 §2.2): threads of equal base subject, each a
 /// first message with the later ones as its children, ordered by the sent
 /// date of their first message.
-fn ordered_subject(messages: &[Sortable], uid: bool) -> Vec<Thread> {
+fn ordered_subject(messages: &[Sortable], uid: bool) -> String {
     let mut order: Vec<usize> = (0..messages.len()).collect();
     order.sort_by(|a, b| {
         let (a, b) = (&messages[*a], &messages[*b]);
@@ -180,14 +218,13 @@ fn ordered_subject(messages: &[Sortable], uid: bool) -> Vec<Thread> {
         }
     }
     forest.sort_siblings(&mut roots);
-    roots
-        .iter()
-        .filter_map(|r| forest.render(*r, uid))
-        .collect()
+    let mut out = String::new();
+    forest.render(&roots, uid, &mut out);
+    out
 }
 
 /// REFERENCES (RFC 5256 §2.3).
-fn references(messages: &[Sortable], uid: bool) -> Vec<Thread> {
+fn references(messages: &[Sortable], uid: bool) -> String {
     let mut forest = Forest::new(messages);
     let mut ids: HashMap<&str, usize> = HashMap::new();
     // Step 1: containers and links, in sequence order.
@@ -240,7 +277,7 @@ fn references(messages: &[Sortable], uid: bool) -> Vec<Thread> {
     let roots: Vec<usize> = (0..forest.nodes.len())
         .filter(|n| forest.nodes[*n].parent.is_none())
         .collect();
-    let mut roots = prune(&mut forest, roots, true);
+    let mut roots = prune(&mut forest, roots);
     // Step 5: sort the roots (dummies by their sorted first child).
     for r in &roots {
         let mut children = std::mem::take(&mut forest.nodes[*r].children);
@@ -253,33 +290,47 @@ fn references(messages: &[Sortable], uid: bool) -> Vec<Thread> {
     // Step 7: sort every set of siblings.
     let mut roots = roots;
     forest.sort_tree(&mut roots);
-    roots
-        .iter()
-        .filter_map(|r| forest.render(*r, uid))
-        .collect()
+    let mut out = String::new();
+    forest.render(&roots, uid, &mut out);
+    out
 }
 
 /// RFC 5256 §2.3 step 4: drops childless dummies and splices the children
 /// of the others into their place, except a dummy at the top with more
-/// than one child.
-fn prune(forest: &mut Forest<'_>, nodes: Vec<usize>, top: bool) -> Vec<usize> {
-    let mut out = Vec::with_capacity(nodes.len());
-    for n in nodes {
+/// than one child. Bottom up, so a dummy's children are final when it is
+/// spliced.
+fn prune(forest: &mut Forest<'_>, roots: Vec<usize>) -> Vec<usize> {
+    let mut order = Vec::with_capacity(forest.nodes.len());
+    let mut stack = roots.clone();
+    while let Some(n) = stack.pop() {
+        order.push(n);
+        stack.extend(forest.nodes[n].children.iter().copied());
+    }
+    for &n in order.iter().rev() {
         let children = std::mem::take(&mut forest.nodes[n].children);
-        let children = prune(forest, children, false);
-        for c in &children {
+        let mut kept = Vec::with_capacity(children.len());
+        for c in children {
+            if forest.is_dummy(c) {
+                kept.append(&mut forest.nodes[c].children);
+            } else {
+                kept.push(c);
+            }
+        }
+        for c in &kept {
             forest.nodes[*c].parent = Some(n);
         }
-        if !forest.is_dummy(n) || (top && children.len() > 1) {
-            forest.nodes[n].children = children;
-            out.push(n);
+        forest.nodes[n].children = kept;
+    }
+    let mut out = Vec::with_capacity(roots.len());
+    for r in roots {
+        if !forest.is_dummy(r) || forest.nodes[r].children.len() > 1 {
+            out.push(r);
             continue;
         }
-        let parent = forest.nodes[n].parent;
-        for c in &children {
-            forest.nodes[*c].parent = parent;
+        for c in std::mem::take(&mut forest.nodes[r].children) {
+            forest.nodes[c].parent = None;
+            out.push(c);
         }
-        out.extend(children);
     }
     out
 }
@@ -398,11 +449,11 @@ impl<S: MailStore> Session<S> {
         } else {
             ordered_subject(&messages, uid)
         };
-        let mut line = String::from("THREAD ");
-        for thread in &threads {
-            line.push_str(&thread.to_string());
+        if threads.is_empty() {
+            self.out.untagged("THREAD");
+        } else {
+            self.out.untagged(&format!("THREAD {threads}"));
         }
-        self.out.untagged(line.trim_end());
         Completion::ok(if uid {
             "UID THREAD completed"
         } else {
@@ -441,8 +492,8 @@ mod tests {
         }
     }
 
-    fn show(threads: &[Thread]) -> String {
-        threads.iter().map(|t| t.to_string()).collect()
+    fn show(threads: &str) -> String {
+        threads.to_string()
     }
 
     #[test]
@@ -477,6 +528,43 @@ mod tests {
             message(7, 1, "alone", "", &[]),
         ];
         assert_eq!(show(&references(&messages, false)), "(7)(5 6)((1 3 4)(2))");
+    }
+
+    #[test]
+    fn deep_threads_do_not_recurse() {
+        // A chain of 20,000 replies, each naming only its parent, then a
+        // reply to every second one (a deep branching tree).
+        let mut messages: Vec<Sortable> = Vec::new();
+        for i in 0..20_000u32 {
+            let parent = if i == 0 {
+                vec![]
+            } else {
+                vec![format!("m{}", i - 1)]
+            };
+            let refs: Vec<&str> = parent.iter().map(String::as_str).collect();
+            messages.push(message(
+                i + 1,
+                i64::from(i),
+                "deep",
+                &format!("m{i}"),
+                &refs,
+            ));
+        }
+        for i in (0..20_000u32).step_by(2) {
+            let id = format!("m{i}");
+            messages.push(message(
+                20_001 + i,
+                100_000,
+                "Re: deep",
+                &format!("r{i}"),
+                &[id.as_str()],
+            ));
+        }
+        let threads = references(&messages, false);
+        assert!(threads.starts_with("(1 (2 3 (4 5 (6"), "{}", &threads[..40]);
+        let opens = threads.matches('(').count();
+        assert_eq!(opens, threads.matches(')').count());
+        assert!(ordered_subject(&messages, false).starts_with("(1 (2)"));
     }
 
     #[test]
