@@ -12,6 +12,7 @@
 //!
 //! Public only so that the fuzz targets can reach [`rewrite`].
 
+use super::response::sequence_set;
 use super::session::Session;
 use crate::backend::{MailStore, MessageMeta, Uid};
 
@@ -231,36 +232,6 @@ pub fn rewrite(message: &[u8], dollar: &Dollar) -> Result<Option<Rewritten>, &'s
     }))
 }
 
-/// `numbers` (ascending) as a sequence set: `2:4,10`.
-pub fn sequence_set(numbers: impl IntoIterator<Item = u32>) -> String {
-    let mut out = String::new();
-    let mut run: Option<(u32, u32)> = None;
-    let flush = |out: &mut String, (a, b): (u32, u32)| {
-        if !out.is_empty() {
-            out.push(',');
-        }
-        if a == b {
-            out.push_str(&a.to_string());
-        } else {
-            out.push_str(&format!("{a}:{b}"));
-        }
-    };
-    for n in numbers {
-        run = match run {
-            Some((a, b)) if b.checked_add(1) == Some(n) => Some((a, n)),
-            Some(done) => {
-                flush(&mut out, done);
-                Some((n, n))
-            }
-            None => Some((n, n)),
-        };
-    }
-    if let Some(done) = run {
-        flush(&mut out, done);
-    }
-    out
-}
-
 impl<S: MailStore> Session<S> {
     /// The saved result in both forms, for [`rewrite`].
     pub(super) fn dollar(&self) -> Dollar {
@@ -268,15 +239,18 @@ impl<S: MailStore> Session<S> {
             return Dollar::default();
         };
         let saved = selected.saved.as_deref().unwrap_or_default();
-        let live: Vec<(u32, Uid)> = saved
+        let mut live: Vec<(u32, Uid)> = saved
             .iter()
             .filter_map(|uid| Some((selected.seq_of(*uid)?, *uid)))
             .collect();
-        let mut seqs: Vec<u32> = live.iter().map(|(seq, _)| *seq).collect();
-        seqs.sort_unstable();
+        // Sequence numbers grow with UIDs: one order serves both.
+        live.sort_unstable();
+        live.dedup();
+        let seqs: Vec<u32> = live.iter().map(|(seq, _)| *seq).collect();
+        let uids: Vec<Uid> = live.iter().map(|(_, uid)| *uid).collect();
         Dollar {
-            uids: sequence_set(live.iter().map(|(_, uid)| *uid)),
-            seqs: sequence_set(seqs),
+            uids: sequence_set(&uids),
+            seqs: sequence_set(&seqs),
         }
     }
 
@@ -341,7 +315,7 @@ impl<S: MailStore> Session<S> {
         if returns.all && !found.is_empty() {
             let mut numbers: Vec<u32> = found.iter().map(number).collect();
             numbers.sort_unstable();
-            line.push_str(&format!(" ALL {}", sequence_set(numbers)));
+            line.push_str(&format!(" ALL {}", sequence_set(&numbers)));
         }
         if returns.count {
             line.push_str(&format!(" COUNT {}", found.len()));
@@ -424,12 +398,5 @@ mod tests {
         assert_eq!(text(&r), "a SEARCH SUBJECT {1}\r\n$ UID 3:5,9\r\n");
         assert_eq!(rewrite(b"a NOOP\r\n", &dollar()), Ok(None));
         assert_eq!(rewrite(b"a SEARCH {99}\r\n$", &dollar()), Ok(None));
-    }
-
-    #[test]
-    fn sequence_sets_are_compact() {
-        assert_eq!(sequence_set([1, 2, 3, 5, 7, 8]), "1:3,5,7:8");
-        assert_eq!(sequence_set([]), "");
-        assert_eq!(sequence_set([u32::MAX]), "4294967295");
     }
 }
