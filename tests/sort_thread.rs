@@ -298,57 +298,48 @@ fn sort_thread_esearch_searchres_with_imaplib() {
             "SORT (REVERSE {key})"
         );
     }
-    assert_eq!(
-        sort("(SUBJECT REVERSE DATE)"),
-        "15 16 7 6 20 18 17 19 14 13 12 5 4 2 3 1 10 11 9 8"
-    );
-    assert_eq!(
-        data(&answers, "SORT (FROM SIZE) US-ASCII ALL", "SORT"),
-        "16 14 9 2 3 10 17 11 18 4 20 5 12 7 13 6 8 1 15 19"
-    );
-    // Search criteria after the sort criteria.
-    assert_eq!(
-        data(
-            &answers,
+    let references = "(15)(16)(1 (2 3)(4)(5))(6)(7)(8 (9)(11)(10))((12)(13)(14))((17 18 20)(19))";
+    let checks = [
+        (
+            "SORT (SUBJECT REVERSE DATE) UTF-8 ALL",
+            "SORT",
+            "15 16 7 6 20 18 17 19 14 13 12 5 4 2 3 1 10 11 9 8",
+        ),
+        (
+            "SORT (FROM SIZE) US-ASCII ALL",
+            "SORT",
+            "16 14 9 2 3 10 17 11 18 4 20 5 12 7 13 6 8 1 15 19",
+        ),
+        // Search criteria after the sort criteria.
+        (
             "UID SORT (REVERSE ARRIVAL) UTF-8 SINCE 5-Nov-2026",
-            "SORT"
+            "SORT",
+            "20 19 18 17 14 13 12 10 11 9",
         ),
-        "20 19 18 17 14 13 12 10 11 9"
-    );
-    assert_eq!(
-        data(&answers, "SORT (DATE) UTF-8 SUBJECT plan", "SORT"),
-        "1 2 3 4 5 6 7"
-    );
-    assert_eq!(
-        data(
-            &answers,
-            "SORT (DATE) UTF-8 SUBJECT nothing-matches-this",
-            "SORT"
+        ("SORT (DATE) UTF-8 SUBJECT plan", "SORT", "1 2 3 4 5 6 7"),
+        ("SORT (DATE) UTF-8 SUBJECT nothing-matches-this", "SORT", ""),
+        // THREAD REFERENCES (RFC 5256 §2.3): 3 answers 2; 4's parent
+        // <gone> is pruned, so it answers 1; 5 joins by subject (a
+        // forward); 12 and 13 share a missing parent (a dummy) that 14
+        // joins by subject; 18 has In-Reply-To only; 19 repeats 17's
+        // Message-ID and shares its subject without being a reply, so both
+        // go under a dummy.
+        ("THREAD REFERENCES UTF-8 ALL", "THREAD", references),
+        ("UID THREAD REFERENCES UTF-8 ALL", "THREAD", references),
+        (
+            "THREAD REFERENCES UTF-8 FROM amy",
+            "THREAD",
+            "(16)(2)(9)(14)",
         ),
-        ""
-    );
-
-    // THREAD REFERENCES (RFC 5256 §2.3): 3 answers 2; 4's parent <gone> is
-    // pruned, so it answers 1; 5 joins by subject (a forward); 12 and 13
-    // share a missing parent (a dummy) that 14 joins by subject; 18 has
-    // In-Reply-To only; 19 repeats 17's Message-ID and shares its subject
-    // without being a reply, so both go under a dummy.
-    assert_eq!(
-        data(&answers, "THREAD REFERENCES UTF-8 ALL", "THREAD"),
-        "(15)(16)(1 (2 3)(4)(5))(6)(7)(8 (9)(11)(10))((12)(13)(14))((17 18 20)(19))"
-    );
-    assert_eq!(
-        data(&answers, "UID THREAD REFERENCES UTF-8 ALL", "THREAD"),
-        "(15)(16)(1 (2 3)(4)(5))(6)(7)(8 (9)(11)(10))((12)(13)(14))((17 18 20)(19))"
-    );
-    assert_eq!(
-        data(&answers, "THREAD REFERENCES UTF-8 FROM amy", "THREAD"),
-        "(16)(2)(9)(14)"
-    );
-    assert_eq!(
-        data(&answers, "THREAD ORDEREDSUBJECT UTF-8 ALL", "THREAD"),
-        "(15 16)(1 (2)(3)(4)(5))(6)(7)(8 (9)(11)(10))(12 (13)(14))(17 (19)(18)(20))"
-    );
+        (
+            "THREAD ORDEREDSUBJECT UTF-8 ALL",
+            "THREAD",
+            "(15 16)(1 (2)(3)(4)(5))(6)(7)(8 (9)(11)(10))(12 (13)(14))(17 (19)(18)(20))",
+        ),
+    ];
+    for (command, key, expected) in checks {
+        assert_eq!(data(&answers, command, key), expected, "{command}");
+    }
 
     // ESEARCH (RFC 4731) and SEARCHRES (RFC 5182).
     let esearch = |command: &str| data(&answers, command, "ESEARCH").to_string();
