@@ -14,7 +14,6 @@ mod common;
 #[allow(dead_code)]
 mod dovecot;
 #[path = "../node/benches/support/measure.rs"]
-#[allow(dead_code)]
 mod measure;
 
 use std::collections::BTreeMap;

@@ -115,9 +115,9 @@ impl<'a> Forest<'a> {
 
     /// Sorts every set of siblings below `nodes`, deepest first, then
     /// `nodes` themselves (RFC 5256 §2.3 step 7).
-    fn sort_tree(&mut self, nodes: &mut Vec<usize>) {
+    fn sort_tree(&mut self, nodes: &mut [usize]) {
         let mut order = Vec::new();
-        let mut stack: Vec<usize> = nodes.clone();
+        let mut stack: Vec<usize> = nodes.to_vec();
         while let Some(n) = stack.pop() {
             order.push(n);
             stack.extend(self.nodes[n].children.iter().copied());

@@ -95,13 +95,16 @@ impl SortCache {
         let fields = if missing.is_empty() {
             cached
         } else if missing.len() <= FEW {
-            let mut fields = (*cached).clone();
+            // New mail since the last call: add it in place (the map is
+            // copied only if another reader holds it right now).
+            let mut fields = cached;
+            self.lock().remove(&mailbox.id);
+            let map = Arc::make_mut(&mut fields);
             for uid in missing {
                 if let Some(found) = read_one(conn, crypto, mailbox.id, uid)? {
-                    fields.insert(uid, Arc::new(found));
+                    map.insert(uid, Arc::new(found));
                 }
             }
-            let fields = Arc::new(fields);
             self.put(mailbox.id, Arc::clone(&fields));
             fields
         } else {
