@@ -33,7 +33,7 @@ pub(super) struct Sortable {
 impl Sortable {
     /// The sent date: `Date:`, else INTERNALDATE (RFC 5256 §2.2, §3).
     pub fn sent(&self) -> i64 {
-        self.fields.date.unwrap_or(self.meta.internal_date)
+        self.fields.date().unwrap_or(self.meta.internal_date)
     }
 
     /// The number the client sees.
@@ -47,12 +47,12 @@ fn compare_key(key: &SortKey, a: &Sortable, b: &Sortable) -> Ordering {
         SortKey::Arrival => a.meta.internal_date.cmp(&b.meta.internal_date),
         SortKey::Date => a.sent().cmp(&b.sent()),
         SortKey::Size => a.meta.size.cmp(&b.meta.size),
-        SortKey::Subject => a.fields.subject.cmp(&b.fields.subject),
-        SortKey::From => a.fields.from.cmp(&b.fields.from),
-        SortKey::To => a.fields.to.cmp(&b.fields.to),
-        SortKey::Cc => a.fields.cc.cmp(&b.fields.cc),
-        SortKey::DisplayFrom => a.fields.display_from.cmp(&b.fields.display_from),
-        SortKey::DisplayTo => a.fields.display_to.cmp(&b.fields.display_to),
+        SortKey::Subject => a.fields.subject().cmp(b.fields.subject()),
+        SortKey::From => a.fields.from().cmp(b.fields.from()),
+        SortKey::To => a.fields.to().cmp(b.fields.to()),
+        SortKey::Cc => a.fields.cc().cmp(b.fields.cc()),
+        SortKey::DisplayFrom => a.fields.display_from().cmp(b.fields.display_from()),
+        SortKey::DisplayTo => a.fields.display_to().cmp(b.fields.display_to()),
     }
 }
 
@@ -153,6 +153,7 @@ impl<S: MailStore> Session<S> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::mime::SortFieldParts;
 
     fn message(seq: u32, size: u32, date: Option<i64>, subject: &str, from: &str) -> Sortable {
         Sortable {
@@ -165,12 +166,12 @@ mod tests {
                 internal_date: 1000 - i64::from(seq),
                 internal_date_offset_minutes: 0,
             },
-            fields: Arc::new(SortFields {
+            fields: Arc::new(SortFields::new(SortFieldParts {
                 date,
                 subject: subject.into(),
                 from: from.into(),
-                ..SortFields::default()
-            }),
+                ..SortFieldParts::default()
+            })),
         }
     }
 

@@ -201,14 +201,14 @@ fn ordered_subject(messages: &[Sortable], uid: bool) -> String {
     let mut order: Vec<usize> = (0..messages.len()).collect();
     order.sort_by(|a, b| {
         let (a, b) = (&messages[*a], &messages[*b]);
-        (&a.fields.subject, a.sent(), a.seq).cmp(&(&b.fields.subject, b.sent(), b.seq))
+        (a.fields.subject(), a.sent(), a.seq).cmp(&(b.fields.subject(), b.sent(), b.seq))
     });
     let mut forest = Forest::new(messages);
     let mut roots: Vec<usize> = Vec::new();
     let mut current: Option<(usize, &str)> = None;
     for m in order {
         let node = forest.add(Some(m));
-        let subject = messages[m].fields.subject.as_str();
+        let subject = messages[m].fields.subject();
         match current {
             Some((root, s)) if s == subject => forest.link(root, node),
             _ => {
@@ -230,7 +230,7 @@ fn references(messages: &[Sortable], uid: bool) -> String {
     // Step 1: containers and links, in sequence order.
     for (m, message) in messages.iter().enumerate() {
         let fields = &message.fields;
-        let node = match fields.message_id.as_deref() {
+        let node = match fields.message_id() {
             Some(id) => match ids.get(id) {
                 Some(&n) if forest.is_dummy(n) => {
                     forest.nodes[n].message = Some(m);
@@ -247,12 +247,12 @@ fn references(messages: &[Sortable], uid: bool) -> String {
             None => forest.add(Some(m)),
         };
         let mut previous: Option<usize> = None;
-        for reference in &fields.references {
-            let r = match ids.get(reference.as_str()) {
+        for reference in fields.references() {
+            let r = match ids.get(reference) {
                 Some(&r) => r,
                 None => {
                     let r = forest.add(None);
-                    ids.insert(reference.as_str(), r);
+                    ids.insert(reference, r);
                     r
                 }
             };
@@ -340,7 +340,7 @@ fn merge_subjects(forest: &mut Forest<'_>, roots: Vec<usize>) -> Vec<usize> {
     let subject_of = |forest: &Forest<'_>, n: usize| {
         forest
             .representative(n)
-            .map(|m| (m.fields.subject.clone(), m.fields.is_reply))
+            .map(|m| (m.fields.subject().to_string(), m.fields.is_reply()))
     };
     // 6.A: one container per subject: a dummy if there is one, else a
     // message that is not a reply, else the first.
@@ -468,11 +468,10 @@ mod tests {
 
     use super::*;
     use crate::backend::MessageMeta;
-    use crate::mime::SortFields;
+    use crate::mime::{SortFieldParts, SortFields};
 
     fn message(seq: u32, date: i64, subject: &str, id: &str, refs: &[&str]) -> Sortable {
-        let base =
-            crate::mime::SortFields::from_message(format!("Subject: {subject}\r\n\r\n").as_bytes());
+        let base = SortFields::from_message(format!("Subject: {subject}\r\n\r\n").as_bytes());
         Sortable {
             seq,
             meta: MessageMeta {
@@ -483,12 +482,12 @@ mod tests {
                 internal_date: date,
                 internal_date_offset_minutes: 0,
             },
-            fields: Arc::new(SortFields {
+            fields: Arc::new(SortFields::new(SortFieldParts {
                 date: Some(date),
                 message_id: (!id.is_empty()).then(|| id.to_string()),
                 references: refs.iter().map(|r| r.to_string()).collect(),
-                ..base
-            }),
+                ..base.parts()
+            })),
         }
     }
 

@@ -32,7 +32,7 @@ mod structure;
 mod subject;
 mod tree;
 
-pub use sort_fields::SortFields;
+pub use sort_fields::{SortFieldParts, SortFields};
 
 use imap_codec::imap_types::body::BodyStructure;
 use imap_codec::imap_types::envelope::Envelope;

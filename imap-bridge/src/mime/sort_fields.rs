@@ -13,9 +13,10 @@ use super::{address, header, search, subject};
 /// Version byte of the encoded form.
 const VERSION: u8 = 1;
 
-/// What SORT and THREAD know of one message.
+/// What SORT and THREAD know of one message, one at a time, to build a
+/// [`SortFields`] from.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct SortFields {
+pub struct SortFieldParts {
     /// `Date:` as seconds since the epoch (UTC); `None` when missing or
     /// unparseable (SORT and THREAD then use INTERNALDATE, RFC 5256 §3).
     pub date: Option<i64>,
@@ -37,8 +38,31 @@ pub struct SortFields {
     /// The Message-ID, without angle brackets; `None` when missing.
     pub message_id: Option<String>,
     /// The parents, oldest first: the ids of `References:`, else the first
-    /// id of `In-Reply-To:` (RFC 5256 §2.3 step 1.A).
+    /// id of `In-Reply-To:` (RFC 5256 §2.3 step 1.A). Ids hold no white
+    /// space.
     pub references: Vec<String>,
+}
+
+/// What SORT and THREAD know of one message ([`SortFieldParts`]), kept
+/// compact: a store holds one per message in memory, so every text is in
+/// one allocation (about 100 bytes a message plus the texts, instead of
+/// one allocation per field).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SortFields {
+    date: Option<i64>,
+    is_reply: bool,
+    has_message_id: bool,
+    /// subject, from, to, cc, display_from, display_to, message_id and the
+    /// references joined by spaces, one after the other.
+    text: Box<str>,
+    /// Where each of those ends in `text`.
+    ends: [u32; 8],
+}
+
+impl Default for SortFields {
+    fn default() -> SortFields {
+        SortFields::new(SortFieldParts::default())
+    }
 }
 
 /// The first mailbox of an address list: (addr-mailbox, display name or
@@ -108,7 +132,7 @@ fn message_ids(value: &[u8]) -> Vec<String> {
 impl SortFields {
     /// The fields of a message (or of its header block alone).
     pub fn from_message(message: &[u8]) -> SortFields {
-        let mut fields = SortFields::default();
+        let mut fields = SortFieldParts::default();
         let (mut subject, mut from, mut to, mut cc) = (None, None, None, None);
         let (mut message_id, mut references, mut in_reply_to, mut date) = (None, None, None, None);
         for field in header::fields(message) {
@@ -151,41 +175,149 @@ impl SortFields {
         {
             fields.references.push(parent);
         }
-        fields
+        SortFields::new(fields)
+    }
+
+    /// Packs `parts`.
+    pub fn new(parts: SortFieldParts) -> SortFields {
+        let references = parts.references.join(" ");
+        let texts = [
+            parts.subject.as_str(),
+            &parts.from,
+            &parts.to,
+            &parts.cc,
+            &parts.display_from,
+            &parts.display_to,
+            parts.message_id.as_deref().unwrap_or_default(),
+            &references,
+        ];
+        let mut text = String::with_capacity(texts.iter().map(|t| t.len()).sum());
+        let mut ends = [0u32; 8];
+        for (end, part) in ends.iter_mut().zip(texts) {
+            text.push_str(part);
+            // Header blocks are far below 4 GiB (the message size limit).
+            *end = u32::try_from(text.len()).unwrap_or(u32::MAX);
+        }
+        SortFields {
+            date: parts.date,
+            is_reply: parts.is_reply,
+            has_message_id: parts.message_id.is_some(),
+            text: text.into_boxed_str(),
+            ends,
+        }
+    }
+
+    fn part(&self, index: usize) -> &str {
+        let start = if index == 0 {
+            0
+        } else {
+            self.ends[index - 1] as usize
+        };
+        self.text
+            .get(start..self.ends[index] as usize)
+            .unwrap_or_default()
+    }
+
+    /// `Date:` in seconds since the epoch, if it parsed.
+    pub fn date(&self) -> Option<i64> {
+        self.date
+    }
+
+    /// Casemapped base subject.
+    pub fn subject(&self) -> &str {
+        self.part(0)
+    }
+
+    /// The base subject came from a reply or forward.
+    pub fn is_reply(&self) -> bool {
+        self.is_reply
+    }
+
+    /// Casemapped addr-mailbox of the first From address.
+    pub fn from(&self) -> &str {
+        self.part(1)
+    }
+
+    /// Casemapped addr-mailbox of the first To address.
+    pub fn to(&self) -> &str {
+        self.part(2)
+    }
+
+    /// Casemapped addr-mailbox of the first Cc address.
+    pub fn cc(&self) -> &str {
+        self.part(3)
+    }
+
+    /// DISPLAYFROM's key.
+    pub fn display_from(&self) -> &str {
+        self.part(4)
+    }
+
+    /// DISPLAYTO's key.
+    pub fn display_to(&self) -> &str {
+        self.part(5)
+    }
+
+    /// The Message-ID without brackets.
+    pub fn message_id(&self) -> Option<&str> {
+        self.has_message_id.then(|| self.part(6))
+    }
+
+    /// The parents, oldest first.
+    pub fn references(&self) -> impl Iterator<Item = &str> {
+        self.part(7).split(' ').filter(|id| !id.is_empty())
+    }
+
+    /// The fields one by one.
+    pub fn parts(&self) -> SortFieldParts {
+        SortFieldParts {
+            date: self.date,
+            subject: self.subject().to_string(),
+            is_reply: self.is_reply,
+            from: self.from().to_string(),
+            to: self.to().to_string(),
+            cc: self.cc().to_string(),
+            display_from: self.display_from().to_string(),
+            display_to: self.display_to().to_string(),
+            message_id: self.message_id().map(str::to_string),
+            references: self.references().map(str::to_string).collect(),
+        }
     }
 
     /// The byte form a store keeps (before sealing it).
     pub fn encode(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(64 + self.subject.len());
+        let parts = self.parts();
+        let this = &parts;
+        let mut out = Vec::with_capacity(64 + this.subject.len());
         out.push(VERSION);
-        match self.date {
+        match this.date {
             Some(date) => {
                 out.push(1);
                 out.extend_from_slice(&date.to_be_bytes());
             }
             None => out.push(0),
         }
-        out.push(u8::from(self.is_reply));
+        out.push(u8::from(this.is_reply));
         for text in [
-            &self.subject,
-            &self.from,
-            &self.to,
-            &self.cc,
-            &self.display_from,
-            &self.display_to,
+            &this.subject,
+            &this.from,
+            &this.to,
+            &this.cc,
+            &this.display_from,
+            &this.display_to,
         ] {
             put(&mut out, text);
         }
-        match &self.message_id {
+        match &this.message_id {
             Some(id) => {
                 out.push(1);
                 put(&mut out, id);
             }
             None => out.push(0),
         }
-        let count = u32::try_from(self.references.len()).unwrap_or(u32::MAX);
+        let count = u32::try_from(this.references.len()).unwrap_or(u32::MAX);
         out.extend_from_slice(&count.to_be_bytes());
-        for id in self.references.iter().take(count as usize) {
+        for id in this.references.iter().take(count as usize) {
             put(&mut out, id);
         }
         out
@@ -202,7 +334,7 @@ impl SortFields {
             _ => Some(i64::from_be_bytes(r.take(8)?.try_into().ok()?)),
         };
         let is_reply = r.byte()? != 0;
-        let mut fields = SortFields {
+        let mut fields = SortFieldParts {
             date,
             is_reply,
             subject: r.text()?,
@@ -211,7 +343,7 @@ impl SortFields {
             cc: r.text()?,
             display_from: r.text()?,
             display_to: r.text()?,
-            ..SortFields::default()
+            ..SortFieldParts::default()
         };
         fields.message_id = match r.byte()? {
             0 => None,
@@ -221,7 +353,7 @@ impl SortFields {
         for _ in 0..count {
             fields.references.push(r.text()?);
         }
-        r.bytes.is_empty().then_some(fields)
+        r.bytes.is_empty().then(|| SortFields::new(fields))
     }
 }
 
@@ -276,16 +408,16 @@ body\r\n";
     #[test]
     fn fields_of_a_reply() {
         let f = SortFields::from_message(MESSAGE);
-        assert_eq!(f.date, Some(1_772_528_400));
-        assert_eq!(f.subject, subject::casemap("Grüße"));
-        assert!(f.is_reply);
-        assert_eq!(f.from, "JM");
-        assert_eq!(f.display_from, subject::casemap("Jörg Müller"));
-        assert_eq!(f.to, "BOB");
-        assert_eq!(f.display_to, "BOB@EXAMPLE.ORG");
-        assert_eq!(f.cc, "");
-        assert_eq!(f.message_id.as_deref(), Some("b@example.de"));
-        assert_eq!(f.references, vec!["a@example.de".to_string()]);
+        assert_eq!(f.date(), Some(1_772_528_400));
+        assert_eq!(f.subject(), subject::casemap("Grüße"));
+        assert!(f.is_reply());
+        assert_eq!(f.from(), "JM");
+        assert_eq!(f.display_from(), subject::casemap("Jörg Müller"));
+        assert_eq!(f.to(), "BOB");
+        assert_eq!(f.display_to(), "BOB@EXAMPLE.ORG");
+        assert_eq!(f.cc(), "");
+        assert_eq!(f.message_id(), Some("b@example.de"));
+        assert_eq!(f.references().collect::<Vec<_>>(), ["a@example.de"]);
     }
 
     #[test]
@@ -293,9 +425,10 @@ body\r\n";
         let f = SortFields::from_message(
             b"References: <a@x> <b@x>\r\n\t<c@x>\r\nIn-Reply-To: <z@x>\r\n\r\n",
         );
-        assert_eq!(f.references, vec!["a@x", "b@x", "c@x"]);
-        assert_eq!(f.message_id, None);
-        assert_eq!(f.date, None);
+        assert_eq!(f.references().collect::<Vec<_>>(), ["a@x", "b@x", "c@x"]);
+        assert_eq!(f.message_id(), None);
+        assert_eq!(f.date(), None);
+        assert_eq!(SortFields::new(f.parts()), f);
     }
 
     #[test]
