@@ -8,6 +8,7 @@
 //! were made, so they compare as octets here.
 
 use std::cmp::Ordering;
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use imap_codec::imap_types::core::Charset;
@@ -16,21 +17,21 @@ use imap_codec::imap_types::search::SearchKey;
 
 use super::response::Completion;
 use super::session::Session;
-use crate::backend::{MailStore, MessageMeta, Uid};
+use crate::backend::{MailStore, MessageMeta, SortFieldMap, Uid};
 use crate::mime::SortFields;
 
 /// One matched message with what SORT and THREAD compare.
 #[derive(Debug, Clone)]
-pub(super) struct Sortable {
+pub(super) struct Sortable<'a> {
     /// Sequence number (the final tie-break, RFC 5256 §3).
     pub seq: u32,
     /// Clear metadata (ARRIVAL, SIZE, INTERNALDATE).
     pub meta: MessageMeta,
     /// The header fields.
-    pub fields: Arc<SortFields>,
+    pub fields: &'a SortFields,
 }
 
-impl Sortable {
+impl Sortable<'_> {
     /// The sent date: `Date:`, else INTERNALDATE (RFC 5256 §2.2, §3).
     pub fn sent(&self) -> i64 {
         self.fields.date().unwrap_or(self.meta.internal_date)
@@ -42,55 +43,114 @@ impl Sortable {
     }
 }
 
-fn compare_key(key: &SortKey, a: &Sortable, b: &Sortable) -> Ordering {
+/// A signed number as a `u64` of the same order.
+fn ordered(value: i64) -> u64 {
+    (value as u64) ^ (1 << 63)
+}
+
+/// The text a string key compares.
+fn text<'a>(key: &SortKey, message: &Sortable<'a>) -> &'a str {
     match key {
-        SortKey::Arrival => a.meta.internal_date.cmp(&b.meta.internal_date),
-        SortKey::Date => a.sent().cmp(&b.sent()),
-        SortKey::Size => a.meta.size.cmp(&b.meta.size),
-        SortKey::Subject => a.fields.subject().cmp(b.fields.subject()),
-        SortKey::From => a.fields.from().cmp(b.fields.from()),
-        SortKey::To => a.fields.to().cmp(b.fields.to()),
-        SortKey::Cc => a.fields.cc().cmp(b.fields.cc()),
-        SortKey::DisplayFrom => a.fields.display_from().cmp(b.fields.display_from()),
-        SortKey::DisplayTo => a.fields.display_to().cmp(b.fields.display_to()),
+        SortKey::Subject => message.fields.subject(),
+        SortKey::From => message.fields.from(),
+        SortKey::To => message.fields.to(),
+        SortKey::Cc => message.fields.cc(),
+        SortKey::DisplayFrom => message.fields.display_from(),
+        SortKey::DisplayTo => message.fields.display_to(),
+        SortKey::Arrival | SortKey::Date | SortKey::Size => "",
     }
 }
 
-/// Orders `a` and `b` by `criteria`, then by sequence number.
-fn compare(criteria: &[SortCriterion], a: &Sortable, b: &Sortable) -> Ordering {
-    for criterion in criteria {
-        let order = compare_key(&criterion.key, a, b);
-        let order = if criterion.reverse {
-            order.reverse()
-        } else {
-            order
-        };
-        if order != Ordering::Equal {
-            return order;
+/// One criterion as a number per message whose order is the criterion's
+/// order. Strings are ranked once (distinct values sorted, usually far
+/// fewer than messages), so sorting compares integers in one array instead
+/// of chasing every message's fields: at 100,000 messages that is what
+/// keeps SORT within Dovecot's time.
+fn column(criterion: &SortCriterion, messages: &[Sortable<'_>]) -> Vec<u64> {
+    let mut column: Vec<u64> = match &criterion.key {
+        SortKey::Arrival => messages
+            .iter()
+            .map(|m| ordered(m.meta.internal_date))
+            .collect(),
+        SortKey::Date => messages.iter().map(|m| ordered(m.sent())).collect(),
+        SortKey::Size => messages.iter().map(|m| u64::from(m.meta.size)).collect(),
+        key => {
+            let mut ranks: HashMap<&str, u64> = HashMap::new();
+            for message in messages {
+                ranks.entry(text(key, message)).or_insert(0);
+            }
+            let mut distinct: Vec<&str> = ranks.keys().copied().collect();
+            distinct.sort_unstable();
+            for (rank, value) in distinct.into_iter().enumerate() {
+                ranks.insert(value, rank as u64);
+            }
+            messages
+                .iter()
+                .map(|m| ranks.get(text(key, m)).copied().unwrap_or_default())
+                .collect()
+        }
+    };
+    if criterion.reverse {
+        for value in &mut column {
+            *value = !*value;
         }
     }
-    a.seq.cmp(&b.seq)
+    column
 }
 
-/// Sorts `messages` in place (RFC 5256 §3).
-pub(super) fn sort(criteria: &[SortCriterion], messages: &mut [Sortable]) {
-    messages.sort_unstable_by(|a, b| compare(criteria, a, b));
+/// Sorts `messages` (in sequence order) by `criteria`, then by sequence
+/// number (RFC 5256 §3).
+pub(super) fn sort(criteria: &[SortCriterion], messages: &mut Vec<Sortable<'_>>) {
+    let columns: Vec<Vec<u64>> = criteria.iter().map(|c| column(c, messages)).collect();
+    let mut order: Vec<usize> = (0..messages.len()).collect();
+    // Stable sorts: equal keys keep sequence order.
+    match columns.as_slice() {
+        [] => {}
+        [only] => order.sort_by_key(|&i| only[i]),
+        _ => order.sort_by(|&a, &b| {
+            columns
+                .iter()
+                .map(|c| c[a].cmp(&c[b]))
+                .find(|o| o.is_ne())
+                .unwrap_or(Ordering::Equal)
+        }),
+    }
+    let mut slots: Vec<Option<Sortable<'_>>> =
+        std::mem::take(messages).into_iter().map(Some).collect();
+    messages.extend(order.into_iter().filter_map(|i| slots[i].take()));
+}
+
+/// The matched messages joined with their fields (an empty set of fields
+/// for a message the store has none of).
+pub(super) fn join<'a>(
+    found: Vec<(u32, MessageMeta)>,
+    fields: &'a SortFieldMap,
+    empty: &'a SortFields,
+) -> Vec<Sortable<'a>> {
+    found
+        .into_iter()
+        .map(|(seq, meta)| Sortable {
+            seq,
+            fields: fields.get(&meta.uid).unwrap_or(empty),
+            meta,
+        })
+        .collect()
 }
 
 impl<S: MailStore> Session<S> {
-    /// The messages matching `search`, with their sort fields (fetched only
-    /// when `with_fields`).
+    /// The messages matching `search` and the fields of (at least) those
+    /// messages (fetched only when `with_fields`).
     pub(super) async fn sortables(
         &mut self,
         charset: &Charset<'_>,
         search: &[SearchKey<'_>],
         with_fields: bool,
-    ) -> Result<Vec<Sortable>, Completion> {
+    ) -> Result<(Vec<(u32, MessageMeta)>, Arc<SortFieldMap>), Completion> {
         let matches = self.matching(Some(charset), search).await?;
         let Some(selected) = self.selected() else {
             return Err(Completion::bad("No mailbox selected"));
         };
-        let mut fields: Vec<(Uid, Arc<SortFields>)> = Vec::new();
+        let mut fields = Arc::default();
         if with_fields && !matches.found.is_empty() {
             let uids: Vec<Uid> = matches.found.iter().map(|(_, m)| m.uid).collect();
             let name = selected.name.clone();
@@ -100,23 +160,7 @@ impl<S: MailStore> Session<S> {
                 .await
                 .map_err(Completion::from)?;
         }
-        // The answer follows the order asked (ascending UID), with missing
-        // UIDs left out: walk both lists together.
-        let empty = Arc::new(SortFields::default());
-        let mut fields = fields.into_iter().peekable();
-        Ok(matches
-            .found
-            .into_iter()
-            .map(|(seq, meta)| {
-                while fields.next_if(|(uid, _)| *uid < meta.uid).is_some() {}
-                let found = fields.next_if(|(uid, _)| *uid == meta.uid);
-                Sortable {
-                    seq,
-                    fields: found.map_or_else(|| Arc::clone(&empty), |(_, f)| f),
-                    meta,
-                }
-            })
-            .collect())
+        Ok((matches.found, fields))
     }
 
     /// SORT / UID SORT.
@@ -130,10 +174,12 @@ impl<S: MailStore> Session<S> {
         let with_fields = criteria
             .iter()
             .any(|c| !matches!(c.key, SortKey::Arrival | SortKey::Size));
-        let mut messages = match self.sortables(charset, search, with_fields).await {
-            Ok(messages) => messages,
+        let (found, fields) = match self.sortables(charset, search, with_fields).await {
+            Ok(found) => found,
             Err(completion) => return completion,
         };
+        let empty = SortFields::default();
+        let mut messages = join(found, &fields, &empty);
         sort(criteria, &mut messages);
         let mut line = String::with_capacity(5 + messages.len() * 7);
         line.push_str("SORT");
@@ -155,7 +201,19 @@ mod tests {
     use super::*;
     use crate::mime::SortFieldParts;
 
-    fn message(seq: u32, size: u32, date: Option<i64>, subject: &str, from: &str) -> Sortable {
+    fn message(
+        seq: u32,
+        size: u32,
+        date: Option<i64>,
+        subject: &str,
+        from: &str,
+    ) -> Sortable<'static> {
+        let fields = SortFields::new(SortFieldParts {
+            date,
+            subject: subject.into(),
+            from: from.into(),
+            ..SortFieldParts::default()
+        });
         Sortable {
             seq,
             meta: MessageMeta {
@@ -166,16 +224,12 @@ mod tests {
                 internal_date: 1000 - i64::from(seq),
                 internal_date_offset_minutes: 0,
             },
-            fields: Arc::new(SortFields::new(SortFieldParts {
-                date,
-                subject: subject.into(),
-                from: from.into(),
-                ..SortFieldParts::default()
-            })),
+            // Leaked: a test's few messages live as long as the test.
+            fields: Box::leak(Box::new(fields)),
         }
     }
 
-    fn order(criteria: &[(bool, SortKey)], messages: &[Sortable]) -> Vec<u32> {
+    fn order(criteria: &[(bool, SortKey)], messages: &[Sortable<'static>]) -> Vec<u32> {
         let criteria: Vec<SortCriterion> = criteria
             .iter()
             .map(|(reverse, key)| SortCriterion {
@@ -210,5 +264,6 @@ mod tests {
         );
         assert_eq!(order(&[(false, SortKey::From)], &messages), [1, 2, 3]);
         assert_eq!(order(&[(true, SortKey::Cc)], &messages), [1, 2, 3]);
+        assert_eq!(order(&[(true, SortKey::Subject)], &messages), [1, 2, 3]);
     }
 }

@@ -17,8 +17,9 @@ use imap_codec::imap_types::search::SearchKey;
 
 use super::response::Completion;
 use super::session::Session;
-use super::sort::Sortable;
+use super::sort::{Sortable, join};
 use crate::backend::MailStore;
+use crate::mime::SortFields;
 
 /// Parents walked at most to tell whether a link would make a loop; a
 /// chain deeper than this is not linked further (as if it were a loop), so
@@ -35,12 +36,12 @@ struct Node {
 
 /// A forest of containers over `messages`.
 struct Forest<'a> {
-    messages: &'a [Sortable],
+    messages: &'a [Sortable<'a>],
     nodes: Vec<Node>,
 }
 
 impl<'a> Forest<'a> {
-    fn new(messages: &'a [Sortable]) -> Forest<'a> {
+    fn new(messages: &'a [Sortable<'a>]) -> Forest<'a> {
         Forest {
             messages,
             nodes: Vec::new(),
@@ -92,7 +93,7 @@ impl<'a> Forest<'a> {
 
     /// The message that stands for `node`: itself, or for a dummy its
     /// first child's (children sorted first).
-    fn representative(&self, node: usize) -> Option<&'a Sortable> {
+    fn representative(&self, node: usize) -> Option<&'a Sortable<'a>> {
         let mut at = node;
         for _ in 0..=self.nodes.len() {
             match self.nodes[at].message {
@@ -197,7 +198,7 @@ impl<'a> Forest<'a> {
 /// ORDEREDSUBJECT (RFC 5256 §2.2): threads of equal base subject, each a
 /// first message with the later ones as its children, ordered by the sent
 /// date of their first message.
-fn ordered_subject(messages: &[Sortable], uid: bool) -> String {
+fn ordered_subject(messages: &[Sortable<'_>], uid: bool) -> String {
     let mut order: Vec<usize> = (0..messages.len()).collect();
     order.sort_by(|a, b| {
         let (a, b) = (&messages[*a], &messages[*b]);
@@ -224,12 +225,12 @@ fn ordered_subject(messages: &[Sortable], uid: bool) -> String {
 }
 
 /// REFERENCES (RFC 5256 §2.3).
-fn references(messages: &[Sortable], uid: bool) -> String {
+fn references(messages: &[Sortable<'_>], uid: bool) -> String {
     let mut forest = Forest::new(messages);
     let mut ids: HashMap<&str, usize> = HashMap::new();
     // Step 1: containers and links, in sequence order.
     for (m, message) in messages.iter().enumerate() {
-        let fields = &message.fields;
+        let fields = message.fields;
         let node = match fields.message_id() {
             Some(id) => match ids.get(id) {
                 Some(&n) if forest.is_dummy(n) => {
@@ -440,10 +441,12 @@ impl<S: MailStore> Session<S> {
                 return Completion::bad("Unknown threading algorithm");
             }
         };
-        let messages = match self.sortables(charset, search, true).await {
-            Ok(messages) => messages,
+        let (found, fields) = match self.sortables(charset, search, true).await {
+            Ok(found) => found,
             Err(completion) => return completion,
         };
+        let empty = SortFields::default();
+        let messages = join(found, &fields, &empty);
         let threads = if references_algorithm {
             references(&messages, uid)
         } else {
@@ -464,13 +467,11 @@ impl<S: MailStore> Session<S> {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
-
     use super::*;
     use crate::backend::MessageMeta;
-    use crate::mime::{SortFieldParts, SortFields};
+    use crate::mime::SortFieldParts;
 
-    fn message(seq: u32, date: i64, subject: &str, id: &str, refs: &[&str]) -> Sortable {
+    fn message(seq: u32, date: i64, subject: &str, id: &str, refs: &[&str]) -> Sortable<'static> {
         let base = SortFields::from_message(format!("Subject: {subject}\r\n\r\n").as_bytes());
         Sortable {
             seq,
@@ -482,12 +483,13 @@ mod tests {
                 internal_date: date,
                 internal_date_offset_minutes: 0,
             },
-            fields: Arc::new(SortFields::new(SortFieldParts {
+            // Leaked: a test's messages live as long as the test.
+            fields: Box::leak(Box::new(SortFields::new(SortFieldParts {
                 date: Some(date),
                 message_id: (!id.is_empty()).then(|| id.to_string()),
                 references: refs.iter().map(|r| r.to_string()).collect(),
                 ..base.parts()
-            })),
+            }))),
         }
     }
 
@@ -533,7 +535,7 @@ mod tests {
     fn deep_threads_do_not_recurse() {
         // A chain of 20,000 replies, each naming only its parent, then a
         // reply to every second one (a deep branching tree).
-        let mut messages: Vec<Sortable> = Vec::new();
+        let mut messages: Vec<Sortable<'static>> = Vec::new();
         for i in 0..20_000u32 {
             let parent = if i == 0 {
                 vec![]

@@ -14,9 +14,8 @@ use std::sync::Arc;
 
 use imap_bridge::backend::{
     Changes, Content, CopyResult, Flag, FlagOp, MailStore, MailboxChanged, MailboxInfo,
-    MailboxSnapshot, ModSeq, StoreResult, StoreResultT, Uid,
+    MailboxSnapshot, ModSeq, SortFieldMap, StoreResult, StoreResultT, Uid,
 };
-use imap_bridge::mime::SortFields;
 use tokio::sync::broadcast;
 
 use super::{Store, StoreError, mailboxes, messages, now_date, read};
@@ -92,11 +91,7 @@ impl MailStore for Store {
             .await
     }
 
-    async fn sort_fields(
-        &self,
-        mailbox: &str,
-        uids: &[Uid],
-    ) -> StoreResultT<Vec<(Uid, Arc<SortFields>)>> {
+    async fn sort_fields(&self, mailbox: &str, uids: &[Uid]) -> StoreResultT<Arc<SortFieldMap>> {
         let mailbox = mailbox.to_string();
         let uids = uids.to_vec();
         self.read_sort_fields(move |conn, crypto, cache| {

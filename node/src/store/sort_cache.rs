@@ -15,7 +15,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use imap_bridge::backend::{StoreError, Uid};
+use imap_bridge::backend::{SortFieldMap, StoreError, Uid};
 use imap_bridge::mime::SortFields;
 use rusqlite::{Connection, OptionalExtension, params};
 
@@ -29,7 +29,7 @@ const FEW: usize = 64;
 /// Most mailboxes whose fields are kept; the least recently used go.
 const MAX_MAILBOXES: usize = 16;
 
-type Fields = HashMap<Uid, Arc<SortFields>>;
+type Fields = SortFieldMap;
 
 /// The cached fields, by mailbox id.
 #[derive(Default)]
@@ -76,15 +76,15 @@ impl SortCache {
         }
     }
 
-    /// The fields of `uids` in mailbox `name`, in the order asked; UIDs
-    /// that do not exist are left out.
+    /// The fields of (at least) `uids` in mailbox `name`; UIDs that do not
+    /// exist are absent. Usually the cached map itself, not a copy.
     pub(super) fn fields(
         &self,
         conn: &Connection,
         crypto: &Crypto,
         name: &str,
         uids: &[Uid],
-    ) -> Result<Vec<(Uid, Arc<SortFields>)>, StoreError> {
+    ) -> Result<Arc<SortFieldMap>, StoreError> {
         let mailbox = mailboxes::require(conn, name)?;
         let cached = self.get(mailbox.id).unwrap_or_default();
         let missing: Vec<Uid> = uids
@@ -102,7 +102,7 @@ impl SortCache {
             let map = Arc::make_mut(&mut fields);
             for uid in missing {
                 if let Some(found) = read_one(conn, crypto, mailbox.id, uid)? {
-                    map.insert(uid, Arc::new(found));
+                    map.insert(uid, found);
                 }
             }
             self.put(mailbox.id, Arc::clone(&fields));
@@ -112,10 +112,7 @@ impl SortCache {
             self.put(mailbox.id, Arc::clone(&fields));
             fields
         };
-        Ok(uids
-            .iter()
-            .filter_map(|uid| Some((*uid, Arc::clone(fields.get(uid)?))))
-            .collect())
+        Ok(fields)
     }
 }
 
@@ -182,8 +179,8 @@ fn read_all(
     for found in rows {
         let (uid, blob, sealed, header) = found.map_err(sql)?;
         let value = match cached.get(&uid) {
-            Some(known) => Arc::clone(known),
-            None => Arc::new(open(crypto, blob, sealed, header)?),
+            Some(known) => known.clone(),
+            None => open(crypto, blob, sealed, header)?,
         };
         fields.insert(uid, value);
     }
