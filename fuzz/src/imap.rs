@@ -48,3 +48,28 @@ pub fn imap_command(data: &[u8]) {
     let _ = AuthenticateDataCodec::default().decode(data);
     let _ = IdleDoneCodec::default().decode(data);
 }
+
+/// Target `imap_search_return`: the bridge's rewrite of ESEARCH `RETURN`
+/// options and SEARCHRES `$` (`imap_bridge::imap::esearch`, which
+/// imap-codec does not parse), with the saved result the session would
+/// pass, then the decode the session runs on its output.
+pub fn imap_search_return(data: &[u8]) {
+    use imap_bridge::imap::esearch::{Dollar, rewrite};
+    for dollar in [
+        Dollar::default(),
+        Dollar {
+            uids: "3:5,9".into(),
+            seqs: "1:3,4".into(),
+        },
+    ] {
+        let Ok(Some(rewritten)) = rewrite(data, &dollar) else {
+            continue;
+        };
+        // Only text before literals changes: the input's tail (its last
+        // literal, or its final CRLF) is the output's tail.
+        if data.ends_with(b"\r\n") {
+            assert!(rewritten.bytes.ends_with(b"\r\n"), "the rewrite lost the CRLF");
+        }
+        let _ = CommandCodec::default().decode(&rewritten.bytes);
+    }
+}

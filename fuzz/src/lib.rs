@@ -35,6 +35,7 @@ pub fn targets() -> Vec<Target> {
     let bridge: Vec<Target> = vec![
         ("imap_command", imap::imap_command),
         ("imap_session", loopback::imap_session),
+        ("imap_search_return", imap::imap_search_return),
         ("smtp_framing", smtp::smtp_framing),
         ("smtp_command", smtp::smtp_command),
         ("smtp_session", loopback::smtp_session),
@@ -42,6 +43,7 @@ pub fn targets() -> Vec<Target> {
         ("mime_body_structure", mime::mime_body_structure),
         ("mime_section", mime::mime_section),
         ("mime_search", mime::mime_search),
+        ("mime_sort_fields", mime::mime_sort_fields),
     ];
     #[cfg(feature = "node")]
     let bridge = [

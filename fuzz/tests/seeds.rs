@@ -115,6 +115,21 @@ const IMAP_SESSIONS: &[(&str, &[u8])] = &[
     ),
     ("idle", b"\x02a IDLE\r\nDONE\r\nb IDLE\r\n"),
     ("literal", b"\x01a APPEND INBOX (\\Flagged) {30}\r\nSubject: literal\r\n\r\nbody\r\n\r\nb LOGOUT\r\n"),
+    (
+        "sort_thread",
+        b"\x02a SORT (REVERSE DATE SUBJECT) UTF-8 ALL\r\nb UID SORT (DISPLAYFROM CC SIZE ARRIVAL TO) US-ASCII SINCE 1-Jan-2000\r\nc THREAD REFERENCES UTF-8 ALL\r\nd UID THREAD ORDEREDSUBJECT UTF-8 SUBJECT x\r\ne SEARCH RETURN (MIN MAX COUNT ALL SAVE) ALL\r\nf FETCH $ (UID)\r\ng UID SEARCH RETURN () $ SUBJECT {3+}\r\nRe:\r\nh UID COPY $ Archive\r\n",
+    ),
+];
+
+/// Inputs of `imap_search_return`: ESEARCH and SEARCHRES commands.
+const SEARCH_RETURNS: &[&[u8]] = &[
+    b"a SEARCH RETURN (MIN MAX COUNT ALL) UNSEEN\r\n",
+    b"a UID SEARCH RETURN () OR $ SUBJECT \"$\"\r\n",
+    b"a SEARCH RETURN (SAVE) TEXT {5+}\r\n$ ) (\r\n",
+    b"a UID FETCH $ (FLAGS)\r\n",
+    b"a STORE $ +FLAGS ($)\r\n",
+    b"a UID EXPUNGE $\r\n",
+    b"a SORT (DATE) UTF-8 $\r\n",
 ];
 
 const SMTP_LINES: &[&[u8]] = &[
@@ -182,6 +197,7 @@ fn message_seeds() {
             "mime_body_structure",
             "rawmail_parse",
             "verified_mark",
+            "mime_sort_fields",
         ] {
             write(target, &name, sample);
         }
@@ -214,6 +230,7 @@ X-Mailnode-Verified-Signer: in the body\r\n";
     write("rawmail_parse", "forged", forged);
     write("rawmail_parse", "bare_lf", b"A: 1\n b\nC:2\n\nbody\n");
     write("rawmail_parse", "no_body", b"A: 1\r\nB: 2");
+    write("mime_sort_fields", "thread", b"Subject: [list] Re: [Fwd: Re[2]: =?utf-8?q?caf=C3=A9?=] (fwd)\r\nReferences: <a@x> <b@x>\r\n\t<c@x\r\nIn-Reply-To: <z@x> (by z)\r\nFrom: \"B, Jr.\" <b@x>\r\nDate: garbage\r\n\r\n");
     write("mime_envelope", "groups", b"From: \"a, b\" <a@b>, (comment) c@d\r\nTo: g: x@y, <@route:z@w>;, undisclosed-recipients:;\r\nSender: =?utf-8?B?w6k=?= <e@f>\r\nMessage-ID: <id>\r\n\r\n");
     write("mime_body_structure", "deep", &{
         let mut nested = Vec::new();
@@ -292,6 +309,9 @@ fn write_fixtures_and_seeds() {
     }
     for (name, session) in IMAP_SESSIONS {
         write("imap_session", name, session);
+    }
+    for (i, command) in SEARCH_RETURNS.iter().enumerate() {
+        write("imap_search_return", &format!("{i:02}"), command);
     }
     for (i, line) in SMTP_LINES.iter().enumerate() {
         write("smtp_command", &format!("{i:02}"), line);

@@ -19,12 +19,14 @@
 //!   Expunged UIDs are remembered with the MODSEQ of their expunge so that
 //!   [`MailStore::changes_since`] can report them (QRESYNC VANISHED).
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::sync::Arc;
 
 use tokio::sync::broadcast;
 
 use crate::index::MessageIndex;
+use crate::mime::SortFields;
 
 /// A message UID (RFC 3501 §2.3.1.1). Never zero.
 pub type Uid = u32;
@@ -246,6 +248,10 @@ pub enum StoreError {
     Internal(String),
 }
 
+/// The sort fields of messages of one mailbox, by UID
+/// ([`MailStore::sort_fields`]).
+pub type SortFieldMap = HashMap<Uid, SortFields>;
+
 /// Result type of the storage contract.
 pub type StoreResultT<T> = Result<T, StoreError>;
 
@@ -303,6 +309,28 @@ pub trait MailStore: Clone + Send + Sync + 'static {
         uids: &[Uid],
         content: Content,
     ) -> impl Future<Output = StoreResultT<Vec<(Uid, Arc<[u8]>)>>> + Send;
+
+    /// What SORT and THREAD compare of the given messages (RFC 5256), by
+    /// UID. UIDs that do not exist are absent; the map may hold more
+    /// messages than asked (a store can hand out what it keeps of the whole
+    /// mailbox without copying it). Stores should keep these next to each
+    /// message rather than parse headers on every call; this default reads
+    /// the headers.
+    fn sort_fields(
+        &self,
+        mailbox: &str,
+        uids: &[Uid],
+    ) -> impl Future<Output = StoreResultT<Arc<SortFieldMap>>> + Send {
+        async move {
+            let headers = self.fetch(mailbox, uids, Content::Header).await?;
+            Ok(Arc::new(
+                headers
+                    .into_iter()
+                    .map(|(uid, header)| (uid, SortFields::from_message(&header)))
+                    .collect(),
+            ))
+        }
+    }
 
     /// Changes flags of the given messages. With `unchanged_since`, messages
     /// whose MODSEQ is larger are left alone and reported in `modified`.

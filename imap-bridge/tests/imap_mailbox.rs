@@ -65,7 +65,13 @@ async fn thunderbird_list_subscribed_special_use() {
     let server = start().await;
     let mut client = Client::logged_in(server.addr).await;
     assert!(ok(&client.command("UNSUBSCRIBE Junk").await));
+    // SUBSCRIBE to a missing name is refused (as Dovecot does, issue 9);
+    // a subscription outlives its mailbox (RFC 3501 §6.3.4).
+    let reply = client.command("SUBSCRIBE Gone").await;
+    assert!(reply.contains(" NO [NONEXISTENT]"), "{reply}");
+    assert!(ok(&client.command("CREATE Gone").await));
     assert!(ok(&client.command("SUBSCRIBE Gone").await));
+    assert!(ok(&client.command("DELETE Gone").await));
     let reply = client
         .command("list (subscribed) \"\" \"*\" return (special-use)")
         .await;

@@ -14,7 +14,10 @@
 //! 3. `FETCH 1:* (UID FLAGS ENVELOPE RFC822.SIZE)`,
 //! 4. `UID FETCH` of 100 full bodies spread over the mailbox,
 //! 5. `UID SEARCH TEXT` for a word in 1 % of the messages,
-//! 6. a QRESYNC reconnect after 100 flag changes and 10 expunges.
+//! 6. a QRESYNC reconnect after 100 flag changes and 10 expunges,
+//! 7. `SORT (DATE)`, `SORT (SUBJECT)` and `THREAD REFERENCES` over the
+//!    whole mailbox (issue 9): the first run after SELECT (which builds
+//!    either server's sort data) and the median of the next five.
 //!
 //! Operations 2-5 run five times each and the median is reported.
 //! It prints a Markdown table with both times and the ratio mailnode/Dovecot,
@@ -96,6 +99,16 @@ fn main() {
             time_qresync(&mn, n),
             time_qresync(&dv, n),
         ));
+        for (op, command) in [
+            ("SORT (DATE)", "SORT (DATE) UTF-8 ALL"),
+            ("SORT (SUBJECT)", "SORT (SUBJECT) UTF-8 ALL"),
+            ("THREAD REFERENCES", "THREAD REFERENCES UTF-8 ALL"),
+        ] {
+            let (mn_first, mn_median) = time_first_and_median(&mn, command);
+            let (dv_first, dv_median) = time_first_and_median(&dv, command);
+            rows.push((first_label(op), mn_first, dv_first));
+            rows.push((op, mn_median, dv_median));
+        }
         for (op, a, b) in rows {
             println!(
                 "| {n} | {op} | {:.1} ms | {:.1} ms | {:.2} |",
@@ -140,12 +153,24 @@ fn mib(b: u64) -> f64 {
     b as f64 / 1048576.0
 }
 
-/// `n` deterministic, varied messages (plain, multipart, a few KiB each);
-/// one in a hundred contains the word "zanzibar" in its body.
+/// `n` deterministic, varied messages (plain, multipart, a few KiB each),
+/// in conversations of five; one in a hundred contains the word
+/// "zanzibar" in its body.
 fn corpus(n: usize) -> Vec<Vec<u8>> {
     (0..n)
         .map(|i| {
             let word = if i % 100 == 7 { "zanzibar" } else { "ordinary" };
+            // Conversations of five (issue 9, THREAD): a first message and
+            // four replies to it.
+            let root = i - i % 5;
+            let (subject, references) = if i == root {
+                (format!("Topic {} number {i}", i / 5), String::new())
+            } else {
+                (
+                    format!("Re: Topic {} number {root}", i / 5),
+                    format!("References: <m{root}@example.org>\r\n"),
+                )
+            };
             let lines = 20 + (i * 7919) % 60;
             let mut body = String::new();
             for l in 0..lines {
@@ -156,8 +181,8 @@ fn corpus(n: usize) -> Vec<Vec<u8>> {
             if i % 3 == 0 {
                 format!(
                     "From: Sender {s} <sender{s}@example.org>\r\nTo: tester@example.org\r\n\
-                     Subject: Message number {i}\r\nDate: Tue, 24 Nov 2026 10:{m:02}:00 +0000\r\n\
-                     Message-ID: <m{i}@example.org>\r\nMIME-Version: 1.0\r\n\
+                     Subject: {subject}\r\nDate: Tue, 24 Nov 2026 10:{m:02}:00 +0000\r\n\
+                     Message-ID: <m{i}@example.org>\r\n{references}MIME-Version: 1.0\r\n\
                      Content-Type: multipart/alternative; boundary=\"b{i}\"\r\n\r\n\
                      --b{i}\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n{body}\r\n\
                      --b{i}\r\nContent-Type: text/html; charset=utf-8\r\n\r\n<p>{body}</p>\r\n--b{i}--\r\n",
@@ -167,8 +192,8 @@ fn corpus(n: usize) -> Vec<Vec<u8>> {
             } else {
                 format!(
                     "From: Sender {s} <sender{s}@example.org>\r\nTo: tester@example.org\r\n\
-                     Subject: Message number {i}\r\nDate: Tue, 24 Nov 2026 10:{m:02}:00 +0000\r\n\
-                     Message-ID: <m{i}@example.org>\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n{body}",
+                     Subject: {subject}\r\nDate: Tue, 24 Nov 2026 10:{m:02}:00 +0000\r\n\
+                     Message-ID: <m{i}@example.org>\r\n{references}Content-Type: text/plain; charset=utf-8\r\n\r\n{body}",
                     s = i % 50,
                     m = i % 60
                 )
@@ -329,6 +354,38 @@ fn time_command(ep: &Endpoint, command: &str) -> Duration {
             })
             .collect(),
     )
+}
+
+/// The first run of `command` after SELECT on a new connection, and the
+/// median of the next [`REPEAT`].
+fn time_first_and_median(ep: &Endpoint, command: &str) -> (Duration, Duration) {
+    let mut conn = Conn::open(ep);
+    conn.run("SELECT INBOX");
+    let start = Instant::now();
+    let lines = conn.run(command);
+    let first = start.elapsed();
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with(b"* SORT") || l.starts_with(b"* THREAD")),
+        "{command} answered"
+    );
+    let runs = (0..REPEAT)
+        .map(|_| {
+            let start = Instant::now();
+            conn.run(command);
+            start.elapsed()
+        })
+        .collect();
+    (first, median(runs))
+}
+
+fn first_label(op: &str) -> &'static str {
+    match op {
+        "SORT (DATE)" => "SORT (DATE), first after SELECT",
+        "SORT (SUBJECT)" => "SORT (SUBJECT), first after SELECT",
+        _ => "THREAD REFERENCES, first after SELECT",
+    }
 }
 
 /// Records UIDVALIDITY/HIGHESTMODSEQ, makes 100 flag changes and 10

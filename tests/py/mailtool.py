@@ -39,6 +39,14 @@ Issue-3 client tests (bridge_clients, uid_stability, qresync, sent_dedupe):
                                               reconnect with SELECT (QRESYNC ...): the FETCHes must be
                                               exactly the CHANGED uids and VANISHED (EARLIER) exactly
                                               VANISHED (comma-separated uid lists, "-" for none)
+
+Issue-9 (tests/sort_thread.rs):
+  sort-seed HOST PORT USER PASS MAILBOX DIR   imaplib: CREATE MAILBOX, APPEND every DIR/*.eml (name
+                                              order) with the INTERNALDATE in the matching .date file,
+                                              SELECT it, then run each line of DIR/commands (a JSON
+                                              list of command words); print one JSON object per
+                                              command: status and untagged SORT, THREAD, SEARCH,
+                                              ESEARCH and FETCH data (ESEARCH without its TAG)
 """
 
 import imaplib
@@ -986,6 +994,41 @@ def check_resync_lines(untagged, modseq, what):
     return changed, vanished, highest
 
 
+def cmd_sort_seed(host, port, user, password, mailbox, directory):
+    import json
+
+    conn = imap_login(host, port, user, password)
+    ok(conn.create(quote(mailbox)), f"CREATE {mailbox}")
+    for name in sorted(os.listdir(directory)):
+        if not name.endswith(".eml"):
+            continue
+        with open(os.path.join(directory, name), "rb") as f:
+            data = f.read()
+        with open(os.path.join(directory, name[:-4] + ".date")) as f:
+            date = '"' + f.read().strip() + '"'
+        ok(conn.append(quote(mailbox), None, date, data), f"APPEND {name}")
+    ok(conn.select(quote(mailbox)), f"SELECT {mailbox}")
+    with open(os.path.join(directory, "commands")) as f:
+        commands = [json.loads(line) for line in f if line.strip()]
+    for words in commands:
+        for key in ("SORT", "THREAD", "SEARCH", "ESEARCH", "FETCH"):
+            conn.untagged_responses.pop(key, None)
+        try:
+            typ, _ = conn._simple_command(*words)
+        except conn.error as e:
+            typ = "BAD" if "BAD" in str(e) else "ERROR"
+        result = {"command": " ".join(words), "status": typ}
+        for key in ("SORT", "THREAD", "SEARCH", "ESEARCH", "FETCH"):
+            values = conn.untagged_responses.pop(key, None)
+            if values is not None:
+                texts = [v.decode("utf-8", "replace") if isinstance(v, bytes) else str(v) for v in values]
+                if key == "ESEARCH":
+                    texts = [re.sub(r'^\(TAG "[^"]*"\) ?', "", t) for t in texts]
+                result[key] = texts
+        print(json.dumps(result))
+    conn.logout()
+
+
 COMMANDS = {
     "count": (cmd_count, 5),
     "fetch-all": (cmd_fetch_all, 6),
@@ -1003,6 +1046,7 @@ COMMANDS = {
     "idle-push": (cmd_idle_push, 4),
     "qresync-record": (cmd_qresync_record, 5),
     "qresync-check": (cmd_qresync_check, 9),
+    "sort-seed": (cmd_sort_seed, 6),
 }
 
 

@@ -311,6 +311,16 @@ impl<S: MailStore> Session<S> {
             Ok(name) => name,
             Err(completion) => return completion,
         };
+        // Dovecot answers NO to a name that does not exist, and clients
+        // rely on it to catch typos; UNSUBSCRIBE still takes any name, so
+        // a subscription whose mailbox went away can be dropped.
+        if on {
+            match self.store.list_mailboxes().await {
+                Ok(mailboxes) if mailboxes.iter().any(|m| m.name == name) => {}
+                Ok(_) => return StoreError::NoSuchMailbox(name).into(),
+                Err(error) => return error.into(),
+            }
+        }
         match self.store.set_subscribed(&name, on).await {
             Ok(()) if on => Completion::ok("SUBSCRIBE completed"),
             Ok(()) => Completion::ok("UNSUBSCRIBE completed"),

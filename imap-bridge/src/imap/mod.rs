@@ -1,20 +1,23 @@
 //! The bridge's IMAP4rev1 server (RFC 3501) with the extensions Thunderbird
 //! and other clients rely on: LITERAL+, SASL-IR, ID, ENABLE, IDLE,
 //! NAMESPACE, UNSELECT, UIDPLUS, MOVE, CHILDREN, SPECIAL-USE,
-//! LIST-EXTENDED, LIST-STATUS, CONDSTORE, QRESYNC, COMPRESS=DEFLATE and
-//! STARTTLS.
+//! LIST-EXTENDED, LIST-STATUS, CONDSTORE, QRESYNC, SORT, SORT=DISPLAY,
+//! THREAD=ORDEREDSUBJECT, THREAD=REFERENCES, ESEARCH, SEARCHRES,
+//! COMPRESS=DEFLATE and STARTTLS.
 //!
 //! This module owns the listening loop and one task per connection. Layers,
 //! from the socket up: [`connection`] (TCP, TLS, DEFLATE), [`fragment`]
 //! (lines and literals, size limits), [`session`] (state machine and the one
 //! dispatching `match`), and one module per command group (`auth`,
-//! `mailbox`, `list`, `fetch`, `search`, `message`). It reaches mail only
+//! `mailbox`, `list`, `fetch`, `search`, `esearch`, `sort`, `thread`,
+//! `message`). It reaches mail only
 //! through [`MailStore`] and renders messages only through `crate::mime`; it
 //! must not know how or where mail is stored.
 
 mod auth;
 mod connection;
 mod driver;
+pub mod esearch;
 mod fetch;
 mod fragment;
 mod lenient;
@@ -25,6 +28,8 @@ mod response;
 mod search;
 mod selected;
 mod session;
+mod sort;
+mod thread;
 mod utf7;
 
 use std::sync::Arc;

@@ -143,25 +143,44 @@ pub fn matches(key: &SearchKey<'_>, c: &Candidate<'_>, bounds: Bounds) -> bool {
     }
 }
 
+/// The charsets SEARCH, SORT and THREAD accept (RFC 3501 §6.4.4).
+pub(super) fn check_charset(charset: &Charset<'_>) -> Result<(), Completion> {
+    let name = match charset {
+        Charset::Atom(atom) => atom.inner().to_string(),
+        Charset::Quoted(quoted) => quoted.inner().to_string(),
+    };
+    if name.eq_ignore_ascii_case("US-ASCII") || name.eq_ignore_ascii_case("UTF-8") {
+        Ok(())
+    } else {
+        Err(Completion::no_code(
+            "BADCHARSET (US-ASCII UTF-8)",
+            "Unsupported charset",
+        ))
+    }
+}
+
+/// The messages that matched a search, in sequence order.
+#[derive(Debug, Default)]
+pub(super) struct Matches {
+    /// (sequence number, metadata) of each match.
+    pub found: Vec<(u32, MessageMeta)>,
+    /// The criteria used MODSEQ (RFC 7162 §3.1.5).
+    pub with_modseq: bool,
+}
+
 impl<S: MailStore> Session<S> {
-    /// SEARCH / UID SEARCH.
-    pub(super) async fn search(
+    /// The messages of the selected mailbox that match every criterion
+    /// (SEARCH, and the search part of SORT and THREAD).
+    pub(super) async fn matching(
         &mut self,
         charset: Option<&Charset<'_>>,
         criteria: &[SearchKey<'_>],
-        uid: bool,
-    ) -> Completion {
+    ) -> Result<Matches, Completion> {
         if let Some(charset) = charset {
-            let name = match charset {
-                Charset::Atom(atom) => atom.inner().to_string(),
-                Charset::Quoted(quoted) => quoted.inner().to_string(),
-            };
-            if !name.eq_ignore_ascii_case("US-ASCII") && !name.eq_ignore_ascii_case("UTF-8") {
-                return Completion::no_code("BADCHARSET (US-ASCII UTF-8)", "Unsupported charset");
-            }
+            check_charset(charset)?;
         }
         let Some(selected) = self.selected() else {
-            return Completion::bad("No mailbox selected");
+            return Err(Completion::bad("No mailbox selected"));
         };
         let name = selected.name.clone();
         let bounds = Bounds {
@@ -171,20 +190,29 @@ impl<S: MailStore> Session<S> {
         let live: Vec<(u32, MessageMeta)> = selected.live();
         let key = SearchKey::And(match criteria.to_vec().try_into() {
             Ok(keys) => keys,
-            Err(_) => return Completion::bad("Empty search"),
+            Err(_) => return Err(Completion::bad("Empty search")),
         });
         let with_modseq = uses_modseq(&key);
         if with_modseq {
             self.condstore = true;
         }
         let need = need(&key);
+        if matches!(key, SearchKey::And(ref keys) if keys.as_ref() == [SearchKey::All]) {
+            return Ok(Matches {
+                found: live,
+                with_modseq,
+            });
+        }
 
-        let mut found: Vec<(u32, Uid, u64)> = Vec::new();
+        let mut found = Vec::new();
         for chunk in live.chunks(SEARCH_BATCH) {
-            let uids: Vec<Uid> = chunk.iter().map(|(_, m)| m.uid).collect();
-            let contents = match self.contents(&name, &uids, need).await {
-                Ok(contents) => contents,
-                Err(error) => return error.into(),
+            let contents = if need == Need::Nothing {
+                Default::default()
+            } else {
+                let uids: Vec<Uid> = chunk.iter().map(|(_, m)| m.uid).collect();
+                self.contents(&name, &uids, need)
+                    .await
+                    .map_err(Completion::from)?
             };
             for (seq, meta) in chunk {
                 let message = contents.get(&meta.uid).map(|m| &m[..]).unwrap_or_default();
@@ -194,20 +222,52 @@ impl<S: MailStore> Session<S> {
                     message,
                 };
                 if matches(&key, &candidate, bounds) {
-                    found.push((*seq, meta.uid, meta.modseq));
+                    found.push((*seq, meta.clone()));
                 }
             }
         }
-        let mut line = String::from("SEARCH");
-        for (seq, message_uid, _) in &found {
-            line.push(' ');
-            line.push_str(&(if uid { *message_uid } else { *seq }).to_string());
+        Ok(Matches { found, with_modseq })
+    }
+
+    /// SEARCH / UID SEARCH, and with RETURN options ESEARCH (RFC 4731) and
+    /// SEARCHRES (RFC 5182).
+    pub(super) async fn search(
+        &mut self,
+        tag: &str,
+        charset: Option<&Charset<'_>>,
+        criteria: &[SearchKey<'_>],
+        uid: bool,
+    ) -> Completion {
+        let returns = self.search_return.take();
+        let matches = match self.matching(charset, criteria).await {
+            Ok(matches) => matches,
+            Err(completion) => {
+                // RFC 5182 §2.1: a failed SEARCH ... SAVE empties `$`.
+                if returns.as_ref().is_some_and(|r| r.save)
+                    && let Some(selected) = self.selected_mut()
+                {
+                    selected.saved = Some(Vec::new());
+                }
+                return completion;
+            }
+        };
+        let found = &matches.found;
+        let highest = found.iter().map(|(_, m)| m.modseq).max();
+        let modseq = if matches.with_modseq { highest } else { None };
+        if let Some(returns) = returns {
+            self.esearch_reply(tag, &returns, found, uid, modseq);
+        } else {
+            let mut line = String::from("SEARCH");
+            for (seq, meta) in found {
+                line.push(' ');
+                line.push_str(&(if uid { meta.uid } else { *seq }).to_string());
+            }
+            // RFC 7162 §3.1.5: the highest MODSEQ of the matches.
+            if let Some(highest) = modseq {
+                line.push_str(&format!(" (MODSEQ {highest})"));
+            }
+            self.out.untagged(&line);
         }
-        // RFC 7162 §3.1.5: the highest MODSEQ of the matches.
-        if with_modseq && let Some(highest) = found.iter().map(|(_, _, m)| *m).max() {
-            line.push_str(&format!(" (MODSEQ {highest})"));
-        }
-        self.out.untagged(&line);
         Completion::ok(if uid {
             "UID SEARCH completed"
         } else {

@@ -61,6 +61,9 @@ pub struct Selected {
     pub highest_modseq: ModSeq,
     /// UIDNEXT as last seen.
     pub uid_next: Uid,
+    /// The SEARCHRES result variable `$` (RFC 5182): UIDs, `None` until a
+    /// SEARCH saved one. Expunged UIDs are skipped when it is used.
+    pub saved: Option<Vec<Uid>>,
 }
 
 /// A message number out of range in a sequence set (RFC 3501 §9: `BAD`).
@@ -80,6 +83,7 @@ impl Selected {
             read_only,
             highest_modseq: snapshot.index.modseq().max(snapshot.info.highest_modseq),
             uid_next: snapshot.index.uid_next().max(snapshot.info.uid_next),
+            saved: None,
             index: snapshot.index,
             ghosts: Vec::new(),
             own: HashMap::new(),

@@ -17,6 +17,7 @@ use tokio::sync::broadcast;
 use tokio::sync::broadcast::error::TryRecvError;
 
 use super::ImapConfig;
+use super::esearch::{self, SearchReturn};
 use super::fragment::is_tag;
 use super::response::{Completion, Output, Sink};
 use super::selected::{Report, Selected};
@@ -80,6 +81,9 @@ pub struct Session<S: MailStore> {
     /// The command being run had `CHANGEDSINCE 0` repaired to 1
     /// ([`lenient::changed_since_zero`]); FETCH reads it back as 0.
     pub(super) changed_since_zero: bool,
+    /// The RETURN options of the SEARCH being run (ESEARCH, RFC 4731),
+    /// taken out of the command before decoding ([`esearch::rewrite`]).
+    pub(super) search_return: Option<SearchReturn>,
     watch: broadcast::Receiver<MailboxChanged>,
     /// The selected mailbox may have changed since the last sync.
     dirty: bool,
@@ -94,6 +98,8 @@ fn allows_expunge(body: &CommandBody<'_>) -> bool {
         CommandBody::Fetch { uid: false, .. }
             | CommandBody::Store { uid: false, .. }
             | CommandBody::Search { uid: false, .. }
+            | CommandBody::Sort { uid: false, .. }
+            | CommandBody::Thread { uid: false, .. }
             | CommandBody::Copy { uid: false, .. }
             | CommandBody::Move { uid: false, .. }
     )
@@ -137,6 +143,7 @@ impl<S: MailStore> Session<S> {
             condstore: false,
             qresync: false,
             changed_since_zero: false,
+            search_return: None,
             watch,
             dirty: false,
             auth_failures: 0,
@@ -178,6 +185,12 @@ impl<S: MailStore> Session<S> {
             "LIST-STATUS",
             "CONDSTORE",
             "QRESYNC",
+            "SORT",
+            "SORT=DISPLAY",
+            "THREAD=ORDEREDSUBJECT",
+            "THREAD=REFERENCES",
+            "ESEARCH",
+            "SEARCHRES",
         ]);
         if !self.compressed {
             caps.push("COMPRESS=DEFLATE");
@@ -278,18 +291,48 @@ impl<S: MailStore> Session<S> {
     /// Handles one complete message from the client.
     pub async fn handle(&mut self, bytes: &[u8], sink: &mut impl Sink) -> Next {
         self.changed_since_zero = false;
+        self.search_return = None;
         let repaired;
+        let rewritten;
         let command = match CommandCodec::default().decode(bytes) {
             Ok((&[], command)) => command,
             Ok(_) | Err(CommandDecodeError::Failed | CommandDecodeError::Incomplete) => {
                 // Thunderbird's `CHANGEDSINCE 0` (see `lenient`).
                 repaired = lenient::changed_since_zero(bytes);
-                match repaired
+                // ESEARCH and SEARCHRES (see `esearch`).
+                let attempt = match repaired {
+                    Some(_) => Ok(None),
+                    None if self.is_authenticated() => esearch::rewrite(bytes, &self.dollar()),
+                    None => Ok(None),
+                };
+                rewritten = match attempt {
+                    Ok(rewritten) => rewritten,
+                    Err(reason) => {
+                        self.out.tagged(&rough_tag(bytes), &Completion::bad(reason));
+                        return Next::Command;
+                    }
+                };
+                let retry = repaired
                     .as_ref()
-                    .map(|r| CommandCodec::default().decode(&r.bytes))
-                {
+                    .map(|r| &r.bytes)
+                    .or(rewritten.as_ref().map(|r| &r.bytes));
+                match retry.map(|bytes| CommandCodec::default().decode(bytes)) {
                     Some(Ok((&[], command))) => {
-                        self.changed_since_zero = true;
+                        if let Some(rewritten) = &rewritten {
+                            if rewritten.empty_set {
+                                // RFC 5182 §2.1: `$` names no message.
+                                let tag = command.tag.as_ref().to_string();
+                                let name = command.body.name();
+                                self.out.tagged(
+                                    &tag,
+                                    &Completion::ok(format!("{name} completed (no messages)")),
+                                );
+                                return Next::Command;
+                            }
+                            self.search_return = rewritten.returns.clone();
+                        } else {
+                            self.changed_since_zero = true;
+                        }
                         command
                     }
                     _ => return self.undecodable(bytes).await,
@@ -467,7 +510,33 @@ impl<S: MailStore> Session<S> {
                 charset,
                 criteria,
                 uid,
-            } => done(self.search(charset.as_ref(), criteria.as_ref(), uid).await),
+            } => done(
+                self.search(tag, charset.as_ref(), criteria.as_ref(), uid)
+                    .await,
+            ),
+            CommandBody::Sort {
+                sort_criteria,
+                charset,
+                search_criteria,
+                uid,
+            } => done(
+                self.sort(
+                    sort_criteria.as_ref(),
+                    &charset,
+                    search_criteria.as_ref(),
+                    uid,
+                )
+                .await,
+            ),
+            CommandBody::Thread {
+                algorithm,
+                charset,
+                search_criteria,
+                uid,
+            } => done(
+                self.thread(&algorithm, &charset, search_criteria.as_ref(), uid)
+                    .await,
+            ),
             CommandBody::Fetch {
                 sequence_set,
                 macro_or_item_names,

@@ -5,7 +5,8 @@
 //! - the ENVELOPE (RFC 3501 §7.4.2) built from the top-level header,
 //! - BODY and BODYSTRUCTURE (RFC 3501 §7.4.2, RFC 9051 §7.5.2),
 //! - byte-exact section extraction for `BODY[...]` (RFC 3501 §6.4.5),
-//! - the text matching that SEARCH needs (HEADER, BODY, TEXT, SENTON...).
+//! - the text matching that SEARCH needs (HEADER, BODY, TEXT, SENTON...),
+//! - the fields SORT and THREAD compare ([`SortFields`], RFC 5256).
 //!
 //! It works on the raw message bytes only and keeps no state between calls.
 //! It must not do I/O, must not know about mailboxes or flags, and must never
@@ -25,9 +26,13 @@ mod envelope;
 mod header;
 mod search;
 mod section;
+mod sort_fields;
 mod strings;
 mod structure;
+mod subject;
 mod tree;
+
+pub use sort_fields::{SortFieldParts, SortFields};
 
 use imap_codec::imap_types::body::BodyStructure;
 use imap_codec::imap_types::envelope::Envelope;

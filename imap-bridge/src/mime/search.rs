@@ -50,7 +50,7 @@ pub(crate) fn sent_date(message: &[u8]) -> Option<i64> {
 }
 
 /// A header value with RFC 2047 encoded words decoded and folding removed.
-fn decode_value(raw: &[u8]) -> String {
+pub(super) fn decode_value(raw: &[u8]) -> String {
     let unfolded = header::unfold(raw);
     if !unfolded.windows(2).any(|w| w == b"=?") {
         if let Ok(text) = String::from_utf8(unfolded) {

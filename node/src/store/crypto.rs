@@ -40,6 +40,8 @@ pub(super) enum BlobKind {
     KeyCheck,
     /// The mailbox peer that holds a deposited outbox entry.
     MailboxPeer,
+    /// The SORT and THREAD fields of a message (`imap_bridge::mime::SortFields`).
+    SortFields,
 }
 
 impl BlobKind {
@@ -51,6 +53,7 @@ impl BlobKind {
             BlobKind::LastError => b'L',
             BlobKind::KeyCheck => b'K',
             BlobKind::MailboxPeer => b'M',
+            BlobKind::SortFields => b'S',
         }
     }
 }

@@ -14,7 +14,7 @@ use std::sync::Arc;
 
 use imap_bridge::backend::{
     Changes, Content, CopyResult, Flag, FlagOp, MailStore, MailboxChanged, MailboxInfo,
-    MailboxSnapshot, ModSeq, StoreResult, StoreResultT, Uid,
+    MailboxSnapshot, ModSeq, SortFieldMap, StoreResult, StoreResultT, Uid,
 };
 use tokio::sync::broadcast;
 
@@ -89,6 +89,15 @@ impl MailStore for Store {
         let uids = uids.to_vec();
         self.read(move |conn, crypto| read::fetch(conn, crypto, &mailbox, &uids, content))
             .await
+    }
+
+    async fn sort_fields(&self, mailbox: &str, uids: &[Uid]) -> StoreResultT<Arc<SortFieldMap>> {
+        let mailbox = mailbox.to_string();
+        let uids = uids.to_vec();
+        self.read_sort_fields(move |conn, crypto, cache| {
+            cache.fields(conn, crypto, &mailbox, &uids)
+        })
+        .await
     }
 
     async fn store_flags(

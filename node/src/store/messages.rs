@@ -10,6 +10,7 @@
 use imap_bridge::backend::{
     CopyResult, Flag, FlagOp, MessageMeta, ModSeq, StoreError, StoreResult, Uid, normalize_flag,
 };
+use imap_bridge::mime::SortFields;
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
 use super::crypto::{BlobKind, Crypto, blob_aad, header_len};
@@ -32,6 +33,19 @@ pub(super) struct Sealed {
     pub size: u32,
     /// HMAC of its Message-ID, for the Sent dedupe.
     pub msgid: Option<[u8; 32]>,
+    /// Sealed SORT and THREAD fields ([`seal_sort_fields`]).
+    pub sort_fields: Vec<u8>,
+}
+
+/// The SORT and THREAD fields of a message (from its header), sealed and
+/// bound to `blob_id` (issue 9: SORT and THREAD never decrypt messages).
+pub(super) fn seal_sort_fields(
+    crypto: &Crypto,
+    blob_id: i64,
+    header: &[u8],
+) -> Result<Vec<u8>, StoreError> {
+    let fields = SortFields::from_message(header).encode();
+    crypto.seal(&blob_aad(BlobKind::SortFields, blob_id), &fields)
 }
 
 /// Splits `message` into header block and body and seals both, bound to
@@ -51,6 +65,7 @@ pub(super) fn seal(crypto: &Crypto, blob_id: i64, message: &[u8]) -> Result<Seal
         body: crypto.seal(&blob_aad(BlobKind::Body, blob_id), body)?,
         size,
         msgid: crypto.message_id_tag(header),
+        sort_fields: seal_sort_fields(crypto, blob_id, header)?,
     })
 }
 
@@ -242,7 +257,8 @@ fn insert_row(
 fn insert_blob(ctx: &mut WriteCtx, sealed: &Sealed) -> Result<(), StoreError> {
     ctx.conn
         .prepare_cached(
-            "INSERT INTO blobs (id, header, body, size, msgid_hmac) VALUES (?1, ?2, ?3, ?4, ?5)",
+            "INSERT INTO blobs (id, header, body, size, msgid_hmac, sort_fields) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
         )
         .and_then(|mut stmt| {
             stmt.execute(params![
@@ -250,7 +266,8 @@ fn insert_blob(ctx: &mut WriteCtx, sealed: &Sealed) -> Result<(), StoreError> {
                 sealed.header,
                 sealed.body,
                 sealed.size,
-                sealed.msgid.as_ref().map(|tag| &tag[..])
+                sealed.msgid.as_ref().map(|tag| &tag[..]),
+                sealed.sort_fields
             ])
         })
         .map_err(sql)?;

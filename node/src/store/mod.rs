@@ -41,6 +41,7 @@ mod messages;
 mod outbox;
 mod read;
 mod schema;
+mod sort_cache;
 mod writer;
 
 #[cfg(test)]
@@ -50,6 +51,7 @@ use crypto::Crypto;
 use index::{Indexes, Seen};
 use messages::Sealed;
 use read::Readers;
+use sort_cache::SortCache;
 use writer::{Job, Message, WriteCtx};
 
 /// Commands that may wait for the writer before senders are held back.
@@ -141,6 +143,8 @@ struct Inner {
     events: broadcast::Sender<MailboxChanged>,
     /// The mailbox indexes, shared with the writer (see `index`).
     indexes: Arc<Indexes>,
+    /// The SORT and THREAD fields read so far (see `sort_cache`).
+    sort_fields: Arc<SortCache>,
     /// Next `blobs` row id. Reserved before sealing (the id is in the
     /// associated data) so sealing can run outside the writer thread.
     next_blob: AtomicI64,
@@ -172,6 +176,7 @@ impl Store {
                 crypto,
                 events,
                 indexes,
+                sort_fields: Arc::default(),
                 next_blob: AtomicI64::new(next_blob),
                 closed: AtomicBool::new(false),
             }),
@@ -393,6 +398,17 @@ impl Store {
         let seen = self.inner.indexes.seen();
         let indexes = Arc::clone(&self.inner.indexes);
         self.read(move |conn, _| op(conn, &indexes, &seen)).await
+    }
+
+    /// Runs `op` like [`Store::read`] with the cache of sort fields.
+    async fn read_sort_fields<T, F>(&self, op: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection, &Crypto, &SortCache) -> Result<T, StoreError> + Send + 'static,
+    {
+        let cache = Arc::clone(&self.inner.sort_fields);
+        self.read(move |conn, crypto| op(conn, crypto, &cache))
+            .await
     }
 
     /// Seals a message under a freshly reserved blob id.

@@ -11,7 +11,7 @@ use std::time::Duration;
 use imap_bridge::backend::{DEFAULT_MAILBOXES, StoreError};
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 
-use super::crypto::{BlobKind, Crypto, aad};
+use super::crypto::{BlobKind, Crypto, aad, blob_aad};
 use super::sql;
 
 /// Numbered migrations; entry `i` brings the schema from version `i` to
@@ -111,6 +111,12 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX outbox_delivery ON outbox (delivery_id);
     CREATE INDEX outbox_copy ON outbox (outbox_uid) WHERE outbox_uid IS NOT NULL;
     CREATE INDEX outbox_state ON outbox (state, next_attempt);
+    "#,
+    // 3: the header fields SORT and THREAD compare (issue 9), sealed per
+    // blob like the header they come from. Rows stored before this step
+    // are filled in by `fill_sort_fields` right after it.
+    r#"
+    ALTER TABLE blobs ADD COLUMN sort_fields BLOB;
     "#,
 ];
 
@@ -242,6 +248,9 @@ fn migrate(conn: &Connection, crypto: &Crypto) -> Result<(), StoreError> {
         if version < 2 {
             ensure_outbox_mailbox(conn)?;
         }
+        if version < 3 {
+            fill_sort_fields(conn, crypto)?;
+        }
         Ok(())
     })();
     match result {
@@ -251,6 +260,30 @@ fn migrate(conn: &Connection, crypto: &Crypto) -> Result<(), StoreError> {
             Err(err)
         }
     }
+}
+
+/// Migration 3: seals the sort fields of every message stored before it,
+/// from its header (one pass, at the first open of the new version).
+fn fill_sort_fields(conn: &Connection, crypto: &Crypto) -> Result<(), StoreError> {
+    let mut select = conn
+        .prepare("SELECT id, header FROM blobs WHERE sort_fields IS NULL")
+        .map_err(sql)?;
+    let rows = select
+        .query_map([], |row| {
+            Ok((row.get::<_, i64>(0)?, row.get::<_, Vec<u8>>(1)?))
+        })
+        .map_err(sql)?
+        .collect::<rusqlite::Result<Vec<(i64, Vec<u8>)>>>()
+        .map_err(sql)?;
+    let mut update = conn
+        .prepare("UPDATE blobs SET sort_fields = ?2 WHERE id = ?1")
+        .map_err(sql)?;
+    for (id, sealed) in rows {
+        let header = crypto.open(&blob_aad(BlobKind::Header, id), &sealed)?;
+        let fields = super::messages::seal_sort_fields(crypto, id, &header)?;
+        update.execute(params![id, fields]).map_err(sql)?;
+    }
+    Ok(())
 }
 
 /// First open: counters, the key check and the default mailboxes.

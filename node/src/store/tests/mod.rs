@@ -13,6 +13,7 @@ mod mailbox;
 mod message;
 mod node;
 mod outbox;
+mod sort;
 
 /// The store key every test uses.
 const KEY: [u8; 32] = [0x42; 32];

@@ -319,7 +319,7 @@ async fn a_version_1_database_is_migrated() {
     store.outbox_delivered(due[0].id).await.expect("delivered");
     store.close().await;
 
-    // Reopening a version-2 database migrates nothing more.
+    // Reopening a migrated database migrates nothing more.
     let store = Store::open(&path, &KEY).expect("reopen");
     store
         .submit_outgoing(message("after", "x"), vec![item(3, "bob@example.org")])
@@ -338,5 +338,5 @@ async fn a_version_1_database_is_migrated() {
     let version: i64 = conn
         .query_row("PRAGMA user_version", [], |row| row.get(0))
         .expect("version");
-    assert_eq!(version, 2);
+    assert_eq!(version, 3);
 }
