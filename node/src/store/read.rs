@@ -207,39 +207,104 @@ pub(super) fn fetch(
     content: Content,
 ) -> Result<Vec<Fetched>, StoreError> {
     let mailbox = mailboxes::require(conn, name)?;
-    // Only the columns needed are read: a header fetch never loads bodies.
-    let query = match content {
-        Content::Header => {
-            "SELECT b.id, b.header, NULL FROM messages m JOIN blobs b ON b.id = m.blob_id \
-             WHERE m.mailbox_id = ?1 AND m.uid = ?2"
-        }
-        Content::Full => {
-            "SELECT b.id, b.header, b.body FROM messages m JOIN blobs b ON b.id = m.blob_id \
-             WHERE m.mailbox_id = ?1 AND m.uid = ?2"
-        }
+    let rows = if mostly_consecutive(uids) {
+        rows_in_range(conn, mailbox.id, uids, content)?
+    } else {
+        rows_one_by_one(conn, mailbox.id, uids, content)?
     };
-    let mut stmt = conn.prepare_cached(query).map_err(sql)?;
-    let mut out = Vec::with_capacity(uids.len());
-    for &uid in uids {
-        let row = stmt
-            .query_row(params![mailbox.id, uid], |row| {
-                Ok((
-                    row.get::<_, i64>(0)?,
-                    row.get::<_, Vec<u8>>(1)?,
-                    row.get::<_, Option<Vec<u8>>>(2)?,
-                ))
-            })
-            .optional()
-            .map_err(sql)?;
-        let Some((blob_id, header, body)) = row else {
-            continue;
-        };
+    let mut out = Vec::with_capacity(rows.len());
+    for (uid, blob_id, header, body) in rows {
         let mut bytes = crypto.open(&blob_aad(BlobKind::Header, blob_id), &header)?;
         if let Some(body) = body {
             let body = crypto.open(&blob_aad(BlobKind::Body, blob_id), &body)?;
             bytes.extend_from_slice(&body);
         }
         out.push((uid, Arc::from(bytes)));
+    }
+    Ok(out)
+}
+
+/// A stored message's sealed parts: UID, blob id, header, body (`Full`).
+type SealedRow = (Uid, i64, Vec<u8>, Option<Vec<u8>>);
+
+/// The columns a fetch reads: a header fetch never loads bodies.
+fn fetch_columns(content: Content) -> &'static str {
+    match content {
+        Content::Header => "m.uid, b.id, b.header, NULL",
+        Content::Full => "m.uid, b.id, b.header, b.body",
+    }
+}
+
+fn sealed_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<SealedRow> {
+    Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
+}
+
+/// Ascending UIDs with few gaps (`FETCH 1:*`, a batch of new mail): one
+/// range scan costs less than a lookup per UID, and reads at most a
+/// quarter more rows than asked.
+fn mostly_consecutive(uids: &[Uid]) -> bool {
+    let (Some(&first), Some(&last)) = (uids.first(), uids.last()) else {
+        return false;
+    };
+    let span = u64::from(last.saturating_sub(first)) + 1;
+    uids.len() > 1
+        && uids.windows(2).all(|pair| pair[0] < pair[1])
+        && span <= uids.len() as u64 + uids.len() as u64 / 4
+}
+
+fn rows_in_range(
+    conn: &Connection,
+    mailbox_id: i64,
+    uids: &[Uid],
+    content: Content,
+) -> Result<Vec<SealedRow>, StoreError> {
+    let mut stmt = conn
+        .prepare_cached(&format!(
+            "SELECT {} FROM messages m JOIN blobs b ON b.id = m.blob_id \
+             WHERE m.mailbox_id = ?1 AND m.uid BETWEEN ?2 AND ?3 ORDER BY m.uid",
+            fetch_columns(content)
+        ))
+        .map_err(sql)?;
+    let (first, last) = (uids[0], uids[uids.len() - 1]);
+    let mut wanted = uids.iter().peekable();
+    let mut out = Vec::with_capacity(uids.len());
+    let rows = stmt
+        .query_map(params![mailbox_id, first, last], sealed_row)
+        .map_err(sql)?;
+    for row in rows {
+        let row = row.map_err(sql)?;
+        // Both ascending: skip the asked UIDs that are gone, keep the row
+        // if it was asked.
+        while wanted.next_if(|&&uid| uid < row.0).is_some() {}
+        if wanted.next_if(|&&uid| uid == row.0).is_some() {
+            out.push(row);
+        }
+    }
+    Ok(out)
+}
+
+fn rows_one_by_one(
+    conn: &Connection,
+    mailbox_id: i64,
+    uids: &[Uid],
+    content: Content,
+) -> Result<Vec<SealedRow>, StoreError> {
+    let mut stmt = conn
+        .prepare_cached(&format!(
+            "SELECT {} FROM messages m JOIN blobs b ON b.id = m.blob_id \
+             WHERE m.mailbox_id = ?1 AND m.uid = ?2",
+            fetch_columns(content)
+        ))
+        .map_err(sql)?;
+    let mut out = Vec::with_capacity(uids.len());
+    for &uid in uids {
+        if let Some(row) = stmt
+            .query_row(params![mailbox_id, uid], sealed_row)
+            .optional()
+            .map_err(sql)?
+        {
+            out.push(row);
+        }
     }
     Ok(out)
 }

@@ -344,3 +344,55 @@ async fn watch_announces_committed_changes() {
     assert_eq!(events.recv().await.expect("event").mailbox, "New");
     assert!(events.try_recv().is_err());
 }
+
+/// A run of ascending UIDs is read with one range scan; UIDs that are gone
+/// stay out, the rest come in order with their own content, in both the
+/// range and the one-by-one paths (issue 10).
+#[tokio::test]
+async fn fetch_of_a_uid_run_with_holes_returns_exactly_the_existing_messages() {
+    let (_dir, store) = open();
+    for i in 1..=12 {
+        append(
+            &store,
+            "INBOX",
+            &[],
+            message(&format!("s{i}"), &format!("b{i}")),
+        )
+        .await;
+    }
+    store
+        .store_flags("INBOX", &[3, 7], FlagOp::Add, &flags(&["\\Deleted"]), None)
+        .await
+        .expect("flag");
+    store
+        .expunge("INBOX", Some(&[3, 7]))
+        .await
+        .expect("uid expunge");
+    let subject = |bytes: &[u8]| {
+        let text = String::from_utf8_lossy(bytes).into_owned();
+        text.lines()
+            .find_map(|l| l.strip_prefix("Subject: ").map(str::to_string))
+            .unwrap_or_default()
+    };
+    // 1..=12 plus one past the end: mostly consecutive, a range scan.
+    let asked: Vec<u32> = (1..=13).collect();
+    for content in [Content::Header, Content::Full] {
+        let got = store.fetch("INBOX", &asked, content).await.expect("fetch");
+        let uids: Vec<u32> = got.iter().map(|(uid, _)| *uid).collect();
+        assert_eq!(uids, vec![1, 2, 4, 5, 6, 8, 9, 10, 11, 12]);
+        for (uid, bytes) in &got {
+            assert_eq!(subject(bytes), format!("s{uid}"));
+            if content == Content::Full {
+                assert!(String::from_utf8_lossy(bytes).contains(&format!("b{uid}")));
+            }
+        }
+    }
+    // Sparse and out of order: looked up one by one, in the order asked.
+    let got = store
+        .fetch("INBOX", &[12, 3, 1, 40], Content::Header)
+        .await
+        .expect("fetch");
+    let uids: Vec<u32> = got.iter().map(|(uid, _)| *uid).collect();
+    assert_eq!(uids, vec![12, 1]);
+    assert_eq!(subject(&got[0].1), "s12");
+}
