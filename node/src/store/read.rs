@@ -227,12 +227,22 @@ pub(super) fn fetch(
 /// A stored message's sealed parts: UID, blob id, header, body (`Full`).
 type SealedRow = (Uid, i64, Vec<u8>, Option<Vec<u8>>);
 
-/// The columns a fetch reads: a header fetch never loads bodies.
-fn fetch_columns(content: Content) -> &'static str {
-    match content {
+/// The cached statement reading `content` of the messages matching
+/// `condition` (over `m`, the messages row); a header fetch never loads
+/// bodies.
+fn fetch_statement<'c>(
+    conn: &'c Connection,
+    content: Content,
+    condition: &str,
+) -> Result<rusqlite::CachedStatement<'c>, StoreError> {
+    let columns = match content {
         Content::Header => "m.uid, b.id, b.header, NULL",
         Content::Full => "m.uid, b.id, b.header, b.body",
-    }
+    };
+    conn.prepare_cached(&format!(
+        "SELECT {columns} FROM messages m JOIN blobs b ON b.id = m.blob_id WHERE {condition}"
+    ))
+    .map_err(sql)
 }
 
 fn sealed_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<SealedRow> {
@@ -258,13 +268,11 @@ fn rows_in_range(
     uids: &[Uid],
     content: Content,
 ) -> Result<Vec<SealedRow>, StoreError> {
-    let mut stmt = conn
-        .prepare_cached(&format!(
-            "SELECT {} FROM messages m JOIN blobs b ON b.id = m.blob_id \
-             WHERE m.mailbox_id = ?1 AND m.uid BETWEEN ?2 AND ?3 ORDER BY m.uid",
-            fetch_columns(content)
-        ))
-        .map_err(sql)?;
+    let mut stmt = fetch_statement(
+        conn,
+        content,
+        "m.mailbox_id = ?1 AND m.uid BETWEEN ?2 AND ?3 ORDER BY m.uid",
+    )?;
     let (first, last) = (uids[0], uids[uids.len() - 1]);
     let mut wanted = uids.iter().peekable();
     let mut out = Vec::with_capacity(uids.len());
@@ -289,13 +297,7 @@ fn rows_one_by_one(
     uids: &[Uid],
     content: Content,
 ) -> Result<Vec<SealedRow>, StoreError> {
-    let mut stmt = conn
-        .prepare_cached(&format!(
-            "SELECT {} FROM messages m JOIN blobs b ON b.id = m.blob_id \
-             WHERE m.mailbox_id = ?1 AND m.uid = ?2",
-            fetch_columns(content)
-        ))
-        .map_err(sql)?;
+    let mut stmt = fetch_statement(conn, content, "m.mailbox_id = ?1 AND m.uid = ?2")?;
     let mut out = Vec::with_capacity(uids.len());
     for &uid in uids {
         if let Some(row) = stmt
