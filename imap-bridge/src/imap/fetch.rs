@@ -47,7 +47,7 @@ type Prefetch = tokio::task::JoinHandle<Result<Contents, crate::backend::StoreEr
 
 /// The content FETCH or SEARCH needs of these messages, by UID (nothing is
 /// read from the store for [`Need::Nothing`]).
-async fn contents<S: MailStore>(
+pub(super) async fn contents<S: MailStore>(
     store: &S,
     mailbox: &str,
     uids: &[Uid],
@@ -185,17 +185,6 @@ pub fn internal_date(meta: &MessageMeta) -> DateTime {
 }
 
 impl<S: MailStore> Session<S> {
-    /// The content FETCH or SEARCH needs of these messages, by UID (nothing
-    /// is read from the store for [`Need::Nothing`]).
-    pub(super) async fn contents(
-        &self,
-        mailbox: &str,
-        uids: &[Uid],
-        need: Need,
-    ) -> Result<Contents, crate::backend::StoreError> {
-        contents(&self.store, mailbox, uids, need).await
-    }
-
     /// Starts reading the content of the next batch while the current one
     /// is rendered: the store decrypts on a blocking thread, rendering runs
     /// on the session's, so on two cores both go at once.
@@ -348,7 +337,7 @@ impl<S: MailStore> Session<S> {
                 }),
                 None => {
                     let uids: Vec<Uid> = chunk.iter().map(|(_, uid)| *uid).collect();
-                    self.contents(&name, &uids, need).await
+                    contents(&self.store, &name, &uids, need).await
                 }
             };
             let contents = match contents {

@@ -210,7 +210,7 @@ impl<S: MailStore> Session<S> {
                 Default::default()
             } else {
                 let uids: Vec<Uid> = chunk.iter().map(|(_, m)| m.uid).collect();
-                self.contents(&name, &uids, need)
+                super::fetch::contents(&self.store, &name, &uids, need)
                     .await
                     .map_err(Completion::from)?
             };
