@@ -28,7 +28,10 @@ pub use card::{ContactCard, PEER_ID_NOTATION};
 pub use error::KeyError;
 pub use identity::{Identity, Opened, PublicInfo};
 pub use seal::encrypt_to;
-pub use secrets::{PassphraseSource, Protection, ProtectionUsed, Unlocker};
+pub use secrets::{
+    ARGON2_PARAMS, PASSPHRASE_ENV, PassphraseSource, Protection, ProtectionUsed, Unlocker,
+    derive as argon2id,
+};
 pub use strangers::{MAX_STRANGERS, Stranger, StrangerBook};
 
 /// Re-exported so that callers name the same PeerId and Multiaddr types.

@@ -99,6 +99,46 @@ pub enum Command {
     Revocation,
     /// Show whether the daemon runs, and where.
     Status,
+    /// Write the whole node (identity, secrets, contacts, bridge
+    /// certificate, configuration and, unless --keys-only, every message)
+    /// into one encrypted file. Works while the node runs.
+    Backup {
+        /// The backup file to write.
+        file: PathBuf,
+        /// Leave the messages out (identity, secrets, contacts and
+        /// settings only).
+        #[arg(long)]
+        keys_only: bool,
+        /// Protect the file with a recovery code that mailnode generates
+        /// and prints once, instead of a passphrase.
+        #[arg(long)]
+        recovery_code: bool,
+        /// Read the backup's passphrase from this file (first line); the
+        /// environment variable MAILNODE_BACKUP_PASSPHRASE works too.
+        #[arg(long, value_name = "FILE")]
+        backup_passphrase_file: Option<PathBuf>,
+        /// Replace FILE if it exists.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Bring a node back from a backup file into a new home (--home).
+    Restore {
+        /// The backup file.
+        file: PathBuf,
+        /// Restore even though the home exists: it is moved aside to
+        /// HOME.before-restore-TIME, not deleted.
+        #[arg(long)]
+        force: bool,
+        /// Where the restored node keeps the secret that unlocks its keys.
+        /// Default: a passphrase (MAILNODE_PASSPHRASE, --passphrase-file or
+        /// a prompt), since the old machine's keyring is not here.
+        #[arg(long, value_enum, default_value_t = SecretStore::Passphrase)]
+        secret_store: SecretStore,
+        /// Read the backup's passphrase or recovery code from this file
+        /// (first line); MAILNODE_BACKUP_PASSPHRASE works too.
+        #[arg(long, value_name = "FILE")]
+        backup_passphrase_file: Option<PathBuf>,
+    },
 }
 
 /// Mailbox-peer subcommands.
@@ -177,6 +217,14 @@ impl Cli {
     fn unlocker(&self) -> Unlocker {
         Unlocker::new(self.passphrase_source())
     }
+
+    fn protection(&self, store: SecretStore) -> Protection {
+        match store {
+            SecretStore::Auto => Protection::Auto(self.passphrase_source()),
+            SecretStore::Keyring => Protection::Keyring,
+            SecretStore::Passphrase => Protection::Passphrase(self.passphrase_source()),
+        }
+    }
 }
 
 /// Runs the parsed command line.
@@ -226,6 +274,73 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Status => status(&home),
+        Command::Backup {
+            file,
+            keys_only,
+            recovery_code,
+            backup_passphrase_file,
+            force,
+        } => {
+            let identity = load_identity(&cli, &home)?;
+            let request = crate::backup::BackupRequest {
+                file: file.clone(),
+                keys_only: *keys_only,
+                recovery_code: *recovery_code,
+                force: *force,
+                passphrase: crate::backup::passphrase_source(backup_passphrase_file.clone()),
+            };
+            let code = crate::backup::backup(&home, &identity, &request)?;
+            println!(
+                "backup written: {} ({})",
+                file.display(),
+                if *keys_only {
+                    "identity, secrets, contacts and settings; no messages"
+                } else {
+                    "identity, secrets, contacts, settings and every message"
+                }
+            );
+            if let Some(code) = code {
+                println!("recovery-code: {}", code.as_str());
+                println!(
+                    "Write this code down now and keep it apart from the file: it is shown only \
+                     once, and without it the backup cannot be opened."
+                );
+            }
+            Ok(())
+        }
+        Command::Restore {
+            file,
+            force,
+            secret_store,
+            backup_passphrase_file,
+        } => {
+            let request = crate::backup::restore::RestoreRequest {
+                file: file.clone(),
+                force: *force,
+                backup_secret: crate::backup::passphrase_source(backup_passphrase_file.clone()),
+                protection: cli.protection(*secret_store),
+            };
+            let restored = crate::backup::restore::restore(&home, &request)?;
+            let manifest = &restored.manifest;
+            if let Some(aside) = &restored.moved_aside {
+                println!("the previous home was moved to {}", aside.display());
+            }
+            println!("restored the node of <{}>", manifest.address);
+            println!("fingerprint: {}", manifest.fingerprint);
+            println!("peer-id: {}", manifest.peer_id);
+            println!(
+                "messages: {}",
+                if manifest.keys_only {
+                    "none (keys-only backup)"
+                } else {
+                    "restored"
+                }
+            );
+            println!("secrets: {}", restored.secrets);
+            println!("home: {}", home.path().display());
+            println!("Next: `mailnode run` starts it; mail clients keep their settings.");
+            Ok(())
+        }
     }
 }
 
@@ -297,11 +412,7 @@ fn keygen(
         );
     }
     home.ensure_exists()?;
-    let protection = match secret_store {
-        SecretStore::Auto => Protection::Auto(cli.passphrase_source()),
-        SecretStore::Keyring => Protection::Keyring,
-        SecretStore::Passphrase => Protection::Passphrase(cli.passphrase_source()),
-    };
+    let protection = cli.protection(secret_store);
     let identity = Identity::generate(name, email)?;
     let used = identity.save(home.path(), &protection)?;
     println!(

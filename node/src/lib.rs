@@ -5,6 +5,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod backup;
 pub mod bounce;
 pub mod bridge_tls;
 pub mod cli;
