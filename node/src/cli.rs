@@ -323,7 +323,8 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             let restored = crate::backup::restore::restore(&home, &request)?;
             let manifest = &restored.manifest;
             if let Some(aside) = &restored.moved_aside {
-                println!("the previous home was moved to {}", aside.display());
+                println!("previous-home: {}", aside.display());
+                println!("(the home that was in the way was moved there, not deleted)");
             }
             println!("restored the node of <{}>", manifest.address);
             println!("fingerprint: {}", manifest.fingerprint);
