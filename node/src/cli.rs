@@ -189,8 +189,23 @@ pub enum ContactsCommand {
         #[arg(long = "addr", value_name = "MULTIADDR")]
         addrs: Vec<String>,
     },
-    /// List contacts: name, address, fingerprint, PeerId.
+    /// List contacts: name, address, fingerprint, PeerId, and whether you
+    /// verified them.
     List,
+    /// Compare the safety number with a contact (read it aloud, or scan
+    /// the QR code), then mark them verified: a verified contact's key is
+    /// never replaced.
+    Verify {
+        /// The contact's mail address.
+        address: String,
+        /// Also write the QR code as a PNG image to this file.
+        #[arg(long, value_name = "FILE")]
+        png: Option<PathBuf>,
+        /// Mark the contact verified without asking (you compared the
+        /// number already).
+        #[arg(long)]
+        yes: bool,
+    },
     /// Remove the contact with this address.
     Remove {
         /// The contact's mail address.
@@ -525,14 +540,18 @@ fn contacts(home: &Home, command: &ContactsCommand) -> anyhow::Result<()> {
             for contact in book.list() {
                 let card = &contact.card;
                 println!(
-                    "{} <{}>\tfingerprint {}\tpeer-id {}",
+                    "{} <{}>\tfingerprint {}\tpeer-id {}{}",
                     card.name(),
                     card.address(),
                     card.fingerprint(),
-                    card.peer_id()
+                    card.peer_id(),
+                    if contact.verified { "\tverified" } else { "" }
                 );
             }
             Ok(())
+        }
+        ContactsCommand::Verify { address, png, yes } => {
+            verify(home, address, png.as_deref(), *yes)
         }
         ContactsCommand::Remove { address } => {
             let mut book = AddressBook::open(home.path())?;
@@ -596,6 +615,74 @@ fn accept(
         ),
     }
     println!("Check the fingerprint with them over another channel before you trust it.");
+    Ok(())
+}
+
+/// `contacts verify`: shows the safety number and QR code, asks, marks.
+fn verify(
+    home: &Home,
+    address: &str,
+    png: Option<&std::path::Path>,
+    yes: bool,
+) -> anyhow::Result<()> {
+    use std::io::{BufRead, IsTerminal, Write};
+    let mut book = AddressBook::open(home.path())?;
+    let Some(contact) = book.by_address(address).cloned() else {
+        bail!("no contact with the address <{address}>; `mailnode contacts list` shows them");
+    };
+    let own = Identity::public_info(home.path())?;
+    let card = &contact.card;
+    let number = keys::SafetyNumber::new(own.card.fingerprint(), card.fingerprint())?;
+    println!("Safety number with {} <{}>:", card.name(), card.address());
+    println!();
+    for line in number.for_reading().lines() {
+        println!("    {line}");
+    }
+    println!();
+    println!("their fingerprint: {}", card.fingerprint());
+    println!("your fingerprint:  {}", own.card.fingerprint());
+    println!("safety-number: {}", number.groups().join(" "));
+    println!();
+    print!("{}", crate::qr::terminal(&number.qr_text())?);
+    if let Some(path) = png {
+        crate::qr::write_png(&number.qr_text(), path)?;
+        println!("QR code written to {}", path.display());
+    }
+    println!();
+    println!(
+        "{} sees the same number on their side (`mailnode contacts verify {}`). Compare it \
+         with them in person or on a call you trust, or scan each other's QR code.",
+        card.name(),
+        own.card.address()
+    );
+    if contact.verified {
+        println!("<{}> is already verified.", card.address());
+        return Ok(());
+    }
+    if !yes {
+        if !std::io::stdin().is_terminal() {
+            bail!(
+                "not marked verified: run this in a terminal to confirm, or pass --yes once \
+                 you have compared the number"
+            );
+        }
+        print!("Does the number match theirs exactly? [y/N] ");
+        std::io::stdout().flush()?;
+        let mut answer = String::new();
+        std::io::stdin().lock().read_line(&mut answer)?;
+        if !matches!(answer.trim(), "y" | "Y" | "yes" | "YES" | "Yes") {
+            println!("not marked verified.");
+            return Ok(());
+        }
+    }
+    if !book.set_verified(card.fingerprint())? {
+        bail!("<{address}> was removed from the address book meanwhile; nothing was marked");
+    }
+    println!("verified: {} <{}>", card.name(), card.address());
+    println!(
+        "A card with another key for this contact will now be refused, and you will find a \
+         notice in INBOX."
+    );
     Ok(())
 }
 
