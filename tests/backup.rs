@@ -258,7 +258,7 @@ fn bad_backups_fail_clearly_and_leave_no_home() {
     expect_failure(&other, BACKUP_PASSPHRASE, "not a mailnode backup");
 
     // An existing home is refused, and named.
-    let bob = Node::create("bob");
+    let mut bob = Node::create("bob");
     let out = restore(&bob, &file, BACKUP_PASSPHRASE, &[]);
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -273,6 +273,17 @@ fn bad_backups_fail_clearly_and_leave_no_home() {
         status.contains("bob@example.org"),
         "bob's home changed: {status}"
     );
+
+    // Not while a daemon runs in it, even with --force.
+    bob.start();
+    let out = restore(&bob, &file, BACKUP_PASSPHRASE, &["--force"]);
+    assert!(!out.status.success(), "{}", describe(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("already running"),
+        "{}",
+        describe(&out)
+    );
+    bob.stop();
 
     // With --force it is moved aside, not lost.
     let out = restore(&bob, &file, BACKUP_PASSPHRASE, &["--force"]);

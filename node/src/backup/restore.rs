@@ -108,6 +108,9 @@ fn describe_home(path: &Path) -> anyhow::Result<Option<String>> {
 pub fn restore(home: &Home, request: &RestoreRequest) -> anyhow::Result<Restored> {
     let target = home.path();
     let in_the_way = describe_home(target)?;
+    // Held until the old home is moved aside: no daemon may start in it
+    // meanwhile.
+    let mut _lock = None;
     if let Some(description) = &in_the_way {
         if !request.force {
             bail!(
@@ -118,7 +121,7 @@ pub fn restore(home: &Home, request: &RestoreRequest) -> anyhow::Result<Restored
         }
         if target.is_dir() {
             // Holding the daemon lock proves no daemon uses the home.
-            let _lock = home.lock().context("cannot replace a home in use")?;
+            _lock = Some(home.lock().context("cannot replace a home in use")?);
         }
     }
     let parent = match target.parent() {
