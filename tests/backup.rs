@@ -320,4 +320,14 @@ fn a_recovery_code_backup_restores_keys_only() {
     assert!(!target.home().join("mail.db").exists());
     assert_eq!(target.password(), alice.password());
     assert_eq!(target.peer_id(), alice.peer_id());
+
+    // A full backup of a node that never ran (no store yet) restores too.
+    let full = dir.path().join("full.backup");
+    backup(&alice, &full, &[]);
+    let mut fresh = Node::without_home("fresh", &alice.email);
+    let out = restore(&fresh, &full, BACKUP_PASSPHRASE, &[]);
+    assert!(out.status.success(), "{}", describe(&out));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("no message store yet"));
+    fresh.start();
+    assert_eq!(fresh.count("INBOX"), 0);
 }

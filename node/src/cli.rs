@@ -346,10 +346,10 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             println!("peer-id: {}", manifest.peer_id);
             println!(
                 "messages: {}",
-                if manifest.keys_only {
-                    "none (keys-only backup)"
-                } else {
-                    "restored"
+                match (manifest.keys_only, manifest.store) {
+                    (true, _) => "none (keys-only backup)",
+                    (false, false) => "none (the node had no message store yet)",
+                    (false, true) => "restored, with their UIDs and flags",
                 }
             );
             println!("secrets: {}", restored.secrets);

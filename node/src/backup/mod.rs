@@ -67,8 +67,11 @@ pub struct Manifest {
     pub fingerprint: String,
     /// Its PeerId.
     pub peer_id: String,
-    /// Whether the message store was left out.
+    /// Whether the message store was left out (`--keys-only`).
     pub keys_only: bool,
+    /// Whether the archive holds `mail.db` (not with `--keys-only`, nor for
+    /// a node that never ran and so has no store yet).
+    pub store: bool,
     /// The mailnode version that wrote it.
     pub mailnode: String,
 }
@@ -199,7 +202,9 @@ pub fn backup(
             request.file.display()
         );
     }
+    let store = !request.keys_only && home.store_file().exists();
     let manifest = Manifest {
+        store,
         format: ARCHIVE_FORMAT,
         created: crate::outbox::now_ms().max(0) as u64 / 1000,
         address: identity.address().to_string(),

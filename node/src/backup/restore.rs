@@ -163,11 +163,14 @@ pub fn restore(home: &Home, request: &RestoreRequest) -> anyhow::Result<Restored
         bail!("the backup is inconsistent: its secrets belong to another identity than it names");
     }
     let store = staging.path.join(STORE);
-    if store.exists() {
-        crate::store::Store::verify_file(&store, identity.store_key())
-            .map_err(|err| anyhow::anyhow!("the restored mail store is not usable: {err}"))?;
-    } else if !manifest.keys_only {
-        bail!("the backup should hold the message store but does not; nothing was restored");
+    match (manifest.store, store.exists()) {
+        (true, true) => crate::store::Store::verify_file(&store, identity.store_key())
+            .map_err(|err| anyhow::anyhow!("the restored mail store is not usable: {err}"))?,
+        (false, false) => {}
+        (true, false) => {
+            bail!("the backup should hold the message store but does not; nothing was restored")
+        }
+        (false, true) => bail!("the backup holds a message store its manifest does not announce"),
     }
     let used = identity
         .save(&staging.path, &request.protection)
