@@ -266,7 +266,7 @@ impl Identity {
         let sealed = std::fs::read(&path).map_err(|err| KeyError::io(&path, err))?;
         let plain = decrypt_secrets(&data_key, &file.fingerprint, &sealed, &path)?;
         let identity = Identity::import_secrets(&plain).map_err(|err| match err {
-            KeyError::InvalidCard(reason) => KeyError::Corrupt {
+            KeyError::BadSecrets(reason) => KeyError::Corrupt {
                 path: path.clone(),
                 reason,
             },
@@ -309,7 +309,7 @@ impl Identity {
     /// [`Identity::export_secrets`] (`mailnode restore`). Every part is
     /// checked: the keys must belong together, as when loading from a home.
     pub fn import_secrets(plain: &[u8]) -> Result<Identity, KeyError> {
-        let bad = |reason: &str| KeyError::InvalidCard(reason.to_string());
+        let bad = |reason: &str| KeyError::BadSecrets(reason.to_string());
         let bundle: SecretBundle =
             serde_json::from_slice(plain).map_err(|_| bad("unreadable secret bundle"))?;
         let tsk_bytes = Zeroizing::new(B64.decode(&bundle.tsk).map_err(|_| bad("bad key"))?);
@@ -783,6 +783,22 @@ mod tests {
         }
         let public = Identity::public_info(dir.path()).expect("public");
         assert_eq!(public.card.fingerprint(), alice.fingerprint());
+    }
+
+    #[test]
+    fn exported_secrets_rebuild_the_same_identity() {
+        let alice = Identity::generate("Alice", "alice@example.org").expect("alice");
+        let bundle = alice.export_secrets().expect("export");
+        let back = Identity::import_secrets(&bundle).expect("import");
+        assert_eq!(back.fingerprint(), alice.fingerprint());
+        assert_eq!(back.peer_id(), alice.peer_id());
+        assert_eq!(back.store_key(), alice.store_key());
+        assert_eq!(back.bridge_password(), alice.bridge_password());
+        assert_eq!(back.revocation_armored(), alice.revocation_armored());
+        assert!(matches!(
+            Identity::import_secrets(b"{}"),
+            Err(KeyError::BadSecrets(_))
+        ));
     }
 
     #[test]
