@@ -114,3 +114,45 @@ pub fn verified_clash(
     .flatten()
     .find(|c| c.verified && c.card.fingerprint() != offered.fingerprint())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use keys::{AddressBook, Identity};
+
+    #[test]
+    fn only_another_key_for_a_verified_contact_clashes() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let bob = Identity::generate("Bob", "bob@example.org").expect("bob");
+        let carol = Identity::generate("Carol", "carol@example.org").expect("carol");
+        let mut book = AddressBook::open(dir.path()).expect("book");
+        book.add(bob.card().clone(), vec![], false).expect("bob");
+        book.add(carol.card().clone(), vec![], false)
+            .expect("carol");
+        book.set_verified(bob.fingerprint()).expect("verify");
+        let contacts = crate::contacts::Contacts::new(AddressBook::open(dir.path()).expect("book"));
+
+        let fake_bob = Identity::generate("Bob", "bob@example.org").expect("fake");
+        let clash = verified_clash(&contacts, fake_bob.card()).expect("a clash");
+        assert_eq!(clash.card.fingerprint(), bob.fingerprint());
+        assert!(
+            verified_clash(&contacts, bob.card()).is_none(),
+            "the same key"
+        );
+        let fake_carol = Identity::generate("Carol", "carol@example.org").expect("fake");
+        assert!(
+            verified_clash(&contacts, fake_carol.card()).is_none(),
+            "Carol is not verified"
+        );
+
+        let notice = String::from_utf8(build("alice@example.org", &clash, fake_bob.card(), "peer"))
+            .expect("utf-8");
+        assert!(notice.starts_with(&format!("From: {FROM}\r\n")));
+        assert!(notice.contains(bob.fingerprint()) && notice.contains(fake_bob.fingerprint()));
+        assert_eq!(
+            delivery_id("BOB@example.org", &fake_bob.fingerprint().to_lowercase()),
+            delivery_id("bob@example.org", fake_bob.fingerprint()),
+            "one notice per (address, key)"
+        );
+    }
+}
