@@ -13,12 +13,7 @@ use rand::RngCore;
 
 #[test]
 fn alice_writes_to_bob_end_to_end() {
-    let mut alice = Node::create("alice");
-    let mut bob = Node::create("bob");
-    alice.add_contact(&bob);
-    bob.add_contact(&alice);
-    alice.start();
-    bob.start();
+    let (mut alice, mut bob) = Node::running_pair();
 
     let marker = format!("MARKER{:016x}", rand::random::<u64>());
     let mut attachment = vec![0u8; 64 * 1024];

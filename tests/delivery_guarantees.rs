@@ -72,12 +72,7 @@ fn offline_recipient_gets_the_message_exactly_once() {
 #[test]
 fn recipient_killed_during_200_deliveries_loses_and_duplicates_nothing() {
     const COUNT: usize = 200;
-    let mut alice = Node::create("alice");
-    let mut bob = Node::create("bob");
-    alice.add_contact(&bob);
-    bob.add_contact(&alice);
-    alice.start();
-    bob.start();
+    let (alice, mut bob) = Node::running_pair();
 
     // Submit 200 messages over one SMTP session while delivery runs.
     {

@@ -18,12 +18,7 @@ const DELIVERIES: usize = 20;
 
 #[test]
 fn issue7_three_sessions_agree_while_a_peer_delivers_and_clients_expunge() {
-    let mut alice = Node::create("alice");
-    let mut bob = Node::create("bob");
-    alice.add_contact(&bob);
-    bob.add_contact(&alice);
-    alice.start();
-    bob.start();
+    let (mut alice, mut bob) = Node::running_pair();
     let messages: Vec<Vec<u8>> = (0..40)
         .map(|i| {
             simple_message(

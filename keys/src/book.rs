@@ -25,6 +25,9 @@ pub struct Contact {
     pub card: ContactCard,
     /// Addresses where their node listens (hints; may be empty).
     pub addrs: Vec<Multiaddr>,
+    /// The user compared the safety number with them (`mailnode contacts
+    /// verify`). A verified contact's key is never replaced by another.
+    pub verified: bool,
 }
 
 /// What [`AddressBook::add`] did.
@@ -52,6 +55,8 @@ impl std::fmt::Display for Outcome {
 struct StoredContact {
     card: String,
     addrs: Vec<String>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    verified: bool,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -112,7 +117,11 @@ impl AddressBook {
                 .iter()
                 .filter_map(|a| a.parse::<Multiaddr>().ok())
                 .collect();
-            contacts.push(Contact { card, addrs });
+            contacts.push(Contact {
+                card,
+                addrs,
+                verified: entry.verified,
+            });
         }
         self.contacts = contacts;
         self.loaded_stamp = stamp;
@@ -138,6 +147,7 @@ impl AddressBook {
                 .map(|c| StoredContact {
                     card: c.card.to_armored(),
                     addrs: c.addrs.iter().map(ToString::to_string).collect(),
+                    verified: c.verified,
                 })
                 .collect(),
         };
@@ -183,6 +193,9 @@ impl AddressBook {
             .iter()
             .position(|c| c.card.address() == card.address() || c.card.peer_id() == card.peer_id());
         let outcome = match clash {
+            Some(index) if self.contacts[index].verified => {
+                return Err(verified_key_changed(&self.contacts[index].card, &card));
+            }
             Some(index) if replace => {
                 self.contacts.remove(index);
                 Outcome::Replaced
@@ -200,9 +213,29 @@ impl AddressBook {
             }
             None => Outcome::Added,
         };
-        self.contacts.push(Contact { card, addrs });
+        self.contacts.push(Contact {
+            card,
+            addrs,
+            verified: false,
+        });
         self.save()?;
         Ok(outcome)
+    }
+
+    /// Marks the contact with this fingerprint verified. Returns whether
+    /// there was one.
+    pub fn set_verified(&mut self, fingerprint: &str) -> Result<bool, KeyError> {
+        self.reload_if_changed()?;
+        let Some(contact) = self
+            .contacts
+            .iter_mut()
+            .find(|c| c.card.fingerprint().eq_ignore_ascii_case(fingerprint))
+        else {
+            return Ok(false);
+        };
+        contact.verified = true;
+        self.save()?;
+        Ok(true)
     }
 
     /// Removes the contact with this address. Returns whether there was one.
@@ -241,6 +274,19 @@ impl AddressBook {
             .iter()
             .find(|c| c.card.fingerprint().eq_ignore_ascii_case(fingerprint))
     }
+}
+
+/// The refusal of a new key for a verified contact.
+fn verified_key_changed(known: &ContactCard, card: &ContactCard) -> KeyError {
+    KeyError::AddressBook(format!(
+        "<{}> is a verified contact with key {}; this card has another key, {}. mailnode never \
+         replaces a verified key. If they really have a new key, check its fingerprint with \
+         them, remove the old contact (`mailnode contacts remove {}`) and import the new card",
+        known.address(),
+        known.fingerprint(),
+        card.fingerprint(),
+        known.address()
+    ))
 }
 
 /// Replaces `path` with `bytes` atomically: a temporary file beside it,
@@ -297,6 +343,37 @@ mod tests {
         assert_eq!(book.list().len(), 1);
         assert!(book.remove("bob@example.org").expect("remove"));
         assert!(!book.remove("bob@example.org").expect("remove again"));
+    }
+
+    #[test]
+    fn a_verified_key_is_never_replaced() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let bob = Identity::generate("Bob", "bob@example.org").expect("bob");
+        let mut book = AddressBook::open(dir.path()).expect("open");
+        book.add(bob.card().clone(), vec![], false).expect("add");
+        assert!(book.set_verified(bob.fingerprint()).expect("verify"));
+        assert!(!book.set_verified("0000").expect("unknown"));
+        // The same key again keeps the mark.
+        book.add(bob.card().clone(), vec![], false).expect("update");
+        let reopened = AddressBook::open(dir.path()).expect("reopen");
+        assert!(
+            reopened
+                .by_address("bob@example.org")
+                .expect("bob")
+                .verified
+        );
+        let impostor = Identity::generate("Bob", "bob@example.org").expect("impostor");
+        let err = book
+            .add(impostor.card().clone(), vec![], true)
+            .expect_err("verified");
+        assert!(err.to_string().contains("verified contact"), "{err}");
+        assert_eq!(
+            book.by_address("bob@example.org")
+                .expect("bob")
+                .card
+                .fingerprint(),
+            bob.fingerprint()
+        );
     }
 
     #[test]

@@ -49,6 +49,9 @@ pub enum KeyError {
     /// The passphrase given is empty or too short.
     #[error("{0}")]
     WeakPassphrase(String),
+    /// An exported secret bundle (a backup's) is damaged.
+    #[error("the identity's secrets are damaged: {0}")]
+    BadSecrets(String),
     /// The address book refuses a change.
     #[error("{0}")]
     AddressBook(String),

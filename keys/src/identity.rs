@@ -219,22 +219,7 @@ impl Identity {
         rand::thread_rng().fill_bytes(data_key.as_mut_slice());
         let (guard, used) = secrets::protect(&data_key, protection, self.fingerprint())?;
 
-        let tsk_bytes = Zeroizing::new(self.tsk.as_tsk().to_vec().map_err(KeyError::pgp)?);
-        let libp2p_bytes =
-            Zeroizing::new(self.keypair.to_protobuf_encoding().map_err(|err| {
-                KeyError::OpenPgp(format!("cannot encode the libp2p key: {err}"))
-            })?);
-        let bundle = SecretBundle {
-            tsk: B64.encode(&*tsk_bytes),
-            libp2p: B64.encode(&*libp2p_bytes),
-            bridge_password: self.bridge_password.to_string(),
-            store_key: B64.encode(*self.store_key),
-            revocation: self.revocation.clone(),
-        };
-        let plain = Zeroizing::new(
-            serde_json::to_vec(&bundle).map_err(|err| KeyError::OpenPgp(err.to_string()))?,
-        );
-        drop(bundle);
+        let plain = self.export_secrets()?;
         let sealed = encrypt_secrets(&data_key, self.fingerprint(), &plain)?;
         write_new(&home.join(SECRETS_FILE), &sealed, true)?;
         write_new(
@@ -280,26 +265,67 @@ impl Identity {
         let path = home.join(SECRETS_FILE);
         let sealed = std::fs::read(&path).map_err(|err| KeyError::io(&path, err))?;
         let plain = decrypt_secrets(&data_key, &file.fingerprint, &sealed, &path)?;
-        let corrupt = |reason: &str| KeyError::Corrupt {
-            path: path.clone(),
-            reason: reason.to_string(),
+        let identity = Identity::import_secrets(&plain).map_err(|err| match err {
+            KeyError::BadSecrets(reason) => KeyError::Corrupt {
+                path: path.clone(),
+                reason,
+            },
+            other => other,
+        })?;
+        if identity.fingerprint() != file.fingerprint {
+            return Err(KeyError::Corrupt {
+                path,
+                reason: "the secrets belong to another identity".into(),
+            });
+        }
+        Ok(identity)
+    }
+
+    /// Every secret of the identity as one plaintext bundle (what
+    /// `secrets.bin` holds once decrypted), for `mailnode backup`, which
+    /// encrypts it at once. The caller must not write it anywhere in the
+    /// clear.
+    pub fn export_secrets(&self) -> Result<Zeroizing<Vec<u8>>, KeyError> {
+        let tsk_bytes = Zeroizing::new(self.tsk.as_tsk().to_vec().map_err(KeyError::pgp)?);
+        let libp2p_bytes =
+            Zeroizing::new(self.keypair.to_protobuf_encoding().map_err(|err| {
+                KeyError::OpenPgp(format!("cannot encode the libp2p key: {err}"))
+            })?);
+        let bundle = SecretBundle {
+            tsk: B64.encode(&*tsk_bytes),
+            libp2p: B64.encode(&*libp2p_bytes),
+            bridge_password: self.bridge_password.to_string(),
+            store_key: B64.encode(*self.store_key),
+            revocation: self.revocation.clone(),
         };
+        let plain = serde_json::to_vec(&bundle).map_err(|err| KeyError::OpenPgp(err.to_string()));
+        drop(Zeroizing::new(bundle.bridge_password));
+        drop(Zeroizing::new(bundle.store_key));
+        drop(Zeroizing::new(bundle.tsk));
+        plain.map(Zeroizing::new)
+    }
+
+    /// Rebuilds an identity from a bundle made by
+    /// [`Identity::export_secrets`] (`mailnode restore`). Every part is
+    /// checked: the keys must belong together, as when loading from a home.
+    pub fn import_secrets(plain: &[u8]) -> Result<Identity, KeyError> {
+        let bad = |reason: &str| KeyError::BadSecrets(reason.to_string());
         let bundle: SecretBundle =
-            serde_json::from_slice(&plain).map_err(|_| corrupt("unreadable secret bundle"))?;
-        let tsk_bytes = Zeroizing::new(B64.decode(&bundle.tsk).map_err(|_| corrupt("bad key"))?);
-        let tsk = Cert::from_bytes(&*tsk_bytes).map_err(|_| corrupt("bad OpenPGP key"))?;
+            serde_json::from_slice(plain).map_err(|_| bad("unreadable secret bundle"))?;
+        let tsk_bytes = Zeroizing::new(B64.decode(&bundle.tsk).map_err(|_| bad("bad key"))?);
+        let tsk = Cert::from_bytes(&*tsk_bytes).map_err(|_| bad("bad OpenPGP key"))?;
         let libp2p_bytes = Zeroizing::new(
             B64.decode(&bundle.libp2p)
-                .map_err(|_| corrupt("bad libp2p key"))?,
+                .map_err(|_| bad("bad libp2p key"))?,
         );
         let keypair = libp2p::identity::Keypair::from_protobuf_encoding(&libp2p_bytes)
-            .map_err(|_| corrupt("bad libp2p key"))?;
+            .map_err(|_| bad("bad libp2p key"))?;
         let store_key_bytes = Zeroizing::new(
             B64.decode(&bundle.store_key)
-                .map_err(|_| corrupt("bad store key"))?,
+                .map_err(|_| bad("bad store key"))?,
         );
         if store_key_bytes.len() != 32 {
-            return Err(corrupt("bad store key length"));
+            return Err(bad("bad store key length"));
         }
         let mut store_key = Zeroizing::new([0u8; 32]);
         store_key.copy_from_slice(&store_key_bytes);
@@ -309,12 +335,11 @@ impl Identity {
             Zeroizing::new(bundle.bridge_password.clone()),
             store_key,
             bundle.revocation.clone(),
-        )?;
+        );
         drop(Zeroizing::new(bundle.bridge_password));
-        if identity.fingerprint() != file.fingerprint {
-            return Err(corrupt("the secrets belong to another identity"));
-        }
-        Ok(identity)
+        drop(Zeroizing::new(bundle.store_key));
+        drop(Zeroizing::new(bundle.tsk));
+        identity
     }
 
     /// Display name.
@@ -758,6 +783,22 @@ mod tests {
         }
         let public = Identity::public_info(dir.path()).expect("public");
         assert_eq!(public.card.fingerprint(), alice.fingerprint());
+    }
+
+    #[test]
+    fn exported_secrets_rebuild_the_same_identity() {
+        let alice = Identity::generate("Alice", "alice@example.org").expect("alice");
+        let bundle = alice.export_secrets().expect("export");
+        let back = Identity::import_secrets(&bundle).expect("import");
+        assert_eq!(back.fingerprint(), alice.fingerprint());
+        assert_eq!(back.peer_id(), alice.peer_id());
+        assert_eq!(back.store_key(), alice.store_key());
+        assert_eq!(back.bridge_password(), alice.bridge_password());
+        assert_eq!(back.revocation_armored(), alice.revocation_armored());
+        assert!(matches!(
+            Identity::import_secrets(b"{}"),
+            Err(KeyError::BadSecrets(_))
+        ));
     }
 
     #[test]

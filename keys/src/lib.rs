@@ -7,6 +7,7 @@
 //!   OpenPGP key whose user-ID self-signature binds their libp2p PeerId with
 //!   the notation [`PEER_ID_NOTATION`].
 //! - [`AddressBook`]: the contacts this node delivers to and accepts mail from.
+//! - [`SafetyNumber`]: what two contacts compare to verify each other's key.
 //! - [`StrangerBook`]: the cards of senders whose mail waits in `Requests`.
 //! - [`Protection`] / [`Unlocker`]: where the unlock secret lives: the OS
 //!   keyring (Secret Service) when reachable, else a passphrase.
@@ -19,6 +20,7 @@ mod book;
 mod card;
 mod error;
 mod identity;
+mod safety;
 mod seal;
 mod secrets;
 mod strangers;
@@ -27,8 +29,12 @@ pub use book::{AddressBook, Contact, Outcome};
 pub use card::{ContactCard, PEER_ID_NOTATION};
 pub use error::KeyError;
 pub use identity::{Identity, Opened, PublicInfo};
+pub use safety::SafetyNumber;
 pub use seal::encrypt_to;
-pub use secrets::{PassphraseSource, Protection, ProtectionUsed, Unlocker};
+pub use secrets::{
+    ARGON2_PARAMS, PASSPHRASE_ENV, PassphraseSource, Protection, ProtectionUsed, Unlocker,
+    derive as argon2id,
+};
 pub use strangers::{MAX_STRANGERS, Stranger, StrangerBook};
 
 /// Re-exported so that callers name the same PeerId and Multiaddr types.

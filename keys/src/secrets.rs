@@ -44,6 +44,8 @@ const ARGON2_P: u32 = 1;
 /// environment variable, a file, or a prompt on the terminal.
 #[derive(Debug, Clone)]
 pub struct PassphraseSource {
+    env: &'static str,
+    what: &'static str,
     file: Option<PathBuf>,
     fixed: Option<Zeroizing<String>>,
 }
@@ -52,13 +54,27 @@ impl PassphraseSource {
     /// The usual chain: environment, then `file` if given, then a prompt if
     /// standard input is a terminal.
     pub fn from_env_file_or_prompt(file: Option<PathBuf>) -> PassphraseSource {
-        PassphraseSource { file, fixed: None }
+        PassphraseSource::named(PASSPHRASE_ENV, "mailnode passphrase", file)
+    }
+
+    /// The same chain with another environment variable and prompt (a
+    /// backup's passphrase is not the node's); `what` names the secret at
+    /// the prompt ("backup passphrase").
+    pub fn named(env: &'static str, what: &'static str, file: Option<PathBuf>) -> PassphraseSource {
+        PassphraseSource {
+            env,
+            what,
+            file,
+            fixed: None,
+        }
     }
 
     /// A source that always gives this passphrase (for programs that obtain
     /// it themselves, and for tests).
     pub fn fixed(passphrase: &str) -> PassphraseSource {
         PassphraseSource {
+            env: PASSPHRASE_ENV,
+            what: "mailnode passphrase",
             file: None,
             fixed: Some(Zeroizing::new(passphrase.to_string())),
         }
@@ -66,10 +82,10 @@ impl PassphraseSource {
 
     /// Obtains the passphrase, or `None` if no source has one. `new` asks
     /// twice at a prompt and enforces the minimum length.
-    fn obtain(&self, new: bool) -> Result<Option<Zeroizing<String>>, KeyError> {
+    pub fn obtain(&self, new: bool) -> Result<Option<Zeroizing<String>>, KeyError> {
         let found = if let Some(fixed) = &self.fixed {
             Some(fixed.clone())
-        } else if let Ok(value) = std::env::var(PASSPHRASE_ENV) {
+        } else if let Ok(value) = std::env::var(self.env) {
             Some(Zeroizing::new(value))
         } else if let Some(path) = &self.file {
             let text = Zeroizing::new(
@@ -78,17 +94,17 @@ impl PassphraseSource {
             let line = text.lines().next().unwrap_or_default();
             Some(Zeroizing::new(line.to_string()))
         } else if std::io::stdin().is_terminal() {
-            Some(prompt(new)?)
+            Some(prompt(self.what, new)?)
         } else {
             None
         };
         if let Some(passphrase) = &found {
             if passphrase.is_empty() {
-                return Err(KeyError::WeakPassphrase(
-                    "the passphrase is empty; set MAILNODE_PASSPHRASE, use --passphrase-file, or \
-                     type one at the prompt"
-                        .into(),
-                ));
+                return Err(KeyError::WeakPassphrase(format!(
+                    "the passphrase is empty; set {}, use the passphrase file option, or type \
+                     one at the prompt",
+                    self.env
+                )));
             }
             if new && passphrase.chars().count() < MIN_PASSPHRASE_LEN {
                 return Err(KeyError::WeakPassphrase(format!(
@@ -101,17 +117,17 @@ impl PassphraseSource {
     }
 }
 
-fn prompt(new: bool) -> Result<Zeroizing<String>, KeyError> {
+fn prompt(what: &str, new: bool) -> Result<Zeroizing<String>, KeyError> {
     let ask = |text: &str| {
         rpassword::prompt_password(text)
             .map(Zeroizing::new)
             .map_err(|err| KeyError::NoSecretStore(format!("cannot read a passphrase: {err}")))
     };
     if !new {
-        return ask("mailnode passphrase: ");
+        return ask(&format!("{what}: "));
     }
-    let first = ask("choose a mailnode passphrase: ")?;
-    let second = ask("repeat the passphrase: ")?;
+    let first = ask(&format!("choose a {what}: "))?;
+    let second = ask(&format!("repeat the {what}: "))?;
     if *first != *second {
         return Err(KeyError::WeakPassphrase(
             "the two passphrases differ; nothing was created".into(),
@@ -290,7 +306,12 @@ fn wrap_aad(fingerprint: &str) -> Vec<u8> {
     aad
 }
 
-fn derive(
+/// The Argon2id cost mailnode uses for new passphrase-derived keys:
+/// (memory in KiB, passes, lanes).
+pub const ARGON2_PARAMS: (u32, u32, u32) = (ARGON2_M_KIB, ARGON2_T, ARGON2_P);
+
+/// Derives a 256-bit key from a passphrase with Argon2id (version 0x13).
+pub fn derive(
     passphrase: &str,
     salt: &[u8],
     m_kib: u32,

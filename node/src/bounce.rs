@@ -173,7 +173,7 @@ fn reporting_name(own_peer: &str) -> String {
 
 /// A value folded into one header line: line breaks (from a peer's reason
 /// text, say) must not start new fields.
-fn one_line(text: &str) -> String {
+pub(crate) fn one_line(text: &str) -> String {
     text.chars()
         .map(|c| if c.is_control() { ' ' } else { c })
         .collect()

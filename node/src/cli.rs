@@ -99,6 +99,46 @@ pub enum Command {
     Revocation,
     /// Show whether the daemon runs, and where.
     Status,
+    /// Write the whole node (identity, secrets, contacts, bridge
+    /// certificate, configuration and, unless --keys-only, every message)
+    /// into one encrypted file. Works while the node runs.
+    Backup {
+        /// The backup file to write.
+        file: PathBuf,
+        /// Leave the messages out (identity, secrets, contacts and
+        /// settings only).
+        #[arg(long)]
+        keys_only: bool,
+        /// Protect the file with a recovery code that mailnode generates
+        /// and prints once, instead of a passphrase.
+        #[arg(long)]
+        recovery_code: bool,
+        /// Read the backup's passphrase from this file (first line); the
+        /// environment variable MAILNODE_BACKUP_PASSPHRASE works too.
+        #[arg(long, value_name = "FILE")]
+        backup_passphrase_file: Option<PathBuf>,
+        /// Replace FILE if it exists.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Bring a node back from a backup file into a new home (--home).
+    Restore {
+        /// The backup file.
+        file: PathBuf,
+        /// Restore even though the home exists: it is moved aside to
+        /// HOME.before-restore-TIME, not deleted.
+        #[arg(long)]
+        force: bool,
+        /// Where the restored node keeps the secret that unlocks its keys.
+        /// Default: a passphrase (MAILNODE_PASSPHRASE, --passphrase-file or
+        /// a prompt), since the old machine's keyring is not here.
+        #[arg(long, value_enum, default_value_t = SecretStore::Passphrase)]
+        secret_store: SecretStore,
+        /// Read the backup's passphrase or recovery code from this file
+        /// (first line); MAILNODE_BACKUP_PASSPHRASE works too.
+        #[arg(long, value_name = "FILE")]
+        backup_passphrase_file: Option<PathBuf>,
+    },
 }
 
 /// Mailbox-peer subcommands.
@@ -149,8 +189,23 @@ pub enum ContactsCommand {
         #[arg(long = "addr", value_name = "MULTIADDR")]
         addrs: Vec<String>,
     },
-    /// List contacts: name, address, fingerprint, PeerId.
+    /// List contacts: name, address, fingerprint, PeerId, and whether you
+    /// verified them.
     List,
+    /// Compare the safety number with a contact (read it aloud, or scan
+    /// the QR code), then mark them verified: a verified contact's key is
+    /// never replaced.
+    Verify {
+        /// The contact's mail address.
+        address: String,
+        /// Also write the QR code as a PNG image to this file.
+        #[arg(long, value_name = "FILE")]
+        png: Option<PathBuf>,
+        /// Mark the contact verified without asking (you compared the
+        /// number already).
+        #[arg(long)]
+        yes: bool,
+    },
     /// Remove the contact with this address.
     Remove {
         /// The contact's mail address.
@@ -176,6 +231,14 @@ impl Cli {
 
     fn unlocker(&self) -> Unlocker {
         Unlocker::new(self.passphrase_source())
+    }
+
+    fn protection(&self, store: SecretStore) -> Protection {
+        match store {
+            SecretStore::Auto => Protection::Auto(self.passphrase_source()),
+            SecretStore::Keyring => Protection::Keyring,
+            SecretStore::Passphrase => Protection::Passphrase(self.passphrase_source()),
+        }
     }
 }
 
@@ -226,6 +289,74 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Status => status(&home),
+        Command::Backup {
+            file,
+            keys_only,
+            recovery_code,
+            backup_passphrase_file,
+            force,
+        } => {
+            let identity = load_identity(&cli, &home)?;
+            let request = crate::backup::BackupRequest {
+                file: file.clone(),
+                keys_only: *keys_only,
+                recovery_code: *recovery_code,
+                force: *force,
+                passphrase: crate::backup::passphrase_source(backup_passphrase_file.clone()),
+            };
+            let code = crate::backup::backup(&home, &identity, &request)?;
+            println!(
+                "backup written: {} ({})",
+                file.display(),
+                if *keys_only {
+                    "identity, secrets, contacts and settings; no messages"
+                } else {
+                    "identity, secrets, contacts, settings and every message"
+                }
+            );
+            if let Some(code) = code {
+                println!("recovery-code: {}", code.as_str());
+                println!(
+                    "Write this code down now and keep it apart from the file: it is shown only \
+                     once, and without it the backup cannot be opened."
+                );
+            }
+            Ok(())
+        }
+        Command::Restore {
+            file,
+            force,
+            secret_store,
+            backup_passphrase_file,
+        } => {
+            let request = crate::backup::restore::RestoreRequest {
+                file: file.clone(),
+                force: *force,
+                backup_secret: crate::backup::passphrase_source(backup_passphrase_file.clone()),
+                protection: cli.protection(*secret_store),
+            };
+            let restored = crate::backup::restore::restore(&home, &request)?;
+            let manifest = &restored.manifest;
+            if let Some(aside) = &restored.moved_aside {
+                println!("previous-home: {}", aside.display());
+                println!("(the home that was in the way was moved there, not deleted)");
+            }
+            println!("restored the node of <{}>", manifest.address);
+            println!("fingerprint: {}", manifest.fingerprint);
+            println!("peer-id: {}", manifest.peer_id);
+            println!(
+                "messages: {}",
+                match (manifest.keys_only, manifest.store) {
+                    (true, _) => "none (keys-only backup)",
+                    (false, false) => "none (the node had no message store yet)",
+                    (false, true) => "restored, with their UIDs and flags",
+                }
+            );
+            println!("secrets: {}", restored.secrets);
+            println!("home: {}", home.path().display());
+            println!("Next: `mailnode run` starts it; mail clients keep their settings.");
+            Ok(())
+        }
     }
 }
 
@@ -297,11 +428,7 @@ fn keygen(
         );
     }
     home.ensure_exists()?;
-    let protection = match secret_store {
-        SecretStore::Auto => Protection::Auto(cli.passphrase_source()),
-        SecretStore::Keyring => Protection::Keyring,
-        SecretStore::Passphrase => Protection::Passphrase(cli.passphrase_source()),
-    };
+    let protection = cli.protection(secret_store);
     let identity = Identity::generate(name, email)?;
     let used = identity.save(home.path(), &protection)?;
     println!(
@@ -413,14 +540,18 @@ fn contacts(home: &Home, command: &ContactsCommand) -> anyhow::Result<()> {
             for contact in book.list() {
                 let card = &contact.card;
                 println!(
-                    "{} <{}>\tfingerprint {}\tpeer-id {}",
+                    "{} <{}>\tfingerprint {}\tpeer-id {}{}",
                     card.name(),
                     card.address(),
                     card.fingerprint(),
-                    card.peer_id()
+                    card.peer_id(),
+                    if contact.verified { "\tverified" } else { "" }
                 );
             }
             Ok(())
+        }
+        ContactsCommand::Verify { address, png, yes } => {
+            verify(home, address, png.as_deref(), *yes)
         }
         ContactsCommand::Remove { address } => {
             let mut book = AddressBook::open(home.path())?;
@@ -484,6 +615,74 @@ fn accept(
         ),
     }
     println!("Check the fingerprint with them over another channel before you trust it.");
+    Ok(())
+}
+
+/// `contacts verify`: shows the safety number and QR code, asks, marks.
+fn verify(
+    home: &Home,
+    address: &str,
+    png: Option<&std::path::Path>,
+    yes: bool,
+) -> anyhow::Result<()> {
+    use std::io::{BufRead, IsTerminal, Write};
+    let mut book = AddressBook::open(home.path())?;
+    let Some(contact) = book.by_address(address).cloned() else {
+        bail!("no contact with the address <{address}>; `mailnode contacts list` shows them");
+    };
+    let own = Identity::public_info(home.path())?;
+    let card = &contact.card;
+    let number = keys::SafetyNumber::new(own.card.fingerprint(), card.fingerprint())?;
+    println!("Safety number with {} <{}>:", card.name(), card.address());
+    println!();
+    for line in number.for_reading().lines() {
+        println!("    {line}");
+    }
+    println!();
+    println!("their fingerprint: {}", card.fingerprint());
+    println!("your fingerprint:  {}", own.card.fingerprint());
+    println!("safety-number: {}", number.groups().join(" "));
+    println!();
+    print!("{}", crate::qr::terminal(&number.qr_text())?);
+    if let Some(path) = png {
+        crate::qr::write_png(&number.qr_text(), path)?;
+        println!("QR code written to {}", path.display());
+    }
+    println!();
+    println!(
+        "{} sees the same number on their side (`mailnode contacts verify {}`). Compare it \
+         with them in person or on a call you trust, or scan each other's QR code.",
+        card.name(),
+        own.card.address()
+    );
+    if contact.verified {
+        println!("<{}> is already verified.", card.address());
+        return Ok(());
+    }
+    if !yes {
+        if !std::io::stdin().is_terminal() {
+            bail!(
+                "not marked verified: run this in a terminal to confirm, or pass --yes once \
+                 you have compared the number"
+            );
+        }
+        print!("Does the number match theirs exactly? [y/N] ");
+        std::io::stdout().flush()?;
+        let mut answer = String::new();
+        std::io::stdin().lock().read_line(&mut answer)?;
+        if !matches!(answer.trim(), "y" | "Y" | "yes" | "YES" | "Yes") {
+            println!("not marked verified.");
+            return Ok(());
+        }
+    }
+    if !book.set_verified(card.fingerprint())? {
+        bail!("<{address}> was removed from the address book meanwhile; nothing was marked");
+    }
+    println!("verified: {} <{}>", card.name(), card.address());
+    println!(
+        "A card with another key for this contact will now be refused, and you will find a \
+         notice in INBOX."
+    );
     Ok(())
 }
 

@@ -17,6 +17,10 @@
 //!    a good signature by that sender's key.
 //! 4. The From of the decrypted message must be the signer's address.
 //!
+//! A card that would replace a verified contact's key (the same address or
+//! PeerId under another primary key) is refused in either step, and a
+//! notice is filed in INBOX (`key_notice`).
+//!
 //! Then the message is filed (INBOX for contacts, Requests for others, whose
 //! card is kept first in the stranger list so `contacts accept` can promote
 //! them) with the verified-signer field, deduplicated by (peer, delivery
@@ -110,7 +114,17 @@ pub async fn run(mut inbound: mpsc::Receiver<InboundDelivery>, context: Inbound)
 pub async fn handle(peer: PeerId, request: DeliveryRequest, context: &Inbound) -> DeliveryResponse {
     let mut request = request;
     let (card, mailbox, reservation) = match context.contacts.by_peer_id(&peer) {
-        Some(contact) => (contact.card, INBOX, None),
+        Some(contact) => {
+            // Only a verified contact's card is compared (a parse per
+            // message), since only a verified key is guarded this way.
+            if contact.verified
+                && let Some(refusal) =
+                    refuse_key_change(&peer, request.sender_card.as_deref(), context).await
+            {
+                return refusal;
+            }
+            (contact.card, INBOX, None)
+        }
         None => match admit_stranger(&peer, &mut request, context).await {
             Ok((card, reservation)) => (card, REQUESTS, Some(reservation)),
             Err(response) => return response,
@@ -196,8 +210,13 @@ async fn admit_stranger(
     // Before asking for a stamp: a sender over the limit, or one we would
     // refuse anyway, must not spend seconds minting one for nothing.
     strangers.check(peer).map_err(try_later)?;
-    let card = stranger_card(peer, request.sender_card.as_deref(), &context.contacts)
-        .map_err(|reason| DeliveryResponse::Rejected { reason })?;
+    let card = match stranger_card(peer, request.sender_card.as_deref(), &context.contacts) {
+        Ok(card) => card,
+        Err(reason) => {
+            let refusal = refuse_key_change(peer, request.sender_card.as_deref(), context).await;
+            return Err(refusal.unwrap_or(DeliveryResponse::Rejected { reason }));
+        }
+    };
     let bits = strangers.policy().pow_bits;
     if bits > 0 {
         let Some(stamp) = request.stamp.take() else {
@@ -217,6 +236,35 @@ async fn admit_stranger(
     }
     let reservation = strangers.reserve(peer).map_err(try_later)?;
     Ok((card, reservation))
+}
+
+/// Refuses a card that would replace a verified contact's key (same
+/// address or PeerId, another primary key) and files the notice that tells
+/// the user (`key_notice`). `None` if the card is no such thing.
+async fn refuse_key_change(
+    peer: &PeerId,
+    offered: Option<&[u8]>,
+    context: &Inbound,
+) -> Option<DeliveryResponse> {
+    let card = ContactCard::from_bytes(offered?).ok()?;
+    let contact = crate::key_notice::verified_clash(&context.contacts, &card)?;
+    crate::key_notice::file(
+        &context.store,
+        context.identity.address(),
+        &contact,
+        &card,
+        &peer.to_string(),
+    )
+    .await;
+    Some(DeliveryResponse::Rejected {
+        reason: format!(
+            "the recipient verified the key {} of <{}> and refuses the card with key {}; a \
+             verified key is never replaced by mail",
+            contact.card.fingerprint(),
+            contact.card.address(),
+            card.fingerprint()
+        ),
+    })
 }
 
 /// The stamp's message hash of `request`. A large payload is hashed on a

@@ -5,6 +5,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod backup;
 pub mod bounce;
 pub mod bridge_tls;
 pub mod cli;
@@ -13,12 +14,14 @@ pub mod contacts;
 pub mod daemon;
 pub mod home;
 pub mod inbound;
+pub mod key_notice;
 pub mod mailbox;
 pub mod mailbox_node;
 pub mod network;
 pub mod outbox;
 pub mod pgpmime;
 pub mod pow;
+pub mod qr;
 pub mod rawmail;
 pub mod status;
 pub mod store;

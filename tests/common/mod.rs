@@ -115,17 +115,7 @@ impl Node {
             .prefix(&format!("mailnode-{name}-"))
             .tempdir()
             .expect("tempdir");
-        let node = Node {
-            name: name.to_string(),
-            email: email.to_string(),
-            home,
-            p2p_port: free_port(),
-            child: None,
-            running: None,
-            extra_run_args: Vec::new(),
-            netns: None,
-            listen: None,
-        };
+        let node = Node::at(name, email, home);
         let display = format!("{}{}", name[..1].to_uppercase(), &name[1..]);
         let out = node.cli(&[
             "keygen",
@@ -376,7 +366,7 @@ impl Node {
         use lettre::{SmtpTransport, Transport};
         let transport = SmtpTransport::builder_dangerous("127.0.0.1")
             .port(self.running().smtp)
-            .credentials(Credentials::new(self.email.clone(), self.password()))
+            .credentials(Credentials::new(self.email.clone(), self.cached_password()))
             .authentication(vec![Mechanism::Plain])
             .build();
         let envelope = Envelope::new(
@@ -826,5 +816,58 @@ impl Node {
         let path = self.home().join(format!("{}.asc", other.name));
         fs::write(&path, card).expect("write card");
         self.cli_ok(&["contacts", "import", path.to_str().expect("utf-8 path")]);
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Issue 8: backup and restore.
+
+impl Node {
+    /// A node whose home does not exist yet (its path is reserved and
+    /// removed when the node is dropped): the target of `mailnode restore`.
+    pub fn without_home(name: &str, email: &str) -> Node {
+        let home = tempfile::Builder::new()
+            .prefix(&format!("mailnode-{name}-"))
+            .tempdir()
+            .expect("tempdir");
+        fs::remove_dir(home.path()).expect("free the home path");
+        Node::at(name, email, home)
+    }
+
+    fn at(name: &str, email: &str, home: tempfile::TempDir) -> Node {
+        Node {
+            name: name.to_string(),
+            email: email.to_string(),
+            home,
+            p2p_port: free_port(),
+            child: None,
+            running: None,
+            extra_run_args: Vec::new(),
+            netns: None,
+            listen: None,
+        }
+    }
+
+    /// Alice and Bob, each in the other's address book, both running.
+    pub fn running_pair() -> (Node, Node) {
+        let mut alice = Node::create("alice");
+        let mut bob = Node::create("bob");
+        alice.add_contact(&bob);
+        bob.add_contact(&alice);
+        alice.start();
+        bob.start();
+        (alice, bob)
+    }
+
+    /// Runs a CLI command with extra environment variables.
+    pub fn cli_env(&self, args: &[&str], env: &[(&str, &str)]) -> Output {
+        let mut cmd = self.command();
+        for (key, value) in env {
+            cmd.env(key, value);
+        }
+        cmd.args(args)
+            .stdin(Stdio::null())
+            .output()
+            .expect("cannot run mailnode")
     }
 }

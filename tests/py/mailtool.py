@@ -47,6 +47,11 @@ Issue-9 (tests/sort_thread.rs):
                                               list of command words); print one JSON object per
                                               command: status and untagged SORT, THREAD, SEARCH,
                                               ESEARCH and FETCH data (ESEARCH without its TAG)
+
+Issue-8 (tests/backup.rs):
+  uid-sizes HOST PORT USER PASS MAILBOX       imaplib: STATUS (MESSAGES UIDNEXT UIDVALIDITY) and
+                                              UID FETCH 1:* (UID RFC822.SIZE); print JSON
+                                              {"uidvalidity", "uidnext", "messages": [[uid, size]...]}
 """
 
 import imaplib
@@ -1029,6 +1034,37 @@ def cmd_sort_seed(host, port, user, password, mailbox, directory):
     conn.logout()
 
 
+def cmd_uid_sizes(host, port, user, password, mailbox):
+    import json
+
+    conn = imap_login(host, port, user, password)
+    typ, data = conn.status(quote(mailbox), "(MESSAGES UIDNEXT UIDVALIDITY)")
+    if typ != "OK":
+        fail(f"STATUS failed: {typ} {data}")
+    status = {
+        key.lower(): int(re.search(key.encode() + rb" (\d+)", data[0]).group(1))
+        for key in ("MESSAGES", "UIDNEXT", "UIDVALIDITY")
+    }
+    typ, data = conn.select(quote(mailbox), readonly=True)
+    if typ != "OK":
+        fail(f"SELECT {mailbox} failed: {typ} {data}")
+    messages = []
+    if status["messages"]:
+        typ, data = conn.uid("FETCH", "1:*", "(UID RFC822.SIZE)")
+        if typ != "OK":
+            fail(f"UID FETCH failed: {typ} {data}")
+        for item in data:
+            line = item[0] if isinstance(item, tuple) else item
+            uid = re.search(rb"UID (\d+)", line)
+            size = re.search(rb"RFC822\.SIZE (\d+)", line)
+            if uid and size:
+                messages.append([int(uid.group(1)), int(size.group(1))])
+    messages.sort()
+    status["messages"] = messages
+    conn.logout()
+    print(json.dumps(status))
+
+
 COMMANDS = {
     "count": (cmd_count, 5),
     "fetch-all": (cmd_fetch_all, 6),
@@ -1047,6 +1083,7 @@ COMMANDS = {
     "qresync-record": (cmd_qresync_record, 5),
     "qresync-check": (cmd_qresync_check, 9),
     "sort-seed": (cmd_sort_seed, 6),
+    "uid-sizes": (cmd_uid_sizes, 5),
 }
 
 

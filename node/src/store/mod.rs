@@ -183,6 +183,13 @@ impl Store {
         })
     }
 
+    /// Checks the store file at `path` without opening it for writing:
+    /// SQLite's integrity check, a known schema version, and that `key` is
+    /// the key it was made with.
+    pub fn verify_file(path: &Path, key: &[u8; 32]) -> Result<(), StoreError> {
+        schema::verify(path, &Crypto::new(key))
+    }
+
     /// Finishes the writes already queued, checkpoints the WAL into the
     /// database and stops the writer. Every later call fails with
     /// `Unavailable`.

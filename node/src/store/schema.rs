@@ -420,6 +420,30 @@ fn ensure_outbox_mailbox(conn: &Connection) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// Checks a store file without changing it: SQLite's integrity check, a
+/// schema version this code knows, and the key check (restore runs this on
+/// the restored copy before it takes the place of a home).
+pub(super) fn verify(path: &Path, crypto: &Crypto) -> Result<(), StoreError> {
+    let conn = open_reader(path)?;
+    let verdict: String = conn
+        .query_row("PRAGMA integrity_check(1)", [], |row| row.get(0))
+        .map_err(sql)?;
+    if verdict != "ok" {
+        return Err(StoreError::Internal(format!(
+            "the mail store fails SQLite's integrity check: {verdict}"
+        )));
+    }
+    let version: i64 = conn
+        .query_row("PRAGMA user_version", [], |row| row.get(0))
+        .map_err(sql)?;
+    if version < 1 || version > MIGRATIONS.len() as i64 {
+        return Err(StoreError::Internal(format!(
+            "the mail store has schema version {version}, which this mailnode does not know"
+        )));
+    }
+    check_key(&conn, crypto)
+}
+
 fn check_key(conn: &Connection, crypto: &Crypto) -> Result<(), StoreError> {
     let check: Option<Vec<u8>> = conn
         .query_row(
