@@ -11,6 +11,7 @@ pub mod cli;
 pub mod config;
 pub mod contacts;
 pub mod daemon;
+pub mod gateway;
 pub mod home;
 pub mod inbound;
 pub mod mailbox;
