@@ -136,3 +136,44 @@ fn gateway_test_says_what_fails() {
     );
     assert!(out.contains("certificate"), "{out}");
 }
+
+/// Without a gateway a recipient without a card is refused at RCPT, as
+/// before; with one (provider's SMTP down) the message is accepted, waits
+/// in the outbox and is retried, and the Sent copy says it left in the
+/// clear. The SMTP sink that accepts the retry is not built yet.
+#[test]
+fn gateway_recipients_wait_in_the_outbox_while_the_provider_is_down() {
+    let mut alice = Node::create("alice");
+    alice.start();
+    let raw = common::simple_message(
+        "alice@example.org",
+        "carol@example.net",
+        "hello Carol",
+        "<gw1@example.org>",
+        "Hi Carol\r\n",
+    );
+    let refused = std::panic::catch_unwind(|| alice.send_with_lettre(&["carol@example.net"], &raw));
+    assert!(
+        refused.is_err(),
+        "a recipient without a card was accepted without a gateway"
+    );
+    alice.stop();
+
+    add_gateway(&alice, free_port(), free_port(), "whatever", true);
+    alice.start();
+    alice.send_with_lettre(&["carol@example.net"], &raw);
+    common::wait_until(
+        std::time::Duration::from_secs(30),
+        "the gateway delivery to be retried",
+        || alice.log_count("will retry") > 0 || alice.log().contains("delivery failed"),
+    );
+    assert_eq!(
+        alice.count("Outbox"),
+        1,
+        "the message is not waiting in the Outbox"
+    );
+    let sent = alice.fetch_all("Sent");
+    assert_eq!(sent.len(), 1);
+    let sent = String::from_utf8_lossy(&sent[0]);
+    assert!(sent.contains("X-Mailnode-Gateway: plaintext"), "{sent}");
+}

@@ -15,6 +15,7 @@
 pub mod command;
 pub mod config;
 pub mod imap_client;
+pub mod outbound;
 pub mod secret;
 pub mod smtp;
 pub mod tls;
@@ -55,4 +56,18 @@ pub async fn probe(config: &GatewayConfig, password: &Password) -> Vec<ProbeResu
             outcome: imap.map_err(|err| format!("{err:#}")),
         },
     ]
+}
+
+/// The outbound side of a configured gateway, `None` when there is none.
+pub fn load_sender(
+    home: &std::path::Path,
+    identity: &keys::Identity,
+) -> anyhow::Result<Option<std::sync::Arc<outbound::GatewaySender>>> {
+    let Some(config) = GatewayConfig::load(home)? else {
+        return Ok(None);
+    };
+    let password = secret::load(home, identity.store_key(), &config)?;
+    let sender = outbound::GatewaySender::new(&config, &password, identity.address())?;
+    tracing::info!(smtp = %config.smtp, imap = %config.imap, "gateway set up");
+    Ok(Some(sender))
 }
