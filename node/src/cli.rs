@@ -94,6 +94,13 @@ pub enum Command {
         #[command(subcommand)]
         command: MailboxCommand,
     },
+    /// Reach people who are not on mailnode through your existing mail
+    /// account (kept in gateway.json; the password is stored encrypted).
+    Gateway {
+        /// What to do.
+        #[command(subcommand)]
+        command: crate::gateway::command::GatewayCommand,
+    },
     /// Print the revocation certificate (publish it if your key is lost or
     /// stolen).
     Revocation,
@@ -283,6 +290,15 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Bridge => bridge(&cli, &home),
         Command::Contacts { command } => contacts(&home, command),
         Command::Mailbox { command } => mailbox(&home, command),
+        Command::Gateway { command } => {
+            require_identity(&home)?;
+            let identity = if command.needs_identity() {
+                Some(load_identity(&cli, &home)?)
+            } else {
+                None
+            };
+            crate::gateway::command::run(home.path(), identity.as_ref(), command)
+        }
         Command::Revocation => {
             let identity = load_identity(&cli, &home)?;
             print!("{}", identity.revocation_armored());

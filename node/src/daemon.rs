@@ -114,6 +114,7 @@ pub async fn run(home: Home, settings: Settings, identity: Identity) -> anyhow::
         store.clone(),
         shutdown_rx.clone(),
     ));
+    let gateway_sender = crate::gateway::load_sender(home.path(), &identity)?;
     tasks.spawn(outbox::run(
         store.clone(),
         network.clone(),
@@ -126,6 +127,7 @@ pub async fn run(home: Home, settings: Settings, identity: Identity) -> anyhow::
             own_address: identity.address().to_string(),
             own_peer_id: identity.peer_id().to_string(),
             keypair: identity.libp2p_keypair().clone(),
+            gateway: gateway_sender.clone(),
         },
         network.connected(),
         shutdown_rx.clone(),
@@ -157,6 +159,11 @@ pub async fn run(home: Home, settings: Settings, identity: Identity) -> anyhow::
         Arc::clone(&outbox_wakeup),
         settings.max_message_size,
     );
+    let outgoing = if gateway_sender.is_some() {
+        outgoing.with_gateway()
+    } else {
+        outgoing
+    };
     let smtp_shutdown = shutdown_rx.clone();
     tasks.spawn(async move {
         if let Err(err) =

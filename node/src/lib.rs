@@ -12,6 +12,7 @@ pub mod cli;
 pub mod config;
 pub mod contacts;
 pub mod daemon;
+pub mod gateway;
 pub mod home;
 pub mod inbound;
 pub mod key_notice;

@@ -50,6 +50,8 @@ pub struct OutboxSettings {
     pub own_peer_id: String,
     /// Our libp2p key: deposits at mailbox peers are signed with it.
     pub keypair: libp2p::identity::Keypair,
+    /// The provider's SMTP server, when a gateway is set up (issue 11).
+    pub gateway: Option<Arc<crate::gateway::outbound::GatewaySender>>,
 }
 
 /// Runs the delivery service until `shutdown` turns true.
@@ -172,6 +174,10 @@ struct Job {
 
 impl Job {
     async fn deliver(self, entry: OutboxEntry) {
+        if entry.peer_id == crate::gateway::outbound::GATEWAY_PEER {
+            self.deliver_by_gateway(&entry).await;
+            return;
+        }
         let peer = match entry.peer_id.parse::<libp2p::PeerId>() {
             Ok(peer) => peer,
             Err(err) => {
@@ -280,6 +286,36 @@ impl Job {
                     }
                 }
             }
+        }
+    }
+
+    /// Sends an entry for a recipient without a card through the provider:
+    /// the same ack-after-commit rule (the entry leaves only on `250`), a
+    /// 5xx bounces with the provider's words, anything else retries.
+    async fn deliver_by_gateway(&self, entry: &OutboxEntry) {
+        use crate::gateway::outbound::SendOutcome;
+        let Some(gateway) = &self.settings.gateway else {
+            // The gateway was removed while mail waited for it: keep it.
+            self.retry(
+                entry,
+                "no gateway is set up any more (`mailnode gateway add`)",
+                None,
+            )
+            .await;
+            return;
+        };
+        match gateway.send(&entry.recipient, &entry.payload).await {
+            SendOutcome::Accepted => {
+                tracing::info!("message handed to the gateway's provider");
+                if let Err(err) = self.store.outbox_delivered(entry.id).await {
+                    tracing::error!("cannot remove a delivered message from the outbox: {err}");
+                }
+            }
+            SendOutcome::Refused(reason) => {
+                tracing::warn!("the gateway's provider refused a message: {reason}");
+                self.fail(entry, Failure::Refused(reason)).await;
+            }
+            SendOutcome::Retry(reason) => self.retry(entry, &reason, None).await,
         }
     }
 

@@ -9,6 +9,12 @@
 //! in one recipient's copy never reveal who else (a Bcc recipient above all)
 //! got the message. The Sent copy and every outbox entry are written in one
 //! transaction; only then does SMTP answer `250`.
+//!
+//! With a gateway configured (issue 11), a recipient without a card is
+//! accepted at RCPT and queued for the provider's SMTP server instead: the
+//! message as written plus an Autocrypt header (`crate::gateway::outbound`),
+//! and the Sent copy is marked `X-Mailnode-Gateway: plaintext`. Without a
+//! gateway such a recipient is refused at RCPT, as before.
 
 use std::sync::Arc;
 
@@ -33,6 +39,8 @@ pub struct Outgoing {
     store: Store,
     outbox_wakeup: Arc<Notify>,
     max_message_size: usize,
+    /// The Autocrypt header for gateway mail; `Some` iff a gateway is set up.
+    gateway_autocrypt: Option<String>,
 }
 
 impl Outgoing {
@@ -51,7 +59,18 @@ impl Outgoing {
             store,
             outbox_wakeup,
             max_message_size,
+            gateway_autocrypt: None,
         }
+    }
+
+    /// Sends recipients without a card through the gateway (issue 11).
+    pub fn with_gateway(mut self) -> Outgoing {
+        let header = crate::gateway::outbound::autocrypt_header(
+            self.identity.address(),
+            &self.identity.card().to_binary(),
+        );
+        self.gateway_autocrypt = Some(header);
+        self
     }
 
     fn is_self(&self, address: &str) -> bool {
@@ -80,7 +99,10 @@ impl Submission for Outgoing {
                 "<{address}> is not a mail address"
             )));
         }
-        if self.is_self(address) || self.contacts.by_address(address).is_some() {
+        if self.is_self(address)
+            || self.contacts.by_address(address).is_some()
+            || self.gateway_autocrypt.is_some()
+        {
             return Ok(());
         }
         Err(RecipientError::Unknown(format!(
@@ -108,18 +130,22 @@ impl Submission for Outgoing {
             }
         }
         let mut cards: Vec<(String, ContactCard)> = Vec::new();
+        let mut by_gateway: Vec<String> = Vec::new();
         let mut to_self = false;
         for rcpt in &recipients {
             if self.is_self(rcpt) {
                 to_self = true;
                 continue;
             }
-            let contact = self.contacts.by_address(rcpt).ok_or_else(|| {
-                SubmitError::Rejected(format!(
-                    "<{rcpt}> was removed from the address book during the submission"
-                ))
-            })?;
-            cards.push((rcpt.clone(), contact.card.clone()));
+            match self.contacts.by_address(rcpt) {
+                Some(contact) => cards.push((rcpt.clone(), contact.card.clone())),
+                None if self.gateway_autocrypt.is_some() => by_gateway.push(rcpt.clone()),
+                None => {
+                    return Err(SubmitError::Rejected(format!(
+                        "<{rcpt}> was removed from the address book during the submission"
+                    )));
+                }
+            }
         }
 
         let identity = Arc::clone(&self.identity);
@@ -131,6 +157,25 @@ impl Submission for Outgoing {
                 .map_err(|err| {
                     SubmitError::Temporary(format!("encryption task failed: {err}"))
                 })??;
+        let mut items = items;
+        let mut sent_copy = prepared.sent_copy;
+        if let Some(autocrypt) = &self.gateway_autocrypt
+            && !by_gateway.is_empty()
+        {
+            let payload = crate::gateway::outbound::with_fields(
+                std::slice::from_ref(autocrypt),
+                &prepared.delivery,
+            );
+            items.extend(by_gateway.iter().map(|rcpt| OutboxItem {
+                delivery_id: random_id(),
+                recipient: rcpt.clone(),
+                recipient_fpr: String::new(),
+                peer_id: crate::gateway::outbound::GATEWAY_PEER.to_string(),
+                payload: payload.clone(),
+            }));
+            let mark = format!("{}: plaintext\r\n", crate::gateway::outbound::SENT_MARK);
+            sent_copy = crate::gateway::outbound::with_fields(&[mark], &sent_copy);
+        }
 
         let queue_id = items
             .first()
@@ -138,7 +183,7 @@ impl Submission for Outgoing {
             .unwrap_or_else(|| hex::encode(random_id()));
         let sent_uid = self
             .store
-            .submit_outgoing(prepared.sent_copy, items)
+            .submit_outgoing(sent_copy, items)
             .await
             .map_err(|err| {
                 tracing::error!("cannot queue a submitted message: {err}");

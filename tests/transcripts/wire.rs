@@ -225,16 +225,7 @@ impl Client {
 
 /// A quoted string (RFC 3501 §4.3) of plain ASCII text.
 pub fn quoted(text: &str) -> String {
-    let mut out = String::with_capacity(text.len() + 2);
-    out.push('"');
-    for c in text.chars() {
-        if c == '"' || c == '\\' {
-            out.push('\\');
-        }
-        out.push(c);
-    }
-    out.push('"');
-    out
+    imap_bridge::imap::quoted(text).expect("plain ASCII text")
 }
 
 /// The number after `NAME ` in a response (`UID 7` → 7).

@@ -25,6 +25,7 @@ mod list;
 mod mailbox;
 mod message;
 mod response;
+pub use response::quoted;
 mod search;
 mod selected;
 mod session;

@@ -212,26 +212,32 @@ fn sanitize(text: &str) -> String {
     }
 }
 
-/// An IMAP `string` for arbitrary text: a quoted string when the rules of
-/// RFC 3501 §4.3 allow, else a literal.
-pub fn string(value: &str) -> String {
+/// A quoted string (RFC 3501 §4.3) for `value`, or `None` when it holds
+/// bytes a quoted string cannot carry (8-bit, CR, LF, NUL) and a literal is
+/// needed. Public so that IMAP clients (the node's gateway) quote the same way.
+pub fn quoted(value: &str) -> Option<String> {
     let quotable = value
         .bytes()
         .all(|b| b.is_ascii() && b != b'\r' && b != b'\n' && b != 0);
-    if quotable {
-        let mut out = String::with_capacity(value.len() + 2);
-        out.push('"');
-        for c in value.chars() {
-            if c == '"' || c == '\\' {
-                out.push('\\');
-            }
-            out.push(c);
-        }
-        out.push('"');
-        out
-    } else {
-        format!("{{{}}}\r\n{value}", value.len())
+    if !quotable {
+        return None;
     }
+    let mut out = String::with_capacity(value.len() + 2);
+    out.push('"');
+    for c in value.chars() {
+        if c == '"' || c == '\\' {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out.push('"');
+    Some(out)
+}
+
+/// An IMAP `string` for arbitrary text: a quoted string when the rules of
+/// RFC 3501 §4.3 allow, else a literal.
+pub fn string(value: &str) -> String {
+    quoted(value).unwrap_or_else(|| format!("{{{}}}\r\n{value}", value.len()))
 }
 
 /// A compact sequence set (`1:3,7`) of ascending numbers.

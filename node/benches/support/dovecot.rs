@@ -4,6 +4,10 @@
 //! high-performance format; Maildir rescans its directory on every APPEND),
 //! a static password, and the resident memory of its processes.
 //!
+//! The gateway tests (`tests/gateway.rs`, issue 11) start it as "the
+//! provider's mailbox" with [`Dovecot::start_with`]: an implicit-TLS IMAP
+//! listener with a self-signed certificate for `localhost`.
+//!
 //! Included by each benchmark with `#[path]`; it expects the benchmark to
 //! declare the e2e harness as `mod common` and `support/measure.rs` as
 //! `mod measure` at its root.
@@ -26,11 +30,28 @@ pub struct Dovecot {
     dir: tempfile::TempDir,
     /// The IMAP port on 127.0.0.1.
     pub port: u16,
+    /// The implicit-TLS IMAP port on 127.0.0.1, when started with TLS.
+    // Read by the gateway tests only, not by the benchmarks.
+    #[allow(dead_code)]
+    pub tls_port: Option<u16>,
+}
+
+/// What [`Dovecot::start_with`] sets up besides plain IMAP.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Options {
+    /// An implicit-TLS IMAP listener (self-signed certificate for
+    /// `localhost`, made with `openssl req`).
+    pub tls: bool,
 }
 
 impl Dovecot {
     /// Starts Dovecot and waits until it accepts connections.
     pub fn start() -> Dovecot {
+        Dovecot::start_with(Options::default())
+    }
+
+    /// Starts Dovecot with `options` and waits until it accepts connections.
+    pub fn start_with(options: Options) -> Dovecot {
         let dir = tempfile::Builder::new()
             .prefix("dovecot-bench-")
             .tempdir()
@@ -49,16 +70,44 @@ impl Dovecot {
             .expect("chown");
         assert!(status.success());
         let d = root.display();
+        let (ssl, tls_port) = if options.tls {
+            let tls_port = common::free_port();
+            let status = Command::new("openssl")
+                .args([
+                    "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+                ])
+                .args([
+                    "-subj",
+                    "/CN=localhost",
+                    "-addext",
+                    "subjectAltName=DNS:localhost",
+                ])
+                .arg("-keyout")
+                .arg(root.join("key.pem"))
+                .arg("-out")
+                .arg(root.join("cert.pem"))
+                .stderr(std::process::Stdio::null())
+                .status()
+                .expect("openssl is installed");
+            assert!(status.success(), "openssl req failed");
+            (
+                format!("ssl = yes\nssl_cert = <{d}/cert.pem\nssl_key = <{d}/key.pem\n"),
+                Some(tls_port),
+            )
+        } else {
+            ("ssl = no\n".to_string(), None)
+        };
+        let imaps_port = tls_port.unwrap_or(0);
         let config = format!(
             "protocols = imap\nlisten = 127.0.0.1\nbase_dir = {d}/run\nstate_dir = {d}/state\n\
-             log_path = {d}/dovecot.log\nssl = no\ndisable_plaintext_auth = no\n\
+             log_path = {d}/dovecot.log\n{ssl}disable_plaintext_auth = no\n\
              auth_mechanisms = plain login\nmail_location = mdbox:{d}/mail/%u\n\
              default_login_user = dovenull\ndefault_internal_user = dovecot\n\
              first_valid_uid = 1\n\
              passdb {{\n  driver = static\n  args = password={DOVECOT_PASS}\n}}\n\
              userdb {{\n  driver = static\n  args = uid=nobody gid=nogroup home={d}/mail/%u\n}}\n\
              service imap-login {{\n  inet_listener imap {{\n    address = 127.0.0.1\n    port = {port}\n  }}\n  \
-             inet_listener imaps {{\n    port = 0\n  }}\n}}\n\
+             inet_listener imaps {{\n    address = 127.0.0.1\n    port = {imaps_port}\n    ssl = yes\n  }}\n}}\n\
              service stats {{\n  unix_listener stats-reader {{\n    mode = 0666\n  }}\n  \
              unix_listener stats-writer {{\n    mode = 0666\n  }}\n}}\n\
              protocol imap {{\n  mail_max_userip_connections = 100\n}}\n"
@@ -77,7 +126,16 @@ impl Dovecot {
         common::wait_until(Duration::from_secs(20), "Dovecot to listen", || {
             TcpStream::connect(("127.0.0.1", port)).is_ok()
         });
-        Dovecot { dir, port }
+        if let Some(tls_port) = tls_port {
+            common::wait_until(Duration::from_secs(20), "Dovecot to listen for TLS", || {
+                TcpStream::connect(("127.0.0.1", tls_port)).is_ok()
+            });
+        }
+        Dovecot {
+            dir,
+            port,
+            tls_port,
+        }
     }
 
     fn conf(&self) -> PathBuf {

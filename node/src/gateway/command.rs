@@ -1,0 +1,193 @@
+//! `mailnode gateway add|list|remove|test`: the command-line side of the
+//! gateway settings. The daemon reads them when it starts.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+use clap::Subcommand;
+use keys::Identity;
+use zeroize::Zeroizing;
+
+use super::config::{Endpoint, GatewayConfig, TlsMode};
+use super::secret::{self, Password};
+
+/// Gateway subcommands.
+#[derive(Debug, Subcommand)]
+pub enum GatewayCommand {
+    /// Send mail to people without a mailnode card through your existing
+    /// mail account, and fetch that account's new mail into INBOX.
+    Add {
+        /// The provider's SMTP submission server, e.g. smtp.example.org:465.
+        #[arg(long, value_name = "HOST:PORT")]
+        smtp: String,
+        /// The provider's IMAP server, e.g. imap.example.org:993.
+        #[arg(long, value_name = "HOST:PORT")]
+        imap: String,
+        /// The login name at the provider (often your mail address).
+        #[arg(long)]
+        user: String,
+        /// Read the password from this file (first line) instead of asking.
+        #[arg(long, value_name = "FILE")]
+        password_file: Option<PathBuf>,
+        /// Implicit TLS (ports 465/993) or STARTTLS (587/143). Either way
+        /// nothing is sent in the clear.
+        #[arg(long, value_enum, default_value_t = TlsMode::Implicit)]
+        tls: TlsMode,
+        /// Do not check the servers' certificates. Only for servers on this
+        /// machine (localhost, 127.0.0.1, ::1), as in tests.
+        #[arg(long)]
+        insecure_local: bool,
+        /// After fetching a message and filing it locally, move it to this
+        /// folder at the provider (e.g. Archive).
+        #[arg(long, value_name = "FOLDER")]
+        move_to: Option<String>,
+    },
+    /// Show the gateway settings (never the password).
+    List,
+    /// Forget the gateway: its settings and stored password.
+    Remove,
+    /// Log in to both servers and report what works and what does not.
+    Test,
+}
+
+impl GatewayCommand {
+    /// Whether the command needs the unlocked identity (the store key that
+    /// seals the password).
+    pub fn needs_identity(&self) -> bool {
+        matches!(self, GatewayCommand::Add { .. } | GatewayCommand::Test)
+    }
+}
+
+/// Runs a gateway subcommand. `identity` is `Some` when
+/// [`GatewayCommand::needs_identity`].
+pub fn run(
+    home: &Path,
+    identity: Option<&Identity>,
+    command: &GatewayCommand,
+) -> anyhow::Result<()> {
+    match command {
+        GatewayCommand::Add {
+            smtp,
+            imap,
+            user,
+            password_file,
+            tls,
+            insecure_local,
+            move_to,
+        } => {
+            let identity = identity.context("the identity is needed to store the password")?;
+            if GatewayConfig::load(home)?.is_some() {
+                bail!(
+                    "a gateway is already set up (`mailnode gateway list`); run `mailnode gateway \
+                     remove` first to replace it"
+                );
+            }
+            let config = GatewayConfig {
+                smtp: Endpoint::parse(smtp).context("--smtp")?,
+                imap: Endpoint::parse(imap).context("--imap")?,
+                user: user.clone(),
+                tls: *tls,
+                insecure_local: *insecure_local,
+                move_to: move_to.clone(),
+            };
+            config.check()?;
+            let password = read_password(password_file.as_deref(), &config)?;
+            secret::store(home, identity.store_key(), &config, &password)?;
+            config.save(home)?;
+            println!(
+                "gateway added: {} at {} / {}",
+                config.user, config.smtp, config.imap
+            );
+            println!(
+                "Check it with `mailnode gateway test`; a running node uses it after a restart."
+            );
+            Ok(())
+        }
+        GatewayCommand::List => {
+            match GatewayConfig::load(home)? {
+                None => println!("no gateway: add one with `mailnode gateway add`"),
+                Some(config) => {
+                    println!("user: {}", config.user);
+                    println!("smtp: {}", config.smtp);
+                    println!("imap: {}", config.imap);
+                    println!("tls: {}", config.tls);
+                    if config.insecure_local {
+                        println!("certificates: NOT checked (--insecure-local)");
+                    } else {
+                        println!("certificates: checked against the system roots");
+                    }
+                    if let Some(folder) = &config.move_to {
+                        println!("move-to: {folder}");
+                    }
+                }
+            }
+            Ok(())
+        }
+        GatewayCommand::Remove => {
+            if GatewayConfig::load(home).ok().flatten().is_none()
+                && !GatewayConfig::path(home).exists()
+            {
+                bail!("no gateway is set up");
+            }
+            for path in [GatewayConfig::path(home), secret::path(home)] {
+                match std::fs::remove_file(&path) {
+                    Ok(()) => {}
+                    Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(err) => {
+                        return Err(err)
+                            .with_context(|| format!("cannot remove {}", path.display()));
+                    }
+                }
+            }
+            println!("gateway removed; a running node stops using it after a restart");
+            Ok(())
+        }
+        GatewayCommand::Test => {
+            let identity = identity.context("the identity is needed to read the password")?;
+            let config = GatewayConfig::load(home)?
+                .context("no gateway is set up: add one with `mailnode gateway add`")?;
+            let password = secret::load(home, identity.store_key(), &config)?;
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .context("cannot start the async runtime")?;
+            let results = runtime.block_on(super::probe(&config, &password));
+            let mut failed = Vec::new();
+            for result in &results {
+                match &result.outcome {
+                    Ok(()) => println!("{} {}: ok (TLS, login)", result.server, result.endpoint),
+                    Err(why) => {
+                        println!("{} {}: FAILED: {why}", result.server, result.endpoint);
+                        tracing::warn!(server = result.server, "gateway test failed: {why}");
+                        failed.push(result.server);
+                    }
+                }
+            }
+            if !failed.is_empty() {
+                bail!("the gateway does not work: {} failed", failed.join(" and "));
+            }
+            Ok(())
+        }
+    }
+}
+
+fn read_password(file: Option<&Path>, config: &GatewayConfig) -> anyhow::Result<Password> {
+    let text = match file {
+        Some(path) => {
+            let text =
+                Zeroizing::new(std::fs::read_to_string(path).with_context(|| {
+                    format!("cannot read the password file {}", path.display())
+                })?);
+            text.lines().next().unwrap_or_default().to_string()
+        }
+        None => {
+            use std::io::IsTerminal;
+            if !std::io::stdin().is_terminal() {
+                bail!("no terminal to ask for the password: pass --password-file FILE");
+            }
+            rpassword::prompt_password(format!("password of {} at {}: ", config.user, config.imap))
+                .context("cannot read the password")?
+        }
+    };
+    Password::new(text)
+}

@@ -1,0 +1,323 @@
+//! A small IMAP client for the provider's account: connect with TLS
+//! (implicit or STARTTLS), LOGIN, run a command and collect its untagged
+//! responses up to the tagged status.
+//!
+//! It never sends a byte in the clear after the greeting except `STARTTLS`
+//! itself, and it never logs what it sends (the LOGIN line holds the
+//! password) nor message contents. Lines are bounded; literals sent by the
+//! server are read by their announced length, never parsed as commands.
+
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::TcpStream;
+use tokio::time::timeout;
+use tokio_rustls::TlsConnector;
+use tokio_rustls::client::TlsStream;
+
+use super::config::{GatewayConfig, TlsMode};
+use imap_bridge::imap::quoted;
+
+use super::secret::Password;
+
+/// How long one network step may take.
+const STEP_TIMEOUT: Duration = Duration::from_secs(30);
+/// Longest response line accepted (RFC 7162 §4 recommends clients accept
+/// at least 8192 octets; we allow more).
+const MAX_LINE: u64 = 64 * 1024;
+/// Largest literal accepted from the server (one message).
+const MAX_LITERAL: usize = 64 * 1024 * 1024;
+
+/// The tagged status of a command.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    /// `OK`
+    Ok,
+    /// `NO`
+    No,
+    /// `BAD`
+    Bad,
+}
+
+/// One untagged response: its line (literals replaced by their bytes in
+/// `literals`, in order).
+#[derive(Debug, Default)]
+pub struct Untagged {
+    /// The response line(s), without the `* ` and CRLF.
+    pub line: String,
+    /// The literals it carried.
+    pub literals: Vec<Vec<u8>>,
+}
+
+/// A command's outcome.
+#[derive(Debug)]
+pub struct Reply {
+    /// The untagged responses before the tagged one.
+    pub untagged: Vec<Untagged>,
+    /// The tagged status.
+    pub status: Status,
+    /// The status text, cleaned for display.
+    pub text: String,
+}
+
+/// A logged-in or not-yet-logged-in connection to the provider.
+pub struct ImapClient {
+    stream: BufReader<TlsStream<TcpStream>>,
+    tag: u32,
+}
+
+impl std::fmt::Debug for ImapClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ImapClient").finish_non_exhaustive()
+    }
+}
+
+/// Keeps a server's text printable and short before it is shown or logged.
+pub fn clean(text: &str) -> String {
+    let mut out: String = text
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .take(300)
+        .collect();
+    if text.chars().count() > 300 {
+        out.push('…');
+    }
+    out.trim().to_string()
+}
+
+async fn step<T>(what: &str, fut: impl Future<Output = anyhow::Result<T>>) -> anyhow::Result<T> {
+    timeout(STEP_TIMEOUT, fut)
+        .await
+        .map_err(|_| anyhow::anyhow!("{what}: no answer within {} s", STEP_TIMEOUT.as_secs()))?
+}
+
+async fn read_plain_line(reader: &mut BufReader<TcpStream>) -> anyhow::Result<String> {
+    let mut line = Vec::new();
+    (&mut *reader)
+        .take(MAX_LINE)
+        .read_until(b'\n', &mut line)
+        .await?;
+    if line.is_empty() {
+        bail!("the server closed the connection");
+    }
+    Ok(String::from_utf8_lossy(&line).trim_end().to_string())
+}
+
+impl ImapClient {
+    /// Connects to the configured IMAP server and reads its greeting.
+    pub async fn connect(config: &GatewayConfig) -> anyhow::Result<ImapClient> {
+        let endpoint = &config.imap;
+        let tcp = step("connect", async {
+            TcpStream::connect((endpoint.host.as_str(), endpoint.port))
+                .await
+                .with_context(|| format!("cannot connect to {endpoint}"))
+        })
+        .await?;
+        let tcp = match config.tls {
+            TlsMode::Implicit => tcp,
+            TlsMode::Starttls => step("STARTTLS", starttls(tcp)).await?,
+        };
+        let connector = TlsConnector::from(super::tls::client_config(config.insecure_local)?);
+        let name = super::tls::server_name(&endpoint.host)?;
+        let tls = step("TLS handshake", async {
+            connector.connect(name, tcp).await.map_err(|err| {
+                anyhow::anyhow!(
+                    "TLS with {endpoint} failed: {err} (a certificate the system roots do not \
+                     vouch for, or a name that does not match, is refused; nothing was sent)"
+                )
+            })
+        })
+        .await?;
+        let mut client = ImapClient {
+            stream: BufReader::new(tls),
+            tag: 0,
+        };
+        if config.tls == TlsMode::Implicit {
+            let greeting = step("greeting", client.read_line()).await?;
+            if !greeting.starts_with("* OK") && !greeting.starts_with("* PREAUTH") {
+                bail!(
+                    "{endpoint} did not greet as an IMAP server: {}",
+                    clean(&greeting)
+                );
+            }
+        }
+        Ok(client)
+    }
+
+    async fn read_line(&mut self) -> anyhow::Result<String> {
+        let mut line = Vec::new();
+        (&mut self.stream)
+            .take(MAX_LINE)
+            .read_until(b'\n', &mut line)
+            .await?;
+        if line.is_empty() {
+            bail!("the server closed the connection");
+        }
+        if !line.ends_with(b"\n") {
+            bail!("the server sent a line longer than {MAX_LINE} bytes");
+        }
+        Ok(String::from_utf8_lossy(&line).trim_end().to_string())
+    }
+
+    /// Reads a literal of `len` bytes.
+    async fn read_literal(&mut self, len: usize) -> anyhow::Result<Vec<u8>> {
+        if len > MAX_LITERAL {
+            bail!("the server announced a literal of {len} bytes, more than {MAX_LITERAL}");
+        }
+        let mut buf = vec![0u8; len];
+        self.stream.read_exact(&mut buf).await?;
+        Ok(buf)
+    }
+
+    /// Sends `command` (without tag and CRLF) and collects the reply.
+    pub async fn command(&mut self, command: &str) -> anyhow::Result<Reply> {
+        self.tag += 1;
+        let tag = format!("m{}", self.tag);
+        let line = format!("{tag} {command}\r\n");
+        step("send", async {
+            self.stream.get_mut().write_all(line.as_bytes()).await?;
+            self.stream.get_mut().flush().await?;
+            Ok(())
+        })
+        .await?;
+        self.collect(&tag).await
+    }
+
+    /// Reads responses up to the tagged one for `tag`.
+    async fn collect(&mut self, tag: &str) -> anyhow::Result<Reply> {
+        let mut untagged = Vec::new();
+        loop {
+            let line = step("response", self.read_line()).await?;
+            if let Some(rest) = line.strip_prefix(&format!("{tag} ")) {
+                let (status, text) = rest.split_once(' ').unwrap_or((rest, ""));
+                let status = match status.to_ascii_uppercase().as_str() {
+                    "OK" => Status::Ok,
+                    "NO" => Status::No,
+                    "BAD" => Status::Bad,
+                    _ => bail!("the server answered with {}", clean(&line)),
+                };
+                return Ok(Reply {
+                    untagged,
+                    status,
+                    text: clean(text),
+                });
+            }
+            if let Some(rest) = line.strip_prefix("* ") {
+                let mut response = Untagged {
+                    line: rest.to_string(),
+                    literals: Vec::new(),
+                };
+                // A line ending in {N} announces N bytes of literal, after
+                // which the response continues on the next line.
+                let mut current = rest.to_string();
+                while let Some(len) = literal_len(&current) {
+                    let literal = step("literal", self.read_literal(len)).await?;
+                    response.literals.push(literal);
+                    current = step("response", self.read_line()).await?;
+                    response.line.push_str(" \u{0}");
+                    response.line.push_str(&current);
+                }
+                untagged.push(response);
+            }
+            // `+` continuations and anything else are ignored here; commands
+            // that need them (IDLE, literals we send) handle them themselves.
+        }
+    }
+
+    /// Logs in with LOGIN (RFC 3501 §6.2.3), the password as a quoted string
+    /// or, when it is not plain ASCII, as a literal.
+    pub async fn login(&mut self, user: &str, password: &Password) -> anyhow::Result<()> {
+        let user_arg = quoted(user).context("the user name cannot be sent over IMAP")?;
+        let reply = match quoted(password.expose()) {
+            Some(pass) => self.command(&format!("LOGIN {user_arg} {pass}")).await?,
+            None => {
+                let pass = password.expose().as_bytes();
+                self.tag += 1;
+                let tag = format!("m{}", self.tag);
+                let head = format!("{tag} LOGIN {user_arg} {{{}}}\r\n", pass.len());
+                self.stream.get_mut().write_all(head.as_bytes()).await?;
+                self.stream.get_mut().flush().await?;
+                let go = step("LOGIN", self.read_line()).await?;
+                if !go.starts_with('+') {
+                    bail!("the server refused the login: {}", clean(&go));
+                }
+                self.stream.get_mut().write_all(pass).await?;
+                self.stream.get_mut().write_all(b"\r\n").await?;
+                self.stream.get_mut().flush().await?;
+                self.collect(&tag).await?
+            }
+        };
+        match reply.status {
+            Status::Ok => Ok(()),
+            _ => bail!("the server refused the login of {user:?}: {}", reply.text),
+        }
+    }
+
+    /// Says LOGOUT; errors are ignored (the connection is ending anyway).
+    pub async fn logout(mut self) {
+        let _ = self.command("LOGOUT").await;
+    }
+}
+
+/// The length of the literal a response line ends with, if any.
+fn literal_len(line: &str) -> Option<usize> {
+    let open = line.strip_suffix('}')?.rfind('{')?;
+    line[open + 1..line.len() - 1].parse().ok()
+}
+
+/// Reads the plain greeting, asks for STARTTLS and returns the socket ready
+/// for the handshake. Anything but a tagged OK is an error: no fallback to
+/// plaintext.
+async fn starttls(tcp: TcpStream) -> anyhow::Result<TcpStream> {
+    let mut reader = BufReader::new(tcp);
+    let greeting = read_plain_line(&mut reader).await?;
+    if !greeting.starts_with("* OK") {
+        bail!(
+            "the server did not greet as an IMAP server: {}",
+            clean(&greeting)
+        );
+    }
+    reader.get_mut().write_all(b"s0 STARTTLS\r\n").await?;
+    loop {
+        let line = read_plain_line(&mut reader).await?;
+        if let Some(rest) = line.strip_prefix("s0 ") {
+            if rest.to_ascii_uppercase().starts_with("OK") {
+                break;
+            }
+            bail!(
+                "the server refused STARTTLS ({}); mailnode does not log in without TLS",
+                clean(rest)
+            );
+        }
+    }
+    if !reader.buffer().is_empty() {
+        bail!("the server sent data before the TLS handshake (STARTTLS injection?)");
+    }
+    Ok(reader.into_inner())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quoting() {
+        assert_eq!(quoted("a\"b\\c").as_deref(), Some("\"a\\\"b\\\\c\""));
+        assert_eq!(quoted("pässword"), None);
+        assert_eq!(quoted("line\r\nbreak"), None);
+    }
+
+    #[test]
+    fn literal_lengths() {
+        assert_eq!(literal_len("1 FETCH (UID 4 BODY[] {310}"), Some(310));
+        assert_eq!(literal_len("1 FETCH (UID 4)"), None);
+        assert_eq!(literal_len("x {abc}"), None);
+    }
+
+    #[test]
+    fn server_text_is_cleaned() {
+        assert_eq!(clean("[AUTH] bad\r\x1b[31m"), "[AUTH] bad  [31m");
+        assert!(clean(&"x".repeat(1000)).chars().count() <= 301);
+    }
+}
