@@ -19,7 +19,6 @@
 //!   Expunged UIDs are remembered with the MODSEQ of their expunge so that
 //!   [`MailStore::changes_since`] can report them (QRESYNC VANISHED).
 
-use std::collections::HashMap;
 use std::future::Future;
 use std::sync::Arc;
 
@@ -248,9 +247,7 @@ pub enum StoreError {
     Internal(String),
 }
 
-/// The sort fields of messages of one mailbox, by UID
-/// ([`MailStore::sort_fields`]).
-pub type SortFieldMap = HashMap<Uid, SortFields>;
+pub use crate::sort_map::SortFieldMap;
 
 /// Result type of the storage contract.
 pub type StoreResultT<T> = Result<T, StoreError>;
@@ -323,12 +320,11 @@ pub trait MailStore: Clone + Send + Sync + 'static {
     ) -> impl Future<Output = StoreResultT<Arc<SortFieldMap>>> + Send {
         async move {
             let headers = self.fetch(mailbox, uids, Content::Header).await?;
-            Ok(Arc::new(
-                headers
-                    .into_iter()
-                    .map(|(uid, header)| (uid, SortFields::from_message(&header)))
-                    .collect(),
-            ))
+            let mut map = SortFieldMap::with_capacity(headers.len());
+            for (uid, header) in headers {
+                map.insert(uid, SortFields::from_message(&header));
+            }
+            Ok(Arc::new(map))
         }
     }
 

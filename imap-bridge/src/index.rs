@@ -130,6 +130,19 @@ fn intern(table: &mut Arc<KeywordSets>, keywords: Vec<Flag>) -> u32 {
     id
 }
 
+/// What [`MessageIndex::briefs`] gives for one message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Brief {
+    /// UID.
+    pub uid: Uid,
+    /// MODSEQ of its last change.
+    pub modseq: ModSeq,
+    /// RFC822.SIZE.
+    pub size: u32,
+    /// INTERNALDATE, seconds since the Unix epoch.
+    pub internal_date: i64,
+}
+
 /// One version of a mailbox's message index. Cloning is cheap (one pointer
 /// per chunk); sessions hold it behind an `Arc`.
 #[derive(Debug, Clone, Default)]
@@ -450,6 +463,20 @@ impl MessageIndex {
             .skip(at)
             .flat_map(|c| c.entries.iter().map(|e| e.uid))
             .skip(skip)
+    }
+
+    /// Every message's UID, MODSEQ, size and INTERNALDATE, ascending UID:
+    /// [`MessageIndex::iter`] without building each message's flag list.
+    pub fn briefs(&self) -> impl Iterator<Item = Brief> + '_ {
+        self.chunks
+            .iter()
+            .flat_map(|c| c.entries.iter())
+            .map(|e| Brief {
+                uid: e.uid,
+                modseq: e.modseq,
+                size: e.size,
+                internal_date: e.date,
+            })
     }
 
     /// Every message's metadata, ascending UID.

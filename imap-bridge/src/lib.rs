@@ -13,6 +13,7 @@ pub mod index;
 pub mod memory;
 pub mod mime;
 pub mod smtp;
+pub mod sort_map;
 mod tcp;
 pub mod tls;
 

@@ -13,8 +13,9 @@
 //! Public only so that the fuzz targets can reach [`rewrite`].
 
 use super::response::sequence_set;
+use super::selected::Hit;
 use super::session::Session;
-use crate::backend::{MailStore, MessageMeta, Uid};
+use crate::backend::{MailStore, Uid};
 
 /// The RETURN options of one SEARCH.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -260,7 +261,7 @@ impl<S: MailStore> Session<S> {
         &mut self,
         tag: &str,
         returns: &SearchReturn,
-        found: &[(u32, MessageMeta)],
+        found: &[Hit],
         uid: bool,
         modseq: Option<u64>,
     ) {
@@ -273,18 +274,18 @@ impl<S: MailStore> Session<S> {
             let mut saved: Vec<Uid> = if only_ends {
                 let mut ends = Vec::new();
                 if returns.min
-                    && let Some((_, first)) = found.first()
+                    && let Some(first) = found.first()
                 {
                     ends.push(first.uid);
                 }
                 if returns.max
-                    && let Some((_, last)) = found.last()
+                    && let Some(last) = found.last()
                 {
                     ends.push(last.uid);
                 }
                 ends
             } else {
-                found.iter().map(|(_, m)| m.uid).collect()
+                found.iter().map(|hit| hit.uid).collect()
             };
             saved.dedup();
             selected.saved = Some(saved);
@@ -294,7 +295,7 @@ impl<S: MailStore> Session<S> {
         if only_save {
             return;
         }
-        let number = |(seq, meta): &(u32, MessageMeta)| if uid { meta.uid } else { *seq };
+        let number = |hit: &Hit| if uid { hit.uid } else { hit.seq };
         let quoted = tag.replace('\\', "\\\\").replace('"', "\\\"");
         let mut line = format!("ESEARCH (TAG \"{quoted}\")");
         if uid {

@@ -5,13 +5,15 @@
 //! session's view; message bytes are fetched (header only when enough) only
 //! if a criterion needs them. Text matching itself is `crate::mime`'s job.
 
+use std::fmt::Write as _;
+
 use chrono::{FixedOffset, NaiveDate, TimeZone, Utc};
 use imap_codec::imap_types::core::{AString, Charset};
 use imap_codec::imap_types::search::SearchKey;
 
 use super::fetch::Need;
 use super::response::Completion;
-use super::selected::{contains, intervals};
+use super::selected::{Hit, contains, intervals};
 use super::session::Session;
 use crate::backend::{MailStore, MessageMeta, Uid};
 use crate::mime;
@@ -162,8 +164,8 @@ pub(super) fn check_charset(charset: &Charset<'_>) -> Result<(), Completion> {
 /// The messages that matched a search, in sequence order.
 #[derive(Debug, Default)]
 pub(super) struct Matches {
-    /// (sequence number, metadata) of each match.
-    pub found: Vec<(u32, MessageMeta)>,
+    /// Each match, ascending.
+    pub found: Vec<Hit>,
     /// The criteria used MODSEQ (RFC 7162 §3.1.5).
     pub with_modseq: bool,
 }
@@ -187,7 +189,6 @@ impl<S: MailStore> Session<S> {
             exists: selected.exists(),
             largest_uid: selected.largest_uid(),
         };
-        let live: Vec<(u32, MessageMeta)> = selected.live();
         let key = SearchKey::And(match criteria.to_vec().try_into() {
             Ok(keys) => keys,
             Err(_) => return Err(Completion::bad("Empty search")),
@@ -197,12 +198,16 @@ impl<S: MailStore> Session<S> {
             self.condstore = true;
         }
         let need = need(&key);
+        let Some(selected) = self.selected() else {
+            return Err(Completion::bad("No mailbox selected"));
+        };
         if matches!(key, SearchKey::And(ref keys) if keys.as_ref() == [SearchKey::All]) {
             return Ok(Matches {
-                found: live,
+                found: selected.hits(),
                 with_modseq,
             });
         }
+        let live: Vec<(u32, MessageMeta)> = selected.live();
 
         let mut found = Vec::new();
         for chunk in live.chunks(SEARCH_BATCH) {
@@ -222,7 +227,7 @@ impl<S: MailStore> Session<S> {
                     message,
                 };
                 if matches(&key, &candidate, bounds) {
-                    found.push((*seq, meta.clone()));
+                    found.push(Hit::of(*seq, meta));
                 }
             }
         }
@@ -252,15 +257,15 @@ impl<S: MailStore> Session<S> {
             }
         };
         let found = &matches.found;
-        let highest = found.iter().map(|(_, m)| m.modseq).max();
+        let highest = found.iter().map(|hit| hit.modseq).max();
         let modseq = if matches.with_modseq { highest } else { None };
         if let Some(returns) = returns {
             self.esearch_reply(tag, &returns, found, uid, modseq);
         } else {
             let mut line = String::from("SEARCH");
-            for (seq, meta) in found {
-                line.push(' ');
-                line.push_str(&(if uid { meta.uid } else { *seq }).to_string());
+            for hit in found {
+                // Writing to a String cannot fail.
+                let _ = write!(line, " {}", if uid { hit.uid } else { hit.seq });
             }
             // RFC 7162 §3.1.5: the highest MODSEQ of the matches.
             if let Some(highest) = modseq {

@@ -44,6 +44,35 @@ struct Ghost {
     position: usize,
 }
 
+/// A message as SEARCH, SORT and THREAD answer with it: its numbers and
+/// what sorting by ARRIVAL and SIZE needs, not its flags.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Hit {
+    /// Sequence number.
+    pub seq: u32,
+    /// UID.
+    pub uid: Uid,
+    /// MODSEQ (this session's view).
+    pub modseq: ModSeq,
+    /// RFC822.SIZE.
+    pub size: u32,
+    /// INTERNALDATE, seconds since the Unix epoch.
+    pub internal_date: i64,
+}
+
+impl Hit {
+    /// The hit for message `seq` with metadata `meta`.
+    pub fn of(seq: u32, meta: &MessageMeta) -> Hit {
+        Hit {
+            seq,
+            uid: meta.uid,
+            modseq: meta.modseq,
+            size: meta.size,
+            internal_date: meta.internal_date,
+        }
+    }
+}
+
 /// The selected mailbox.
 #[derive(Debug, Clone)]
 pub struct Selected {
@@ -150,6 +179,32 @@ impl Selected {
             }
             let meta = self.own.get(&meta.uid).cloned().unwrap_or(meta);
             out.push((seq(position + skipped), meta));
+        }
+        out
+    }
+
+    /// Every live message as a [`Hit`], ascending: [`Selected::live`]
+    /// without the flags, for what answers with numbers (SEARCH ALL, SORT,
+    /// THREAD).
+    pub fn hits(&self) -> Vec<Hit> {
+        let mut ghosts = self.ghosts.iter().peekable();
+        let mut skipped = 0;
+        let mut out = Vec::with_capacity(self.index.len() as usize);
+        for (position, brief) in self.index.briefs().enumerate() {
+            while ghosts.next_if(|g| g.uid < brief.uid).is_some() {
+                skipped += 1;
+            }
+            let modseq = match self.own.get(&brief.uid) {
+                Some(own) => own.modseq,
+                None => brief.modseq,
+            };
+            out.push(Hit {
+                seq: seq(position + skipped),
+                uid: brief.uid,
+                modseq,
+                size: brief.size,
+                internal_date: brief.internal_date,
+            });
         }
         out
     }

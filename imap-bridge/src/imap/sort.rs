@@ -8,7 +8,7 @@
 //! were made, so they compare as octets here.
 
 use std::cmp::Ordering;
-use std::collections::HashMap;
+use std::fmt::Write as _;
 use std::sync::Arc;
 
 use imap_codec::imap_types::core::Charset;
@@ -16,30 +16,34 @@ use imap_codec::imap_types::extensions::sort::{SortCriterion, SortKey};
 use imap_codec::imap_types::search::SearchKey;
 
 use super::response::Completion;
+use super::selected::Hit;
 use super::session::Session;
-use crate::backend::{MailStore, MessageMeta, SortFieldMap, Uid};
+use crate::backend::{MailStore, SortFieldMap, Uid};
 use crate::mime::SortFields;
+use crate::sort_map::TextKey;
 
 /// One matched message with what SORT and THREAD compare.
 #[derive(Debug, Clone)]
 pub(super) struct Sortable<'a> {
-    /// Sequence number (the final tie-break, RFC 5256 §3).
-    pub seq: u32,
-    /// Clear metadata (ARRIVAL, SIZE, INTERNALDATE).
-    pub meta: MessageMeta,
+    /// Numbers, ARRIVAL and SIZE; its sequence number is the final
+    /// tie-break (RFC 5256 §3).
+    pub hit: Hit,
     /// The header fields.
     pub fields: &'a SortFields,
+    /// Where `fields` are in the mailbox's [`SortFieldMap`] (`None`: the
+    /// store has none for it, and `fields` are empty).
+    pub position: Option<usize>,
 }
 
 impl Sortable<'_> {
     /// The sent date: `Date:`, else INTERNALDATE (RFC 5256 §2.2, §3).
     pub fn sent(&self) -> i64 {
-        self.fields.date().unwrap_or(self.meta.internal_date)
+        self.fields.date().unwrap_or(self.hit.internal_date)
     }
 
     /// The number the client sees.
     pub fn number(&self, uid: bool) -> u32 {
-        if uid { self.meta.uid } else { self.seq }
+        if uid { self.hit.uid } else { self.hit.seq }
     }
 }
 
@@ -48,45 +52,39 @@ fn ordered(value: i64) -> u64 {
     (value as u64) ^ (1 << 63)
 }
 
-/// The text a string key compares.
-fn text<'a>(key: &SortKey, message: &Sortable<'a>) -> &'a str {
-    match key {
-        SortKey::Subject => message.fields.subject(),
-        SortKey::From => message.fields.from(),
-        SortKey::To => message.fields.to(),
-        SortKey::Cc => message.fields.cc(),
-        SortKey::DisplayFrom => message.fields.display_from(),
-        SortKey::DisplayTo => message.fields.display_to(),
-        SortKey::Arrival | SortKey::Date | SortKey::Size => "",
-    }
+/// The string key a sort key compares, if it is one.
+fn text_key(key: &SortKey) -> Option<TextKey> {
+    Some(match key {
+        SortKey::Subject => TextKey::Subject,
+        SortKey::From => TextKey::From,
+        SortKey::To => TextKey::To,
+        SortKey::Cc => TextKey::Cc,
+        SortKey::DisplayFrom => TextKey::DisplayFrom,
+        SortKey::DisplayTo => TextKey::DisplayTo,
+        SortKey::Arrival | SortKey::Date | SortKey::Size => return None,
+    })
 }
 
 /// One criterion as a number per message whose order is the criterion's
-/// order. Strings are ranked once (distinct values sorted, usually far
-/// fewer than messages), so sorting compares integers in one array instead
-/// of chasing every message's fields: at 100,000 messages that is what
-/// keeps SORT within Dovecot's time.
-fn column(criterion: &SortCriterion, messages: &[Sortable<'_>]) -> Vec<u64> {
-    let mut column: Vec<u64> = match &criterion.key {
-        SortKey::Arrival => messages
+/// order. String keys use the ranks the map keeps (see `sort_map`), so
+/// sorting compares integers in one array instead of chasing every
+/// message's texts, and a repeated SORT compares no string at all: at
+/// 100,000 messages that is what keeps SORT within Dovecot's time.
+fn column(criterion: &SortCriterion, messages: &[Sortable<'_>], map: &SortFieldMap) -> Vec<u64> {
+    let mut column: Vec<u64> = match text_key(&criterion.key) {
+        None if criterion.key == SortKey::Arrival => messages
             .iter()
-            .map(|m| ordered(m.meta.internal_date))
+            .map(|m| ordered(m.hit.internal_date))
             .collect(),
-        SortKey::Date => messages.iter().map(|m| ordered(m.sent())).collect(),
-        SortKey::Size => messages.iter().map(|m| u64::from(m.meta.size)).collect(),
-        key => {
-            let mut ranks: HashMap<&str, u64> = HashMap::new();
-            for message in messages {
-                ranks.entry(text(key, message)).or_insert(0);
-            }
-            let mut distinct: Vec<&str> = ranks.keys().copied().collect();
-            distinct.sort_unstable();
-            for (rank, value) in distinct.into_iter().enumerate() {
-                ranks.insert(value, rank as u64);
-            }
+        None if criterion.key == SortKey::Date => {
+            messages.iter().map(|m| ordered(m.sent())).collect()
+        }
+        None => messages.iter().map(|m| u64::from(m.hit.size)).collect(),
+        Some(key) => {
+            let ranks = map.ranks(key);
             messages
                 .iter()
-                .map(|m| ranks.get(text(key, m)).copied().unwrap_or_default())
+                .map(|m| m.position.map_or(0, |at| u64::from(ranks[at])))
                 .collect()
         }
     };
@@ -98,15 +96,25 @@ fn column(criterion: &SortCriterion, messages: &[Sortable<'_>]) -> Vec<u64> {
     column
 }
 
-/// Sorts `messages` (in sequence order) by `criteria`, then by sequence
-/// number (RFC 5256 §3).
-pub(super) fn sort(criteria: &[SortCriterion], messages: &mut Vec<Sortable<'_>>) {
-    let columns: Vec<Vec<u64>> = criteria.iter().map(|c| column(c, messages)).collect();
+/// Sorts `messages` (in sequence order, their fields from `map`) by
+/// `criteria`, then by sequence number (RFC 5256 §3).
+pub(super) fn sort(
+    criteria: &[SortCriterion],
+    messages: &mut Vec<Sortable<'_>>,
+    map: &SortFieldMap,
+) {
+    let columns: Vec<Vec<u64>> = criteria.iter().map(|c| column(c, messages, map)).collect();
     let mut order: Vec<usize> = (0..messages.len()).collect();
-    // Stable sorts: equal keys keep sequence order.
+    // Equal keys keep sequence order (the messages come in it).
     match columns.as_slice() {
         [] => {}
-        [only] => order.sort_by_key(|&i| only[i]),
+        [only] => {
+            // The position is part of the key, so an unstable sort of
+            // plain pairs is as good as a stable one, and faster.
+            let mut keyed: Vec<(u64, usize)> = only.iter().copied().zip(0..).collect();
+            keyed.sort_unstable();
+            order = keyed.into_iter().map(|(_, i)| i).collect();
+        }
         _ => order.sort_by(|&a, &b| {
             columns
                 .iter()
@@ -120,19 +128,21 @@ pub(super) fn sort(criteria: &[SortCriterion], messages: &mut Vec<Sortable<'_>>)
     messages.extend(order.into_iter().filter_map(|i| slots[i].take()));
 }
 
-/// The matched messages joined with their fields (an empty set of fields
-/// for a message the store has none of).
+/// The matched messages (ascending) joined with their fields (an empty
+/// set of fields for a message the store has none of): one merge.
 pub(super) fn join<'a>(
-    found: Vec<(u32, MessageMeta)>,
+    found: Vec<Hit>,
     fields: &'a SortFieldMap,
     empty: &'a SortFields,
 ) -> Vec<Sortable<'a>> {
+    let positions = fields.positions(found.iter().map(|hit| hit.uid));
     found
         .into_iter()
-        .map(|(seq, meta)| Sortable {
-            seq,
-            fields: fields.get(&meta.uid).unwrap_or(empty),
-            meta,
+        .zip(positions)
+        .map(|(hit, position)| Sortable {
+            hit,
+            fields: position.map_or(empty, |at| fields.at(at)),
+            position,
         })
         .collect()
 }
@@ -145,14 +155,14 @@ impl<S: MailStore> Session<S> {
         charset: &Charset<'_>,
         search: &[SearchKey<'_>],
         with_fields: bool,
-    ) -> Result<(Vec<(u32, MessageMeta)>, Arc<SortFieldMap>), Completion> {
+    ) -> Result<(Vec<Hit>, Arc<SortFieldMap>), Completion> {
         let matches = self.matching(Some(charset), search).await?;
         let Some(selected) = self.selected() else {
             return Err(Completion::bad("No mailbox selected"));
         };
         let mut fields = Arc::default();
         if with_fields && !matches.found.is_empty() {
-            let uids: Vec<Uid> = matches.found.iter().map(|(_, m)| m.uid).collect();
+            let uids: Vec<Uid> = matches.found.iter().map(|hit| hit.uid).collect();
             let name = selected.name.clone();
             fields = self
                 .store
@@ -180,12 +190,12 @@ impl<S: MailStore> Session<S> {
         };
         let empty = SortFields::default();
         let mut messages = join(found, &fields, &empty);
-        sort(criteria, &mut messages);
+        sort(criteria, &mut messages, &fields);
         let mut line = String::with_capacity(5 + messages.len() * 7);
         line.push_str("SORT");
         for message in &messages {
-            line.push(' ');
-            line.push_str(&message.number(uid).to_string());
+            // Writing to a String cannot fail.
+            let _ = write!(line, " {}", message.number(uid));
         }
         self.out.untagged(&line);
         Completion::ok(if uid {
@@ -207,29 +217,24 @@ mod tests {
         date: Option<i64>,
         subject: &str,
         from: &str,
-    ) -> Sortable<'static> {
+    ) -> (Hit, SortFields) {
         let fields = SortFields::new(SortFieldParts {
             date,
             subject: subject.into(),
             from: from.into(),
             ..SortFieldParts::default()
         });
-        Sortable {
+        let hit = Hit {
             seq,
-            meta: MessageMeta {
-                uid: seq * 10,
-                modseq: 1,
-                flags: Vec::new(),
-                size,
-                internal_date: 1000 - i64::from(seq),
-                internal_date_offset_minutes: 0,
-            },
-            // Leaked: a test's few messages live as long as the test.
-            fields: Box::leak(Box::new(fields)),
-        }
+            uid: seq * 10,
+            modseq: 1,
+            size,
+            internal_date: 1000 - i64::from(seq),
+        };
+        (hit, fields)
     }
 
-    fn order(criteria: &[(bool, SortKey)], messages: &[Sortable<'static>]) -> Vec<u32> {
+    fn order(criteria: &[(bool, SortKey)], messages: &[(Hit, SortFields)]) -> Vec<u32> {
         let criteria: Vec<SortCriterion> = criteria
             .iter()
             .map(|(reverse, key)| SortCriterion {
@@ -237,9 +242,15 @@ mod tests {
                 key: key.clone(),
             })
             .collect();
-        let mut messages = messages.to_vec();
-        sort(&criteria, &mut messages);
-        messages.iter().map(|m| m.seq).collect()
+        let mut map = SortFieldMap::default();
+        for (hit, fields) in messages {
+            map.insert(hit.uid, fields.clone());
+        }
+        let empty = SortFields::default();
+        let found = messages.iter().map(|(hit, _)| *hit).collect();
+        let mut sortables = join(found, &map, &empty);
+        sort(&criteria, &mut sortables, &map);
+        sortables.iter().map(|m| m.hit.seq).collect()
     }
 
     #[test]
@@ -265,5 +276,24 @@ mod tests {
         assert_eq!(order(&[(false, SortKey::From)], &messages), [1, 2, 3]);
         assert_eq!(order(&[(true, SortKey::Cc)], &messages), [1, 2, 3]);
         assert_eq!(order(&[(true, SortKey::Subject)], &messages), [1, 2, 3]);
+    }
+
+    #[test]
+    fn messages_without_fields_sort_as_empty_texts() {
+        let (with, fields) = message(1, 1, Some(5), "A", "x");
+        let (bare, _) = message(2, 1, None, "", "");
+        let mut map = SortFieldMap::default();
+        map.insert(with.uid, fields);
+        let empty = SortFields::default();
+        let mut sortables = join(vec![with, bare], &map, &empty);
+        assert_eq!(sortables[0].position, Some(0));
+        assert_eq!(sortables[1].position, None);
+        let criteria = [SortCriterion {
+            reverse: false,
+            key: SortKey::Subject,
+        }];
+        sort(&criteria, &mut sortables, &map);
+        let seqs: Vec<u32> = sortables.iter().map(|m| m.hit.seq).collect();
+        assert_eq!(seqs, [2, 1]);
     }
 }

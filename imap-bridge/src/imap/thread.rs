@@ -106,7 +106,7 @@ impl<'a> Forest<'a> {
 
     /// Sent date, then sequence number (RFC 5256 §2.2).
     fn compare(&self, a: usize, b: usize) -> Ordering {
-        let key = |n| self.representative(n).map(|m| (m.sent(), m.seq));
+        let key = |n| self.representative(n).map(|m| (m.sent(), m.hit.seq));
         key(a).cmp(&key(b))
     }
 
@@ -202,7 +202,7 @@ fn ordered_subject(messages: &[Sortable<'_>], uid: bool) -> String {
     let mut order: Vec<usize> = (0..messages.len()).collect();
     order.sort_by(|a, b| {
         let (a, b) = (&messages[*a], &messages[*b]);
-        (a.fields.subject(), a.sent(), a.seq).cmp(&(b.fields.subject(), b.sent(), b.seq))
+        (a.fields.subject(), a.sent(), a.hit.seq).cmp(&(b.fields.subject(), b.sent(), b.hit.seq))
     });
     let mut forest = Forest::new(messages);
     let mut roots: Vec<usize> = Vec::new();
@@ -468,21 +468,20 @@ impl<S: MailStore> Session<S> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::backend::MessageMeta;
+    use crate::imap::selected::Hit;
     use crate::mime::SortFieldParts;
 
     fn message(seq: u32, date: i64, subject: &str, id: &str, refs: &[&str]) -> Sortable<'static> {
         let base = SortFields::from_message(format!("Subject: {subject}\r\n\r\n").as_bytes());
         Sortable {
-            seq,
-            meta: MessageMeta {
+            hit: Hit {
+                seq,
                 uid: seq + 100,
                 modseq: 1,
-                flags: Vec::new(),
                 size: 1,
                 internal_date: date,
-                internal_date_offset_minutes: 0,
             },
+            position: None,
             // Leaked: a test's messages live as long as the test.
             fields: Box::leak(Box::new(SortFields::new(SortFieldParts {
                 date: Some(date),

@@ -89,8 +89,9 @@ impl SortCache {
         let cached = self.get(mailbox.id).unwrap_or_default();
         let missing: Vec<Uid> = uids
             .iter()
-            .copied()
-            .filter(|uid| !cached.contains_key(uid))
+            .zip(cached.positions(uids.iter().copied()))
+            .filter(|(_, at)| at.is_none())
+            .map(|(uid, _)| *uid)
             .collect();
         let fields = if missing.is_empty() {
             cached
@@ -172,13 +173,15 @@ fn read_all(
     cached: &Fields,
 ) -> Result<Fields, StoreError> {
     let mut stmt = conn
-        .prepare_cached(&format!("SELECT {COLUMNS} WHERE m.mailbox_id = ?1"))
+        .prepare_cached(&format!(
+            "SELECT {COLUMNS} WHERE m.mailbox_id = ?1 ORDER BY m.uid"
+        ))
         .map_err(sql)?;
     let rows = stmt.query_map(params![mailbox_id], row).map_err(sql)?;
     let mut fields = Fields::with_capacity(cached.len().max(1024));
     for found in rows {
         let (uid, blob, sealed, header) = found.map_err(sql)?;
-        let value = match cached.get(&uid) {
+        let value = match cached.get(uid) {
             Some(known) => known.clone(),
             None => open(crypto, blob, sealed, header)?,
         };
