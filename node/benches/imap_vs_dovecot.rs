@@ -25,7 +25,7 @@
 //! over its processes), measured with one client connected that has INBOX
 //! selected and its flags fetched.
 //!
-//! `cargo bench -p mailnode --bench imap_vs_dovecot [-- --sizes 10000,100000]`
+//! `cargo bench -p mailnode --bench imap_vs_dovecot [-- --sizes 10000,100000] [--only sort]`
 //! Needs root (to start Dovecot with its own users) and `dovecot-imapd`.
 
 #[path = "../../tests/common/mod.rs"]
@@ -52,6 +52,12 @@ fn main() {
             .map(|s| s.parse().expect("--sizes N,M"))
             .collect();
     }
+    // `--only sort`: bulk APPEND (to fill the mailboxes), then only the
+    // SORT and THREAD rows, for working on those.
+    let only_sort = args
+        .iter()
+        .position(|a| a == "--only")
+        .is_some_and(|pos| args.get(pos + 1).map(String::as_str) == Some("sort"));
     println!("| mailbox | operation | mailnode | Dovecot | ratio |");
     println!("| ---: | --- | ---: | ---: | ---: |");
     let mut memory = Vec::new();
@@ -76,29 +82,9 @@ fn main() {
             append_all(&mn, &messages),
             append_all(&dv, &messages),
         ));
-        rows.push(("SELECT", time_select(&mn), time_select(&dv)));
-        rows.push((
-            "FETCH 1:* (UID FLAGS ENVELOPE RFC822.SIZE)",
-            time_command(&mn, "FETCH 1:* (UID FLAGS ENVELOPE RFC822.SIZE)"),
-            time_command(&dv, "FETCH 1:* (UID FLAGS ENVELOPE RFC822.SIZE)"),
-        ));
-        let uids = spread_uids(n, 100);
-        let fetch = format!("UID FETCH {uids} (BODY.PEEK[])");
-        rows.push((
-            "UID FETCH 100 bodies",
-            time_command(&mn, &fetch),
-            time_command(&dv, &fetch),
-        ));
-        rows.push((
-            "UID SEARCH TEXT",
-            time_command(&mn, "UID SEARCH TEXT \"zanzibar\""),
-            time_command(&dv, "UID SEARCH TEXT \"zanzibar\""),
-        ));
-        rows.push((
-            "QRESYNC reconnect",
-            time_qresync(&mn, n),
-            time_qresync(&dv, n),
-        ));
+        if !only_sort {
+            other_rows(&mut rows, &mn, &dv, n);
+        }
         for (op, command) in [
             ("SORT (DATE)", "SORT (DATE) UTF-8 ALL"),
             ("SORT (SUBJECT)", "SORT (SUBJECT) UTF-8 ALL"),
@@ -143,6 +129,38 @@ fn main() {
             a as f64 / (b as f64).max(1.0)
         );
     }
+}
+
+/// The rows of operations 2-6 (SELECT to QRESYNC reconnect).
+fn other_rows(
+    rows: &mut Vec<(&'static str, Duration, Duration)>,
+    mn: &Endpoint,
+    dv: &Endpoint,
+    n: usize,
+) {
+    rows.push(("SELECT", time_select(mn), time_select(dv)));
+    rows.push((
+        "FETCH 1:* (UID FLAGS ENVELOPE RFC822.SIZE)",
+        time_command(mn, "FETCH 1:* (UID FLAGS ENVELOPE RFC822.SIZE)"),
+        time_command(dv, "FETCH 1:* (UID FLAGS ENVELOPE RFC822.SIZE)"),
+    ));
+    let uids = spread_uids(n, 100);
+    let fetch = format!("UID FETCH {uids} (BODY.PEEK[])");
+    rows.push((
+        "UID FETCH 100 bodies",
+        time_command(mn, &fetch),
+        time_command(dv, &fetch),
+    ));
+    rows.push((
+        "UID SEARCH TEXT",
+        time_command(mn, "UID SEARCH TEXT \"zanzibar\""),
+        time_command(dv, "UID SEARCH TEXT \"zanzibar\""),
+    ));
+    rows.push((
+        "QRESYNC reconnect",
+        time_qresync(mn, n),
+        time_qresync(dv, n),
+    ));
 }
 
 fn ms(d: Duration) -> f64 {
