@@ -8,10 +8,13 @@
 //! - [`tls`]: certificate verification (system roots; loopback-only
 //!   `--insecure-local`).
 //! - [`imap_client`] / [`smtp`]: the two protocol clients.
+//! - [`autocrypt`]: Autocrypt Level 1 header parsing and peer state
+//!   (not yet wired to an inbound path).
 //!
 //! With no `gateway.json` in the home, nothing here runs and the node
 //! behaves as it did before.
 
+pub mod autocrypt;
 pub mod command;
 pub mod config;
 pub mod imap_client;
