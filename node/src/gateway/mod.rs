@@ -10,6 +10,8 @@
 //! - [`imap_client`] / [`smtp`]: the two protocol clients.
 //! - [`autocrypt`]: Autocrypt Level 1 header parsing and peer state
 //!   (not yet wired to an inbound path).
+//! - [`received`]: the inbound cursor decision and the local mark on
+//!   fetched mail (the fetch loop is not built yet).
 //!
 //! With no `gateway.json` in the home, nothing here runs and the node
 //! behaves as it did before.
@@ -19,6 +21,7 @@ pub mod command;
 pub mod config;
 pub mod imap_client;
 pub mod outbound;
+pub mod received;
 pub mod secret;
 pub mod smtp;
 pub mod tls;
