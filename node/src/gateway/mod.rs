@@ -8,6 +8,8 @@
 //! - [`tls`]: certificate verification (system roots; loopback-only
 //!   `--insecure-local`).
 //! - [`imap_client`] / [`smtp`]: the two protocol clients.
+//! - [`imap_parse`]: UIDVALIDITY, capabilities, FETCH UID/size from the
+//!   client's collected lines.
 //! - [`autocrypt`]: Autocrypt Level 1 header parsing and peer state
 //!   (not yet wired to an inbound path).
 //! - [`received`]: the inbound cursor decision and the local mark on
@@ -20,6 +22,7 @@ pub mod autocrypt;
 pub mod command;
 pub mod config;
 pub mod imap_client;
+pub mod imap_parse;
 pub mod outbound;
 pub mod received;
 pub mod secret;
