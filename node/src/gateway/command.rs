@@ -15,7 +15,8 @@ use super::secret::{self, Password};
 #[derive(Debug, Subcommand)]
 pub enum GatewayCommand {
     /// Send mail to people without a mailnode card through your existing
-    /// mail account, and fetch that account's new mail into INBOX.
+    /// mail account's SMTP server (fetching that account's IMAP mail into
+    /// INBOX is not built yet; the IMAP login is only checked by `test`).
     Add {
         /// The provider's SMTP submission server, e.g. smtp.example.org:465.
         #[arg(long, value_name = "HOST:PORT")]
@@ -37,8 +38,8 @@ pub enum GatewayCommand {
         /// machine (localhost, 127.0.0.1, ::1), as in tests.
         #[arg(long)]
         insecure_local: bool,
-        /// After fetching a message and filing it locally, move it to this
-        /// folder at the provider (e.g. Archive).
+        /// Stored for the inbound side, which is not built yet: the
+        /// daemon does not fetch or move provider mail today.
         #[arg(long, value_name = "FOLDER")]
         move_to: Option<String>,
     },

@@ -258,6 +258,95 @@ impl ImapClient {
     pub async fn logout(mut self) {
         let _ = self.command("LOGOUT").await;
     }
+
+    /// Whether the server lists `capability` (asked with CAPABILITY).
+    pub async fn has_capability(&mut self, capability: &str) -> anyhow::Result<bool> {
+        let reply = self.command("CAPABILITY").await?;
+        Ok(reply
+            .untagged
+            .iter()
+            .any(|u| super::imap_parse::has_capability(&u.line, capability)))
+    }
+
+    /// SELECTs `mailbox` and returns its UIDVALIDITY.
+    pub async fn select(&mut self, mailbox: &str) -> anyhow::Result<u32> {
+        let name = quoted(mailbox).context("the mailbox name cannot be sent over IMAP")?;
+        let reply = self.command(&format!("SELECT {name}")).await?;
+        if reply.status != Status::Ok {
+            bail!("the server refused to open {mailbox:?}: {}", reply.text);
+        }
+        let uidvalidity = super::imap_parse::uidvalidity(
+            reply.untagged.iter().map(|u| u.line.as_str()),
+        )
+        .or_else(|| {
+            // RFC 9051 §7.1: UIDVALIDITY may come in the tagged OK.
+            super::imap_parse::uidvalidity([format!("OK {}", reply.text).as_str()])
+        });
+        uidvalidity.with_context(|| format!("the server sent no UIDVALIDITY for {mailbox:?}"))
+    }
+
+    /// UIDs and sizes of the messages with UID `from` or higher, oldest
+    /// first. (`from:*` always matches the highest UID, RFC 9051 §6.4.8,
+    /// so it is filtered.)
+    pub async fn uids_from(&mut self, from: u32) -> anyhow::Result<Vec<(u32, Option<u64>)>> {
+        let reply = self
+            .command(&format!("UID FETCH {from}:* (UID RFC822.SIZE)"))
+            .await?;
+        if reply.status != Status::Ok {
+            bail!("the server refused UID FETCH: {}", reply.text);
+        }
+        let mut found: Vec<(u32, Option<u64>)> = reply
+            .untagged
+            .iter()
+            .filter_map(|u| super::imap_parse::fetch_uid_size(&u.line))
+            .filter(|(uid, _)| *uid >= from)
+            .collect();
+        found.sort_unstable_by_key(|(uid, _)| *uid);
+        found.dedup_by_key(|(uid, _)| *uid);
+        Ok(found)
+    }
+
+    /// The raw message with `uid`, without setting \Seen (BODY.PEEK).
+    pub async fn fetch_message(&mut self, uid: u32) -> anyhow::Result<Option<Vec<u8>>> {
+        let reply = self
+            .command(&format!("UID FETCH {uid} (UID BODY.PEEK[])"))
+            .await?;
+        if reply.status != Status::Ok {
+            bail!("the server refused to send message {uid}: {}", reply.text);
+        }
+        Ok(reply
+            .untagged
+            .into_iter()
+            .find(|u| super::imap_parse::fetch_uid_size(&u.line).is_some_and(|(n, _)| n == uid))
+            .and_then(|u| u.literals.into_iter().next()))
+    }
+
+    /// Moves message `uid` to `folder`: UID MOVE (RFC 6851) when offered,
+    /// else UID COPY + STORE \Deleted + UID EXPUNGE (RFC 4315).
+    pub async fn move_message(
+        &mut self,
+        uid: u32,
+        folder: &str,
+        has_move: bool,
+    ) -> anyhow::Result<()> {
+        let target = quoted(folder).context("the folder name cannot be sent over IMAP")?;
+        let steps = if has_move {
+            vec![format!("UID MOVE {uid} {target}")]
+        } else {
+            vec![
+                format!("UID COPY {uid} {target}"),
+                format!("UID STORE {uid} +FLAGS.SILENT (\\Deleted)"),
+                format!("UID EXPUNGE {uid}"),
+            ]
+        };
+        for command in steps {
+            let reply = self.command(&command).await?;
+            if reply.status != Status::Ok {
+                bail!("moving message {uid} to {folder:?} failed: {}", reply.text);
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The length of the literal a response line ends with, if any.

@@ -8,14 +8,23 @@
 //! - [`tls`]: certificate verification (system roots; loopback-only
 //!   `--insecure-local`).
 //! - [`imap_client`] / [`smtp`]: the two protocol clients.
+//! - [`imap_parse`]: UIDVALIDITY, capabilities, FETCH UID/size from the
+//!   client's collected lines.
+//! - [`autocrypt`]: Autocrypt Level 1 header parsing and peer state
+//!   (not yet wired to an inbound path).
+//! - [`received`]: the inbound cursor decision and the local mark on
+//!   fetched mail (the fetch loop is not built yet).
 //!
 //! With no `gateway.json` in the home, nothing here runs and the node
 //! behaves as it did before.
 
+pub mod autocrypt;
 pub mod command;
 pub mod config;
 pub mod imap_client;
+pub mod imap_parse;
 pub mod outbound;
+pub mod received;
 pub mod secret;
 pub mod smtp;
 pub mod tls;

@@ -1,0 +1,115 @@
+//! Reading the few response data the inbound side needs from the lines the
+//! IMAP client collected (literals already cut out by the client, so their
+//! bytes can never be read as response text): UIDVALIDITY after SELECT,
+//! capabilities, and UID / RFC822.SIZE of a FETCH response.
+//!
+//! Pure functions over text; no I/O. The fetch loop that uses them is not
+//! built yet (issue 11).
+
+/// Splits a response line into atoms, skipping quoted strings (RFC 9051
+/// §4.3) so that nothing inside one is taken for a data item.
+fn atoms(line: &str) -> Vec<&str> {
+    let mut out = Vec::new();
+    let bytes = line.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b' ' | b'(' | b')' | b'[' | b']' | 0 => i += 1,
+            b'"' => {
+                i += 1;
+                while i < bytes.len() && bytes[i] != b'"' {
+                    i += if bytes[i] == b'\\' { 2 } else { 1 };
+                }
+                i += 1;
+            }
+            _ => {
+                let start = i;
+                while i < bytes.len() && !b" ()[]\"\0".contains(&bytes[i]) {
+                    i += 1;
+                }
+                if let Some(atom) = line.get(start..i) {
+                    out.push(atom);
+                }
+            }
+        }
+    }
+    out
+}
+
+/// The number after `name` among the atoms of `line`.
+fn number_after(line: &str, name: &str) -> Option<u64> {
+    let atoms = atoms(line);
+    let at = atoms.iter().position(|a| a.eq_ignore_ascii_case(name))?;
+    atoms.get(at + 1)?.parse().ok()
+}
+
+/// UIDVALIDITY from the untagged `OK [UIDVALIDITY n]` of a SELECT.
+pub fn uidvalidity<'a>(lines: impl IntoIterator<Item = &'a str>) -> Option<u32> {
+    lines.into_iter().find_map(|line| {
+        let rest = line
+            .get(..3)?
+            .eq_ignore_ascii_case("OK ")
+            .then(|| &line[3..])?;
+        u32::try_from(number_after(rest, "UIDVALIDITY")?).ok()
+    })
+}
+
+/// Whether a `CAPABILITY ...` line lists `capability`.
+pub fn has_capability(line: &str, capability: &str) -> bool {
+    let mut atoms = atoms(line).into_iter();
+    atoms
+        .next()
+        .is_some_and(|first| first.eq_ignore_ascii_case("CAPABILITY"))
+        && atoms.any(|a| a.eq_ignore_ascii_case(capability))
+}
+
+/// UID and RFC822.SIZE of an untagged `n FETCH (...)` line.
+pub fn fetch_uid_size(line: &str) -> Option<(u32, Option<u64>)> {
+    let atoms = atoms(line);
+    if !atoms.get(1)?.eq_ignore_ascii_case("FETCH") {
+        return None;
+    }
+    let uid = u32::try_from(number_after(line, "UID")?).ok()?;
+    Some((uid, number_after(line, "RFC822.SIZE")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn uidvalidity_from_select() {
+        let lines = [
+            "FLAGS (\\Seen)",
+            "OK [PERMANENTFLAGS (\\Seen)] Flags permitted.",
+            "OK [UIDVALIDITY 1733212345] UIDs valid",
+            "3 EXISTS",
+        ];
+        assert_eq!(uidvalidity(lines), Some(1_733_212_345));
+        assert_eq!(uidvalidity(["3 EXISTS"]), None);
+    }
+
+    #[test]
+    fn capabilities() {
+        let line = "CAPABILITY IMAP4rev1 IDLE MOVE UIDPLUS";
+        assert!(has_capability(line, "idle"));
+        assert!(has_capability(line, "MOVE"));
+        assert!(!has_capability(line, "CONDSTORE"));
+        assert!(!has_capability("OK IDLE", "IDLE"));
+    }
+
+    #[test]
+    fn fetch_items_ignore_quoted_and_literal_text() {
+        assert_eq!(
+            fetch_uid_size("4 FETCH (UID 17 RFC822.SIZE 310 BODY[] \u{0})"),
+            Some((17, Some(310)))
+        );
+        // A quoted string saying "UID 99" is not a data item.
+        assert_eq!(
+            fetch_uid_size("4 FETCH (X \"UID 99\" UID 5)"),
+            Some((5, None))
+        );
+        assert_eq!(fetch_uid_size("4 EXPUNGE"), None);
+        assert_eq!(fetch_uid_size("4 FETCH (UID x)"), None);
+    }
+}
