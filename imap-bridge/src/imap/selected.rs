@@ -168,45 +168,47 @@ impl Selected {
         }
     }
 
-    /// Every live message as (sequence number, metadata), ascending.
-    pub fn live(&self) -> Vec<(u32, MessageMeta)> {
+    /// Numbers `messages` (the index's, ascending UID) with their sequence
+    /// numbers, counting the ghosts before each.
+    fn numbered<T>(
+        &self,
+        messages: impl Iterator<Item = T>,
+        uid_of: impl Fn(&T) -> Uid,
+    ) -> impl Iterator<Item = (u32, T)> {
         let mut ghosts = self.ghosts.iter().peekable();
         let mut skipped = 0;
-        let mut out = Vec::with_capacity(self.index.len() as usize);
-        for (position, meta) in self.index.iter().enumerate() {
-            while ghosts.next_if(|g| g.uid < meta.uid).is_some() {
+        messages.enumerate().map(move |(position, message)| {
+            let uid = uid_of(&message);
+            while ghosts.next_if(|g| g.uid < uid).is_some() {
                 skipped += 1;
             }
-            let meta = self.own.get(&meta.uid).cloned().unwrap_or(meta);
-            out.push((seq(position + skipped), meta));
-        }
-        out
+            (seq(position + skipped), message)
+        })
+    }
+
+    /// Every live message as (sequence number, metadata), ascending.
+    pub fn live(&self) -> Vec<(u32, MessageMeta)> {
+        self.numbered(self.index.iter(), |meta| meta.uid)
+            .map(|(seq, meta)| (seq, self.own.get(&meta.uid).cloned().unwrap_or(meta)))
+            .collect()
     }
 
     /// Every live message as a [`Hit`], ascending: [`Selected::live`]
     /// without the flags, for what answers with numbers (SEARCH ALL, SORT,
     /// THREAD).
     pub fn hits(&self) -> Vec<Hit> {
-        let mut ghosts = self.ghosts.iter().peekable();
-        let mut skipped = 0;
-        let mut out = Vec::with_capacity(self.index.len() as usize);
-        for (position, brief) in self.index.briefs().enumerate() {
-            while ghosts.next_if(|g| g.uid < brief.uid).is_some() {
-                skipped += 1;
-            }
-            let modseq = match self.own.get(&brief.uid) {
-                Some(own) => own.modseq,
-                None => brief.modseq,
-            };
-            out.push(Hit {
-                seq: seq(position + skipped),
+        self.numbered(self.index.briefs(), |brief| brief.uid)
+            .map(|(seq, brief)| Hit {
+                seq,
                 uid: brief.uid,
-                modseq,
+                modseq: self
+                    .own
+                    .get(&brief.uid)
+                    .map_or(brief.modseq, |own| own.modseq),
                 size: brief.size,
                 internal_date: brief.internal_date,
-            });
-        }
-        out
+            })
+            .collect()
     }
 
     /// The live (not ghost) messages a sequence set names, as
