@@ -397,9 +397,15 @@ impl Identity {
     /// Signs `plaintext` with our key and encrypts it to `recipient` and to
     /// ourselves. Returns an armored OpenPGP message.
     pub fn seal(&self, plaintext: &[u8], recipient: &ContactCard) -> Result<Vec<u8>, KeyError> {
+        self.seal_to_cert(plaintext, recipient.cert())
+    }
+
+    /// [`Identity::seal`] for any OpenPGP certificate, such as one learned
+    /// from an Autocrypt header (which carries no mailnode card fields).
+    pub fn seal_to_cert(&self, plaintext: &[u8], recipient: &Cert) -> Result<Vec<u8>, KeyError> {
         let policy = StandardPolicy::new();
         let mut recipients: Vec<Recipient<'_>> = Vec::new();
-        for cert in [recipient.cert(), self.card.cert()] {
+        for cert in [recipient, self.card.cert()] {
             let before = recipients.len();
             for ka in cert
                 .keys()

@@ -114,7 +114,22 @@ pub async fn run(home: Home, settings: Settings, identity: Identity) -> anyhow::
         store.clone(),
         shutdown_rx.clone(),
     ));
-    let gateway_sender = crate::gateway::load_sender(home.path(), &identity)?;
+    let gateway = crate::gateway::load(home.path(), &identity)?;
+    let gateway_sender = gateway.as_ref().map(|g| g.sender.clone());
+    if let Some(gateway) = &gateway {
+        tasks.spawn(crate::gateway::fetch::run(
+            crate::gateway::fetch::Fetcher {
+                home: home.path().to_path_buf(),
+                config: gateway.config.clone(),
+                password: gateway.password.clone(),
+                store: store.clone(),
+                peers: gateway.peers.clone(),
+                own_address: identity.address().to_string(),
+                max_message_size: settings.max_message_size,
+            },
+            shutdown_rx.clone(),
+        ));
+    }
     tasks.spawn(outbox::run(
         store.clone(),
         network.clone(),
@@ -159,10 +174,9 @@ pub async fn run(home: Home, settings: Settings, identity: Identity) -> anyhow::
         Arc::clone(&outbox_wakeup),
         settings.max_message_size,
     );
-    let outgoing = if gateway_sender.is_some() {
-        outgoing.with_gateway()
-    } else {
-        outgoing
+    let outgoing = match &gateway {
+        Some(gateway) => outgoing.with_gateway(gateway.peers.clone()),
+        None => outgoing,
     };
     let smtp_shutdown = shutdown_rx.clone();
     tasks.spawn(async move {

@@ -12,8 +12,10 @@
 //!
 //! With a gateway configured (issue 11), a recipient without a card is
 //! accepted at RCPT and queued for the provider's SMTP server instead: the
-//! message as written plus an Autocrypt header (`crate::gateway::outbound`),
-//! and the Sent copy is marked `X-Mailnode-Gateway: plaintext`. Without a
+//! message plus an Autocrypt header (`crate::gateway::outbound`), signed and
+//! PGP/MIME-encrypted when the recipient's key is known from an Autocrypt
+//! header or an import, as written otherwise; the Sent copy is marked
+//! `X-Mailnode-Gateway: encrypted`, `plaintext` or `mixed; ...`. Without a
 //! gateway such a recipient is refused at RCPT, as before.
 
 use std::sync::Arc;
@@ -41,6 +43,8 @@ pub struct Outgoing {
     max_message_size: usize,
     /// The Autocrypt header for gateway mail; `Some` iff a gateway is set up.
     gateway_autocrypt: Option<String>,
+    /// The keys of gateway recipients (Autocrypt records).
+    gateway_peers: Option<crate::gateway::peers::AutocryptPeers>,
 }
 
 impl Outgoing {
@@ -60,11 +64,13 @@ impl Outgoing {
             outbox_wakeup,
             max_message_size,
             gateway_autocrypt: None,
+            gateway_peers: None,
         }
     }
 
     /// Sends recipients without a card through the gateway (issue 11).
-    pub fn with_gateway(mut self) -> Outgoing {
+    pub fn with_gateway(mut self, peers: crate::gateway::peers::AutocryptPeers) -> Outgoing {
+        self.gateway_peers = Some(peers);
         let header = crate::gateway::outbound::autocrypt_header(
             self.identity.address(),
             &self.identity.card().to_binary(),
@@ -158,22 +164,25 @@ impl Submission for Outgoing {
                     SubmitError::Temporary(format!("encryption task failed: {err}"))
                 })??;
         let mut items = items;
-        let mut sent_copy = prepared.sent_copy;
+        let mut sent_copy = prepared.sent_copy.clone();
         if let Some(autocrypt) = &self.gateway_autocrypt
             && !by_gateway.is_empty()
         {
-            let payload = crate::gateway::outbound::with_fields(
-                std::slice::from_ref(autocrypt),
-                &prepared.delivery,
-            );
-            items.extend(by_gateway.iter().map(|rcpt| OutboxItem {
-                delivery_id: random_id(),
-                recipient: rcpt.clone(),
-                recipient_fpr: String::new(),
-                peer_id: crate::gateway::outbound::GATEWAY_PEER.to_string(),
-                payload: payload.clone(),
-            }));
-            let mark = format!("{}: plaintext\r\n", crate::gateway::outbound::SENT_MARK);
+            let gateway_items = self
+                .gateway_items(&by_gateway, autocrypt, &prepared)
+                .await?;
+            let encrypted: Vec<String> = gateway_items
+                .iter()
+                .filter(|(_, encrypted)| *encrypted)
+                .map(|(item, _)| item.recipient.clone())
+                .collect();
+            let plaintext: Vec<String> = gateway_items
+                .iter()
+                .filter(|(_, encrypted)| !*encrypted)
+                .map(|(item, _)| item.recipient.clone())
+                .collect();
+            items.extend(gateway_items.into_iter().map(|(item, _)| item));
+            let mark = crate::gateway::outbound::sent_mark(&encrypted, &plaintext);
             sent_copy = crate::gateway::outbound::with_fields(&[mark], &sent_copy);
         }
 
@@ -285,6 +294,81 @@ fn prepare(message: &[u8], own_address: &str) -> Result<Prepared, SubmitError> {
         delivery,
         date,
     })
+}
+
+impl Outgoing {
+    /// One outbox entry per gateway recipient, with whether it is
+    /// encrypted (their key is known) or goes as written.
+    async fn gateway_items(
+        &self,
+        recipients: &[String],
+        autocrypt: &str,
+        prepared: &Prepared,
+    ) -> Result<Vec<(OutboxItem, bool)>, SubmitError> {
+        let mut keyed = Vec::new();
+        let mut plain = Vec::new();
+        for rcpt in recipients {
+            let key = match &self.gateway_peers {
+                Some(peers) => peers.key_for(rcpt).unwrap_or_else(|err| {
+                    tracing::warn!("cannot read the Autocrypt records: {err:#}");
+                    None
+                }),
+                None => None,
+            };
+            match key {
+                Some(cert) => keyed.push((rcpt.clone(), cert)),
+                None => plain.push(rcpt.clone()),
+            }
+        }
+        let item = |recipient: &str, recipient_fpr: String, payload: Vec<u8>| OutboxItem {
+            delivery_id: random_id(),
+            recipient: recipient.to_string(),
+            recipient_fpr,
+            peer_id: crate::gateway::outbound::GATEWAY_PEER.to_string(),
+            payload,
+        };
+        let mut items = Vec::with_capacity(recipients.len());
+        if !plain.is_empty() {
+            let payload =
+                crate::gateway::outbound::with_fields(&[autocrypt.to_string()], &prepared.delivery);
+            items.extend(
+                plain
+                    .iter()
+                    .map(|rcpt| (item(rcpt, String::new(), payload.clone()), false)),
+            );
+        }
+        if !keyed.is_empty() {
+            let identity = Arc::clone(&self.identity);
+            let delivery = prepared.delivery.clone();
+            let date = prepared.date.clone();
+            let autocrypt = autocrypt.to_string();
+            let sealed = tokio::task::spawn_blocking(move || {
+                keyed
+                    .iter()
+                    .map(|(rcpt, cert)| {
+                        crate::gateway::outbound::encrypted_copy(
+                            &identity, cert, rcpt, &delivery, &date, &autocrypt,
+                        )
+                        .map(|payload| (rcpt.clone(), cert.fingerprint().to_hex(), payload))
+                        .map_err(|err| {
+                            SubmitError::Rejected(format!(
+                                "cannot encrypt to <{rcpt}> with the key from their Autocrypt \
+                                 header: {err}"
+                            ))
+                        })
+                    })
+                    .collect::<Result<Vec<_>, SubmitError>>()
+            })
+            .await
+            .map_err(|err| SubmitError::Temporary(format!("encryption task failed: {err}")))??;
+            items.extend(
+                sealed
+                    .into_iter()
+                    .map(|(rcpt, fpr, payload)| (item(&rcpt, fpr, payload), true)),
+            );
+        }
+        Ok(items)
+    }
 }
 
 fn seal_for_each(

@@ -1,8 +1,8 @@
 //! Autocrypt Level 1 for gateway mail: parsing a received `Autocrypt:`
 //! header (§2.1) and the per-sender peer state update (§2.3).
 //!
-//! This module only decides; it does no I/O and does not know where the
-//! records are kept. Not yet wired into an inbound path (issue 11).
+//! This module only decides; it does no I/O. The records are kept by
+//! [`super::peers`]; the fetch loop ([`super::fetch`]) feeds them.
 
 /// A valid `Autocrypt:` header of one message.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -77,7 +77,7 @@ pub fn pick_header(values: &[&str], from: &str) -> Result<AutocryptHeader, Heade
 
 /// What we know about one sender (Autocrypt Level 1 §2.3). Times are Unix
 /// seconds.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct PeerState {
     /// Effective date of the newest message seen from this sender.
     pub last_seen: i64,

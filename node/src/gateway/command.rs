@@ -14,9 +14,9 @@ use super::secret::{self, Password};
 /// Gateway subcommands.
 #[derive(Debug, Subcommand)]
 pub enum GatewayCommand {
-    /// Send mail to people without a mailnode card through your existing
-    /// mail account's SMTP server (fetching that account's IMAP mail into
-    /// INBOX is not built yet; the IMAP login is only checked by `test`).
+    /// Use your existing mail account: mail to people without a mailnode
+    /// card leaves through its SMTP server, and mail that arrives in its
+    /// IMAP INBOX from now on is fetched into your INBOX.
     Add {
         /// The provider's SMTP submission server, e.g. smtp.example.org:465.
         #[arg(long, value_name = "HOST:PORT")]
@@ -38,10 +38,15 @@ pub enum GatewayCommand {
         /// machine (localhost, 127.0.0.1, ::1), as in tests.
         #[arg(long)]
         insecure_local: bool,
-        /// Stored for the inbound side, which is not built yet: the
-        /// daemon does not fetch or move provider mail today.
+        /// After a fetched message is safely stored here, move it out of the
+        /// provider's INBOX into this folder (it must exist there).
+        /// Without it, fetched mail stays in the provider's INBOX.
         #[arg(long, value_name = "FOLDER")]
         move_to: Option<String>,
+        /// Seconds between two checks for new mail when the provider's IMAP
+        /// server does not offer IDLE (with IDLE new mail comes at once).
+        #[arg(long, value_name = "SECS")]
+        poll_secs: Option<u64>,
     },
     /// Show the gateway settings (never the password).
     List,
@@ -75,6 +80,7 @@ pub fn run(
             tls,
             insecure_local,
             move_to,
+            poll_secs,
         } => {
             let identity = identity.context("the identity is needed to store the password")?;
             if GatewayConfig::load(home)?.is_some() {
@@ -90,6 +96,8 @@ pub fn run(
                 tls: *tls,
                 insecure_local: *insecure_local,
                 move_to: move_to.clone(),
+                added_at: chrono::Utc::now().timestamp(),
+                poll_secs: *poll_secs,
             };
             config.check()?;
             let password = read_password(password_file.as_deref(), &config)?;
@@ -120,6 +128,10 @@ pub fn run(
                     if let Some(folder) = &config.move_to {
                         println!("move-to: {folder}");
                     }
+                    println!(
+                        "checks for new mail: with IDLE when offered, else every {} s",
+                        config.poll_interval().as_secs()
+                    );
                 }
             }
             Ok(())

@@ -138,7 +138,20 @@ pub struct GatewayConfig {
     /// Move fetched mail into this provider folder after the local commit.
     #[serde(default)]
     pub move_to: Option<String>,
+    /// When the gateway was added (Unix seconds): the first fetch takes the
+    /// provider's mail from that day on (older mail is for `mailnode
+    /// import`). 0 in files written before it existed: from the first
+    /// start on.
+    #[serde(default)]
+    pub added_at: i64,
+    /// Seconds between two checks of a server without IDLE (default
+    /// [`DEFAULT_POLL_SECS`]).
+    #[serde(default)]
+    pub poll_secs: Option<u64>,
 }
+
+/// How often a server without IDLE is asked for new mail.
+pub const DEFAULT_POLL_SECS: u64 = 120;
 
 impl GatewayConfig {
     /// Checks the rules a hand-edited file could break.
@@ -164,6 +177,11 @@ impl GatewayConfig {
             bail!("--move-to needs a folder name without control characters");
         }
         Ok(())
+    }
+
+    /// The interval between two checks of a server without IDLE.
+    pub fn poll_interval(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.poll_secs.unwrap_or(DEFAULT_POLL_SECS).max(1))
     }
 
     /// The settings file in `home`.
@@ -212,6 +230,8 @@ mod tests {
             tls: TlsMode::Implicit,
             insecure_local: insecure,
             move_to: None,
+            added_at: 0,
+            poll_secs: None,
         }
     }
 

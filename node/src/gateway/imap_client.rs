@@ -50,6 +50,15 @@ pub struct Untagged {
     pub literals: Vec<Vec<u8>>,
 }
 
+/// What SELECT said about a mailbox.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Selected {
+    /// Its UIDVALIDITY.
+    pub uidvalidity: u32,
+    /// Its UIDNEXT, when the server sent it (RFC 3501 requires it).
+    pub uidnext: Option<u32>,
+}
+
 /// A command's outcome.
 #[derive(Debug)]
 pub struct Reply {
@@ -65,6 +74,9 @@ pub struct Reply {
 pub struct ImapClient {
     stream: BufReader<TlsStream<TcpStream>>,
     tag: u32,
+    /// The part of a line read so far; kept here so that a read cancelled
+    /// by a timeout (IDLE) loses nothing.
+    pending: Vec<u8>,
 }
 
 impl std::fmt::Debug for ImapClient {
@@ -132,6 +144,7 @@ impl ImapClient {
         let mut client = ImapClient {
             stream: BufReader::new(tls),
             tag: 0,
+            pending: Vec::new(),
         };
         if config.tls == TlsMode::Implicit {
             let greeting = step("greeting", client.read_line()).await?;
@@ -145,19 +158,26 @@ impl ImapClient {
         Ok(client)
     }
 
+    /// Reads one line. Cancel-safe: bytes of an unfinished line stay in
+    /// `pending` for the next call.
     async fn read_line(&mut self) -> anyhow::Result<String> {
-        let mut line = Vec::new();
-        (&mut self.stream)
-            .take(MAX_LINE)
-            .read_until(b'\n', &mut line)
-            .await?;
-        if line.is_empty() {
-            bail!("the server closed the connection");
+        loop {
+            let room = (MAX_LINE as usize).saturating_sub(self.pending.len());
+            if room == 0 {
+                bail!("the server sent a line longer than {MAX_LINE} bytes");
+            }
+            let read = (&mut self.stream)
+                .take(room as u64)
+                .read_until(b'\n', &mut self.pending)
+                .await?;
+            if self.pending.ends_with(b"\n") {
+                let line = std::mem::take(&mut self.pending);
+                return Ok(String::from_utf8_lossy(&line).trim_end().to_string());
+            }
+            if read == 0 {
+                bail!("the server closed the connection");
+            }
         }
-        if !line.ends_with(b"\n") {
-            bail!("the server sent a line longer than {MAX_LINE} bytes");
-        }
-        Ok(String::from_utf8_lossy(&line).trim_end().to_string())
     }
 
     /// Reads a literal of `len` bytes.
@@ -268,21 +288,35 @@ impl ImapClient {
             .any(|u| super::imap_parse::has_capability(&u.line, capability)))
     }
 
-    /// SELECTs `mailbox` and returns its UIDVALIDITY.
-    pub async fn select(&mut self, mailbox: &str) -> anyhow::Result<u32> {
+    /// SELECTs `mailbox`.
+    pub async fn select(&mut self, mailbox: &str) -> anyhow::Result<Selected> {
         let name = quoted(mailbox).context("the mailbox name cannot be sent over IMAP")?;
         let reply = self.command(&format!("SELECT {name}")).await?;
         if reply.status != Status::Ok {
             bail!("the server refused to open {mailbox:?}: {}", reply.text);
         }
-        let uidvalidity = super::imap_parse::uidvalidity(
-            reply.untagged.iter().map(|u| u.line.as_str()),
-        )
-        .or_else(|| {
-            // RFC 9051 §7.1: UIDVALIDITY may come in the tagged OK.
-            super::imap_parse::uidvalidity([format!("OK {}", reply.text).as_str()])
-        });
-        uidvalidity.with_context(|| format!("the server sent no UIDVALIDITY for {mailbox:?}"))
+        let lines = || reply.untagged.iter().map(|u| u.line.as_str());
+        // RFC 9051 §7.1: UIDVALIDITY may come in the tagged OK.
+        let tagged = format!("OK {}", reply.text);
+        let uidvalidity = super::imap_parse::uidvalidity(lines())
+            .or_else(|| super::imap_parse::uidvalidity([tagged.as_str()]))
+            .with_context(|| format!("the server sent no UIDVALIDITY for {mailbox:?}"))?;
+        Ok(Selected {
+            uidvalidity,
+            uidnext: super::imap_parse::uidnext(lines()),
+        })
+    }
+
+    /// The highest UID in the selected mailbox (`UID FETCH *`), `None` when
+    /// it is empty.
+    pub async fn highest_uid(&mut self) -> anyhow::Result<Option<u32>> {
+        let reply = self.command("UID FETCH * (UID)").await?;
+        Ok(reply
+            .untagged
+            .iter()
+            .filter_map(|u| super::imap_parse::fetch_uid_size(&u.line))
+            .map(|(uid, _)| uid)
+            .max())
     }
 
     /// UIDs and sizes of the messages with UID `from` or higher, oldest
@@ -349,6 +383,100 @@ impl ImapClient {
     }
 }
 
+/// Why [`ImapClient::idle`] returned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IdleEnd {
+    /// The server announced new messages (`EXISTS`).
+    NewMail,
+    /// `max` passed without news (RFC 2177: re-issue IDLE at least every
+    /// 29 minutes).
+    Timeout,
+}
+
+impl ImapClient {
+    /// Waits in IDLE (RFC 2177) until the selected mailbox gets new
+    /// messages or `max` passes, then ends IDLE with DONE.
+    pub async fn idle(&mut self, max: Duration) -> anyhow::Result<IdleEnd> {
+        self.tag += 1;
+        let tag = format!("m{}", self.tag);
+        let line = format!("{tag} IDLE\r\n");
+        step("send", async {
+            self.stream.get_mut().write_all(line.as_bytes()).await?;
+            self.stream.get_mut().flush().await?;
+            Ok(())
+        })
+        .await?;
+        let mut end = IdleEnd::Timeout;
+        // Untagged responses may come before the continuation.
+        loop {
+            let line = step("IDLE", self.read_line()).await?;
+            if line.starts_with('+') {
+                break;
+            }
+            if let Some(rest) = line.strip_prefix(&format!("{tag} ")) {
+                bail!("the server refused IDLE: {}", clean(rest));
+            }
+            if is_exists(&line) {
+                end = IdleEnd::NewMail;
+            }
+        }
+        let deadline = tokio::time::Instant::now() + max;
+        while end == IdleEnd::Timeout {
+            let line = match tokio::time::timeout_at(deadline, self.read_line()).await {
+                Err(_) => break,
+                Ok(line) => line?,
+            };
+            if line.starts_with("* BYE") {
+                bail!("the server ended the connection: {}", clean(&line));
+            }
+            if is_exists(&line) {
+                end = IdleEnd::NewMail;
+            }
+        }
+        step("send", async {
+            self.stream.get_mut().write_all(b"DONE\r\n").await?;
+            self.stream.get_mut().flush().await?;
+            Ok(())
+        })
+        .await?;
+        let reply = self.collect(&tag).await?;
+        if reply.status != Status::Ok {
+            bail!("IDLE ended with an error: {}", reply.text);
+        }
+        Ok(end)
+    }
+
+    /// UIDs of the messages that arrived on or after `date`
+    /// (`UID SEARCH SINCE`, day granularity), oldest first.
+    pub async fn uids_since(&mut self, date: chrono::NaiveDate) -> anyhow::Result<Vec<u32>> {
+        let reply = self
+            .command(&format!("UID SEARCH SINCE {}", date.format("%-d-%b-%Y")))
+            .await?;
+        if reply.status != Status::Ok {
+            bail!("the server refused UID SEARCH: {}", reply.text);
+        }
+        let mut uids: Vec<u32> = reply
+            .untagged
+            .iter()
+            .filter_map(|u| u.line.strip_prefix("SEARCH"))
+            .flat_map(|rest| rest.split_ascii_whitespace().filter_map(|n| n.parse().ok()))
+            .collect();
+        uids.sort_unstable();
+        uids.dedup();
+        Ok(uids)
+    }
+}
+
+/// Whether `line` is an untagged `* N EXISTS`.
+fn is_exists(line: &str) -> bool {
+    let mut words = line.split_ascii_whitespace();
+    words.next() == Some("*")
+        && words.next().is_some_and(|n| n.parse::<u32>().is_ok())
+        && words
+            .next()
+            .is_some_and(|w| w.eq_ignore_ascii_case("EXISTS"))
+}
+
 /// The length of the literal a response line ends with, if any.
 fn literal_len(line: &str) -> Option<usize> {
     let open = line.strip_suffix('}')?.rfind('{')?;
@@ -402,6 +530,14 @@ mod tests {
         assert_eq!(literal_len("1 FETCH (UID 4 BODY[] {310}"), Some(310));
         assert_eq!(literal_len("1 FETCH (UID 4)"), None);
         assert_eq!(literal_len("x {abc}"), None);
+    }
+
+    #[test]
+    fn exists_lines() {
+        assert!(is_exists("* 23 EXISTS"));
+        assert!(is_exists("* 1 exists"));
+        assert!(!is_exists("* 23 EXPUNGE"));
+        assert!(!is_exists("* OK Still here"));
     }
 
     #[test]

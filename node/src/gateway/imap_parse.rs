@@ -3,8 +3,8 @@
 //! bytes can never be read as response text): UIDVALIDITY after SELECT,
 //! capabilities, and UID / RFC822.SIZE of a FETCH response.
 //!
-//! Pure functions over text; no I/O. The fetch loop that uses them is not
-//! built yet (issue 11).
+//! Pure functions over text; no I/O. The fetch loop ([`super::fetch`])
+//! uses them through the client.
 
 /// Splits a response line into atoms, skipping quoted strings (RFC 9051
 /// §4.3) so that nothing inside one is taken for a data item.
@@ -43,15 +43,25 @@ fn number_after(line: &str, name: &str) -> Option<u64> {
     atoms.get(at + 1)?.parse().ok()
 }
 
-/// UIDVALIDITY from the untagged `OK [UIDVALIDITY n]` of a SELECT.
-pub fn uidvalidity<'a>(lines: impl IntoIterator<Item = &'a str>) -> Option<u32> {
+/// The number of the response code `name` in an untagged `OK [NAME n]`.
+fn ok_code<'a>(lines: impl IntoIterator<Item = &'a str>, name: &str) -> Option<u32> {
     lines.into_iter().find_map(|line| {
         let rest = line
             .get(..3)?
             .eq_ignore_ascii_case("OK ")
             .then(|| &line[3..])?;
-        u32::try_from(number_after(rest, "UIDVALIDITY")?).ok()
+        u32::try_from(number_after(rest, name)?).ok()
     })
+}
+
+/// UIDVALIDITY from the untagged `OK [UIDVALIDITY n]` of a SELECT.
+pub fn uidvalidity<'a>(lines: impl IntoIterator<Item = &'a str>) -> Option<u32> {
+    ok_code(lines, "UIDVALIDITY")
+}
+
+/// UIDNEXT from the untagged `OK [UIDNEXT n]` of a SELECT.
+pub fn uidnext<'a>(lines: impl IntoIterator<Item = &'a str>) -> Option<u32> {
+    ok_code(lines, "UIDNEXT")
 }
 
 /// Whether a `CAPABILITY ...` line lists `capability`.

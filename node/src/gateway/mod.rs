@@ -10,10 +10,11 @@
 //! - [`imap_client`] / [`smtp`]: the two protocol clients.
 //! - [`imap_parse`]: UIDVALIDITY, capabilities, FETCH UID/size from the
 //!   client's collected lines.
-//! - [`autocrypt`]: Autocrypt Level 1 header parsing and peer state
-//!   (not yet wired to an inbound path).
+//! - [`autocrypt`]: Autocrypt Level 1 header parsing and peer state;
+//!   [`peers`] keeps the states, sealed.
 //! - [`received`]: the inbound cursor decision and the local mark on
-//!   fetched mail (the fetch loop is not built yet).
+//!   fetched mail; [`fetch`] is the loop that fetches and files it.
+//! - [`sealed`]: small files sealed under the store key.
 //!
 //! With no `gateway.json` in the home, nothing here runs and the node
 //! behaves as it did before.
@@ -21,10 +22,13 @@
 pub mod autocrypt;
 pub mod command;
 pub mod config;
+pub mod fetch;
 pub mod imap_client;
 pub mod imap_parse;
 pub mod outbound;
+pub mod peers;
 pub mod received;
+pub mod sealed;
 pub mod secret;
 pub mod smtp;
 pub mod tls;
@@ -67,16 +71,32 @@ pub async fn probe(config: &GatewayConfig, password: &Password) -> Vec<ProbeResu
     ]
 }
 
-/// The outbound side of a configured gateway, `None` when there is none.
-pub fn load_sender(
-    home: &std::path::Path,
-    identity: &keys::Identity,
-) -> anyhow::Result<Option<std::sync::Arc<outbound::GatewaySender>>> {
+/// A configured gateway, as the daemon runs it.
+#[derive(Debug)]
+pub struct Gateway {
+    /// The outbound side.
+    pub sender: std::sync::Arc<outbound::GatewaySender>,
+    /// The Autocrypt records, shared by both sides.
+    pub peers: peers::AutocryptPeers,
+    /// The account settings.
+    pub config: GatewayConfig,
+    /// Its password.
+    pub password: Password,
+}
+
+/// The configured gateway, `None` when there is none.
+pub fn load(home: &std::path::Path, identity: &keys::Identity) -> anyhow::Result<Option<Gateway>> {
     let Some(config) = GatewayConfig::load(home)? else {
         return Ok(None);
     };
     let password = secret::load(home, identity.store_key(), &config)?;
     let sender = outbound::GatewaySender::new(&config, &password, identity.address())?;
+    let peers = peers::AutocryptPeers::open(home, identity.store_key())?;
     tracing::info!(smtp = %config.smtp, imap = %config.imap, "gateway set up");
-    Ok(Some(sender))
+    Ok(Some(Gateway {
+        sender,
+        peers,
+        config,
+        password,
+    }))
 }

@@ -105,6 +105,68 @@ pub fn autocrypt_header(address: &str, keydata: &[u8]) -> String {
     out
 }
 
+/// The gateway copy for a recipient whose key is known (an Autocrypt
+/// header from them, or an imported key): `delivery` signed with our key,
+/// encrypted to theirs and ours, framed as RFC 3156 PGP/MIME, with our
+/// Autocrypt header outside so their client learns our key too.
+///
+/// The outer Message-ID is the original one: the recipient's client
+/// threads by it, and a reply's In-Reply-To must match our Sent copy.
+pub fn encrypted_copy(
+    identity: &keys::Identity,
+    cert: &sequoia_openpgp::Cert,
+    recipient: &str,
+    delivery: &[u8],
+    date: &str,
+    autocrypt: &str,
+) -> Result<Vec<u8>, keys::KeyError> {
+    use mailparse::MailHeaderMap;
+    let armored = identity.seal_to_cert(delivery, cert)?;
+    let message_id = mailparse::parse_headers(delivery)
+        .ok()
+        .and_then(|(headers, _)| headers.get_first_value("Message-ID"))
+        .map(|id| crate::bounce::one_line(id.trim()))
+        .filter(|id| id.starts_with('<') && id.ends_with('>'))
+        .unwrap_or_else(|| {
+            format!(
+                "<{}@mailnode.invalid>",
+                hex::encode(rand::random::<[u8; 16]>())
+            )
+        });
+    let outer = crate::pgpmime::OuterHeader {
+        from: identity.address(),
+        to: recipient,
+        date,
+        message_id: &message_id,
+    };
+    Ok(with_fields(
+        &[autocrypt.to_string()],
+        &crate::pgpmime::wrap(&outer, &armored),
+    ))
+}
+
+/// The Sent-copy mark for the gateway recipients: `encrypted` or
+/// `plaintext` when all went the same way, else who got what.
+pub fn sent_mark(encrypted: &[String], plaintext: &[String]) -> String {
+    let list = |rcpts: &[String]| {
+        rcpts
+            .iter()
+            .map(|r| format!("<{r}>"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let value = match (encrypted.is_empty(), plaintext.is_empty()) {
+        (false, true) => "encrypted".to_string(),
+        (true, _) => "plaintext".to_string(),
+        (false, false) => format!(
+            "mixed; encrypted={}; plaintext={}",
+            list(encrypted),
+            list(plaintext)
+        ),
+    };
+    format!("{SENT_MARK}: {value}\r\n")
+}
+
 /// Puts `fields` (each ending in CRLF) in front of `message`.
 pub fn with_fields(fields: &[String], message: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(message.len() + fields.iter().map(String::len).sum::<usize>());
@@ -118,6 +180,18 @@ pub fn with_fields(fields: &[String], message: &[u8]) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sent_marks() {
+        let a = vec!["a@x".to_string()];
+        let b = vec!["b@y".to_string()];
+        assert_eq!(sent_mark(&a, &[]), "X-Mailnode-Gateway: encrypted\r\n");
+        assert_eq!(sent_mark(&[], &b), "X-Mailnode-Gateway: plaintext\r\n");
+        assert_eq!(
+            sent_mark(&a, &b),
+            "X-Mailnode-Gateway: mixed; encrypted=<a@x>; plaintext=<b@y>\r\n"
+        );
+    }
 
     #[test]
     fn autocrypt_header_is_folded_and_parses() {

@@ -8,11 +8,7 @@
 
 use std::path::{Path, PathBuf};
 
-use aes_gcm::aead::{Aead, KeyInit, Payload};
-use aes_gcm::{Aes256Gcm, Nonce};
 use anyhow::Context;
-use rand::RngCore;
-use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
 use super::config::GatewayConfig;
@@ -21,7 +17,8 @@ use crate::home::write_atomic;
 /// File name of the sealed password inside the home.
 pub const PASSWORD_FILE: &str = "gateway-password.enc";
 
-const NONCE_LEN: usize = 12;
+/// The key-derivation label of the password file.
+const LABEL: &[u8] = b"mailnode gateway password encryption\0";
 
 /// A password whose `Debug` never shows it.
 #[derive(Clone)]
@@ -52,13 +49,6 @@ impl std::fmt::Debug for Password {
     }
 }
 
-fn cipher(store_key: &[u8; 32]) -> Aes256Gcm {
-    let mut hasher = Sha256::new();
-    hasher.update(b"mailnode gateway password encryption\0");
-    hasher.update(store_key);
-    Aes256Gcm::new(&hasher.finalize())
-}
-
 fn aad(config: &GatewayConfig) -> Vec<u8> {
     format!(
         "mailnode gateway password v1\0{}\0{}\0{}",
@@ -79,19 +69,7 @@ pub fn store(
     config: &GatewayConfig,
     password: &Password,
 ) -> anyhow::Result<()> {
-    let mut nonce = [0u8; NONCE_LEN];
-    rand::thread_rng().fill_bytes(&mut nonce);
-    let sealed = cipher(store_key)
-        .encrypt(
-            Nonce::from_slice(&nonce),
-            Payload {
-                msg: password.expose().as_bytes(),
-                aad: &aad(config),
-            },
-        )
-        .map_err(|_| anyhow::anyhow!("cannot encrypt the gateway password"))?;
-    let mut file = nonce.to_vec();
-    file.extend_from_slice(&sealed);
+    let file = super::sealed::seal(LABEL, store_key, &aad(config), password.expose().as_bytes());
     let path = path(home);
     write_atomic(&path, &file).with_context(|| format!("cannot write {}", path.display()))
 }
@@ -106,27 +84,14 @@ pub fn load(home: &Path, store_key: &[u8; 32], config: &GatewayConfig) -> anyhow
             path.display()
         )
     })?;
-    if file.len() < NONCE_LEN {
-        anyhow::bail!("{} is damaged (too short)", path.display());
-    }
-    let (nonce, sealed) = file.split_at(NONCE_LEN);
-    let plain = Zeroizing::new(
-        cipher(store_key)
-            .decrypt(
-                Nonce::from_slice(nonce),
-                Payload {
-                    msg: sealed,
-                    aad: &aad(config),
-                },
+    let plain: Zeroizing<Vec<u8>> = super::sealed::open(LABEL, store_key, &aad(config), &file)
+        .with_context(|| {
+            format!(
+                "{} does not decrypt with this node's key for this gateway account (damaged, or \
+                 from another set-up); run `mailnode gateway remove` and `gateway add` again",
+                path.display()
             )
-            .map_err(|_| {
-                anyhow::anyhow!(
-                    "{} does not decrypt with this node's key for this gateway account (damaged, \
-                     or from another set-up); run `mailnode gateway remove` and `gateway add` again",
-                    path.display()
-                )
-            })?,
-    );
+        })?;
     let text = String::from_utf8(plain.to_vec()).context("the gateway password is damaged")?;
     Password::new(text)
 }
@@ -144,6 +109,8 @@ mod tests {
             tls: TlsMode::Implicit,
             insecure_local: true,
             move_to: None,
+            added_at: 0,
+            poll_secs: None,
         }
     }
 
