@@ -177,3 +177,182 @@ fn gateway_recipients_wait_in_the_outbox_while_the_provider_is_down() {
     let sent = String::from_utf8_lossy(&sent[0]);
     assert!(sent.contains("X-Mailnode-Gateway: plaintext"), "{sent}");
 }
+
+/// Appends `raw` to `user`'s INBOX at the provider's Dovecot (plain IMAP
+/// on loopback, as the provider's own delivery would), with `date` as its
+/// INTERNALDATE when given.
+fn provider_append(provider: &Dovecot, user: &str, raw: &[u8], date: Option<&str>) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = write_file(dir.path(), "message.eml", raw);
+    let port = provider.port.to_string();
+    let flags = date.map(|d| format!("() \"{d}\"")).unwrap_or_default();
+    common::mailtool(&[
+        "append",
+        "127.0.0.1",
+        &port,
+        user,
+        DOVECOT_PASS,
+        "INBOX",
+        &flags,
+        file.to_str().expect("utf-8"),
+    ]);
+}
+
+/// An OpenPGP key for `address` made by gpg in `gnupghome`, exported in
+/// binary.
+fn gpg_key(gnupghome: &std::path::Path, address: &str) -> Vec<u8> {
+    let gpg = |args: &[&str]| {
+        let out = std::process::Command::new("gpg")
+            .env("GNUPGHOME", gnupghome)
+            .args(["--batch", "--pinentry-mode", "loopback", "--passphrase", ""])
+            .args(args)
+            .output()
+            .expect("gpg is installed");
+        assert!(out.status.success(), "gpg {args:?}: {}", describe(&out));
+        out.stdout
+    };
+    gpg(&["--quick-gen-key", address, "default", "default", "never"]);
+    gpg(&["--export", address])
+}
+
+/// Carol's mail to Alice's provider account, with Carol's Autocrypt header.
+fn carol_message(subject: &str, id: &str, keydata: &[u8]) -> Vec<u8> {
+    use base64::Engine;
+    let encoded = base64::engine::general_purpose::STANDARD.encode(keydata);
+    let mut autocrypt =
+        "Autocrypt: addr=carol@example.net; prefer-encrypt=mutual; keydata=".to_string();
+    for chunk in encoded.as_bytes().chunks(72) {
+        autocrypt.push_str("\r\n ");
+        autocrypt.push_str(std::str::from_utf8(chunk).expect("base64"));
+    }
+    format!(
+        "From: Carol <carol@example.net>\r\n\
+         To: alice@example.org\r\n\
+         Subject: {subject}\r\n\
+         Date: {date}\r\n\
+         Message-ID: {id}\r\n\
+         X-Mailnode-Verified-Signer: forged@example.org\r\n\
+         {autocrypt}\r\n\
+         MIME-Version: 1.0\r\n\
+         Content-Type: text/plain; charset=utf-8\r\n\
+         \r\n\
+         carol-body-{subject}\r\n",
+        date = chrono::Utc::now().to_rfc2822(),
+    )
+    .into_bytes()
+}
+
+/// The messages of Alice's INBOX whose bytes contain `needle`.
+fn inbox_with(node: &Node, needle: &str) -> Vec<String> {
+    node.fetch_all("INBOX")
+        .iter()
+        .map(|m| String::from_utf8_lossy(m).to_string())
+        .filter(|m| m.contains(needle))
+        .collect()
+}
+
+/// Mail that arrives at the provider's INBOX after the gateway was added
+/// lands in Alice's INBOX exactly once: across a restart, with mail that
+/// arrived while the node was down, and when the saved position is lost (a
+/// crash between the commit and the save). Mail from before the gateway is
+/// not taken. Forged internal fields are removed, the message is encrypted
+/// at rest, and Carol's Autocrypt key is recorded (sealed).
+#[test]
+fn provider_mail_is_fetched_exactly_once_across_restarts() {
+    let provider = Dovecot::start_with(Options { tls: true });
+    let imaps = provider.tls_port.expect("TLS port");
+    let gnupg = tempfile::tempdir().expect("tempdir");
+    let carol_key = gpg_key(gnupg.path(), "carol@example.net");
+
+    let old = common::simple_message(
+        "dave@example.net",
+        "alice@example.org",
+        "from 2020",
+        "<old@example.net>",
+        "old-body\r\n",
+    );
+    provider_append(&provider, "alice", &old, Some("01-Jan-2020 10:00:00 +0000"));
+
+    let mut alice = Node::create("alice");
+    add_gateway(&alice, free_port(), imaps, DOVECOT_PASS, true);
+    alice.start();
+    common::wait_until(
+        std::time::Duration::from_secs(30),
+        "the first pass over the provider's INBOX",
+        || alice.home().join("gateway-cursor.json").exists(),
+    );
+    provider_append(
+        &provider,
+        "alice",
+        &carol_message("first", "<c1@example.net>", &carol_key),
+        None,
+    );
+    common::wait_until(
+        std::time::Duration::from_secs(30),
+        "Carol's first message in INBOX (IDLE)",
+        || alice.count("INBOX") >= 1,
+    );
+    let first = inbox_with(&alice, "carol-body-first");
+    assert_eq!(first.len(), 1, "{first:?}");
+    assert!(
+        first[0].starts_with("X-Mailnode-Gateway: received\r\n"),
+        "{}",
+        first[0]
+    );
+    assert!(
+        !first[0].contains("forged@example.org"),
+        "a forged mark survived"
+    );
+    assert!(
+        files_containing(alice.home(), b"carol-body-first").is_empty(),
+        "fetched mail lies in the home in the clear"
+    );
+    assert!(alice.home().join("autocrypt.enc").exists());
+    assert!(
+        files_containing(alice.home(), b"carol@example.net").is_empty(),
+        "the Autocrypt record lies in the home in the clear"
+    );
+
+    alice.stop();
+    provider_append(
+        &provider,
+        "alice",
+        &carol_message("second", "<c2@example.net>", &carol_key),
+        None,
+    );
+    alice.start();
+    common::wait_until(
+        std::time::Duration::from_secs(30),
+        "the message that arrived while the node was down",
+        || alice.count("INBOX") >= 2,
+    );
+
+    // A lost position (as after a crash right after a commit): everything
+    // since the gateway was added is fetched again and recognised.
+    alice.stop();
+    std::fs::remove_file(alice.home().join("gateway-cursor.json")).expect("remove cursor");
+    alice.start();
+    // The position is saved after each message; the provider's UIDs are
+    // 1 (the old one), 2 and 3.
+    common::wait_until(
+        std::time::Duration::from_secs(30),
+        "the pass after the lost position to reach the last message",
+        || {
+            std::fs::read_to_string(alice.home().join("gateway-cursor.json"))
+                .is_ok_and(|text| text.contains("\"last_uid\":3"))
+        },
+    );
+    let inbox = alice.fetch_all("INBOX");
+    assert_eq!(inbox.len(), 2, "not exactly once: {} messages", inbox.len());
+    assert_eq!(inbox_with(&alice, "carol-body-first").len(), 1);
+    assert_eq!(inbox_with(&alice, "carol-body-second").len(), 1);
+    assert!(
+        inbox_with(&alice, "old-body").is_empty(),
+        "mail from before the gateway was taken"
+    );
+    assert!(
+        alice.log_count("fetched mail from the gateway") >= 2,
+        "{}",
+        alice.log()
+    );
+}
