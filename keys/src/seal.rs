@@ -71,10 +71,27 @@ impl Identity {
         ciphertext: &[u8],
         max_plaintext: usize,
     ) -> Result<Vec<u8>, KeyError> {
+        self.decrypt_from(ciphertext, max_plaintext, None)
+            .map(|(plaintext, _)| plaintext)
+    }
+
+    /// Like [`Identity::decrypt_unsigned`], and also says whether the
+    /// message carries a good signature by `signer` (a key we hold for its
+    /// sender, such as one from an Autocrypt header): the fingerprint of
+    /// `signer` when it does. A missing or bad signature is not an error
+    /// here; the caller decides what it means.
+    pub fn decrypt_from(
+        &self,
+        ciphertext: &[u8],
+        max_plaintext: usize,
+        signer: Option<&Cert>,
+    ) -> Result<(Vec<u8>, Option<String>), KeyError> {
         let policy = StandardPolicy::new();
         let helper = UnsignedHelper {
             identity: self,
             decrypted: false,
+            signer,
+            good_signature: None,
         };
         let decryptor = DecryptorBuilder::from_bytes(ciphertext)
             .map_err(|err| KeyError::Refused(format!("it is not an OpenPGP message ({err})")))?
@@ -98,29 +115,45 @@ impl Identity {
         let decryptor = reader.into_inner();
         // `check` ran when the last byte was read; an unfinished message
         // (we stopped at the limit) never gets here.
-        if !decryptor.helper_ref().decrypted {
+        let helper = decryptor.helper_ref();
+        if !helper.decrypted {
             return Err(KeyError::Refused(
                 "it is not encrypted to our key".to_string(),
             ));
         }
-        Ok(plaintext)
+        let good_signature = helper.good_signature.clone();
+        Ok((plaintext, good_signature))
     }
 }
 
 struct UnsignedHelper<'a> {
     identity: &'a Identity,
     decrypted: bool,
+    signer: Option<&'a Cert>,
+    good_signature: Option<String>,
 }
 
 impl VerificationHelper for UnsignedHelper<'_> {
     fn get_certs(&mut self, _ids: &[KeyHandle]) -> openpgp::Result<Vec<Cert>> {
-        Ok(Vec::new())
+        Ok(self.signer.into_iter().cloned().collect())
     }
 
     fn check(&mut self, structure: MessageStructure) -> openpgp::Result<()> {
-        let encrypted = structure
-            .into_iter()
-            .any(|layer| matches!(layer, MessageLayer::Encryption { .. }));
+        let mut encrypted = false;
+        for layer in structure {
+            match layer {
+                MessageLayer::Encryption { .. } => encrypted = true,
+                MessageLayer::SignatureGroup { results } => {
+                    for result in results.into_iter().flatten() {
+                        let fingerprint = result.ka.cert().fingerprint();
+                        if self.signer.is_some_and(|s| s.fingerprint() == fingerprint) {
+                            self.good_signature = Some(fingerprint.to_hex());
+                        }
+                    }
+                }
+                MessageLayer::Compression { .. } => {}
+            }
+        }
         if !encrypted {
             return Err(
                 openpgp::Error::InvalidOperation("the message is not encrypted".into()).into(),
@@ -156,6 +189,28 @@ impl DecryptionHelper for UnsignedHelper<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn signatures_by_a_given_key_are_reported() {
+        let alice = Identity::generate("Alice", "alice@example.org").expect("alice");
+        let bob = Identity::generate("Bob", "bob@example.org").expect("bob");
+        let mallory = Identity::generate("Mallory", "alice@example.org").expect("mallory");
+        let sealed = alice.seal(b"signed", bob.card()).expect("seal");
+        let (plain, good) = bob
+            .decrypt_from(&sealed, 1024, Some(alice.card().cert()))
+            .expect("decrypt");
+        assert_eq!(plain, b"signed");
+        assert_eq!(good.as_deref(), Some(alice.fingerprint()));
+        let (_, good) = bob
+            .decrypt_from(&sealed, 1024, Some(mallory.card().cert()))
+            .expect("decrypt");
+        assert_eq!(good, None, "a signature by another key was taken");
+        let unsigned = encrypt_to(bob.card(), b"unsigned").expect("encrypt");
+        let (_, good) = bob
+            .decrypt_from(&unsigned, 1024, Some(alice.card().cert()))
+            .expect("decrypt");
+        assert_eq!(good, None);
+    }
 
     #[test]
     fn round_trip_to_one_recipient_only() {

@@ -124,7 +124,7 @@ pub async fn run(home: Home, settings: Settings, identity: Identity) -> anyhow::
                 password: gateway.password.clone(),
                 store: store.clone(),
                 peers: gateway.peers.clone(),
-                own_address: identity.address().to_string(),
+                identity: Arc::clone(&identity),
                 max_message_size: settings.max_message_size,
             },
             shutdown_rx.clone(),

@@ -22,6 +22,10 @@
 //!
 //! Gateway mail is not authenticated by a peer: [`received::mark_received`]
 //! removes any mailnode-internal field a sender put in it and marks it.
+//! PGP/MIME mail encrypted to the user's key is decrypted before it is
+//! filed (the store encrypts it again, under the store key); its mark says
+//! whether a signature checked against the key already recorded for the
+//! sender. Nothing from the gateway is ever marked as a verified contact's.
 //! The Autocrypt header of each filed message updates the sender's record
 //! ([`AutocryptPeers`]). A message larger than the node's message limit
 //! stays at the provider, and a notice says so in INBOX.
@@ -71,8 +75,9 @@ pub struct Fetcher {
     pub store: Store,
     /// Autocrypt records of senders.
     pub peers: AutocryptPeers,
-    /// The user's own address (their mail is not recorded as a peer's).
-    pub own_address: String,
+    /// The user's identity: decrypts PGP/MIME mail to them; their own
+    /// mail is not recorded as a peer's.
+    pub identity: std::sync::Arc<keys::Identity>,
     /// Largest message fetched; bigger ones stay at the provider.
     pub max_message_size: usize,
 }
@@ -229,7 +234,7 @@ impl Fetcher {
             return self.too_big(uidvalidity, uid, raw.len() as u64).await;
         }
         let id = content_id(&raw);
-        let marked = received::mark_received(&raw);
+        let marked = self.open(&raw).await;
         match self
             .store
             .file_incoming(FETCH_PEER, id, INBOX, marked)
@@ -241,6 +246,50 @@ impl Fetcher {
                     tracing::warn!("cannot keep the sender's Autocrypt record: {err:#}");
                 }
                 Ok(true)
+            }
+        }
+    }
+
+    /// The message as it is filed: marked, and decrypted when it is
+    /// PGP/MIME encrypted to our key. A signature is called good only when
+    /// it checks against the key already recorded for the sender (from an
+    /// earlier Autocrypt header or an import), never against the key the
+    /// same message brings; even then it is not a verified contact's.
+    async fn open(&self, raw: &[u8]) -> Vec<u8> {
+        let Ok(armored) = crate::pgpmime::unwrap(raw) else {
+            return received::mark_received(raw);
+        };
+        let from = sender(raw);
+        let signer = from
+            .as_deref()
+            .and_then(|from| self.peers.key_for(from).ok().flatten());
+        let identity = std::sync::Arc::clone(&self.identity);
+        let limit = self.max_message_size;
+        let opened = tokio::task::spawn_blocking(move || {
+            identity.decrypt_from(&armored, limit, signer.as_ref())
+        })
+        .await;
+        match opened {
+            Ok(Ok((inner, good))) => {
+                let merged = received::merge_decrypted(raw, &inner);
+                // A signature vouches for the sender whose key it is; an
+                // inner From naming someone else gets no credit from it.
+                let good = good.filter(|_| sender(&merged) == from);
+                let detail = match good {
+                    Some(fingerprint) => {
+                        format!("; decrypted; signature=good (Autocrypt key {fingerprint})")
+                    }
+                    None => "; decrypted; signature=none".to_string(),
+                };
+                received::mark_received_as(&merged, &detail)
+            }
+            Ok(Err(err)) => {
+                tracing::info!("a fetched PGP/MIME message is filed as it came: {err}");
+                received::mark_received_as(raw, "; encrypted, not to this node's key")
+            }
+            Err(err) => {
+                tracing::warn!("the decryption task failed: {err}");
+                received::mark_received(raw)
             }
         }
     }
@@ -259,7 +308,7 @@ impl Fetcher {
         hash.update(uid.to_be_bytes());
         let id: [u8; 16] = hash.finalize()[..16].try_into().expect("16 bytes");
         let notice = too_big_notice(
-            &self.own_address,
+            self.identity.address(),
             &self.config.user,
             size,
             self.max_message_size,
@@ -275,13 +324,10 @@ impl Fetcher {
     fn learn_autocrypt(&self, raw: &[u8]) -> anyhow::Result<()> {
         use mailparse::MailHeaderMap;
         let (headers, _) = mailparse::parse_headers(raw).context("unreadable header")?;
-        let Some(from) = headers
-            .get_first_value("From")
-            .and_then(|value| single_address(&value))
-        else {
+        let Some(from) = sender(raw) else {
             return Ok(());
         };
-        if from.eq_ignore_ascii_case(&self.own_address) {
+        if from.eq_ignore_ascii_case(self.identity.address()) {
             return Ok(());
         }
         let now = chrono::Utc::now().timestamp();
@@ -361,6 +407,13 @@ fn content_id(raw: &[u8]) -> [u8; 16] {
     hash.update(b"mailnode gateway fetch\0");
     hash.update(raw);
     hash.finalize()[..16].try_into().expect("16 bytes")
+}
+
+/// The one address of the From field of `raw`, lower-cased.
+fn sender(raw: &[u8]) -> Option<String> {
+    use mailparse::MailHeaderMap;
+    let (headers, _) = mailparse::parse_headers(raw).ok()?;
+    single_address(&headers.get_first_value("From")?)
 }
 
 /// The one address of a From field, lower-cased.

@@ -1,6 +1,6 @@
-//! Pure building blocks of the inbound side (issue 11; the fetch loop that
-//! uses them is not built yet): the UIDVALIDITY/UID cursor decision, and
-//! the marking of a fetched message before it is filed.
+//! Pure building blocks of the inbound side ([`super::fetch`] uses them):
+//! the UIDVALIDITY/UID cursor decision, the marking of a fetched message
+//! before it is filed, and the message made of a decrypted PGP/MIME one.
 //!
 //! No I/O here. Gateway mail is not peer-authenticated, so [`mark_received`]
 //! removes every mailnode-internal field a sender could forge before adding
@@ -47,8 +47,17 @@ const INTERNAL_FIELDS: [&str; 2] = ["x-mailnode-gateway", "x-mailnode-verified-s
 /// lines included) removed from its header and [`RECEIVED_MARK`] prepended.
 /// The body is untouched.
 pub fn mark_received(raw: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(raw.len() + RECEIVED_MARK.len());
-    out.extend_from_slice(RECEIVED_MARK);
+    mark_received_as(raw, "")
+}
+
+/// [`mark_received`] with `detail` after `received` in the mark (e.g.
+/// `; decrypted; signature=none`).
+pub fn mark_received_as(raw: &[u8], detail: &str) -> Vec<u8> {
+    let mark = &RECEIVED_MARK[..RECEIVED_MARK.len() - 2];
+    let mut out = Vec::with_capacity(raw.len() + RECEIVED_MARK.len() + detail.len());
+    out.extend_from_slice(mark);
+    out.extend_from_slice(crate::bounce::one_line(detail).as_bytes());
+    out.extend_from_slice(b"\r\n");
     let mut rest = raw;
     let mut dropping = false;
     while !rest.is_empty() {
@@ -71,6 +80,67 @@ pub fn mark_received(raw: &[u8]) -> Vec<u8> {
         }
         rest = tail;
     }
+    out
+}
+
+/// The header lines of `raw` (each with its folds and line end) and the
+/// rest (the blank line and the body).
+fn header_fields(raw: &[u8]) -> (Vec<&[u8]>, &[u8]) {
+    let mut fields: Vec<&[u8]> = Vec::new();
+    let mut rest = raw;
+    let mut start = 0;
+    let mut at = 0;
+    while !rest.is_empty() {
+        let end = rest
+            .iter()
+            .position(|&b| b == b'\n')
+            .map_or(rest.len(), |i| i + 1);
+        let line = &rest[..end];
+        if line == b"\r\n" || line == b"\n" {
+            break;
+        }
+        if !matches!(line.first(), Some(b' ' | b'\t')) && at > start {
+            fields.push(&raw[start..at]);
+            start = at;
+        }
+        at += end;
+        rest = &rest[end..];
+    }
+    if at > start {
+        fields.push(&raw[start..at]);
+    }
+    (fields, &raw[at..])
+}
+
+fn field_name(field: &[u8]) -> String {
+    let colon = field.iter().position(|&b| b == b':').unwrap_or(0);
+    String::from_utf8_lossy(&field[..colon])
+        .trim()
+        .to_ascii_lowercase()
+}
+
+/// The message a user reads after decrypting a PGP/MIME `outer` message
+/// whose plaintext is `inner`: the inner header and body, and before them
+/// the outer fields the inner header does not have (an Autocrypt client's
+/// plaintext is often one MIME part without From or Date; a protected
+/// Subject inside wins over the outer `...`). The outer MIME fields
+/// describe the encryption and are dropped.
+pub fn merge_decrypted(outer: &[u8], inner: &[u8]) -> Vec<u8> {
+    let (outer_fields, _) = header_fields(outer);
+    let (inner_fields, _) = header_fields(inner);
+    let inner_names: Vec<String> = inner_fields.iter().map(|f| field_name(f)).collect();
+    let mut out = Vec::with_capacity(outer.len().min(4096) + inner.len());
+    for field in outer_fields {
+        let name = field_name(field);
+        if name.starts_with("content-") || name == "mime-version" || inner_names.contains(&name) {
+            continue;
+        }
+        out.extend_from_slice(field);
+        if !field.ends_with(b"\n") {
+            out.extend_from_slice(b"\r\n");
+        }
+    }
+    out.extend_from_slice(inner);
     out
 }
 
@@ -105,6 +175,27 @@ mod tests {
         assert_eq!(
             marked,
             b"X-Mailnode-Gateway: received\r\nFrom: carol@example.org\r\nSubject: hi\r\n\r\nX-Mailnode-Gateway: body stays\r\n"
+        );
+    }
+
+    #[test]
+    fn decrypted_plaintext_gets_the_outer_fields_it_lacks() {
+        let outer =
+            b"From: carol@example.net\r\nSubject: ...\r\nDate: Thu, 3 Dec 2026 10:00:00 +0000\r\n\
+            Content-Type: multipart/encrypted;\r\n boundary=x\r\nMIME-Version: 1.0\r\n\r\n--x\r\n";
+        let inner = b"Content-Type: text/plain\r\nSubject: the real one\r\n\r\nsecret\r\n";
+        assert_eq!(
+            merge_decrypted(outer, inner),
+            b"From: carol@example.net\r\nDate: Thu, 3 Dec 2026 10:00:00 +0000\r\n\
+              Content-Type: text/plain\r\nSubject: the real one\r\n\r\nsecret\r\n"
+        );
+    }
+
+    #[test]
+    fn marks_carry_their_detail() {
+        assert_eq!(
+            mark_received_as(b"Subject: x\r\n\r\nb", "; decrypted; signature=none"),
+            b"X-Mailnode-Gateway: received; decrypted; signature=none\r\nSubject: x\r\n\r\nb"
         );
     }
 
