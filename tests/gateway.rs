@@ -356,3 +356,156 @@ fn provider_mail_is_fetched_exactly_once_across_restarts() {
         alice.log()
     );
 }
+
+/// Runs gpg with `gnupghome`, feeding `input`; returns stdout.
+fn gpg_with(gnupghome: &std::path::Path, args: &[&str], input: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut child = std::process::Command::new("gpg")
+        .env("GNUPGHOME", gnupghome)
+        .args([
+            "--batch",
+            "--yes",
+            "--pinentry-mode",
+            "loopback",
+            "--passphrase",
+            "",
+        ])
+        .args(["--trust-model", "always"])
+        .args(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("gpg is installed");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(input)
+        .expect("write to gpg");
+    let out = child.wait_with_output().expect("gpg");
+    assert!(out.status.success(), "gpg {args:?}: {}", describe(&out));
+    out.stdout
+}
+
+/// A PGP/MIME message from Carol to Alice as an Autocrypt client writes
+/// it: the plaintext is one MIME part with the protected Subject; the outer
+/// Subject is `...`.
+fn carol_encrypted(gnupghome: &std::path::Path, subject: &str, body: &str, sign: bool) -> Vec<u8> {
+    let inner = format!(
+        "Content-Type: text/plain; charset=utf-8; protected-headers=\"v1\"\r\n\
+         Subject: {subject}\r\n\r\n{body}\r\n"
+    );
+    let mut args = vec!["--armor", "--encrypt", "-r", "alice@example.org"];
+    if sign {
+        args.extend(["--sign", "-u", "carol@example.net"]);
+    }
+    let armored = gpg_with(gnupghome, &args, inner.as_bytes());
+    let mut out = format!(
+        "From: Carol <carol@example.net>\r\n\
+         To: alice@example.org\r\n\
+         Subject: ...\r\n\
+         Date: {date}\r\n\
+         Message-ID: <enc-{subject}@example.net>\r\n\
+         MIME-Version: 1.0\r\n\
+         Content-Type: multipart/encrypted; protocol=\"application/pgp-encrypted\";\r\n boundary=\"b1\"\r\n\
+         \r\n\
+         --b1\r\n\
+         Content-Type: application/pgp-encrypted\r\n\r\nVersion: 1\r\n\r\n\
+         --b1\r\n\
+         Content-Type: application/octet-stream; name=\"encrypted.asc\"\r\n\r\n",
+        date = chrono::Utc::now().to_rfc2822(),
+    )
+    .into_bytes();
+    out.extend_from_slice(&armored);
+    out.extend_from_slice(b"\r\n--b1--\r\n");
+    out
+}
+
+/// PGP/MIME mail to Alice's key is decrypted before it is filed. Its
+/// signature is called good only against the key recorded for Carol from
+/// an earlier Autocrypt header, and no gateway mail is marked as a
+/// verified contact's.
+#[test]
+fn encrypted_provider_mail_is_decrypted_and_its_signature_checked() {
+    let provider = Dovecot::start_with(Options { tls: true });
+    let imaps = provider.tls_port.expect("TLS port");
+    let gnupg = tempfile::tempdir().expect("tempdir");
+    let carol_key = gpg_key(gnupg.path(), "carol@example.net");
+    let mut alice = Node::create("alice");
+    let card = alice.cli_ok(&["contacts", "export"]);
+    gpg_with(gnupg.path(), &["--import"], card.as_bytes());
+    add_gateway(&alice, free_port(), imaps, DOVECOT_PASS, true);
+    alice.start();
+    common::wait_until(
+        std::time::Duration::from_secs(30),
+        "the first pass over the provider's INBOX",
+        || alice.home().join("gateway-cursor.json").exists(),
+    );
+
+    // Before Carol's key is known, a signed message is decrypted but its
+    // signature gets no credit.
+    provider_append(
+        &provider,
+        "alice",
+        &carol_encrypted(gnupg.path(), "early", "early-secret", true),
+        None,
+    );
+    common::wait_until(
+        std::time::Duration::from_secs(30),
+        "the early message",
+        || alice.count("INBOX") >= 1,
+    );
+    provider_append(
+        &provider,
+        "alice",
+        &carol_message("plain", "<p1@example.net>", &carol_key),
+        None,
+    );
+    common::wait_until(
+        std::time::Duration::from_secs(30),
+        "Carol's Autocrypt header",
+        || alice.count("INBOX") >= 2,
+    );
+    provider_append(
+        &provider,
+        "alice",
+        &carol_encrypted(gnupg.path(), "late", "late-secret", true),
+        None,
+    );
+    common::wait_until(
+        std::time::Duration::from_secs(30),
+        "the signed message",
+        || alice.count("INBOX") >= 3,
+    );
+
+    let early = inbox_with(&alice, "early-secret");
+    assert_eq!(early.len(), 1, "the early message is not decrypted");
+    assert!(
+        early[0].starts_with("X-Mailnode-Gateway: received; decrypted; signature=none\r\n"),
+        "{}",
+        early[0]
+    );
+    let late = inbox_with(&alice, "late-secret");
+    assert_eq!(late.len(), 1, "the late message is not decrypted");
+    let late = &late[0];
+    assert!(
+        late.starts_with("X-Mailnode-Gateway: received; decrypted; signature=good (Autocrypt key "),
+        "{late}"
+    );
+    assert!(
+        late.contains("Subject: late\r\n"),
+        "the protected Subject is lost: {late}"
+    );
+    assert!(!late.contains("Subject: ...\r\n"), "{late}");
+    assert!(
+        late.contains("From: Carol <carol@example.net>\r\n"),
+        "{late}"
+    );
+    assert!(!late.contains("BEGIN PGP MESSAGE"), "{late}");
+    for message in alice.fetch_all("INBOX") {
+        let text = String::from_utf8_lossy(&message);
+        assert!(!text.contains("X-Mailnode-Verified-Signer"), "{text}");
+    }
+    assert!(files_containing(alice.home(), b"late-secret").is_empty());
+}
