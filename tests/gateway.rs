@@ -19,6 +19,18 @@ use dovecot::{DOVECOT_PASS, Dovecot, Options};
 
 /// `gateway add` for Carol's account at the test Dovecot.
 fn add_gateway(node: &Node, smtp_port: u16, imap_port: u16, password: &str, insecure: bool) {
+    add_gateway_with(node, smtp_port, imap_port, password, insecure, &[]);
+}
+
+/// [`add_gateway`] with more `gateway add` arguments.
+fn add_gateway_with(
+    node: &Node,
+    smtp_port: u16,
+    imap_port: u16,
+    password: &str,
+    insecure: bool,
+    extra: &[&str],
+) {
     let dir = tempfile::tempdir().expect("tempdir");
     let file = write_file(dir.path(), "password", format!("{password}\n").as_bytes());
     let smtp = format!("localhost:{smtp_port}");
@@ -38,6 +50,7 @@ fn add_gateway(node: &Node, smtp_port: u16, imap_port: u16, password: &str, inse
     if insecure {
         args.push("--insecure-local");
     }
+    args.extend_from_slice(extra);
     node.cli_ok(&args);
 }
 
@@ -508,4 +521,80 @@ fn encrypted_provider_mail_is_decrypted_and_its_signature_checked() {
         assert!(!text.contains("X-Mailnode-Verified-Signer"), "{text}");
     }
     assert!(files_containing(alice.home(), b"late-secret").is_empty());
+}
+
+/// The number of messages in `user`'s `mailbox` at the provider.
+fn provider_count(provider: &Dovecot, user: &str, mailbox: &str) -> usize {
+    let port = provider.port.to_string();
+    common::mailtool(&["count", "127.0.0.1", &port, user, DOVECOT_PASS, mailbox])
+        .trim()
+        .parse()
+        .expect("a count")
+}
+
+/// With `--move-to Archive` a fetched message leaves the provider's INBOX
+/// for Archive once it is filed here, and is not fetched again.
+#[test]
+fn move_to_moves_fetched_mail_out_of_the_providers_inbox() {
+    let provider = Dovecot::start_with(Options { tls: true });
+    let imaps = provider.tls_port.expect("TLS port");
+    let port = provider.port.to_string();
+    common::mailtool(&[
+        "imap-cmds",
+        "127.0.0.1",
+        &port,
+        "alice",
+        DOVECOT_PASS,
+        "CREATE Archive",
+    ]);
+    let mut alice = Node::create("alice");
+    add_gateway_with(
+        &alice,
+        free_port(),
+        imaps,
+        DOVECOT_PASS,
+        true,
+        &["--move-to", "Archive"],
+    );
+    let list = alice.cli_ok(&["gateway", "list"]);
+    assert!(list.contains("move-to: Archive"), "{list}");
+    alice.start();
+    common::wait_until(
+        std::time::Duration::from_secs(30),
+        "the first pass over the provider's INBOX",
+        || alice.home().join("gateway-cursor.json").exists(),
+    );
+    for n in 0..3 {
+        let raw = common::simple_message(
+            "dave@example.net",
+            "alice@example.org",
+            &format!("move {n}"),
+            &format!("<move{n}@example.net>"),
+            "moved-body\r\n",
+        );
+        provider_append(&provider, "alice", &raw, None);
+    }
+    common::wait_until(
+        std::time::Duration::from_secs(30),
+        "three messages fetched and moved",
+        || provider_count(&provider, "alice", "Archive") == 3,
+    );
+    assert_eq!(provider_count(&provider, "alice", "INBOX"), 0);
+    assert_eq!(alice.count("INBOX"), 3);
+    alice.stop();
+    alice.start();
+    let raw = common::simple_message(
+        "dave@example.net",
+        "alice@example.org",
+        "after restart",
+        "<move-last@example.net>",
+        "moved-body\r\n",
+    );
+    provider_append(&provider, "alice", &raw, None);
+    common::wait_until(
+        std::time::Duration::from_secs(30),
+        "the message after the restart",
+        || provider_count(&provider, "alice", "Archive") == 4,
+    );
+    assert_eq!(alice.count("INBOX"), 4, "a moved message was fetched twice");
 }
