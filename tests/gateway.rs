@@ -13,9 +13,12 @@ mod common;
 mod dovecot;
 #[path = "../node/benches/support/measure.rs"]
 mod measure;
+#[path = "support/smtp_sink.rs"]
+mod smtp_sink;
 
 use common::{Node, describe, files_containing, free_port, write_file};
 use dovecot::{DOVECOT_PASS, Dovecot, Options};
+use smtp_sink::{Delivery, Mode, SmtpSink};
 
 /// `gateway add` for Carol's account at the test Dovecot.
 fn add_gateway(node: &Node, smtp_port: u16, imap_port: u16, password: &str, insecure: bool) {
@@ -597,4 +600,335 @@ fn move_to_moves_fetched_mail_out_of_the_providers_inbox() {
         || provider_count(&provider, "alice", "Archive") == 4,
     );
     assert_eq!(alice.count("INBOX"), 4, "a moved message was fetched twice");
+}
+
+/// The provider: Dovecot for the mailboxes, the sink for submission
+/// (logins as any Dovecot user with its password), delivering into
+/// Dovecot.
+fn provider() -> (Dovecot, SmtpSink) {
+    let dovecot = Dovecot::start_with(Options { tls: true });
+    let sink = SmtpSink::start(
+        "alice",
+        DOVECOT_PASS,
+        Delivery {
+            imap_port: dovecot.port,
+            password: DOVECOT_PASS.to_string(),
+        },
+    );
+    (dovecot, sink)
+}
+
+/// Every message in `user`'s `mailbox` at the provider.
+fn provider_messages(provider: &Dovecot, user: &str, mailbox: &str) -> Vec<String> {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let port = provider.port.to_string();
+    common::mailtool(&[
+        "fetch-all",
+        "127.0.0.1",
+        &port,
+        user,
+        DOVECOT_PASS,
+        mailbox,
+        dir.path().to_str().expect("utf-8"),
+    ]);
+    let mut files: Vec<_> = std::fs::read_dir(dir.path())
+        .expect("dir")
+        .map(|e| e.expect("entry").path())
+        .collect();
+    files.sort();
+    files
+        .iter()
+        .map(|p| String::from_utf8_lossy(&std::fs::read(p).expect("read")).to_string())
+        .collect()
+}
+
+/// The armored OpenPGP message inside a PGP/MIME message.
+fn armored_part(message: &str) -> String {
+    let start = message
+        .find("-----BEGIN PGP MESSAGE-----")
+        .expect("an OpenPGP message");
+    let end = message.find("-----END PGP MESSAGE-----").expect("its end") + 25;
+    message[start..end].to_string()
+}
+
+/// Alice writes to Carol, who has no card: Carol's mailbox gets it with
+/// Alice's Autocrypt header. Carol answers with her own header; the answer
+/// reaches Alice once, and from then on Alice's mail to Carol is PGP/MIME,
+/// signed, and Carol's gpg decrypts it.
+#[test]
+fn carol_gets_autocrypt_mail_and_after_her_reply_encrypted_mail() {
+    let (dovecot, sink) = provider();
+    let imaps = dovecot.tls_port.expect("TLS port");
+    let gnupg = tempfile::tempdir().expect("tempdir");
+    let carol_key = gpg_key(gnupg.path(), "carol@example.net");
+    let mut alice = Node::create("alice");
+    add_gateway(&alice, sink.port, imaps, DOVECOT_PASS, true);
+    alice.start();
+
+    let first = common::simple_message(
+        "alice@example.org",
+        "carol@example.net",
+        "hello Carol",
+        "<a1@example.org>",
+        "first-words\r\n",
+    );
+    alice.send_with_lettre(&["carol@example.net"], &first);
+    common::wait_until(
+        std::time::Duration::from_secs(30),
+        "Alice's message in Carol's mailbox",
+        || provider_count(&dovecot, "carol", "INBOX") == 1,
+    );
+    let got = provider_messages(&dovecot, "carol", "INBOX");
+    assert_eq!(got.len(), 1);
+    assert!(got[0].contains("first-words"), "{}", got[0]);
+    assert!(
+        got[0].contains("Autocrypt: addr=alice@example.org; prefer-encrypt=mutual; keydata="),
+        "{}",
+        got[0]
+    );
+    assert!(sink.logins() >= 1);
+    let accepted = sink.accepted();
+    assert_eq!(accepted.len(), 1);
+    assert_eq!(accepted[0].from, "alice@example.org");
+    assert_eq!(accepted[0].to, vec!["carol@example.net".to_string()]);
+    // Alice's key from the header is one gpg takes.
+    let keydata = {
+        use mailparse::MailHeaderMap;
+        let parsed = mailparse::parse_mail(got[0].as_bytes()).expect("parses");
+        let value = parsed
+            .headers
+            .get_first_value("Autocrypt")
+            .expect("Autocrypt");
+        let data: String = value
+            .split("keydata=")
+            .nth(1)
+            .expect("keydata")
+            .chars()
+            .filter(|c| !c.is_whitespace())
+            .collect();
+        use base64::Engine;
+        base64::engine::general_purpose::STANDARD
+            .decode(data)
+            .expect("base64")
+    };
+    gpg_with(gnupg.path(), &["--import"], &keydata);
+    common::wait_until(
+        std::time::Duration::from_secs(30),
+        "the Outbox to empty",
+        || alice.count("Outbox") == 0,
+    );
+    let sent = alice.fetch_all("Sent");
+    assert_eq!(sent.len(), 1);
+    assert!(String::from_utf8_lossy(&sent[0]).contains("X-Mailnode-Gateway: plaintext"));
+
+    // Carol replies from her account; it lands in Alice's provider INBOX.
+    provider_append(
+        &dovecot,
+        "alice",
+        &carol_message("reply", "<c-reply@example.net>", &carol_key),
+        None,
+    );
+    common::wait_until(
+        std::time::Duration::from_secs(30),
+        "Carol's reply in Alice's INBOX",
+        || alice.count("INBOX") == 1,
+    );
+
+    let second = common::simple_message(
+        "alice@example.org",
+        "carol@example.net",
+        "now encrypted",
+        "<a2@example.org>",
+        "second-words\r\n",
+    );
+    alice.send_with_lettre(&["carol@example.net"], &second);
+    common::wait_until(
+        std::time::Duration::from_secs(30),
+        "the encrypted message in Carol's mailbox",
+        || provider_count(&dovecot, "carol", "INBOX") == 2,
+    );
+    let got = provider_messages(&dovecot, "carol", "INBOX");
+    let encrypted = &got[1];
+    assert!(
+        !encrypted.contains("second-words"),
+        "sent in the clear: {encrypted}"
+    );
+    assert!(encrypted.contains("multipart/encrypted"), "{encrypted}");
+    assert!(
+        encrypted.contains("Autocrypt: addr=alice@example.org"),
+        "{encrypted}"
+    );
+    // The original Message-ID outside, so Carol's client threads it.
+    assert!(
+        encrypted.contains("Message-ID: <<a2@example.org>@example.org>"),
+        "{encrypted}"
+    );
+    let out = std::process::Command::new("gpg")
+        .env("GNUPGHOME", gnupg.path())
+        .args([
+            "--batch",
+            "--pinentry-mode",
+            "loopback",
+            "--passphrase",
+            "",
+            "--status-fd",
+            "2",
+            "--decrypt",
+        ])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut child| {
+            use std::io::Write;
+            child
+                .stdin
+                .take()
+                .expect("stdin")
+                .write_all(armored_part(encrypted).as_bytes())?;
+            child.wait_with_output()
+        })
+        .expect("gpg");
+    assert!(
+        out.status.success(),
+        "gpg cannot decrypt: {}",
+        describe(&out)
+    );
+    let plain = String::from_utf8_lossy(&out.stdout);
+    assert!(plain.contains("second-words"), "{plain}");
+    assert!(plain.contains("Subject: now encrypted"), "{plain}");
+    let status = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        status.contains("[GNUPG:] GOODSIG"),
+        "not signed by Alice: {status}"
+    );
+    common::wait_until(
+        std::time::Duration::from_secs(30),
+        "the Outbox to empty",
+        || alice.count("Outbox") == 0,
+    );
+    let sent = alice.fetch_all("Sent");
+    assert_eq!(sent.len(), 2);
+    assert!(String::from_utf8_lossy(&sent[1]).contains("X-Mailnode-Gateway: encrypted"));
+    assert_eq!(
+        alice.count("INBOX"),
+        1,
+        "the reply was filed more than once"
+    );
+}
+
+/// The provider answers 451: the message waits and is retried, then
+/// arrives once. It answers 550: a bounce with its text lands in INBOX.
+#[test]
+fn provider_refusals_retry_or_bounce() {
+    let (dovecot, sink) = provider();
+    let imaps = dovecot.tls_port.expect("TLS port");
+    let mut alice = Node::create("alice");
+    std::fs::write(
+        alice.home().join("config.toml"),
+        "[delivery]\nmax_retry_interval_secs = 1\n",
+    )
+    .expect("write config");
+    add_gateway(&alice, sink.port, imaps, DOVECOT_PASS, true);
+    alice.start();
+
+    sink.set_mode(Mode::TempFail("451 4.3.0 try again later".into()));
+    let raw = common::simple_message(
+        "alice@example.org",
+        "carol@example.net",
+        "retried",
+        "<r1@example.org>",
+        "retried-words\r\n",
+    );
+    alice.send_with_lettre(&["carol@example.net"], &raw);
+    common::wait_until(
+        std::time::Duration::from_secs(30),
+        "two refused attempts",
+        || sink.refusals() >= 2,
+    );
+    assert_eq!(alice.count("Outbox"), 1, "the message is not waiting");
+    assert_eq!(provider_count(&dovecot, "carol", "INBOX"), 0);
+    sink.set_mode(Mode::Accept);
+    common::wait_until(
+        std::time::Duration::from_secs(30),
+        "the retried message",
+        || provider_count(&dovecot, "carol", "INBOX") == 1,
+    );
+    common::wait_until(
+        std::time::Duration::from_secs(30),
+        "the Outbox to empty",
+        || alice.count("Outbox") == 0,
+    );
+
+    sink.set_mode(Mode::PermFail(
+        "550 5.1.1 <dave@example.net>: mailbox unavailable".into(),
+    ));
+    let raw = common::simple_message(
+        "alice@example.org",
+        "dave@example.net",
+        "refused",
+        "<r2@example.org>",
+        "refused-words\r\n",
+    );
+    alice.send_with_lettre(&["dave@example.net"], &raw);
+    common::wait_until(std::time::Duration::from_secs(30), "the bounce", || {
+        alice.count("INBOX") == 1
+    });
+    let bounce = String::from_utf8_lossy(&alice.fetch_all("INBOX")[0]).to_string();
+    assert!(bounce.contains("mailbox unavailable"), "{bounce}");
+    assert!(bounce.contains("dave@example.net"), "{bounce}");
+    common::wait_until(
+        std::time::Duration::from_secs(30),
+        "the Outbox to empty",
+        || alice.count("Outbox") == 0,
+    );
+    assert_eq!(provider_count(&dovecot, "dave", "INBOX"), 0);
+    assert_eq!(sink.accepted().len(), 1, "{:?}", sink.accepted());
+}
+
+/// One submission to Bob (a mailnode contact) and Carol (no card): Bob
+/// gets it over libp2p, Carol through the provider, Alice has one Sent copy.
+#[test]
+fn mixed_recipients_go_their_own_ways_with_one_sent_copy() {
+    let (dovecot, sink) = provider();
+    let imaps = dovecot.tls_port.expect("TLS port");
+    let mut alice = Node::create("alice");
+    let mut bob = Node::create("bob");
+    alice.add_contact(&bob);
+    bob.add_contact(&alice);
+    add_gateway(&alice, sink.port, imaps, DOVECOT_PASS, true);
+    alice.start();
+    bob.start();
+    let raw = format!(
+        "From: alice@example.org\r\n\
+         To: bob@example.org, carol@example.net\r\n\
+         Subject: to both\r\n\
+         Message-ID: <mixed@example.org>\r\n\
+         \r\n\
+         mixed-words\r\n"
+    );
+    alice.send_with_lettre(&["bob@example.org", "carol@example.net"], raw.as_bytes());
+    common::wait_until(std::time::Duration::from_secs(30), "Bob's copy", || {
+        bob.count("INBOX") == 1
+    });
+    common::wait_until(std::time::Duration::from_secs(30), "Carol's copy", || {
+        provider_count(&dovecot, "carol", "INBOX") == 1
+    });
+    let bobs = String::from_utf8_lossy(&bob.fetch_all("INBOX")[0]).to_string();
+    assert!(bobs.contains("mixed-words"), "{bobs}");
+    assert!(
+        bobs.contains("X-Mailnode-Verified-Signer"),
+        "not over libp2p: {bobs}"
+    );
+    assert!(!bobs.contains("Autocrypt:"), "{bobs}");
+    let carols = &provider_messages(&dovecot, "carol", "INBOX")[0];
+    assert!(carols.contains("mixed-words"), "{carols}");
+    assert_eq!(sink.accepted().len(), 1);
+    assert_eq!(sink.accepted()[0].to, vec!["carol@example.net".to_string()]);
+    common::wait_until(
+        std::time::Duration::from_secs(30),
+        "the Outbox to empty",
+        || alice.count("Outbox") == 0,
+    );
+    assert_eq!(alice.count("Sent"), 1);
 }
