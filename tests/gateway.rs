@@ -642,6 +642,38 @@ fn provider_messages(provider: &Dovecot, user: &str, mailbox: &str) -> Vec<Strin
         .collect()
 }
 
+/// Decrypts the PGP/MIME `message` with gpg; returns the plaintext and
+/// gpg's status lines.
+fn gpg_decrypt(gnupghome: &std::path::Path, message: &str) -> (String, String) {
+    let out = std::process::Command::new("gpg")
+        .env("GNUPGHOME", gnupghome)
+        .args(["--batch", "--pinentry-mode", "loopback", "--passphrase", ""])
+        .args(["--status-fd", "2", "--decrypt"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut child| {
+            use std::io::Write;
+            child
+                .stdin
+                .take()
+                .expect("stdin")
+                .write_all(armored_part(message).as_bytes())?;
+            child.wait_with_output()
+        })
+        .expect("gpg");
+    assert!(
+        out.status.success(),
+        "gpg cannot decrypt: {}",
+        describe(&out)
+    );
+    (
+        String::from_utf8_lossy(&out.stdout).to_string(),
+        String::from_utf8_lossy(&out.stderr).to_string(),
+    )
+}
+
 /// The armored OpenPGP message inside a PGP/MIME message.
 fn armored_part(message: &str) -> String {
     let start = message
@@ -763,41 +795,9 @@ fn carol_gets_autocrypt_mail_and_after_her_reply_encrypted_mail() {
         encrypted.contains("Message-ID: <<a2@example.org>@example.org>"),
         "{encrypted}"
     );
-    let out = std::process::Command::new("gpg")
-        .env("GNUPGHOME", gnupg.path())
-        .args([
-            "--batch",
-            "--pinentry-mode",
-            "loopback",
-            "--passphrase",
-            "",
-            "--status-fd",
-            "2",
-            "--decrypt",
-        ])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .and_then(|mut child| {
-            use std::io::Write;
-            child
-                .stdin
-                .take()
-                .expect("stdin")
-                .write_all(armored_part(encrypted).as_bytes())?;
-            child.wait_with_output()
-        })
-        .expect("gpg");
-    assert!(
-        out.status.success(),
-        "gpg cannot decrypt: {}",
-        describe(&out)
-    );
-    let plain = String::from_utf8_lossy(&out.stdout);
+    let (plain, status) = gpg_decrypt(gnupg.path(), encrypted);
     assert!(plain.contains("second-words"), "{plain}");
     assert!(plain.contains("Subject: now encrypted"), "{plain}");
-    let status = String::from_utf8_lossy(&out.stderr);
     assert!(
         status.contains("[GNUPG:] GOODSIG"),
         "not signed by Alice: {status}"
@@ -899,14 +899,12 @@ fn mixed_recipients_go_their_own_ways_with_one_sent_copy() {
     add_gateway(&alice, sink.port, imaps, DOVECOT_PASS, true);
     alice.start();
     bob.start();
-    let raw = format!(
-        "From: alice@example.org\r\n\
+    let raw = "From: alice@example.org\r\n\
          To: bob@example.org, carol@example.net\r\n\
          Subject: to both\r\n\
          Message-ID: <mixed@example.org>\r\n\
          \r\n\
-         mixed-words\r\n"
-    );
+         mixed-words\r\n";
     alice.send_with_lettre(&["bob@example.org", "carol@example.net"], raw.as_bytes());
     common::wait_until(std::time::Duration::from_secs(30), "Bob's copy", || {
         bob.count("INBOX") == 1
@@ -931,4 +929,60 @@ fn mixed_recipients_go_their_own_ways_with_one_sent_copy() {
         || alice.count("Outbox") == 0,
     );
     assert_eq!(alice.count("Sent"), 1);
+}
+
+/// A key imported with `gateway import-key` is used at once: the next
+/// message to that address is PGP/MIME and its owner's gpg decrypts it.
+/// A file that is not a key is refused.
+#[test]
+fn an_imported_key_encrypts_gateway_mail() {
+    let (dovecot, sink) = provider();
+    let imaps = dovecot.tls_port.expect("TLS port");
+    let gnupg = tempfile::tempdir().expect("tempdir");
+    let key = gpg_key(gnupg.path(), "carol@example.net");
+    let mut alice = Node::create("alice");
+    let card = alice.cli_ok(&["contacts", "export"]);
+    gpg_with(gnupg.path(), &["--import"], card.as_bytes());
+    add_gateway(&alice, sink.port, imaps, DOVECOT_PASS, true);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let bad = write_file(dir.path(), "bad.asc", b"not a key");
+    let out = alice.cli(&[
+        "gateway",
+        "import-key",
+        "carol@example.net",
+        bad.to_str().expect("utf-8"),
+    ]);
+    assert!(!out.status.success(), "a non-key was imported");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("is not an OpenPGP key"),
+        "{}",
+        describe(&out)
+    );
+    let file = write_file(dir.path(), "carol.pgp", &key);
+    let out = alice.cli_ok(&[
+        "gateway",
+        "import-key",
+        "Carol@Example.net",
+        file.to_str().expect("utf-8"),
+    ]);
+    assert!(out.contains("now encrypted to"), "{out}");
+    let keys = alice.cli_ok(&["gateway", "keys"]);
+    assert!(keys.contains("<carol@example.net>: key "), "{keys}");
+    alice.start();
+    let raw = common::simple_message(
+        "alice@example.org",
+        "carol@example.net",
+        "imported",
+        "<imp@example.org>",
+        "imported-words\r\n",
+    );
+    alice.send_with_lettre(&["carol@example.net"], &raw);
+    common::wait_until(std::time::Duration::from_secs(30), "Carol's copy", || {
+        provider_count(&dovecot, "carol", "INBOX") == 1
+    });
+    let got = &provider_messages(&dovecot, "carol", "INBOX")[0];
+    assert!(!got.contains("imported-words"), "sent in the clear: {got}");
+    let (plain, status) = gpg_decrypt(gnupg.path(), got);
+    assert!(plain.contains("imported-words"), "{plain}");
+    assert!(status.contains("[GNUPG:] GOODSIG"), "{status}");
 }

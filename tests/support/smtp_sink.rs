@@ -359,8 +359,8 @@ impl Session {
                 if reader.read_line(&mut line)? == 0 {
                     break;
                 }
-                if line.starts_with(prefix) {
-                    if line[prefix.len()..].starts_with("OK") || prefix == "+" {
+                if let Some(rest) = line.strip_prefix(prefix) {
+                    if rest.starts_with("OK") || prefix == "+" {
                         return Ok(());
                     }
                     break;

@@ -1,5 +1,6 @@
-//! `mailnode gateway add|list|remove|test`: the command-line side of the
-//! gateway settings. The daemon reads them when it starts.
+//! `mailnode gateway add|list|remove|test|import-key|keys`: the
+//! command-line side of the gateway settings (read by the daemon when it
+//! starts) and of the recipients' keys (read for every message).
 
 use std::path::{Path, PathBuf};
 
@@ -54,13 +55,30 @@ pub enum GatewayCommand {
     Remove,
     /// Log in to both servers and report what works and what does not.
     Test,
+    /// Encrypt gateway mail to ADDRESS with this OpenPGP key (armored or
+    /// binary, e.g. from `gpg --export`), until a newer Autocrypt header
+    /// from them brings another.
+    ImportKey {
+        /// The recipient's mail address.
+        address: String,
+        /// The key file.
+        file: PathBuf,
+    },
+    /// List the keys known for people reached through the gateway.
+    Keys,
 }
 
 impl GatewayCommand {
     /// Whether the command needs the unlocked identity (the store key that
     /// seals the password).
     pub fn needs_identity(&self) -> bool {
-        matches!(self, GatewayCommand::Add { .. } | GatewayCommand::Test)
+        matches!(
+            self,
+            GatewayCommand::Add { .. }
+                | GatewayCommand::Test
+                | GatewayCommand::ImportKey { .. }
+                | GatewayCommand::Keys
+        )
     }
 }
 
@@ -181,7 +199,79 @@ pub fn run(
             }
             Ok(())
         }
+        GatewayCommand::ImportKey { address, file } => {
+            let identity = identity.context("the identity is needed to keep the key")?;
+            import_key(home, identity, address, file)
+        }
+        GatewayCommand::Keys => {
+            let identity = identity.context("the identity is needed to read the keys")?;
+            list_keys(home, identity)
+        }
     }
+}
+
+fn import_key(home: &Path, identity: &Identity, address: &str, file: &Path) -> anyhow::Result<()> {
+    use sequoia_openpgp::Cert;
+    use sequoia_openpgp::parse::Parse;
+    use sequoia_openpgp::policy::StandardPolicy;
+    if !address.contains('@') || address.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        bail!("{address:?} is not a mail address");
+    }
+    let bytes = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
+    let cert = Cert::from_bytes(&bytes)
+        .with_context(|| format!("{} is not an OpenPGP key", file.display()))?;
+    let policy = StandardPolicy::new();
+    let usable = cert
+        .keys()
+        .with_policy(&policy, None)
+        .supported()
+        .alive()
+        .revoked(false)
+        .for_transport_encryption()
+        .count();
+    if usable == 0 {
+        bail!(
+            "the key {} has no encryption key usable today (expired, revoked or too weak)",
+            cert.fingerprint()
+        );
+    }
+    let named = cert.userids().any(|uid| {
+        uid.userid()
+            .email()
+            .ok()
+            .flatten()
+            .is_some_and(|email| email.eq_ignore_ascii_case(address))
+    });
+    let peers = super::peers::AutocryptPeers::open(home, identity.store_key())?;
+    peers.import(address, &cert)?;
+    println!(
+        "gateway mail to <{address}> is now encrypted to {}",
+        cert.fingerprint()
+    );
+    if !named {
+        println!("note: the key does not name <{address}> in its user IDs; check it is theirs");
+    }
+    println!("A running node uses it for the next message.");
+    Ok(())
+}
+
+fn list_keys(home: &Path, identity: &Identity) -> anyhow::Result<()> {
+    let peers = super::peers::AutocryptPeers::open(home, identity.store_key())?;
+    let list = peers.list()?;
+    if list.is_empty() {
+        println!("no keys known yet: they come with Autocrypt headers, or `gateway import-key`");
+    }
+    for (address, state) in list {
+        let key = match peers.key_for(&address)? {
+            Some(cert) => format!("key {}", cert.fingerprint()),
+            None => "no key (mail to them goes unencrypted)".to_string(),
+        };
+        let since = chrono::DateTime::from_timestamp(state.autocrypt_timestamp, 0)
+            .map(|t| t.format("%Y-%m-%d").to_string())
+            .unwrap_or_default();
+        println!("<{address}>: {key} (since {since})");
+    }
+    Ok(())
 }
 
 fn read_password(file: Option<&Path>, config: &GatewayConfig) -> anyhow::Result<Password> {
