@@ -43,8 +43,12 @@ const STORE: &str = "mail.db";
 const MAILBOX_DB: &str = crate::mailbox::service::DATABASE_FILE;
 
 /// Plain files of the home that go into every backup, as they are. None
-/// holds a secret in the clear (`bridge-key.enc` is sealed with the store
-/// key, which travels in the secrets).
+/// holds a secret in the clear (`bridge-key.enc`, `gateway-password.enc`
+/// and `autocrypt.enc` are sealed with the store key, which travels in the
+/// secrets). They are read before the store is snapshotted, so the
+/// gateway's fetch position (saved only after a commit) is never ahead of
+/// the mail in the backup: a restored node fetches again at most what it
+/// then recognises as already filed.
 const PLAIN_FILES: &[&str] = &[
     "contacts.json",
     "strangers.json",
@@ -52,6 +56,10 @@ const PLAIN_FILES: &[&str] = &[
     "config.toml",
     "bridge-cert.pem",
     "bridge-key.enc",
+    crate::gateway::config::GATEWAY_FILE,
+    crate::gateway::secret::PASSWORD_FILE,
+    crate::gateway::peers::PEERS_FILE,
+    crate::gateway::fetch::CURSOR_FILE,
 ];
 
 /// The first entry of every archive.
@@ -221,6 +229,10 @@ pub fn backup(
         (SECRETS, Body::Memory(identity.export_secrets()?)),
     ];
     for name in PLAIN_FILES {
+        if request.keys_only && *name == crate::gateway::fetch::CURSOR_FILE {
+            // Without the mail, the position would skip what it never got.
+            continue;
+        }
         match fs::read(home.path().join(name)) {
             Ok(bytes) => entries.push((name, Body::Memory(Zeroizing::new(bytes)))),
             Err(err) if err.kind() == io::ErrorKind::NotFound => {}
