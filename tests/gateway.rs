@@ -188,6 +188,13 @@ fn gateway_recipients_wait_in_the_outbox_while_the_provider_is_down() {
         1,
         "the message is not waiting in the Outbox"
     );
+    // The IMAP side is down too: the fetch loop says so and tries again.
+    common::wait_until(
+        std::time::Duration::from_secs(30),
+        "the failed fetch to be reported",
+        || alice.log_count("fetching from the gateway failed") > 0,
+    );
+    assert!(alice.log().contains("trying again in"), "{}", alice.log());
     let sent = alice.fetch_all("Sent");
     assert_eq!(sent.len(), 1);
     let sent = String::from_utf8_lossy(&sent[0]);
@@ -985,4 +992,186 @@ fn an_imported_key_encrypts_gateway_mail() {
     let (plain, status) = gpg_decrypt(gnupg.path(), got);
     assert!(plain.contains("imported-words"), "{plain}");
     assert!(status.contains("[GNUPG:] GOODSIG"), "{status}");
+
+    // A keys-only backup carries the gateway and its keys, not the fetch
+    // position (the mail it belongs to is not in it).
+    common::wait_until(
+        std::time::Duration::from_secs(30),
+        "the fetch position",
+        || alice.home().join("gateway-cursor.json").exists(),
+    );
+    alice.stop();
+    let backup = dir.path().join("alice.backup");
+    let env = [("MAILNODE_BACKUP_PASSPHRASE", "a long backup passphrase")];
+    let out = alice.cli_env(
+        &["backup", backup.to_str().expect("utf-8"), "--keys-only"],
+        &env,
+    );
+    assert!(out.status.success(), "backup: {}", describe(&out));
+    let restored = Node::without_home("alice2", &alice.email);
+    let out = restored.cli_env(&["restore", backup.to_str().expect("utf-8")], &env);
+    assert!(out.status.success(), "restore: {}", describe(&out));
+    let list = restored.cli_ok(&["gateway", "list"]);
+    assert!(list.contains("user: alice"), "{list}");
+    let keys = restored.cli_ok(&["gateway", "keys"]);
+    assert!(keys.contains("<carol@example.net>: key "), "{keys}");
+    assert!(!restored.home().join("gateway-cursor.json").exists());
+}
+
+/// `mailnode import imap` copies an old account's folders with their
+/// flags and dates, shows its progress, leaves the old account unchanged,
+/// and run again (as after an interruption, even with its saved position
+/// lost) files nothing twice.
+#[test]
+fn import_copies_an_old_account_once() {
+    let provider = Dovecot::start_with(Options { tls: true });
+    let imaps = provider.tls_port.expect("TLS port");
+    let port = provider.port.to_string();
+    common::mailtool(&[
+        "imap-cmds",
+        "127.0.0.1",
+        &port,
+        "old",
+        DOVECOT_PASS,
+        "CREATE Archive/2019",
+    ]);
+    for n in 0..30 {
+        let raw = common::simple_message(
+            "dave@example.net",
+            "alice@example.org",
+            &format!("inbox {n}"),
+            &format!("<in{n}@example.net>"),
+            &format!("inbox-body-{n}\r\n"),
+        );
+        let seen = if n % 2 == 0 {
+            Some("01-Feb-2019 10:00:00 +0000")
+        } else {
+            None
+        };
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = write_file(dir.path(), "m.eml", &raw);
+        let flags = match seen {
+            Some(date) => format!("(\\Seen) \"{date}\""),
+            None => String::new(),
+        };
+        common::mailtool(&[
+            "append",
+            "127.0.0.1",
+            &port,
+            "old",
+            DOVECOT_PASS,
+            "INBOX",
+            &flags,
+            file.to_str().expect("utf-8"),
+        ]);
+    }
+    for n in 0..5 {
+        let raw = common::simple_message(
+            "erin@example.net",
+            "alice@example.org",
+            &format!("archived {n}"),
+            &format!("<ar{n}@example.net>"),
+            &format!("archive-body-{n}\r\n"),
+        );
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = write_file(dir.path(), "m.eml", &raw);
+        common::mailtool(&[
+            "append",
+            "127.0.0.1",
+            &port,
+            "old",
+            DOVECOT_PASS,
+            "Archive/2019",
+            "(\\Flagged)",
+            file.to_str().expect("utf-8"),
+        ]);
+    }
+
+    let mut alice = Node::create("alice");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let password = write_file(
+        dir.path(),
+        "password",
+        format!("{DOVECOT_PASS}\n").as_bytes(),
+    );
+    let imap = format!("localhost:{imaps}");
+    let args = [
+        "import",
+        "imap",
+        "--imap",
+        &imap,
+        "--user",
+        "old",
+        "--password-file",
+        password.to_str().expect("utf-8"),
+        "--insecure-local",
+    ];
+    let out = alice.cli(&args);
+    assert!(out.status.success(), "import: {}", describe(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("35/35 messages"), "{stderr}");
+    assert!(stderr.contains("messages/s"), "{stderr}");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("imported 35 messages"), "{stdout}");
+    assert!(
+        files_containing(alice.home(), b"inbox-body-7").is_empty(),
+        "imported mail lies in the home in the clear"
+    );
+
+    // Again: nothing new. Without the saved positions: all recognised.
+    let out = alice.cli(&args);
+    assert!(out.status.success(), "import again: {}", describe(&out));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("imported 0 messages"));
+    std::fs::remove_file(alice.home().join("import-state.json")).expect("remove state");
+    let out = alice.cli(&args);
+    assert!(
+        out.status.success(),
+        "import without state: {}",
+        describe(&out)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("imported 0 messages"), "{stdout}");
+    assert!(stdout.contains("35 were already here"), "{stdout}");
+
+    alice.start();
+    assert_eq!(alice.count("INBOX"), 30);
+    assert_eq!(alice.count("Archive/2019"), 5);
+    let inbox = alice.mailbox("INBOX");
+    let seen = inbox
+        .messages
+        .iter()
+        .filter(|m| m.flags.iter().any(|f| f == "\\Seen"))
+        .count();
+    assert_eq!(seen, 15, "flags were not kept");
+    let archive = alice.mailbox("Archive/2019");
+    assert!(
+        archive
+            .messages
+            .iter()
+            .all(|m| m.flags.contains("\\Flagged"))
+    );
+    // A running node refuses an import (it would write the store).
+    let out = alice.cli(&args);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("the node is running"),
+        "{}",
+        describe(&out)
+    );
+    // The old account is unchanged: nothing marked read there.
+    let out = common::mailtool(&[
+        "imap-cmds",
+        "127.0.0.1",
+        &port,
+        "old",
+        DOVECOT_PASS,
+        "SELECT INBOX\nSEARCH UNSEEN",
+    ]);
+    let unseen = out
+        .lines()
+        .find_map(|l| l.strip_prefix("* SEARCH"))
+        .expect("a SEARCH answer")
+        .split_whitespace()
+        .count();
+    assert_eq!(unseen, 15, "{out}");
 }

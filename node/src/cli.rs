@@ -94,6 +94,13 @@ pub enum Command {
         #[command(subcommand)]
         command: MailboxCommand,
     },
+    /// Copy an old mail account into this node (the node must not be
+    /// running).
+    Import {
+        /// From where.
+        #[command(subcommand)]
+        command: crate::import::ImportCommand,
+    },
     /// Reach people who are not on mailnode through your existing mail
     /// account (kept in gateway.json; the password is stored encrypted).
     Gateway {
@@ -290,6 +297,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Bridge => bridge(&cli, &home),
         Command::Contacts { command } => contacts(&home, command),
         Command::Mailbox { command } => mailbox(&home, command),
+        Command::Import { command } => import(&cli, &home, command),
         Command::Gateway { command } => {
             require_identity(&home)?;
             let identity = if command.needs_identity() {
@@ -418,6 +426,68 @@ fn require_identity(home: &Home) -> anyhow::Result<()> {
         bail!(
             "no identity in {}: create one with `mailnode keygen --name NAME --email ADDRESS`",
             home.path().display()
+        );
+    }
+    Ok(())
+}
+
+fn import(cli: &Cli, home: &Home, command: &crate::import::ImportCommand) -> anyhow::Result<()> {
+    let crate::import::ImportCommand::Imap {
+        imap,
+        user,
+        password_file,
+        tls,
+        insecure_local,
+        folder,
+    } = command;
+    let endpoint = crate::gateway::Endpoint::parse(imap).context("--imap")?;
+    if *insecure_local && !endpoint.is_loopback() {
+        bail!(
+            "--insecure-local turns off certificate checks and is only for servers on this \
+             machine, but {endpoint} is not a loopback address"
+        );
+    }
+    let identity = load_identity(cli, home)?;
+    let _lock = home
+        .lock()
+        .context("the node is running: stop it, then import (the import writes the store)")?;
+    let settings = Settings::resolve(ConfigFile::load(&home.config_file())?, Overrides::default())?;
+    let password = crate::gateway::command::read_password_for(
+        password_file.as_deref(),
+        &format!("password of {user} at {endpoint}: "),
+    )?;
+    let source = crate::import::ImapSource {
+        endpoint,
+        tls: *tls,
+        insecure_local: *insecure_local,
+        user: user.clone(),
+        password,
+        folders: folder.clone(),
+    };
+    let store = crate::store::Store::open(&home.store_file(), identity.store_key())
+        .with_context(|| format!("cannot open the mail store {}", home.store_file().display()))?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    let summary = runtime.block_on(async {
+        let result =
+            crate::import::import_imap(home.path(), &store, &source, settings.max_message_size)
+                .await;
+        store.close().await;
+        result
+    })?;
+    println!(
+        "imported {} messages ({:.1} MiB); {} were already here; {} marked deleted were left out",
+        summary.filed,
+        summary.bytes as f64 / 1_048_576.0,
+        summary.already,
+        summary.deleted
+    );
+    for (folder, uid, size) in &summary.too_big {
+        println!(
+            "left out: {folder} UID {uid}, {size} bytes, larger than the limit of {} bytes",
+            settings.max_message_size
         );
     }
     Ok(())

@@ -14,6 +14,7 @@ pub mod contacts;
 pub mod daemon;
 pub mod gateway;
 pub mod home;
+pub mod import;
 pub mod inbound;
 pub mod key_notice;
 pub mod mailbox;

@@ -31,7 +31,7 @@ mod selected;
 mod session;
 mod sort;
 mod thread;
-mod utf7;
+pub mod utf7;
 
 use std::sync::Arc;
 use std::time::Duration;

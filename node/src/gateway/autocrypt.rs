@@ -92,18 +92,21 @@ pub struct PeerState {
 impl PeerState {
     /// Applies one message: `date` is its Date (clamped to `now`, since a
     /// future Date must not pin a key), `header` its valid header if any.
-    /// Newer wins; an older message changes nothing. Returns whether the
-    /// state changed.
+    /// Newer (or as new) wins; an older message changes nothing. Returns
+    /// whether it was taken.
     pub fn update(&mut self, date: i64, now: i64, header: Option<&AutocryptHeader>) -> bool {
         let date = date.min(now);
-        if date <= self.last_seen {
+        // §2.3: only an *older* message changes nothing; Date has one
+        // second of resolution, so two messages of the same second are
+        // both taken, in the order they arrive.
+        if date < self.last_seen {
             return false;
         }
         self.last_seen = date;
         let Some(header) = header else {
             return true;
         };
-        if date > self.autocrypt_timestamp {
+        if date >= self.autocrypt_timestamp {
             self.autocrypt_timestamp = date;
             self.keydata = Some(header.keydata.clone());
             self.prefer_mutual = header.prefer_mutual;
@@ -167,6 +170,9 @@ mod tests {
         // A newer message without a header moves last_seen only.
         assert!(state.update(200, 1000, None));
         assert_eq!((state.last_seen, state.autocrypt_timestamp), (200, 100));
+        // The same second as the last message: taken.
+        assert!(state.update(200, 1000, Some(&key("same second"))));
+        assert_eq!(state.keydata.as_deref(), Some("same second"));
         // A future Date is clamped to now.
         assert!(state.update(5000, 1000, Some(&key("two"))));
         assert_eq!(state.autocrypt_timestamp, 1000);

@@ -275,6 +275,15 @@ fn list_keys(home: &Path, identity: &Identity) -> anyhow::Result<()> {
 }
 
 fn read_password(file: Option<&Path>, config: &GatewayConfig) -> anyhow::Result<Password> {
+    read_password_for(
+        file,
+        &format!("password of {} at {}: ", config.user, config.imap),
+    )
+}
+
+/// The password from the first line of `file`, or asked with `prompt` on
+/// the terminal.
+pub fn read_password_for(file: Option<&Path>, prompt: &str) -> anyhow::Result<Password> {
     let text = match file {
         Some(path) => {
             let text =
@@ -288,8 +297,7 @@ fn read_password(file: Option<&Path>, config: &GatewayConfig) -> anyhow::Result<
             if !std::io::stdin().is_terminal() {
                 bail!("no terminal to ask for the password: pass --password-file FILE");
             }
-            rpassword::prompt_password(format!("password of {} at {}: ", config.user, config.imap))
-                .context("cannot read the password")?
+            rpassword::prompt_password(prompt).context("cannot read the password")?
         }
     };
     Password::new(text)

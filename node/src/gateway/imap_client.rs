@@ -16,7 +16,7 @@ use tokio::time::timeout;
 use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
 
-use super::config::{GatewayConfig, TlsMode};
+use super::config::{Endpoint, GatewayConfig, TlsMode};
 use imap_bridge::imap::quoted;
 
 use super::secret::Password;
@@ -119,20 +119,29 @@ async fn read_plain_line(reader: &mut BufReader<TcpStream>) -> anyhow::Result<St
 impl ImapClient {
     /// Connects to the configured IMAP server and reads its greeting.
     pub async fn connect(config: &GatewayConfig) -> anyhow::Result<ImapClient> {
-        let endpoint = &config.imap;
+        ImapClient::connect_to(&config.imap, config.tls, config.insecure_local).await
+    }
+
+    /// Connects to `endpoint` and reads its greeting. `insecure_local`
+    /// (certificates not checked) must only be set for loopback servers.
+    pub async fn connect_to(
+        endpoint: &Endpoint,
+        tls: TlsMode,
+        insecure_local: bool,
+    ) -> anyhow::Result<ImapClient> {
         let tcp = step("connect", async {
             TcpStream::connect((endpoint.host.as_str(), endpoint.port))
                 .await
                 .with_context(|| format!("cannot connect to {endpoint}"))
         })
         .await?;
-        let tcp = match config.tls {
+        let tcp = match tls {
             TlsMode::Implicit => tcp,
             TlsMode::Starttls => step("STARTTLS", starttls(tcp)).await?,
         };
-        let connector = TlsConnector::from(super::tls::client_config(config.insecure_local)?);
+        let connector = TlsConnector::from(super::tls::client_config(insecure_local)?);
         let name = super::tls::server_name(&endpoint.host)?;
-        let tls = step("TLS handshake", async {
+        let stream = step("TLS handshake", async {
             connector.connect(name, tcp).await.map_err(|err| {
                 anyhow::anyhow!(
                     "TLS with {endpoint} failed: {err} (a certificate the system roots do not \
@@ -142,11 +151,11 @@ impl ImapClient {
         })
         .await?;
         let mut client = ImapClient {
-            stream: BufReader::new(tls),
+            stream: BufReader::new(stream),
             tag: 0,
             pending: Vec::new(),
         };
-        if config.tls == TlsMode::Implicit {
+        if tls == TlsMode::Implicit {
             let greeting = step("greeting", client.read_line()).await?;
             if !greeting.starts_with("* OK") && !greeting.starts_with("* PREAUTH") {
                 bail!(
@@ -464,6 +473,83 @@ impl ImapClient {
         uids.sort_unstable();
         uids.dedup();
         Ok(uids)
+    }
+}
+
+/// A folder of the account (LIST).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Folder {
+    /// Its name on the wire (modified UTF-7), for SELECT.
+    pub wire: String,
+    /// Its hierarchy delimiter, if any.
+    pub delimiter: Option<char>,
+    /// `\Noselect` or `\NonExistent`: it holds no messages.
+    pub noselect: bool,
+}
+
+/// One message of a batch fetch.
+#[derive(Debug)]
+pub struct Fetched {
+    /// Its UID.
+    pub uid: u32,
+    /// Its flags (`\Recent` left out).
+    pub flags: Vec<String>,
+    /// Its INTERNALDATE: Unix seconds and the zone offset in minutes.
+    pub internal_date: Option<(i64, i32)>,
+    /// The message.
+    pub body: Vec<u8>,
+}
+
+impl ImapClient {
+    /// Every folder of the account (`LIST "" "*"`).
+    pub async fn folders(&mut self) -> anyhow::Result<Vec<Folder>> {
+        let reply = self.command("LIST \"\" \"*\"").await?;
+        if reply.status != Status::Ok {
+            bail!("the server refused LIST: {}", reply.text);
+        }
+        Ok(reply
+            .untagged
+            .iter()
+            .filter_map(|u| super::imap_parse::list_line(&u.line, &u.literals))
+            .map(|(wire, delimiter, noselect)| Folder {
+                wire,
+                delimiter,
+                noselect,
+            })
+            .collect())
+    }
+
+    /// Fetches `uids` (UIDs of the selected mailbox) with their flags and
+    /// INTERNALDATE, without setting `\Seen`.
+    pub async fn fetch_batch(&mut self, uids: &[u32]) -> anyhow::Result<Vec<Fetched>> {
+        if uids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let set: Vec<String> = uids.iter().map(u32::to_string).collect();
+        let reply = self
+            .command(&format!(
+                "UID FETCH {} (UID FLAGS INTERNALDATE BODY.PEEK[])",
+                set.join(",")
+            ))
+            .await?;
+        if reply.status != Status::Ok {
+            bail!("the server refused UID FETCH: {}", reply.text);
+        }
+        Ok(reply
+            .untagged
+            .into_iter()
+            .filter_map(|u| {
+                let (uid, _) = super::imap_parse::fetch_uid_size(&u.line)?;
+                let body = u.literals.into_iter().next()?;
+                Some(Fetched {
+                    uid,
+                    flags: super::imap_parse::fetch_flags(&u.line),
+                    internal_date: super::imap_parse::fetch_internal_date(&u.line),
+                    body,
+                })
+            })
+            .filter(|f| uids.contains(&f.uid))
+            .collect())
     }
 }
 

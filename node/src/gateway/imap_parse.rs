@@ -83,9 +83,109 @@ pub fn fetch_uid_size(line: &str) -> Option<(u32, Option<u64>)> {
     Some((uid, number_after(line, "RFC822.SIZE")))
 }
 
+/// Reads a quoted string (RFC 9051 §4.3) at the start of `text`; returns
+/// it unescaped and the rest.
+fn quoted_at(text: &str) -> Option<(String, &str)> {
+    let mut chars = text.strip_prefix('"')?.char_indices();
+    let mut out = String::new();
+    while let Some((i, c)) = chars.next() {
+        match c {
+            '"' => return Some((out, &text[i + 2..])),
+            '\\' => out.push(chars.next()?.1),
+            c => out.push(c),
+        }
+    }
+    None
+}
+
+/// The folder name, delimiter and whether it cannot be selected, of an
+/// untagged `LIST (attrs) delim name` line. A name sent as a literal is in
+/// `literals` (the line then holds a NUL where it was).
+pub fn list_line(line: &str, literals: &[Vec<u8>]) -> Option<(String, Option<char>, bool)> {
+    let rest = line
+        .strip_prefix("LIST ")
+        .or_else(|| line.strip_prefix("list "))?;
+    let rest = rest.strip_prefix('(')?;
+    let (attrs, rest) = rest.split_once(')')?;
+    let noselect = attrs
+        .split_ascii_whitespace()
+        .any(|a| a.eq_ignore_ascii_case("\\Noselect") || a.eq_ignore_ascii_case("\\NonExistent"));
+    let rest = rest.trim_start();
+    let (delimiter, rest) = if let Some(rest) = rest.strip_prefix("NIL") {
+        (None, rest)
+    } else {
+        let (delim, rest) = quoted_at(rest)?;
+        (delim.chars().next(), rest)
+    };
+    let rest = rest.trim_start();
+    let name = if rest.starts_with('"') {
+        quoted_at(rest)?.0
+    } else if rest.starts_with('{') {
+        String::from_utf8(literals.first()?.clone()).ok()?
+    } else {
+        rest.trim().to_string()
+    };
+    (!name.is_empty()).then_some((name, delimiter, noselect))
+}
+
+/// The flags of a FETCH line, without `\Recent`.
+pub fn fetch_flags(line: &str) -> Vec<String> {
+    let upper = line.to_ascii_uppercase();
+    let Some(at) = upper.find("FLAGS (") else {
+        return Vec::new();
+    };
+    let rest = &line[at + 7..];
+    let inner = rest.split(')').next().unwrap_or_default();
+    inner
+        .split_ascii_whitespace()
+        .filter(|f| !f.eq_ignore_ascii_case("\\Recent"))
+        .map(str::to_string)
+        .collect()
+}
+
+/// The INTERNALDATE of a FETCH line: Unix seconds and the zone offset in
+/// minutes.
+pub fn fetch_internal_date(line: &str) -> Option<(i64, i32)> {
+    let upper = line.to_ascii_uppercase();
+    let at = upper.find("INTERNALDATE ")?;
+    let (text, _) = quoted_at(&line[at + 13..])?;
+    let date = chrono::DateTime::parse_from_str(text.trim(), "%d-%b-%Y %H:%M:%S %z").ok()?;
+    Some((date.timestamp(), date.offset().local_minus_utc() / 60))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn list_lines() {
+        assert_eq!(
+            list_line("LIST (\\HasNoChildren) \"/\" INBOX", &[]),
+            Some(("INBOX".into(), Some('/'), false))
+        );
+        assert_eq!(
+            list_line(
+                "LIST (\\Noselect \\HasChildren) \".\" \"Old \\\"x\\\"\"",
+                &[]
+            ),
+            Some(("Old \"x\"".into(), Some('.'), true))
+        );
+        assert_eq!(
+            list_line("LIST () NIL {5} \u{0}", &[b"Notes".to_vec()]),
+            Some(("Notes".into(), None, false))
+        );
+        assert_eq!(list_line("FLAGS (\\Seen)", &[]), None);
+    }
+
+    #[test]
+    fn fetch_flags_and_dates() {
+        let line = "3 FETCH (UID 7 FLAGS (\\Seen \\Recent $Work) INTERNALDATE \" 3-Dec-2026 10:00:00 +0100\" BODY[] {12} \u{0})";
+        assert_eq!(fetch_flags(line), vec!["\\Seen", "$Work"]);
+        let (secs, offset) = fetch_internal_date(line).expect("date");
+        assert_eq!(offset, 60);
+        assert_eq!(secs, 1_796_288_400);
+        assert_eq!(fetch_flags("3 FETCH (UID 7)"), Vec::<String>::new());
+    }
 
     #[test]
     fn uidvalidity_from_select() {

@@ -78,6 +78,11 @@ impl GatewaySender {
                 ));
             }
         };
+        // lettre ends DATA with `\r\n.\r\n` whatever the message ends
+        // with, so a message that already ends in CRLF would arrive with an
+        // empty line added (RFC 5321 §4.1.1.4: that first CRLF is the end of
+        // the last line). Hand it the message without its final CRLF.
+        let message = message.strip_suffix(b"\r\n").unwrap_or(message);
         match self.transport.send_raw(&envelope, message).await {
             Ok(_) => SendOutcome::Accepted,
             Err(err) if err.is_permanent() => SendOutcome::Refused(format!(

@@ -344,6 +344,19 @@ pub(super) fn file_incoming(
     mailbox: &str,
     sealed: &Sealed,
 ) -> Result<Incoming, StoreError> {
+    file_once(ctx, tag, mailbox, &[], super::now_date(), sealed)
+}
+
+/// [`file_incoming`] with the flags and INTERNALDATE the message had
+/// where it came from (an import).
+pub(super) fn file_once(
+    ctx: &mut WriteCtx,
+    tag: [u8; 32],
+    mailbox: &str,
+    flags: &[Flag],
+    date: (i64, i32),
+    sealed: &Sealed,
+) -> Result<Incoming, StoreError> {
     let known: Option<i64> = ctx
         .conn
         .prepare_cached("SELECT 1 FROM delivered WHERE tag = ?1")
@@ -356,7 +369,7 @@ pub(super) fn file_incoming(
         return Ok(Incoming::Duplicate);
     }
     let mut target = mailboxes::ensure(ctx, mailbox)?;
-    let uid = file(ctx, &mut target, &[], super::now_date(), sealed)?;
+    let uid = file(ctx, &mut target, &normalize_flags(flags), date, sealed)?;
     ctx.conn
         .prepare_cached("INSERT INTO delivered (tag, at) VALUES (?1, ?2)")
         .and_then(|mut stmt| stmt.execute(params![&tag[..], super::now_ms()]))

@@ -359,6 +359,26 @@ impl Store {
             .await
     }
 
+    /// Files an imported message in `mailbox` (created if missing) with
+    /// its original `flags` and INTERNALDATE, once: idempotent by
+    /// (`source`, `id`) like [`Store::file_incoming`], so an interrupted
+    /// import can run again without duplicates.
+    pub async fn file_imported(
+        &self,
+        source: &str,
+        id: [u8; 16],
+        mailbox: &str,
+        flags: Vec<String>,
+        date: (i64, i32),
+        message: Vec<u8>,
+    ) -> Result<Incoming, StoreError> {
+        let tag = self.inner.crypto.delivery_tag(source, &id);
+        let sealed = self.seal(message).await?;
+        let mailbox = mailbox.to_string();
+        self.write(move |ctx| messages::file_once(ctx, tag, &mailbox, &flags, date, &sealed))
+            .await
+    }
+
     /// Runs `op` on the writer thread inside the next group commit and
     /// returns its result once the commit is durable.
     async fn write<T, F>(&self, op: F) -> Result<T, StoreError>
