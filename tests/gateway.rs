@@ -205,37 +205,47 @@ fn gateway_recipients_wait_in_the_outbox_while_the_provider_is_down() {
 /// on loopback, as the provider's own delivery would), with `date` as its
 /// INTERNALDATE when given.
 fn provider_append(provider: &Dovecot, user: &str, raw: &[u8], date: Option<&str>) {
+    let flags = date.map(|d| format!("() \"{d}\"")).unwrap_or_default();
+    provider_append_to(provider, user, "INBOX", &flags, raw);
+}
+
+/// Appends `raw` to `user`'s `mailbox` at the provider with `flags` (the
+/// APPEND arguments before the literal: `""`, `(\Seen)`, `() "DATE"`).
+fn provider_append_to(provider: &Dovecot, user: &str, mailbox: &str, flags: &str, raw: &[u8]) {
     let dir = tempfile::tempdir().expect("tempdir");
     let file = write_file(dir.path(), "message.eml", raw);
     let port = provider.port.to_string();
-    let flags = date.map(|d| format!("() \"{d}\"")).unwrap_or_default();
     common::mailtool(&[
         "append",
         "127.0.0.1",
         &port,
         user,
         DOVECOT_PASS,
-        "INBOX",
-        &flags,
+        mailbox,
+        flags,
         file.to_str().expect("utf-8"),
     ]);
+}
+
+/// Starts `node` and waits for its first pass over the provider's INBOX.
+fn start_fetching(node: &mut Node) {
+    node.start();
+    common::wait_until(
+        std::time::Duration::from_secs(30),
+        "the first pass over the provider's INBOX",
+        || node.home().join("gateway-cursor.json").exists(),
+    );
 }
 
 /// An OpenPGP key for `address` made by gpg in `gnupghome`, exported in
 /// binary.
 fn gpg_key(gnupghome: &std::path::Path, address: &str) -> Vec<u8> {
-    let gpg = |args: &[&str]| {
-        let out = std::process::Command::new("gpg")
-            .env("GNUPGHOME", gnupghome)
-            .args(["--batch", "--pinentry-mode", "loopback", "--passphrase", ""])
-            .args(args)
-            .output()
-            .expect("gpg is installed");
-        assert!(out.status.success(), "gpg {args:?}: {}", describe(&out));
-        out.stdout
-    };
-    gpg(&["--quick-gen-key", address, "default", "default", "never"]);
-    gpg(&["--export", address])
+    gpg_with(
+        gnupghome,
+        &["--quick-gen-key", address, "default", "default", "never"],
+        b"",
+    );
+    gpg_with(gnupghome, &["--export", address], b"")
 }
 
 /// Carol's mail to Alice's provider account, with Carol's Autocrypt header.
@@ -298,12 +308,7 @@ fn provider_mail_is_fetched_exactly_once_across_restarts() {
 
     let mut alice = Node::create("alice");
     add_gateway(&alice, free_port(), imaps, DOVECOT_PASS, true);
-    alice.start();
-    common::wait_until(
-        std::time::Duration::from_secs(30),
-        "the first pass over the provider's INBOX",
-        || alice.home().join("gateway-cursor.json").exists(),
-    );
+    start_fetching(&mut alice);
     provider_append(
         &provider,
         "alice",
@@ -415,11 +420,22 @@ fn gpg_with(gnupghome: &std::path::Path, args: &[&str], input: &[u8]) -> Vec<u8>
 /// it: the plaintext is one MIME part with the protected Subject; the outer
 /// Subject is `...`.
 fn carol_encrypted(gnupghome: &std::path::Path, subject: &str, body: &str, sign: bool) -> Vec<u8> {
+    carol_encrypted_to(gnupghome, "alice@example.org", subject, body, sign)
+}
+
+/// [`carol_encrypted`] to `recipient`'s key.
+fn carol_encrypted_to(
+    gnupghome: &std::path::Path,
+    recipient: &str,
+    subject: &str,
+    body: &str,
+    sign: bool,
+) -> Vec<u8> {
     let inner = format!(
         "Content-Type: text/plain; charset=utf-8; protected-headers=\"v1\"\r\n\
          Subject: {subject}\r\n\r\n{body}\r\n"
     );
-    let mut args = vec!["--armor", "--encrypt", "-r", "alice@example.org"];
+    let mut args = vec!["--armor", "--encrypt", "-r", recipient];
     if sign {
         args.extend(["--sign", "-u", "carol@example.net"]);
     }
@@ -459,12 +475,7 @@ fn encrypted_provider_mail_is_decrypted_and_its_signature_checked() {
     let card = alice.cli_ok(&["contacts", "export"]);
     gpg_with(gnupg.path(), &["--import"], card.as_bytes());
     add_gateway(&alice, free_port(), imaps, DOVECOT_PASS, true);
-    alice.start();
-    common::wait_until(
-        std::time::Duration::from_secs(30),
-        "the first pass over the provider's INBOX",
-        || alice.home().join("gateway-cursor.json").exists(),
-    );
+    start_fetching(&mut alice);
 
     // Before Carol's key is known, a signed message is decrypted but its
     // signature gets no credit.
@@ -526,6 +537,32 @@ fn encrypted_provider_mail_is_decrypted_and_its_signature_checked() {
         "{late}"
     );
     assert!(!late.contains("BEGIN PGP MESSAGE"), "{late}");
+    // Encrypted, but not to Alice's key: filed as it came, and said so.
+    provider_append(
+        &provider,
+        "alice",
+        &carol_encrypted_to(
+            gnupg.path(),
+            "carol@example.net",
+            "hers",
+            "hers-secret",
+            false,
+        ),
+        None,
+    );
+    common::wait_until(
+        std::time::Duration::from_secs(30),
+        "the message encrypted to Carol only",
+        || alice.count("INBOX") >= 4,
+    );
+    let hers = inbox_with(&alice, "encrypted.asc");
+    let hers: Vec<&String> = hers.iter().filter(|m| m.contains("enc-hers@")).collect();
+    assert_eq!(hers.len(), 1);
+    assert!(
+        hers[0].starts_with("X-Mailnode-Gateway: received; encrypted, not to this node's key\r\n"),
+        "{}",
+        hers[0]
+    );
     for message in alice.fetch_all("INBOX") {
         let text = String::from_utf8_lossy(&message);
         assert!(!text.contains("X-Mailnode-Verified-Signer"), "{text}");
@@ -568,12 +605,7 @@ fn move_to_moves_fetched_mail_out_of_the_providers_inbox() {
     );
     let list = alice.cli_ok(&["gateway", "list"]);
     assert!(list.contains("move-to: Archive"), "{list}");
-    alice.start();
-    common::wait_until(
-        std::time::Duration::from_secs(30),
-        "the first pass over the provider's INBOX",
-        || alice.home().join("gateway-cursor.json").exists(),
-    );
+    start_fetching(&mut alice);
     for n in 0..3 {
         let raw = common::simple_message(
             "dave@example.net",
@@ -1048,22 +1080,11 @@ fn import_copies_an_old_account_once() {
         } else {
             None
         };
-        let dir = tempfile::tempdir().expect("tempdir");
-        let file = write_file(dir.path(), "m.eml", &raw);
         let flags = match seen {
             Some(date) => format!("(\\Seen) \"{date}\""),
             None => String::new(),
         };
-        common::mailtool(&[
-            "append",
-            "127.0.0.1",
-            &port,
-            "old",
-            DOVECOT_PASS,
-            "INBOX",
-            &flags,
-            file.to_str().expect("utf-8"),
-        ]);
+        provider_append_to(&provider, "old", "INBOX", &flags, &raw);
     }
     for n in 0..5 {
         let raw = common::simple_message(
@@ -1073,18 +1094,7 @@ fn import_copies_an_old_account_once() {
             &format!("<ar{n}@example.net>"),
             &format!("archive-body-{n}\r\n"),
         );
-        let dir = tempfile::tempdir().expect("tempdir");
-        let file = write_file(dir.path(), "m.eml", &raw);
-        common::mailtool(&[
-            "append",
-            "127.0.0.1",
-            &port,
-            "old",
-            DOVECOT_PASS,
-            "Archive/2019",
-            "(\\Flagged)",
-            file.to_str().expect("utf-8"),
-        ]);
+        provider_append_to(&provider, "old", "Archive/2019", "(\\Flagged)", &raw);
     }
 
     let mut alice = Node::create("alice");
@@ -1106,6 +1116,45 @@ fn import_copies_an_old_account_once() {
         password.to_str().expect("utf-8"),
         "--insecure-local",
     ];
+    // Bad input first: each refused with its reason, nothing imported.
+    let wrong_folder = [&args[..], &["--folder", "Nope"]].concat();
+    let out = alice.cli(&wrong_folder);
+    assert!(!out.status.success(), "an unknown folder was accepted");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("has no folder \"Nope\""),
+        "{}",
+        describe(&out)
+    );
+    let remote = [
+        "import",
+        "imap",
+        "--imap",
+        "imap.example.org:993",
+        "--user",
+        "old",
+        "--password-file",
+        args[7],
+        "--insecure-local",
+    ];
+    let out = alice.cli(&remote);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("not a loopback address"),
+        "{}",
+        describe(&out)
+    );
+    let bad_password = write_file(dir.path(), "bad", b"wrong\n");
+    let mut wrong_login = args.to_vec();
+    wrong_login[7] = bad_password.to_str().expect("utf-8");
+    let out = alice.cli(&wrong_login);
+    assert!(!out.status.success(), "a wrong password was accepted");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("refused the login"),
+        "{}",
+        describe(&out)
+    );
+    assert!(!alice.home().join("import-state.json").exists());
+
     let out = alice.cli(&args);
     assert!(out.status.success(), "import: {}", describe(&out));
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -1174,4 +1223,63 @@ fn import_copies_an_old_account_once() {
         .split_whitespace()
         .count();
     assert_eq!(unseen, 15, "{out}");
+}
+
+/// A message above the node's message limit stays at the provider; one
+/// notice says so, also after a restart, and the mail after it is fetched.
+#[test]
+fn a_message_too_big_to_fetch_stays_at_the_provider_with_one_notice() {
+    let provider = Dovecot::start_with(Options { tls: true });
+    let imaps = provider.tls_port.expect("TLS port");
+    let mut alice = Node::create("alice");
+    std::fs::write(
+        alice.home().join("config.toml"),
+        "[network]\nmax_message_size = 4096\n",
+    )
+    .expect("write config");
+    add_gateway(&alice, free_port(), imaps, DOVECOT_PASS, true);
+    start_fetching(&mut alice);
+    let big = common::simple_message(
+        "dave@example.net",
+        "alice@example.org",
+        "big",
+        "<big@example.net>",
+        &"x".repeat(10_000),
+    );
+    provider_append(&provider, "alice", &big, None);
+    let small = common::simple_message(
+        "dave@example.net",
+        "alice@example.org",
+        "small",
+        "<small@example.net>",
+        "small-body\r\n",
+    );
+    provider_append(&provider, "alice", &small, None);
+    common::wait_until(
+        std::time::Duration::from_secs(30),
+        "the notice and the small message",
+        || alice.count("INBOX") == 2,
+    );
+    let notice = inbox_with(&alice, "X-Mailnode-Notice: gateway-too-big");
+    assert_eq!(notice.len(), 1);
+    assert!(notice[0].contains("is too big to fetch"), "{}", notice[0]);
+    assert_eq!(inbox_with(&alice, "small-body").len(), 1);
+    assert!(inbox_with(&alice, "xxxxxxxxxx").is_empty());
+    assert_eq!(
+        provider_count(&provider, "alice", "INBOX"),
+        2,
+        "the big message left the provider"
+    );
+    alice.stop();
+    std::fs::remove_file(alice.home().join("gateway-cursor.json")).expect("remove cursor");
+    start_fetching(&mut alice);
+    common::wait_until(
+        std::time::Duration::from_secs(30),
+        "the pass after the lost position to reach the last message",
+        || {
+            std::fs::read_to_string(alice.home().join("gateway-cursor.json"))
+                .is_ok_and(|text| text.contains("\"last_uid\":2"))
+        },
+    );
+    assert_eq!(alice.count("INBOX"), 2, "the notice was filed twice");
 }

@@ -31,7 +31,7 @@ use openpgp::parse::stream::{
 };
 use openpgp::policy::StandardPolicy;
 use openpgp::serialize::SerializeInto;
-use openpgp::serialize::stream::{Armorer, Encryptor, LiteralWriter, Message, Recipient, Signer};
+use openpgp::serialize::stream::{Armorer, Encryptor, LiteralWriter, Message, Signer};
 use openpgp::types::{KeyFlags, SignatureType, SymmetricAlgorithm};
 use openpgp::{Cert, KeyHandle};
 use rand::{Rng, RngCore};
@@ -404,26 +404,8 @@ impl Identity {
     /// from an Autocrypt header (which carries no mailnode card fields).
     pub fn seal_to_cert(&self, plaintext: &[u8], recipient: &Cert) -> Result<Vec<u8>, KeyError> {
         let policy = StandardPolicy::new();
-        let mut recipients: Vec<Recipient<'_>> = Vec::new();
-        for cert in [recipient, self.card.cert()] {
-            let before = recipients.len();
-            for ka in cert
-                .keys()
-                .with_policy(&policy, None)
-                .supported()
-                .alive()
-                .revoked(false)
-                .for_transport_encryption()
-            {
-                recipients.push(Recipient::from(ka));
-            }
-            if recipients.len() == before {
-                return Err(KeyError::OpenPgp(format!(
-                    "the certificate {} has no usable encryption key",
-                    cert.fingerprint()
-                )));
-            }
-        }
+        let mut recipients = crate::seal::transport_keys(recipient, &policy)?;
+        recipients.extend(crate::seal::transport_keys(self.card.cert(), &policy)?);
         let mut sink = Vec::with_capacity(plaintext.len() * 4 / 3 + 2048);
         {
             let message = Message::new(&mut sink);

@@ -30,7 +30,7 @@ pub use card::{ContactCard, PEER_ID_NOTATION};
 pub use error::KeyError;
 pub use identity::{Identity, Opened, PublicInfo};
 pub use safety::SafetyNumber;
-pub use seal::encrypt_to;
+pub use seal::{check_encryption_key, encrypt_to};
 pub use secrets::{
     ARGON2_PARAMS, PASSPHRASE_ENV, PassphraseSource, Protection, ProtectionUsed, Unlocker,
     derive as argon2id,

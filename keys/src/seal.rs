@@ -30,22 +30,7 @@ use crate::{ContactCard, Identity, KeyError};
 /// and without an extra recipient. Returns a binary OpenPGP message.
 pub fn encrypt_to(recipient: &ContactCard, plaintext: &[u8]) -> Result<Vec<u8>, KeyError> {
     let policy = StandardPolicy::new();
-    let recipients: Vec<Recipient<'_>> = recipient
-        .cert()
-        .keys()
-        .with_policy(&policy, None)
-        .supported()
-        .alive()
-        .revoked(false)
-        .for_transport_encryption()
-        .map(Recipient::from)
-        .collect();
-    if recipients.is_empty() {
-        return Err(KeyError::OpenPgp(format!(
-            "the certificate {} has no usable encryption key",
-            recipient.fingerprint()
-        )));
-    }
+    let recipients = transport_keys(recipient.cert(), &policy)?;
     let mut sink = Vec::with_capacity(plaintext.len() + 1024);
     {
         let message = Message::new(&mut sink);
@@ -57,6 +42,36 @@ pub fn encrypt_to(recipient: &ContactCard, plaintext: &[u8]) -> Result<Vec<u8>, 
         literal.finalize().map_err(KeyError::pgp)?;
     }
     Ok(sink)
+}
+
+/// The keys of `cert` that can encrypt today (supported, alive, not
+/// revoked, for transport encryption); an error naming the certificate
+/// when there is none.
+pub(crate) fn transport_keys<'a>(
+    cert: &'a Cert,
+    policy: &'a StandardPolicy<'a>,
+) -> Result<Vec<Recipient<'a>>, KeyError> {
+    let keys: Vec<Recipient<'a>> = cert
+        .keys()
+        .with_policy(policy, None)
+        .supported()
+        .alive()
+        .revoked(false)
+        .for_transport_encryption()
+        .map(Recipient::from)
+        .collect();
+    if keys.is_empty() {
+        return Err(KeyError::OpenPgp(format!(
+            "the certificate {} has no usable encryption key (expired, revoked or too weak)",
+            cert.fingerprint()
+        )));
+    }
+    Ok(keys)
+}
+
+/// Checks that `cert` has a key we can encrypt to today.
+pub fn check_encryption_key(cert: &Cert) -> Result<(), KeyError> {
+    transport_keys(cert, &StandardPolicy::new()).map(|_| ())
 }
 
 impl Identity {

@@ -441,11 +441,8 @@ fn import(cli: &Cli, home: &Home, command: &crate::import::ImportCommand) -> any
         folder,
     } = command;
     let endpoint = crate::gateway::Endpoint::parse(imap).context("--imap")?;
-    if *insecure_local && !endpoint.is_loopback() {
-        bail!(
-            "--insecure-local turns off certificate checks and is only for servers on this \
-             machine, but {endpoint} is not a loopback address"
-        );
+    if *insecure_local {
+        crate::gateway::config::insecure_local_allowed("--imap", &endpoint)?;
     }
     let identity = load_identity(cli, home)?;
     let _lock = home

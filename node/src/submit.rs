@@ -164,12 +164,12 @@ impl Submission for Outgoing {
                     SubmitError::Temporary(format!("encryption task failed: {err}"))
                 })??;
         let mut items = items;
-        let mut sent_copy = prepared.sent_copy.clone();
+        let mut sent_copy = prepared.sent_copy;
         if let Some(autocrypt) = &self.gateway_autocrypt
             && !by_gateway.is_empty()
         {
             let gateway_items = self
-                .gateway_items(&by_gateway, autocrypt, &prepared)
+                .gateway_items(&by_gateway, autocrypt, &prepared.delivery, &prepared.date)
                 .await?;
             let encrypted: Vec<String> = gateway_items
                 .iter()
@@ -303,7 +303,8 @@ impl Outgoing {
         &self,
         recipients: &[String],
         autocrypt: &str,
-        prepared: &Prepared,
+        delivery: &[u8],
+        date: &str,
     ) -> Result<Vec<(OutboxItem, bool)>, SubmitError> {
         let mut keyed = Vec::new();
         let mut plain = Vec::new();
@@ -329,8 +330,7 @@ impl Outgoing {
         };
         let mut items = Vec::with_capacity(recipients.len());
         if !plain.is_empty() {
-            let payload =
-                crate::gateway::outbound::with_fields(&[autocrypt.to_string()], &prepared.delivery);
+            let payload = crate::gateway::outbound::with_fields(&[autocrypt.to_string()], delivery);
             items.extend(
                 plain
                     .iter()
@@ -339,8 +339,8 @@ impl Outgoing {
         }
         if !keyed.is_empty() {
             let identity = Arc::clone(&self.identity);
-            let delivery = prepared.delivery.clone();
-            let date = prepared.date.clone();
+            let delivery = delivery.to_vec();
+            let date = date.to_string();
             let autocrypt = autocrypt.to_string();
             let sealed = tokio::task::spawn_blocking(move || {
                 keyed

@@ -1,6 +1,6 @@
 //! The provider's SMTP submission server in the gateway tests: a small
 //! ESMTP server the test owns, on loopback with implicit TLS (a
-//! self-signed certificate for `localhost` made with `openssl req`; the
+//! self-signed certificate for `localhost` from the bridge's TLS code; the
 //! node is told `--insecure-local`).
 //!
 //! Why a sink and not Postfix: Postfix is not installed on the test
@@ -17,8 +17,6 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::path::Path;
-use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -26,8 +24,6 @@ use std::time::Duration;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
 const MAX_LINE: usize = 4096;
 const MAX_MESSAGE: usize = 40 * 1024 * 1024;
@@ -79,50 +75,20 @@ pub struct SmtpSink {
     state: Arc<Mutex<State>>,
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
-    _dir: tempfile::TempDir,
 }
 
-fn tls_config(dir: &Path) -> Arc<rustls::ServerConfig> {
-    let status = Command::new("openssl")
-        .args([
-            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
-        ])
-        .args([
-            "-subj",
-            "/CN=localhost",
-            "-addext",
-            "subjectAltName=DNS:localhost",
-        ])
-        .arg("-keyout")
-        .arg(dir.join("key.pem"))
-        .arg("-out")
-        .arg(dir.join("cert.pem"))
-        .stderr(std::process::Stdio::null())
-        .status()
-        .expect("openssl is installed");
-    assert!(status.success(), "openssl req failed");
-    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(dir.join("cert.pem"))
-        .expect("cert.pem")
-        .collect::<Result<_, _>>()
-        .expect("certificate");
-    let key = PrivateKeyDer::from_pem_file(dir.join("key.pem")).expect("key.pem");
-    let config = rustls::ServerConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .expect("protocol versions")
-    .with_no_client_auth()
-    .with_single_cert(certs, key)
-    .expect("server certificate");
-    Arc::new(config)
+/// A self-signed certificate for `localhost`, made by the bridge's own
+/// TLS code.
+fn tls_config() -> Arc<rustls::ServerConfig> {
+    let (cert, key) = imap_bridge::tls::self_signed(&[]).expect("self-signed certificate");
+    imap_bridge::tls::server_config(&cert, &key).expect("server TLS configuration")
 }
 
 impl SmtpSink {
     /// Starts a sink that accepts `user` / `password` and delivers into
     /// `delivery`'s Dovecot.
     pub fn start(user: &str, password: &str, delivery: Delivery) -> SmtpSink {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let tls = tls_config(dir.path());
+        let tls = tls_config();
         let listener = TcpListener::bind(("127.0.0.1", 0)).expect("bind");
         listener.set_nonblocking(true).expect("nonblocking");
         let port = listener.local_addr().expect("addr").port();
@@ -165,7 +131,6 @@ impl SmtpSink {
             state,
             stop,
             thread: Some(thread),
-            _dir: dir,
         }
     }
 

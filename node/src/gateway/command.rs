@@ -213,28 +213,14 @@ pub fn run(
 fn import_key(home: &Path, identity: &Identity, address: &str, file: &Path) -> anyhow::Result<()> {
     use sequoia_openpgp::Cert;
     use sequoia_openpgp::parse::Parse;
-    use sequoia_openpgp::policy::StandardPolicy;
     if !address.contains('@') || address.chars().any(|c| c.is_whitespace() || c.is_control()) {
         bail!("{address:?} is not a mail address");
     }
     let bytes = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
     let cert = Cert::from_bytes(&bytes)
         .with_context(|| format!("{} is not an OpenPGP key", file.display()))?;
-    let policy = StandardPolicy::new();
-    let usable = cert
-        .keys()
-        .with_policy(&policy, None)
-        .supported()
-        .alive()
-        .revoked(false)
-        .for_transport_encryption()
-        .count();
-    if usable == 0 {
-        bail!(
-            "the key {} has no encryption key usable today (expired, revoked or too weak)",
-            cert.fingerprint()
-        );
-    }
+    keys::check_encryption_key(&cert)
+        .map_err(|err| anyhow::anyhow!("{} cannot be used: {err}", file.display()))?;
     let named = cert.userids().any(|uid| {
         uid.userid()
             .email()

@@ -120,6 +120,19 @@ impl From<Endpoint> for String {
     }
 }
 
+/// Refuses `--insecure-local` for an `endpoint` (given as option `what`)
+/// that is not on this machine.
+pub fn insecure_local_allowed(what: &str, endpoint: &Endpoint) -> anyhow::Result<()> {
+    if !endpoint.is_loopback() {
+        bail!(
+            "--insecure-local turns off certificate checks and is only for servers on this \
+             machine, but {what} {endpoint} is not a loopback address (localhost, 127.0.0.1, \
+             ::1). Leave it out: the server's certificate is checked against the system roots"
+        );
+    }
+    Ok(())
+}
+
 /// The gateway account, as `gateway.json` holds it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -160,16 +173,8 @@ impl GatewayConfig {
             bail!("the gateway user name is empty or holds control characters");
         }
         if self.insecure_local {
-            for (what, endpoint) in [("--smtp", &self.smtp), ("--imap", &self.imap)] {
-                if !endpoint.is_loopback() {
-                    bail!(
-                        "--insecure-local turns off certificate checks and is only for servers \
-                         on this machine, but {what} {endpoint} is not a loopback address \
-                         (localhost, 127.0.0.1, ::1). Leave it out: the provider's certificate \
-                         is checked against the system roots"
-                    );
-                }
-            }
+            insecure_local_allowed("--smtp", &self.smtp)?;
+            insecure_local_allowed("--imap", &self.imap)?;
         }
         if let Some(folder) = &self.move_to
             && (folder.is_empty() || folder.chars().any(char::is_control))

@@ -133,8 +133,7 @@ impl Fetcher {
             .login(&self.config.user, &self.password)
             .await
             .context("login")?;
-        let has_idle = client.has_capability("IDLE").await?;
-        let has_move = client.has_capability("MOVE").await?;
+        let [has_idle, has_move] = client.capabilities(["IDLE", "MOVE"]).await?;
         tracing::info!(imap = %self.config.imap, idle = has_idle, "fetching from the gateway");
         loop {
             let filed = self.pass(&mut client, has_move).await?;
@@ -324,7 +323,7 @@ impl Fetcher {
     fn learn_autocrypt(&self, raw: &[u8]) -> anyhow::Result<()> {
         use mailparse::MailHeaderMap;
         let (headers, _) = mailparse::parse_headers(raw).context("unreadable header")?;
-        let Some(from) = sender(raw) else {
+        let Some(from) = sender_in(&headers) else {
             return Ok(());
         };
         if from.eq_ignore_ascii_case(self.identity.address()) {
@@ -411,8 +410,12 @@ fn content_id(raw: &[u8]) -> [u8; 16] {
 
 /// The one address of the From field of `raw`, lower-cased.
 fn sender(raw: &[u8]) -> Option<String> {
+    sender_in(&mailparse::parse_headers(raw).ok()?.0)
+}
+
+/// The one address of the From field among `headers`, lower-cased.
+fn sender_in(headers: &[mailparse::MailHeader<'_>]) -> Option<String> {
     use mailparse::MailHeaderMap;
-    let (headers, _) = mailparse::parse_headers(raw).ok()?;
     single_address(&headers.get_first_value("From")?)
 }
 

@@ -203,14 +203,18 @@ impl ImapClient {
     pub async fn command(&mut self, command: &str) -> anyhow::Result<Reply> {
         self.tag += 1;
         let tag = format!("m{}", self.tag);
-        let line = format!("{tag} {command}\r\n");
+        self.send_line(&format!("{tag} {command}\r\n")).await?;
+        self.collect(&tag).await
+    }
+
+    /// Writes `line` (with its CRLF) and flushes it.
+    async fn send_line(&mut self, line: &str) -> anyhow::Result<()> {
         step("send", async {
             self.stream.get_mut().write_all(line.as_bytes()).await?;
             self.stream.get_mut().flush().await?;
             Ok(())
         })
-        .await?;
-        self.collect(&tag).await
+        .await
     }
 
     /// Reads responses up to the tagged one for `tag`.
@@ -288,13 +292,18 @@ impl ImapClient {
         let _ = self.command("LOGOUT").await;
     }
 
-    /// Whether the server lists `capability` (asked with CAPABILITY).
-    pub async fn has_capability(&mut self, capability: &str) -> anyhow::Result<bool> {
+    /// Which of `wanted` the server lists (one CAPABILITY command).
+    pub async fn capabilities<const N: usize>(
+        &mut self,
+        wanted: [&str; N],
+    ) -> anyhow::Result<[bool; N]> {
         let reply = self.command("CAPABILITY").await?;
-        Ok(reply
-            .untagged
-            .iter()
-            .any(|u| super::imap_parse::has_capability(&u.line, capability)))
+        Ok(wanted.map(|capability| {
+            reply
+                .untagged
+                .iter()
+                .any(|u| super::imap_parse::has_capability(&u.line, capability))
+        }))
     }
 
     /// SELECTs `mailbox`.
@@ -408,13 +417,7 @@ impl ImapClient {
     pub async fn idle(&mut self, max: Duration) -> anyhow::Result<IdleEnd> {
         self.tag += 1;
         let tag = format!("m{}", self.tag);
-        let line = format!("{tag} IDLE\r\n");
-        step("send", async {
-            self.stream.get_mut().write_all(line.as_bytes()).await?;
-            self.stream.get_mut().flush().await?;
-            Ok(())
-        })
-        .await?;
+        self.send_line(&format!("{tag} IDLE\r\n")).await?;
         let mut end = IdleEnd::Timeout;
         // Untagged responses may come before the continuation.
         loop {
@@ -442,12 +445,7 @@ impl ImapClient {
                 end = IdleEnd::NewMail;
             }
         }
-        step("send", async {
-            self.stream.get_mut().write_all(b"DONE\r\n").await?;
-            self.stream.get_mut().flush().await?;
-            Ok(())
-        })
-        .await?;
+        self.send_line("DONE\r\n").await?;
         let reply = self.collect(&tag).await?;
         if reply.status != Status::Ok {
             bail!("IDLE ended with an error: {}", reply.text);
