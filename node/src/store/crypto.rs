@@ -106,21 +106,37 @@ impl Crypto {
 
     /// Decrypts a blob made by [`Crypto::seal`] with the same `aad`.
     pub(super) fn open(&self, aad: &[u8], sealed: &[u8]) -> Result<Vec<u8>, StoreError> {
+        let mut plain = Vec::new();
+        self.open_into(aad, sealed, &mut plain)?;
+        Ok(plain)
+    }
+
+    /// Like [`Crypto::open`], appending the plaintext to `out` (which is
+    /// left as it was on failure).
+    pub(super) fn open_into(
+        &self,
+        aad: &[u8],
+        sealed: &[u8],
+        out: &mut Vec<u8>,
+    ) -> Result<(), StoreError> {
         if sealed.len() < NONCE_LEN + TAG_LEN {
             return Err(corrupt());
         }
         let (nonce, rest) = sealed.split_at(NONCE_LEN);
         let (ciphertext, tag) = rest.split_at(rest.len() - TAG_LEN);
-        let mut plain = ciphertext.to_vec();
-        self.cipher
-            .decrypt_in_place_detached(
-                Nonce::from_slice(nonce),
-                aad,
-                &mut plain,
-                Tag::from_slice(tag),
-            )
-            .map_err(|_| corrupt())?;
-        Ok(plain)
+        let start = out.len();
+        out.extend_from_slice(ciphertext);
+        let decrypted = self.cipher.decrypt_in_place_detached(
+            Nonce::from_slice(nonce),
+            aad,
+            &mut out[start..],
+            Tag::from_slice(tag),
+        );
+        if decrypted.is_err() {
+            out.truncate(start);
+            return Err(corrupt());
+        }
+        Ok(())
     }
 
     /// HMAC-SHA256 (RFC 2104) under the MAC key over the concatenation of

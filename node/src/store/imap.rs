@@ -85,6 +85,9 @@ impl MailStore for Store {
         uids: &[Uid],
         content: Content,
     ) -> StoreResultT<Vec<(Uid, Arc<[u8]>)>> {
+        if let [uid] = uids {
+            return self.fetch_one(mailbox, *uid, content).await;
+        }
         let mailbox = mailbox.to_string();
         let uids = uids.to_vec();
         self.read(move |conn, crypto| read::fetch(conn, crypto, &mailbox, &uids, content))

@@ -27,7 +27,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 
-use imap_bridge::backend::MailboxChanged;
+use imap_bridge::backend::{Content, MailboxChanged, Uid};
 use rusqlite::Connection;
 use tokio::sync::{broadcast, mpsc, oneshot};
 
@@ -62,6 +62,10 @@ const EVENT_CAPACITY: usize = 1024;
 /// Messages up to this size are sealed on the calling task; larger ones go
 /// to the blocking pool so they do not stall the async runtime.
 const SEAL_INLINE_MAX: usize = 64 * 1024;
+/// A single fetched message up to this size (sealed) is decrypted on the
+/// calling task, for the same reason; AES-GCM opens it in a few
+/// microseconds.
+const OPEN_HERE_MAX: usize = 256 * 1024;
 
 /// One message for one recipient, queued for delivery by
 /// [`Store::submit_outgoing`].
@@ -409,6 +413,39 @@ impl Store {
         }
         let inner = Arc::clone(&self.inner);
         tokio::task::spawn_blocking(move || inner.readers.with(|conn| op(conn, &inner.crypto)))
+            .await
+            .map_err(|err| StoreError::Internal(format!("a store read failed: {err}")))?
+    }
+
+    /// Runs `op` on a pooled read connection on the calling thread. Only
+    /// for a bounded read a client is waiting on (one indexed lookup):
+    /// there the hop to the blocking pool and back, two thread switches,
+    /// costs more than the read itself (docs/benchmarks.md, issue 10).
+    fn read_here<T>(
+        &self,
+        op: impl FnOnce(&Connection, &Crypto) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        if self.inner.closed.load(Ordering::Acquire) {
+            return Err(closed());
+        }
+        self.inner.readers.with(|conn| op(conn, &self.inner.crypto))
+    }
+
+    /// FETCH of one message, the round trip of a client reading mail one
+    /// message at a time: the lookup runs here, and the decryption too
+    /// unless the message is large.
+    async fn fetch_one(
+        &self,
+        mailbox: &str,
+        uid: Uid,
+        content: Content,
+    ) -> Result<Vec<read::Fetched>, StoreError> {
+        let rows = self.read_here(|conn, _| read::sealed(conn, mailbox, &[uid], content))?;
+        if read::sealed_len(&rows) <= OPEN_HERE_MAX {
+            return read::open(&self.inner.crypto, rows);
+        }
+        let crypto = Arc::clone(&self.inner.crypto);
+        tokio::task::spawn_blocking(move || read::open(&crypto, rows))
             .await
             .map_err(|err| StoreError::Internal(format!("a store read failed: {err}")))?
     }

@@ -51,7 +51,8 @@ impl Readers {
     }
 
     /// Runs `op` in a read transaction on a pooled connection. Blocking:
-    /// call from `spawn_blocking`.
+    /// call from `spawn_blocking`, or see `Store::read_here` for the one
+    /// exception.
     pub(super) fn with<T>(
         &self,
         op: impl FnOnce(&Connection) -> Result<T, StoreError>,
@@ -60,18 +61,18 @@ impl Readers {
             return Err(super::closed());
         }
         let pooled = self.idle().pop();
-        let mut conn = match pooled {
+        let conn = match pooled {
             Some(conn) => conn,
             None => open_reader(&self.path)?,
         };
-        let result = {
-            let tx = conn.transaction().map_err(sql)?;
-            let result = op(&tx);
-            // Read-only: ending the transaction either way is the same.
-            let _ = tx.rollback();
-            result
-        };
-        if !self.closed.load(Ordering::Acquire) {
+        // The statements are cached: a single-message FETCH is a handful
+        // of microseconds of SQL, and parsing BEGIN each time was a
+        // visible part of it.
+        run_cached(&conn, "BEGIN")?;
+        let result = op(&conn);
+        // Read-only: ending the transaction either way is the same. A
+        // connection that could not end it is not reused.
+        if run_cached(&conn, "ROLLBACK").is_ok() && !self.closed.load(Ordering::Acquire) {
             let mut idle = self.idle();
             if idle.len() < MAX_IDLE {
                 idle.push(conn);
@@ -85,6 +86,14 @@ impl Readers {
         self.closed.store(true, Ordering::Release);
         self.idle().clear();
     }
+}
+
+/// Runs a cached statement that returns no rows.
+fn run_cached(conn: &Connection, statement: &str) -> Result<(), StoreError> {
+    conn.prepare_cached(statement)
+        .and_then(|mut stmt| stmt.execute([]))
+        .map(drop)
+        .map_err(sql)
 }
 
 fn info(mailbox: &Mailbox, subscribed: bool) -> MailboxInfo {
@@ -206,26 +215,48 @@ pub(super) fn fetch(
     uids: &[Uid],
     content: Content,
 ) -> Result<Vec<Fetched>, StoreError> {
+    open(crypto, sealed(conn, name, uids, content)?)
+}
+
+/// The sealed parts of each existing UID, in the order asked: the SQL half
+/// of [`fetch`].
+pub(super) fn sealed(
+    conn: &Connection,
+    name: &str,
+    uids: &[Uid],
+    content: Content,
+) -> Result<Vec<SealedRow>, StoreError> {
     let mailbox = mailboxes::require(conn, name)?;
-    let rows = if mostly_consecutive(uids) {
-        rows_in_range(conn, mailbox.id, uids, content)?
+    if mostly_consecutive(uids) {
+        rows_in_range(conn, mailbox.id, uids, content)
     } else {
-        rows_one_by_one(conn, mailbox.id, uids, content)?
-    };
+        rows_one_by_one(conn, mailbox.id, uids, content)
+    }
+}
+
+/// Decrypts rows read by [`sealed`]: the crypto half of [`fetch`].
+pub(super) fn open(crypto: &Crypto, rows: Vec<SealedRow>) -> Result<Vec<Fetched>, StoreError> {
     let mut out = Vec::with_capacity(rows.len());
     for (uid, blob_id, header, body) in rows {
-        let mut bytes = crypto.open(&blob_aad(BlobKind::Header, blob_id), &header)?;
+        let mut bytes = Vec::with_capacity(header.len() + body.as_ref().map_or(0, Vec::len));
+        crypto.open_into(&blob_aad(BlobKind::Header, blob_id), &header, &mut bytes)?;
         if let Some(body) = body {
-            let body = crypto.open(&blob_aad(BlobKind::Body, blob_id), &body)?;
-            bytes.extend_from_slice(&body);
+            crypto.open_into(&blob_aad(BlobKind::Body, blob_id), &body, &mut bytes)?;
         }
         out.push((uid, Arc::from(bytes)));
     }
     Ok(out)
 }
 
+/// The bytes [`open`] would decrypt.
+pub(super) fn sealed_len(rows: &[SealedRow]) -> usize {
+    rows.iter()
+        .map(|(_, _, header, body)| header.len() + body.as_ref().map_or(0, Vec::len))
+        .sum()
+}
+
 /// A stored message's sealed parts: UID, blob id, header, body (`Full`).
-type SealedRow = (Uid, i64, Vec<u8>, Option<Vec<u8>>);
+pub(super) type SealedRow = (Uid, i64, Vec<u8>, Option<Vec<u8>>);
 
 /// The cached statement reading `content` of the messages matching
 /// `condition` (over `m`, the messages row); a header fetch never loads

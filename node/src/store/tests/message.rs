@@ -396,3 +396,67 @@ async fn fetch_of_a_uid_run_with_holes_returns_exactly_the_existing_messages() {
     assert_eq!(uids, vec![12, 1]);
     assert_eq!(subject(&got[0].1), "s12");
 }
+
+/// A single message is read on the caller's task (`Store::fetch_one`) and a
+/// large one decrypted on the blocking pool: both give the stored bytes, a
+/// missing UID gives nothing, and a damaged blob gives an error, never
+/// wrong bytes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn single_message_fetch_small_large_missing_and_damaged() {
+    let (dir, store) = open();
+    let small = message("small", "a short body");
+    let large = message("large", &"0123456789abcdef, a long body\r\n".repeat(20_000));
+    assert!(large.len() > 512 * 1024);
+    let small_uid = append(&store, "INBOX", &[], small.clone()).await;
+    let large_uid = append(&store, "INBOX", &[], large.clone()).await;
+    for (uid, bytes) in [(small_uid, &small), (large_uid, &large)] {
+        let full = store
+            .fetch("INBOX", &[uid], Content::Full)
+            .await
+            .expect("fetch full");
+        assert_eq!(full.len(), 1);
+        assert_eq!((full[0].0, &full[0].1[..]), (uid, &bytes[..]));
+        let header = store
+            .fetch("INBOX", &[uid], Content::Header)
+            .await
+            .expect("fetch header");
+        assert!(bytes.starts_with(&header[0].1) && header[0].1.ends_with(b"\r\n\r\n"));
+    }
+    let missing = store
+        .fetch("INBOX", &[99], Content::Full)
+        .await
+        .expect("a missing UID is no error");
+    assert!(missing.is_empty());
+    let unknown = store.fetch("Nowhere", &[1], Content::Full).await;
+    assert!(
+        matches!(unknown, Err(StoreError::NoSuchMailbox(_))),
+        "{unknown:?}"
+    );
+
+    // Flip one byte of the large message's sealed body behind the store.
+    let conn = rusqlite::Connection::open(super::db_path(&dir)).expect("open db");
+    let body: Vec<u8> = conn
+        .query_row(
+            "SELECT b.body FROM messages m JOIN blobs b ON b.id = m.blob_id WHERE m.uid = ?1",
+            [large_uid],
+            |row| row.get(0),
+        )
+        .expect("sealed body");
+    let mut damaged = body.clone();
+    damaged[body.len() / 2] ^= 0x01;
+    conn.execute(
+        "UPDATE blobs SET body = ?1 WHERE id = (SELECT blob_id FROM messages WHERE uid = ?2)",
+        rusqlite::params![damaged, large_uid],
+    )
+    .expect("damage");
+    let refused = store.fetch("INBOX", &[large_uid], Content::Full).await;
+    assert!(
+        matches!(refused, Err(StoreError::Internal(_))),
+        "{refused:?}"
+    );
+    // The header is sealed apart and still opens.
+    store
+        .fetch("INBOX", &[large_uid], Content::Header)
+        .await
+        .expect("header still opens");
+}
