@@ -7,7 +7,9 @@
 //!   its own SAVEPOINT; a method returns only after its COMMIT, and the
 //!   database runs WAL with `synchronous=FULL`, so "done" survives power loss;
 //! - a small pool of read-only connections (`read`), used from
-//!   `spawn_blocking`, so reads never wait behind the writer;
+//!   `spawn_blocking`, so reads never wait behind the writer; a FETCH of
+//!   one message, a single indexed lookup, runs on the caller's task
+//!   instead (`Store::fetch_one`);
 //! - sealing (`crypto`): every message header block and body is encrypted
 //!   with AES-256-GCM under a key derived from the store key, bound to its
 //!   row, before it reaches SQLite. Only what IMAP answers without
