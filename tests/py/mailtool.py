@@ -48,6 +48,12 @@ Issue-9 (tests/sort_thread.rs):
                                               command: status and untagged SORT, THREAD, SEARCH,
                                               ESEARCH and FETCH data (ESEARCH without its TAG)
 
+Issue-7 (tests/imap_extensions.rs):
+  status-size HOST PORT USER PASS MAILBOX     imaplib: CAPABILITY, STATUS (SIZE MESSAGES), LIST ...
+                                              RETURN (STATUS (SIZE)) and the sum of RFC822.SIZE;
+                                              print JSON {"capability", "size", "list_size",
+                                              "messages", "sum"}
+
 Issue-8 (tests/backup.rs):
   uid-sizes HOST PORT USER PASS MAILBOX       imaplib: STATUS (MESSAGES UIDNEXT UIDVALIDITY) and
                                               UID FETCH 1:* (UID RFC822.SIZE); print JSON
@@ -1065,6 +1071,37 @@ def cmd_uid_sizes(host, port, user, password, mailbox):
     print(json.dumps(status))
 
 
+def cmd_status_size(host, port, user, password, mailbox):
+    import json
+
+    conn = imap_login(host, port, user, password)
+    out = {"capability": "STATUS=SIZE" in conn.capabilities}
+    typ, data = conn.status(quote(mailbox), "(SIZE MESSAGES)")
+    if typ != "OK":
+        fail(f"STATUS failed: {typ} {data}")
+    out["size"] = int(re.search(rb"SIZE (\d+)", data[0]).group(1))
+    out["messages"] = int(re.search(rb"MESSAGES (\d+)", data[0]).group(1))
+    typ, data = conn._simple_command("LIST", '""', quote(mailbox), "RETURN", "(STATUS (SIZE))")
+    if typ != "OK":
+        fail(f"LIST RETURN STATUS failed: {typ} {data}")
+    typ, data = conn._untagged_response(typ, data, "STATUS")
+    out["list_size"] = int(re.search(rb"SIZE (\d+)", data[0]).group(1))
+    typ, data = conn.select(quote(mailbox), readonly=True)
+    if typ != "OK":
+        fail(f"SELECT {mailbox} failed: {typ} {data}")
+    total = 0
+    if out["messages"]:
+        typ, data = conn.fetch("1:*", "(RFC822.SIZE)")
+        if typ != "OK":
+            fail(f"FETCH failed: {typ} {data}")
+        for item in data:
+            line = item[0] if isinstance(item, tuple) else item
+            total += int(re.search(rb"RFC822\.SIZE (\d+)", line).group(1))
+    out["sum"] = total
+    conn.logout()
+    print(json.dumps(out))
+
+
 COMMANDS = {
     "count": (cmd_count, 5),
     "fetch-all": (cmd_fetch_all, 6),
@@ -1084,6 +1121,7 @@ COMMANDS = {
     "qresync-check": (cmd_qresync_check, 9),
     "sort-seed": (cmd_sort_seed, 6),
     "uid-sizes": (cmd_uid_sizes, 5),
+    "status-size": (cmd_status_size, 5),
 }
 
 

@@ -71,6 +71,8 @@ pub fn status_line(
             StatusDataItemName::Unseen => format!("UNSEEN {}", info.unseen),
             StatusDataItemName::Deleted => format!("DELETED {}", deleted.unwrap_or(0)),
             StatusDataItemName::DeletedStorage => "DELETED-STORAGE 0".to_string(),
+            // RFC 8438: the sum of the messages' RFC822.SIZE.
+            StatusDataItemName::Size => format!("SIZE {}", info.size),
             StatusDataItemName::HighestModSeq => {
                 format!("HIGHESTMODSEQ {}", info.highest_modseq)
             }

@@ -191,6 +191,7 @@ impl<S: MailStore> Session<S> {
             "THREAD=REFERENCES",
             "ESEARCH",
             "SEARCHRES",
+            "STATUS=SIZE",
         ]);
         if !self.compressed {
             caps.push("COMPRESS=DEFLATE");
