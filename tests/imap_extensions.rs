@@ -1,12 +1,19 @@
 //! Issue 7: IMAP extensions through a real client against a real daemon.
 //!
-//! STATUS=SIZE (RFC 8438): `STATUS (SIZE)` and `LIST ... RETURN (STATUS
-//! (SIZE))` give the sum of the messages' RFC822.SIZE, kept current by the
-//! store's writer through APPEND and EXPUNGE. The client is Python's
-//! imaplib (`mailtool.py status-size`).
+//! - STATUS=SIZE (RFC 8438): `STATUS (SIZE)` and `LIST ... RETURN (STATUS
+//!   (SIZE))` give the sum of the messages' RFC822.SIZE, kept current by the
+//!   store's writer through APPEND and EXPUNGE (`mailtool.py status-size`,
+//!   imaplib).
+//! - BINARY (RFC 3516): APPEND with a literal8 keeps NUL bytes; `BINARY[n]`
+//!   undoes quoted-printable and base64 and sends NUL-bearing content as a
+//!   literal8; `BINARY.SIZE`; an unknown encoding is `NO [UNKNOWN-CTE]`;
+//!   only the non-PEEK form sets `\Seen` (`mailtool.py binary`: the APPEND
+//!   on a raw socket, since imaplib cannot send a literal8, the rest
+//!   through imaplib).
 
 mod common;
 
+use base64::Engine;
 use common::{Node, simple_message};
 
 /// What `mailtool.py status-size` saw of one mailbox.
@@ -22,7 +29,11 @@ struct SizeReport {
 fn status_size(node: &Node, mailbox: &str) -> SizeReport {
     let out = node.imap_tool("status-size", &[mailbox]);
     let json: serde_json::Value = serde_json::from_str(out.trim()).expect("status-size JSON");
-    let number = |key: &str| json[key].as_u64().unwrap_or_else(|| panic!("{key} in {out}"));
+    let number = |key: &str| {
+        json[key]
+            .as_u64()
+            .unwrap_or_else(|| panic!("{key} in {out}"))
+    };
     SizeReport {
         capability: json["capability"].as_bool().expect("capability"),
         size: number("size"),
@@ -85,4 +96,109 @@ fn status_size_follows_append_and_expunge() {
     // INBOX is sized independently.
     let inbox = status_size(&alice, "INBOX");
     assert_eq!(inbox.size, inbox.sum);
+}
+
+#[test]
+fn binary_fetch_decodes_parts_and_keeps_nul_bytes() {
+    let mut alice = Node::create("alice");
+    alice.start();
+    alice.imap_cmds("CREATE \"Binary\"");
+    let all_bytes: Vec<u8> = (0..=255u8).collect();
+    let raw_with_nul = b"raw\x00binary\x00\xff\x01 part".to_vec();
+    let mut message = b"From: Carol <carol@example.org>\r\n\
+To: alice@example.org\r\n\
+Subject: binary parts\r\n\
+MIME-Version: 1.0\r\n\
+Content-Type: multipart/mixed; boundary=\"sep\"\r\n\
+\r\n\
+--sep\r\n\
+Content-Type: text/plain; charset=utf-8\r\n\
+Content-Transfer-Encoding: quoted-printable\r\n\
+\r\n\
+caf=C3=A9 =\r\nau lait\r\n\
+--sep\r\n\
+Content-Type: application/octet-stream\r\n\
+Content-Transfer-Encoding: base64\r\n\
+\r\n"
+        .to_vec();
+    let encoded = base64::engine::general_purpose::STANDARD.encode(&all_bytes);
+    for line in encoded.as_bytes().chunks(76) {
+        message.extend_from_slice(line);
+        message.extend_from_slice(b"\r\n");
+    }
+    message.extend_from_slice(
+        b"--sep\r\nContent-Type: application/octet-stream\r\n\
+Content-Transfer-Encoding: binary\r\n\r\n",
+    );
+    message.extend_from_slice(&raw_with_nul);
+    message.extend_from_slice(
+        b"\r\n--sep\r\nContent-Type: application/octet-stream\r\n\
+Content-Transfer-Encoding: x-uuencode\r\n\r\nbegin 644 file\r\n--sep--\r\n",
+    );
+    let hexfile = alice.home().join("binary.hex");
+    std::fs::write(&hexfile, hex::encode(&message)).expect("write hex");
+
+    let out = alice.imap_tool("binary", &["Binary", hexfile.to_str().expect("utf-8 path")]);
+    let json: serde_json::Value = serde_json::from_str(out.trim()).expect("binary JSON");
+    assert_eq!(json["capability"], true, "{out}");
+    let part = |n: &str| {
+        let part = &json["parts"][n];
+        let bytes = hex::decode(part["hex"].as_str().expect("hex")).expect("hex");
+        let size = part["size"].as_u64().expect("size");
+        assert_eq!(
+            size,
+            bytes.len() as u64,
+            "BINARY.SIZE[{n}] is the decoded size"
+        );
+        (bytes, part["literal8"].as_bool().expect("literal8"))
+    };
+    assert_eq!(part("1"), ("caf\u{e9} au lait".as_bytes().to_vec(), false));
+    assert_eq!(
+        part("2"),
+        (all_bytes, true),
+        "NUL-bearing content as literal8"
+    );
+    assert_eq!(
+        part("3"),
+        (raw_with_nul, true),
+        "APPEND's literal8 kept the bytes"
+    );
+    let refused = json["unknown_cte"].as_array().expect("unknown_cte");
+    assert_eq!(refused[0], "NO", "{out}");
+    assert!(
+        refused[1]
+            .as_str()
+            .expect("text")
+            .starts_with("[UNKNOWN-CTE]"),
+        "{out}"
+    );
+    let missing = json["missing"].as_array().expect("missing");
+    assert_eq!(missing[0], "OK", "{out}");
+    let missing_data = missing[1].as_str().expect("data");
+    assert!(
+        missing_data.contains("BINARY[9] NIL") && missing_data.contains("BINARY.SIZE[9] 0"),
+        "{out}"
+    );
+    // PEEK leaves \Seen alone; BINARY[1] sets it.
+    assert!(
+        !json["flags_before"]
+            .as_str()
+            .expect("flags")
+            .contains("\\Seen"),
+        "{out}"
+    );
+    assert!(
+        !json["flags_after_peek"]
+            .as_str()
+            .expect("flags")
+            .contains("\\Seen"),
+        "{out}"
+    );
+    assert!(
+        json["flags_after_binary"]
+            .as_str()
+            .expect("flags")
+            .contains("\\Seen"),
+        "{out}"
+    );
 }

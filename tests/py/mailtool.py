@@ -53,6 +53,11 @@ Issue-7 (tests/imap_extensions.rs):
                                               RETURN (STATUS (SIZE)) and the sum of RFC822.SIZE;
                                               print JSON {"capability", "size", "list_size",
                                               "messages", "sum"}
+  binary HOST PORT USER PASS MAILBOX HEXFILE  APPEND the message in HEXFILE (hex) with a literal8
+                                              (~{n+}, raw socket), then imaplib: UID FETCH
+                                              BINARY.PEEK[1..4] and BINARY.SIZE, BINARY[9], and
+                                              BINARY[1] without PEEK; print JSON (parts as hex,
+                                              sizes, the NO answer, flags before/after)
 
 Issue-8 (tests/backup.rs):
   uid-sizes HOST PORT USER PASS MAILBOX       imaplib: STATUS (MESSAGES UIDNEXT UIDVALIDITY) and
@@ -296,14 +301,17 @@ class RawImap:
     def send(self, data):
         self.sock.sendall(data)
 
-    def command(self, text, expect="OK", literal=None):
-        """Sends `text` (with a LITERAL+ literal appended if given) and
-        returns (untagged lines, tagged line); the status must be `expect`."""
+    def command(self, text, expect="OK", literal=None, literal8=None):
+        """Sends `text` (with a LITERAL+ literal, or a non-synchronizing
+        literal8 of RFC 3516, appended if given) and returns (untagged
+        lines, tagged line); the status must be `expect`."""
         self.counter += 1
         tag = f"c{self.counter}"
         data = f"{tag} {text}".encode()
         if literal is not None:
             data += b" {%d+}\r\n" % len(literal) + literal
+        if literal8 is not None:
+            data += b" ~{%d+}\r\n" % len(literal8) + literal8
         self.send(data + b"\r\n")
         untagged = []
         while True:
@@ -1102,6 +1110,49 @@ def cmd_status_size(host, port, user, password, mailbox):
     print(json.dumps(out))
 
 
+def cmd_binary(host, port, user, password, mailbox, hexfile):
+    import json
+
+    message = bytes.fromhex(open(hexfile).read().strip())
+    raw = raw_login(host, port, user, password)
+    _, tagged = raw.command(f"APPEND {quote(mailbox)}", literal8=message)
+    uid = int(re.search(rb"APPENDUID \d+ (\d+)", tagged).group(1))
+    raw.command("LOGOUT", expect="OK")
+    conn = imap_login(host, port, user, password)
+    out = {"capability": "BINARY" in conn.capabilities}
+    typ, data = conn.select(quote(mailbox))
+    if typ != "OK":
+        fail(f"SELECT {mailbox} failed: {typ} {data}")
+
+    def fetch(items):
+        typ, data = conn.uid("FETCH", str(uid), items)
+        return typ, data
+
+    def flags():
+        typ, data = fetch("(FLAGS)")
+        return re.search(rb"FLAGS \(([^)]*)\)", data[0]).group(1).decode()
+
+    out["flags_before"] = flags()
+    parts = {}
+    for n in (1, 2, 3):
+        typ, data = fetch(f"(BINARY.PEEK[{n}] BINARY.SIZE[{n}])")
+        if typ != "OK":
+            fail(f"FETCH BINARY[{n}] failed: {typ} {data}")
+        head, body = data[0]
+        size = int(re.search(rb"BINARY\.SIZE\[%d\] (\d+)" % n, head + data[1]).group(1))
+        parts[str(n)] = {"hex": body.hex(), "size": size, "literal8": b"~{" in head}
+    out["parts"] = parts
+    out["flags_after_peek"] = flags()
+    typ, data = fetch("(BINARY.PEEK[4])")
+    out["unknown_cte"] = [typ, (data[0] or b"").decode(errors="replace")]
+    typ, data = fetch("(BINARY.PEEK[9] BINARY.SIZE[9])")
+    out["missing"] = [typ, repr(data)]
+    typ, data = fetch("(BINARY[1])")
+    out["flags_after_binary"] = flags()
+    conn.logout()
+    print(json.dumps(out))
+
+
 COMMANDS = {
     "count": (cmd_count, 5),
     "fetch-all": (cmd_fetch_all, 6),
@@ -1122,6 +1173,7 @@ COMMANDS = {
     "sort-seed": (cmd_sort_seed, 6),
     "uid-sizes": (cmd_uid_sizes, 5),
     "status-size": (cmd_status_size, 5),
+    "binary": (cmd_binary, 6),
 }
 
 

@@ -14,8 +14,9 @@ use std::sync::Arc;
 use chrono::{FixedOffset, TimeZone};
 use imap_codec::imap_types::IntoStatic;
 use imap_codec::imap_types::command::FetchModifier;
-use imap_codec::imap_types::core::{IString, Literal, NString, Vec1};
+use imap_codec::imap_types::core::{IString, Literal, LiteralMode, NString, NString8, Vec1};
 use imap_codec::imap_types::datetime::DateTime;
+use imap_codec::imap_types::extensions::binary::Literal8;
 use imap_codec::imap_types::fetch::{
     MacroOrMessageDataItemNames, MessageDataItem, MessageDataItemName, Section,
 };
@@ -23,7 +24,7 @@ use imap_codec::imap_types::flag::{Flag as ImapFlag, FlagFetch};
 use imap_codec::imap_types::response::Data;
 use imap_codec::imap_types::sequence::SequenceSet;
 
-use super::response::{Completion, Sink, sequence_set};
+use super::response::{Completion, Kind, Sink, sequence_set};
 use super::selected::{contains, intervals};
 use super::session::Session;
 use crate::backend::{Content, FlagOp, MailStore, MessageMeta, Uid};
@@ -104,6 +105,7 @@ fn sets_seen(item: &MessageDataItemName<'_>) -> bool {
     matches!(
         item,
         MessageDataItemName::BodyExt { peek: false, .. }
+            | MessageDataItemName::Binary { peek: false, .. }
             | MessageDataItemName::Rfc822
             | MessageDataItemName::Rfc822Text
     )
@@ -223,15 +225,6 @@ impl<S: MailStore> Session<S> {
                 .collect(),
             MacroOrMessageDataItemNames::MessageDataItemNames(items) => items,
         };
-        if items.iter().any(|i| {
-            matches!(
-                i,
-                MessageDataItemName::Binary { .. } | MessageDataItemName::BinarySize { .. }
-            )
-        }) {
-            return Completion::bad("BINARY is not supported");
-        }
-
         let mut changed_since = None;
         let mut vanished = false;
         for modifier in modifiers {
@@ -361,7 +354,11 @@ impl<S: MailStore> Session<S> {
                 // Flags changed by this fetch are reported unasked
                 // (RFC 3501 §6.4.5).
                 let with_flags = flags_changed.contains(uid);
-                let rendered = self.render(&items, &meta, message.unwrap_or_default(), with_flags);
+                let rendered =
+                    match self.render(&items, &meta, message.unwrap_or_default(), with_flags) {
+                        Ok(rendered) => rendered,
+                        Err(refusal) => return refusal,
+                    };
                 let (Some(seq), Ok(rendered)) = (NonZeroU32::new(*seq), Vec1::try_from(rendered))
                 else {
                     continue;
@@ -384,14 +381,15 @@ impl<S: MailStore> Session<S> {
         })
     }
 
-    /// The data items of one message, in the order asked.
+    /// The data items of one message, in the order asked; the refusal when
+    /// a BINARY part cannot be decoded.
     fn render(
         &self,
         items: &[MessageDataItemName<'_>],
         meta: &MessageMeta,
         message: &[u8],
         add_flags: bool,
-    ) -> Vec<MessageDataItem<'static>> {
+    ) -> Result<Vec<MessageDataItem<'static>>, Completion> {
         let mut out = Vec::with_capacity(items.len() + 2);
         let mut has_flags = false;
         let mut has_modseq = false;
@@ -449,9 +447,22 @@ impl<S: MailStore> Session<S> {
                         data,
                     }
                 }
-                MessageDataItemName::Binary { .. } | MessageDataItemName::BinarySize { .. } => {
-                    continue;
-                }
+                MessageDataItemName::Binary {
+                    section,
+                    partial: range,
+                    ..
+                } => MessageDataItem::Binary {
+                    section: section.clone(),
+                    value: match binary_content(message, section)? {
+                        Some(bytes) => literal8(partial(bytes, *range)),
+                        None => NString8::NString(NString(None)),
+                    },
+                },
+                MessageDataItemName::BinarySize { section } => MessageDataItem::BinarySize {
+                    section: section.clone(),
+                    size: binary_content(message, section)?
+                        .map_or(0, |bytes| u32::try_from(bytes.len()).unwrap_or(u32::MAX)),
+                },
             };
             out.push(rendered);
         }
@@ -467,7 +478,41 @@ impl<S: MailStore> Session<S> {
         {
             out.push(MessageDataItem::ModSeq(modseq));
         }
-        out
+        Ok(out)
+    }
+}
+
+/// The decoded content of `BINARY[section]` (RFC 3516 §4.2), `None` for a
+/// part that does not exist; a part this server cannot decode fails the
+/// command: `NO [UNKNOWN-CTE]` for an unknown encoding (RFC 3516 §4.3),
+/// plain `NO` for data its encoding does not allow.
+fn binary_content(message: &[u8], section: &[NonZeroU32]) -> Result<Option<Vec<u8>>, Completion> {
+    let path: Vec<u32> = section.iter().map(|n| n.get()).collect();
+    match mime::binary(message, &path) {
+        mime::Binary::Data(bytes) => Ok(Some(bytes)),
+        mime::Binary::NoPart => Ok(None),
+        mime::Binary::UnknownEncoding(name) => Err(Completion {
+            kind: Kind::No,
+            code: Some("UNKNOWN-CTE".to_string()),
+            text: format!("Cannot decode the transfer encoding {name:?}"),
+        }),
+        mime::Binary::Broken => Err(Completion::no(
+            "The part's data is not valid for its transfer encoding",
+        )),
+    }
+}
+
+/// Decoded bytes for BINARY: a literal8 (`~{n}`, RFC 3516 §4.2) when they
+/// hold NUL, which a plain literal may not carry; otherwise a plain
+/// literal, which every client reads.
+fn literal8(bytes: Vec<u8>) -> NString8<'static> {
+    if bytes.contains(&0) {
+        NString8::Literal8(Literal8 {
+            data: bytes.into(),
+            mode: LiteralMode::Sync,
+        })
+    } else {
+        NString8::NString(literal(bytes))
     }
 }
 

@@ -192,6 +192,7 @@ impl<S: MailStore> Session<S> {
             "ESEARCH",
             "SEARCHRES",
             "STATUS=SIZE",
+            "BINARY",
         ]);
         if !self.compressed {
             caps.push("COMPRESS=DEFLATE");

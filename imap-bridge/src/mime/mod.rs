@@ -30,6 +30,7 @@ mod sort_fields;
 mod strings;
 mod structure;
 mod subject;
+mod transfer;
 mod tree;
 
 pub use sort_fields::{SortFieldParts, SortFields};
@@ -86,6 +87,30 @@ pub fn body_structure(message: &[u8], extensible: bool) -> BodyStructure<'static
 /// (`<offset.length>`) are left to the caller.
 pub fn section(message: &[u8], part: &[u32], kind: &SectionKind) -> Option<Vec<u8>> {
     section::section(message, part, kind)
+}
+
+/// What `BINARY[part]` / `BINARY.SIZE[part]` (RFC 3516) hold.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Binary {
+    /// The content with its transfer encoding undone.
+    Data(Vec<u8>),
+    /// The part does not exist.
+    NoPart,
+    /// The part declares a transfer encoding this server cannot undo
+    /// (`NO [UNKNOWN-CTE]`); its name.
+    UnknownEncoding(String),
+    /// The part's data is not valid for its declared encoding.
+    Broken,
+}
+
+/// The decoded content of a part for `BINARY[...]` (RFC 3516 §4.2).
+///
+/// `part` as for [`section`]; empty means the whole message, as stored. A
+/// multipart or an encapsulated message is returned as it is (RFC 2045
+/// allows them no encoding but identity); a leaf has its
+/// Content-Transfer-Encoding undone.
+pub fn binary(message: &[u8], part: &[u32]) -> Binary {
+    section::binary(message, part)
 }
 
 /// Whether any top-level `field` header of the message contains `needle`,

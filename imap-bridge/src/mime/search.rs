@@ -12,6 +12,7 @@ use mailparse::ParsedContentType;
 use mailparse::body::Body;
 
 use super::header;
+use super::transfer::{self, Encoding};
 use super::tree::{self, Entity, Kind};
 
 /// See [`super::header_contains`].
@@ -106,8 +107,7 @@ fn visit_texts(
 /// bytes read as UTF-8.
 fn decoded_text(message: &[u8], entity: &Entity) -> String {
     let raw = entity.body_bytes(message);
-    let encoding = header::first(entity.header_bytes(message), "Content-Transfer-Encoding")
-        .map(|v| String::from_utf8_lossy(header::trim_wsp(v)).to_ascii_lowercase());
+    let encoding = transfer::declared(entity.header_bytes(message));
     let charset = entity
         .content_type
         .param("charset")
@@ -121,9 +121,9 @@ fn decoded_text(message: &[u8], entity: &Entity) -> String {
         charset: charset.clone(),
         params: BTreeMap::new(),
     };
-    let decoded = match Body::new(raw, &ctype, &encoding) {
-        Body::Base64(body) | Body::QuotedPrintable(body) => body.get_decoded().ok(),
-        _ => None,
+    let decoded = match encoding {
+        Encoding::Identity => None,
+        _ => transfer::decode(raw, &encoding),
     };
     let bytes = decoded.as_deref().unwrap_or(raw);
     // Undeclared or ASCII-declared text is very often UTF-8 in practice;

@@ -8,9 +8,10 @@
 //! `HEADER.FIELDS.NOT` and `TEXT` apply to the whole message or to a
 //! `message/rfc822` part; `MIME` applies to a numbered part only.
 
-use super::SectionKind;
 use super::header;
+use super::transfer::{self, Encoding};
 use super::tree::{self, Entity, Kind};
+use super::{Binary, SectionKind};
 
 /// See [`super::section`].
 pub(crate) fn section(message: &[u8], part: &[u32], kind: &SectionKind) -> Option<Vec<u8>> {
@@ -33,6 +34,25 @@ pub(crate) fn section(message: &[u8], part: &[u32], kind: &SectionKind) -> Optio
             }
             _ => None,
         },
+    }
+}
+
+/// See [`super::binary`].
+pub(crate) fn binary(message: &[u8], part: &[u32]) -> Binary {
+    if part.is_empty() {
+        return Binary::Data(message.to_vec());
+    }
+    let root = tree::parse(message);
+    let Some(target) = resolve(&root, part) else {
+        return Binary::NoPart;
+    };
+    let body = target.body_bytes(message);
+    if !matches!(target.kind, Kind::Single) {
+        return Binary::Data(body.to_vec());
+    }
+    match transfer::declared(target.header_bytes(message)) {
+        Encoding::Unknown(name) => Binary::UnknownEncoding(name),
+        encoding => transfer::decode(body, &encoding).map_or(Binary::Broken, Binary::Data),
     }
 }
 

@@ -244,3 +244,67 @@ fn sections_are_byte_exact_with_eight_bit_and_lf() {
         Some(b"\x00\xff\r\x80".to_vec())
     );
 }
+
+const ENCODED: &[u8] = b"Subject: parts\r\n\
+Content-Type: multipart/mixed; boundary=\"b\"\r\n\
+\r\n\
+--b\r\n\
+Content-Type: text/plain; charset=utf-8\r\n\
+Content-Transfer-Encoding: quoted-printable\r\n\
+\r\n\
+caf=C3=A9 =\r\n\
+au lait\r\n\
+--b\r\n\
+Content-Type: application/octet-stream\r\n\
+Content-Transfer-Encoding: base64\r\n\
+\r\n\
+AAEC/w==\r\n\
+--b\r\n\
+Content-Type: application/octet-stream\r\n\
+Content-Transfer-Encoding: x-uuencode\r\n\
+\r\n\
+begin 644 x\r\n\
+--b\r\n\
+Content-Type: application/octet-stream\r\n\
+Content-Transfer-Encoding: base64\r\n\
+\r\n\
+!!! not base64 !!!\r\n\
+--b\r\n\
+Content-Type: message/rfc822\r\n\
+\r\n\
+Subject: inner\r\n\
+\r\n\
+plain inner body\r\n\
+--b--\r\n";
+
+#[test]
+fn binary_undoes_transfer_encodings() {
+    assert_eq!(binary(ENCODED, &[]), Binary::Data(ENCODED.to_vec()));
+    assert_eq!(
+        binary(ENCODED, &[1]),
+        Binary::Data("café au lait".as_bytes().to_vec())
+    );
+    assert_eq!(binary(ENCODED, &[2]), Binary::Data(vec![0, 1, 2, 0xff]));
+    assert_eq!(
+        binary(ENCODED, &[3]),
+        Binary::UnknownEncoding("x-uuencode".into())
+    );
+    assert_eq!(binary(ENCODED, &[4]), Binary::Broken);
+    // An encapsulated message comes as it is; its own part 1 is its body.
+    assert_eq!(
+        binary(ENCODED, &[5]),
+        Binary::Data(b"Subject: inner\r\n\r\nplain inner body".to_vec())
+    );
+    assert_eq!(
+        binary(ENCODED, &[5, 1]),
+        Binary::Data(b"plain inner body".to_vec())
+    );
+    assert_eq!(binary(ENCODED, &[6]), Binary::NoPart);
+    assert_eq!(binary(ENCODED, &[2, 1]), Binary::NoPart);
+    // A single-part message: part 1 is its body, undecoded when it
+    // declares no encoding.
+    assert_eq!(
+        binary(SIMPLE, &[1]),
+        Binary::Data(b"Body line\r\n".to_vec())
+    );
+}
