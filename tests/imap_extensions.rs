@@ -10,6 +10,10 @@
 //!   only the non-PEEK form sets `\Seen` (`mailtool.py binary`: the APPEND
 //!   on a raw socket, since imaplib cannot send a literal8, the rest
 //!   through imaplib).
+//! - UTF8=ACCEPT (RFC 9755): after `ENABLE UTF8=ACCEPT` mailbox names are
+//!   UTF-8 both ways, APPEND works through imaplib and with the `UTF8
+//!   (~{n})` data item, and SEARCH takes raw UTF-8 strings; a session that
+//!   did not enable it keeps modified UTF-7 (`mailtool.py utf8-accept`).
 
 mod common;
 
@@ -201,4 +205,56 @@ Content-Transfer-Encoding: x-uuencode\r\n\r\nbegin 644 file\r\n--sep--\r\n",
             .contains("\\Seen"),
         "{out}"
     );
+}
+
+#[test]
+fn utf8_accept_names_append_and_search() {
+    let mut alice = Node::create("alice");
+    alice.start();
+    let out = alice.imap_tool("utf8-accept", &[]);
+    let json: serde_json::Value = serde_json::from_str(out.trim()).expect("utf8-accept JSON");
+    let lines = |key: &str| -> Vec<String> {
+        json[key]
+            .as_array()
+            .unwrap_or_else(|| panic!("{key} in {out}"))
+            .iter()
+            .map(|v| v.as_str().expect("string").to_string())
+            .collect()
+    };
+    assert_eq!(json["capability"], true, "{out}");
+    let names_in = |list: &[String], name: &str| list.iter().any(|l| l.ends_with(name));
+    // Without ENABLE: modified UTF-7, before and after the other session.
+    for key in ["list_before", "list_plain_again"] {
+        let list = lines(key);
+        assert!(names_in(&list, "\"Entw&APw-rfe\""), "{key}: {list:?}");
+        assert!(
+            !list.iter().any(|l| l.contains('\u{fc}')),
+            "{key}: {list:?}"
+        );
+    }
+    assert_eq!(json["enable"][0], "OK", "{out}");
+    assert_eq!(json["enable"][1][0], "UTF8=ACCEPT", "{out}");
+    let list = lines("list_after");
+    assert!(names_in(&list, "\"Entw\u{fc}rfe\""), "{list:?}");
+    assert!(!list.iter().any(|l| l.contains("&APw-")), "{list:?}");
+    assert_eq!(json["status"][0], "OK", "{out}");
+    assert!(
+        json["status"][1]
+            .as_str()
+            .expect("status")
+            .starts_with("\"Entw\u{fc}rfe\" (MESSAGES 0)"),
+        "{out}"
+    );
+    assert_eq!(json["append_imaplib"], "OK", "{out}");
+    assert!(
+        json["append_utf8_data"]
+            .as_str()
+            .expect("append")
+            .starts_with("r1 OK"),
+        "{out}"
+    );
+    // Both messages stored exactly as meant (imaplib's wrapper removed).
+    assert_eq!(json["stored"], json["expected"], "{out}");
+    assert_eq!(json["search_body"], "1", "{out}");
+    assert_eq!(json["search_subject"], "2", "{out}");
 }

@@ -58,6 +58,10 @@ Issue-7 (tests/imap_extensions.rs):
                                               BINARY.PEEK[1..4] and BINARY.SIZE, BINARY[9], and
                                               BINARY[1] without PEEK; print JSON (parts as hex,
                                               sizes, the NO answer, flags before/after)
+  utf8-accept HOST PORT USER PASS            UTF8=ACCEPT (RFC 9755): CREATE "Entw&APw-rfe" without it;
+                                              with it (imaplib ENABLE): LIST/STATUS names, APPEND
+                                              through imaplib and (raw socket) UTF8 (~{n}), SEARCH
+                                              with raw UTF-8 strings, the stored bytes; print JSON
 
 Issue-8 (tests/backup.rs):
   uid-sizes HOST PORT USER PASS MAILBOX       imaplib: STATUS (MESSAGES UIDNEXT UIDVALIDITY) and
@@ -1153,6 +1157,51 @@ def cmd_binary(host, port, user, password, mailbox, hexfile):
     print(json.dumps(out))
 
 
+def cmd_utf8_accept(host, port, user, password):
+    import json
+
+    first = "From: Jürgen <j@example.org>\r\nSubject: Grüße\r\n\r\nEin café au lait.\r\n"
+    second = "From: Zoë <z@example.org>\r\nSubject: naïve\r\n\r\nUne idée naïve.\r\n"
+    plain = imap_login(host, port, user, password)
+    out = {"capability": "UTF8=ACCEPT" in plain.capabilities}
+    ok(plain.create("Entw&APw-rfe"), "CREATE")
+    out["list_before"] = [line.decode() for line in ok(plain.list(), "LIST")]
+
+    conn = imap_login(host, port, user, password)
+    typ, data = conn.enable("UTF8=ACCEPT")
+    out["enable"] = [typ, [d.decode() for d in conn.untagged_responses.get("ENABLED", [])]]
+    out["list_after"] = [line.decode("utf-8") for line in ok(conn.list(), "LIST")]
+    typ, data = conn.status('"Entwürfe"', "(MESSAGES)")
+    out["status"] = [typ, data[0].decode("utf-8")]
+    typ, data = conn.append('"Entwürfe"', None, None, first.encode())
+    out["append_imaplib"] = typ
+
+    raw = raw_login(host, port, user, password)
+    raw.command("ENABLE UTF8=ACCEPT")
+    body = second.encode()
+    raw.send(b'r1 APPEND "Entw\xc3\xbcrfe" UTF8 (~{%d+}\r\n' % len(body) + body + b")\r\n")
+    while True:
+        line = raw.read_response()
+        if line.startswith(b"r1 "):
+            out["append_utf8_data"] = line.decode()
+            break
+    raw.command("LOGOUT")
+
+    ok(conn.select('"Entwürfe"'), "SELECT")
+    out["search_body"] = ok(conn.uid("SEARCH", "TEXT", '"café"'), "SEARCH")[0].decode()
+    out["search_subject"] = ok(conn.uid("SEARCH", "SUBJECT", '"naïve"'), "SEARCH")[0].decode()
+    stored = []
+    for item in ok(conn.uid("FETCH", "1:*", "(BODY.PEEK[])"), "FETCH"):
+        if isinstance(item, tuple):
+            stored.append(item[1].decode("utf-8"))
+    out["stored"] = stored
+    out["expected"] = [first, second]
+    conn.logout()
+    out["list_plain_again"] = [line.decode() for line in ok(plain.list(), "LIST")]
+    plain.logout()
+    print(json.dumps(out))
+
+
 COMMANDS = {
     "count": (cmd_count, 5),
     "fetch-all": (cmd_fetch_all, 6),
@@ -1174,6 +1223,7 @@ COMMANDS = {
     "uid-sizes": (cmd_uid_sizes, 5),
     "status-size": (cmd_status_size, 5),
     "binary": (cmd_binary, 6),
+    "utf8-accept": (cmd_utf8_accept, 4),
 }
 
 

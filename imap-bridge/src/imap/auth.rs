@@ -12,6 +12,7 @@ use imap_codec::imap_types::auth::{AuthMechanism, AuthenticateData};
 use imap_codec::imap_types::extensions::enable::CapabilityEnable;
 use imap_codec::imap_types::secret::Secret;
 
+use super::mailbox::Names;
 use super::response::Completion;
 use super::session::{Next, Session, State};
 use crate::backend::MailStore;
@@ -169,6 +170,12 @@ impl<S: MailStore> Session<S> {
                     self.condstore = true;
                     self.qresync = true;
                     enabled.push("QRESYNC");
+                }
+                // RFC 9755 §3: from now on mailbox names are UTF-8 both
+                // ways (quoted strings with UTF-8 are accepted anyway).
+                "UTF8=ACCEPT" => {
+                    self.names = Names::Utf8;
+                    enabled.push("UTF8=ACCEPT");
                 }
                 _ => {}
             }

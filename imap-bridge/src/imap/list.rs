@@ -11,10 +11,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use imap_codec::imap_types::mailbox::{ListMailbox, Mailbox};
 use imap_codec::imap_types::status::StatusDataItemName;
 
-use super::mailbox::wire_name;
+use super::mailbox::Names;
 use super::response::Completion;
 use super::session::Session;
-use super::utf7;
 use crate::backend::{MailStore, MailboxInfo};
 
 /// A LIST or LSUB request in either syntax.
@@ -40,22 +39,21 @@ pub struct ListRequest {
     pub return_status: Option<Vec<StatusDataItemName>>,
 }
 
-/// A name from the wire: modified UTF-7 when valid, else as sent.
-fn decode_name(raw: &[u8]) -> String {
-    let text = String::from_utf8_lossy(raw);
-    utf7::decode(&text).unwrap_or_else(|| text.into_owned())
-}
-
 impl ListRequest {
     /// The RFC 3501 form parsed by imap-codec.
-    pub fn plain(reference: &Mailbox<'_>, pattern: &ListMailbox<'_>, lsub: bool) -> Self {
+    pub fn plain(
+        reference: &Mailbox<'_>,
+        pattern: &ListMailbox<'_>,
+        lsub: bool,
+        names: Names,
+    ) -> Self {
         let reference = match reference {
             Mailbox::Inbox => "INBOX".to_string(),
-            Mailbox::Other(other) => decode_name(other.as_ref()),
+            Mailbox::Other(other) => names.decode_lossy(other.as_ref()),
         };
         let pattern = match pattern {
-            ListMailbox::Token(token) => decode_name(token.as_ref()),
-            ListMailbox::String(string) => decode_name(string.as_ref()),
+            ListMailbox::Token(token) => names.decode_lossy(token.as_ref()),
+            ListMailbox::String(string) => names.decode_lossy(string.as_ref()),
         };
         ListRequest {
             reference,
@@ -181,7 +179,7 @@ fn status_item(name: &str) -> Option<StatusDataItemName> {
 }
 
 /// Parses `tag LIST ...` in the extended syntax of RFC 5258 §6.
-pub fn parse_list_command(message: &[u8]) -> Result<ListRequest, ListSyntaxError> {
+pub fn parse_list_command(message: &[u8], names: Names) -> Result<ListRequest, ListSyntaxError> {
     let tokens = tokenize(message)?;
     let mut tokens = tokens.into_iter().peekable();
     let _tag = tokens.next();
@@ -214,18 +212,20 @@ pub fn parse_list_command(message: &[u8]) -> Result<ListRequest, ListSyntaxError
         }
     }
     request.reference = match tokens.next() {
-        Some(Token::Atom(atom)) => decode_name(atom.as_bytes()),
-        Some(Token::Str(bytes)) => decode_name(&bytes),
+        Some(Token::Atom(atom)) => names.decode_lossy(atom.as_bytes()),
+        Some(Token::Str(bytes)) => names.decode_lossy(&bytes),
         _ => return Err(ListSyntaxError("missing reference")),
     };
     match tokens.next() {
-        Some(Token::Atom(atom)) => request.patterns.push(decode_name(atom.as_bytes())),
-        Some(Token::Str(bytes)) => request.patterns.push(decode_name(&bytes)),
+        Some(Token::Atom(atom)) => request.patterns.push(names.decode_lossy(atom.as_bytes())),
+        Some(Token::Str(bytes)) => request.patterns.push(names.decode_lossy(&bytes)),
         Some(Token::Open) => loop {
             match tokens.next() {
                 Some(Token::Close) if !request.patterns.is_empty() => break,
-                Some(Token::Atom(atom)) => request.patterns.push(decode_name(atom.as_bytes())),
-                Some(Token::Str(bytes)) => request.patterns.push(decode_name(&bytes)),
+                Some(Token::Atom(atom)) => {
+                    request.patterns.push(names.decode_lossy(atom.as_bytes()))
+                }
+                Some(Token::Str(bytes)) => request.patterns.push(names.decode_lossy(&bytes)),
                 _ => return Err(ListSyntaxError("bad pattern list")),
             }
         },
@@ -452,7 +452,7 @@ impl<S: MailStore> Session<S> {
             let mut line = format!(
                 "{command} ({}) \"/\" {}",
                 attributes.join(" "),
-                wire_name(name)
+                self.names.wire(name)
             );
             if child_info {
                 line.push_str(" (\"CHILDINFO\" (\"SUBSCRIBED\"))");
@@ -489,9 +489,11 @@ mod tests {
 
     #[test]
     fn thunderbird_list_subscribed() {
-        let request =
-            parse_list_command(b"5 list (subscribed) \"\" \"*\" return (special-use)\r\n")
-                .expect("parse");
+        let request = parse_list_command(
+            b"5 list (subscribed) \"\" \"*\" return (special-use)\r\n",
+            Names::Utf7,
+        )
+        .expect("parse");
         assert!(request.extended && request.select_subscribed);
         assert_eq!(request.reference, "");
         assert_eq!(request.patterns, vec!["*".to_string()]);
@@ -502,6 +504,7 @@ mod tests {
     fn return_status_and_multiple_patterns() {
         let request = parse_list_command(
             b"a LIST \"\" (INBOX \"Sent\" {4}\r\nJunk) RETURN (CHILDREN STATUS (MESSAGES UNSEEN))\r\n",
+            Names::Utf7,
         )
         .expect("parse");
         assert_eq!(request.patterns, vec!["INBOX", "Sent", "Junk"]);
@@ -525,7 +528,7 @@ mod tests {
             b"a LIST \"\" \"unterminated\r\n",
             b"a LIST \"\" () \r\n",
         ] {
-            assert!(parse_list_command(line).is_err(), "{line:?}");
+            assert!(parse_list_command(line, Names::Utf7).is_err(), "{line:?}");
         }
     }
 

@@ -17,38 +17,85 @@ use super::utf7;
 use crate::backend::{Changes, MailStore, MailboxInfo, MailboxSnapshot, StoreError, Uid};
 use crate::index::MessageIndex;
 
-/// The store name of a wire mailbox name. `INBOX` in any case is INBOX;
-/// other names are modified UTF-7 (RFC 3501 §5.1.3), or raw UTF-8 from
-/// clients that send it anyway.
-pub fn store_name(mailbox: &Mailbox<'_>) -> Result<String, Completion> {
-    let raw = match mailbox {
-        Mailbox::Inbox => return Ok("INBOX".to_string()),
-        Mailbox::Other(other) => other.as_ref(),
-    };
-    let Ok(text) = std::str::from_utf8(raw) else {
-        return Err(Completion::bad("Mailbox name is not valid UTF-8"));
-    };
-    let name = if text.is_ascii() {
-        utf7::decode(text).ok_or_else(|| Completion::bad("Invalid modified UTF-7 mailbox name"))?
-    } else {
-        text.to_string()
-    };
-    if name.eq_ignore_ascii_case("INBOX") {
-        return Ok("INBOX".to_string());
-    }
-    if name.is_empty() || name.contains(['\r', '\n', '\0']) {
-        return Err(Completion::no_code("CANNOT", "Invalid mailbox name"));
-    }
-    Ok(name)
+/// How mailbox names travel on a connection: modified UTF-7 (RFC 3501
+/// §5.1.3) until the client enables UTF8=ACCEPT, plain UTF-8 after it
+/// (RFC 9755 §3: the server then neither sends nor interprets modified
+/// UTF-7).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Names {
+    #[default]
+    Utf7,
+    Utf8,
 }
 
-/// A store name as an IMAP astring for responses (modified UTF-7, quoted).
-pub fn wire_name(name: &str) -> String {
-    if name == "INBOX" {
-        "INBOX".to_string()
-    } else {
-        string(&utf7::encode(name))
+impl Names {
+    /// A name or pattern from the wire as text, leniently: modified UTF-7
+    /// when it is valid, else as sent.
+    pub fn decode_lossy(self, raw: &[u8]) -> String {
+        let text = String::from_utf8_lossy(raw);
+        match self {
+            Names::Utf8 => text.into_owned(),
+            Names::Utf7 => utf7::decode(&text).unwrap_or_else(|| text.into_owned()),
+        }
     }
+
+    /// The store name of a wire mailbox name. `INBOX` in any case is
+    /// INBOX; other names are modified UTF-7, or raw UTF-8 from clients
+    /// that send it anyway (or have enabled UTF8=ACCEPT).
+    pub fn store_name(self, mailbox: &Mailbox<'_>) -> Result<String, Completion> {
+        let raw = match mailbox {
+            Mailbox::Inbox => return Ok("INBOX".to_string()),
+            Mailbox::Other(other) => other.as_ref(),
+        };
+        let Ok(text) = std::str::from_utf8(raw) else {
+            return Err(Completion::bad("Mailbox name is not valid UTF-8"));
+        };
+        let name = if self == Names::Utf7 && text.is_ascii() {
+            utf7::decode(text)
+                .ok_or_else(|| Completion::bad("Invalid modified UTF-7 mailbox name"))?
+        } else {
+            text.to_string()
+        };
+        if name.eq_ignore_ascii_case("INBOX") {
+            return Ok("INBOX".to_string());
+        }
+        if name.is_empty() || name.contains(['\r', '\n', '\0']) {
+            return Err(Completion::no_code("CANNOT", "Invalid mailbox name"));
+        }
+        Ok(name)
+    }
+
+    /// A store name as an IMAP astring for responses: modified UTF-7 and
+    /// quoted, or (UTF8=ACCEPT) UTF-8, quoted.
+    pub fn wire(self, name: &str) -> String {
+        if name == "INBOX" {
+            return "INBOX".to_string();
+        }
+        match self {
+            Names::Utf7 => string(&utf7::encode(name)),
+            Names::Utf8 => {
+                quoted_utf8(name).unwrap_or_else(|| format!("{{{}}}\r\n{name}", name.len()))
+            }
+        }
+    }
+}
+
+/// `name` as a quoted string that may hold UTF-8 (RFC 9755 §3), if it has
+/// no CR, LF or NUL.
+fn quoted_utf8(name: &str) -> Option<String> {
+    if name.contains(['\r', '\n', '\0']) {
+        return None;
+    }
+    let mut out = String::with_capacity(name.len() + 2);
+    out.push('"');
+    for c in name.chars() {
+        if c == '"' || c == '\\' {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out.push('"');
+    Some(out)
 }
 
 /// The flags every mailbox offers (RFC 3501 §2.3.2), plus common keywords
@@ -60,6 +107,7 @@ pub fn status_line(
     info: &MailboxInfo,
     items: &[StatusDataItemName],
     deleted: Option<u32>,
+    names: Names,
 ) -> String {
     let mut parts = Vec::new();
     for item in items {
@@ -79,7 +127,7 @@ pub fn status_line(
         };
         parts.push(part);
     }
-    format!("STATUS {} ({})", wire_name(&info.name), parts.join(" "))
+    format!("STATUS {} ({})", names.wire(&info.name), parts.join(" "))
 }
 
 impl<S: MailStore> Session<S> {
@@ -90,7 +138,7 @@ impl<S: MailStore> Session<S> {
         parameters: Vec<SelectParameter>,
         read_only: bool,
     ) -> Completion {
-        let name = match store_name(mailbox) {
+        let name = match self.names.store_name(mailbox) {
             Ok(name) => name,
             Err(completion) => return completion,
         };
@@ -244,7 +292,7 @@ impl<S: MailStore> Session<S> {
 
     /// CREATE (RFC 3501 §6.3.3).
     pub(super) async fn create(&mut self, mailbox: &Mailbox<'_>) -> Completion {
-        let name = match store_name(mailbox) {
+        let name = match self.names.store_name(mailbox) {
             Ok(name) => name,
             Err(completion) => return completion,
         };
@@ -264,7 +312,7 @@ impl<S: MailStore> Session<S> {
 
     /// DELETE (RFC 3501 §6.3.4).
     pub(super) async fn delete(&mut self, mailbox: &Mailbox<'_>) -> Completion {
-        let name = match store_name(mailbox) {
+        let name = match self.names.store_name(mailbox) {
             Ok(name) => name,
             Err(completion) => return completion,
         };
@@ -284,7 +332,7 @@ impl<S: MailStore> Session<S> {
     /// RENAME (RFC 3501 §6.3.5). A selected mailbox keeps being selected
     /// under its new name (its UIDVALIDITY moves with it).
     pub(super) async fn rename(&mut self, from: &Mailbox<'_>, to: &Mailbox<'_>) -> Completion {
-        let (from, to) = match (store_name(from), store_name(to)) {
+        let (from, to) = match (self.names.store_name(from), self.names.store_name(to)) {
             (Ok(from), Ok(to)) => (from, to.trim_end_matches('/').to_string()),
             (Err(completion), _) | (_, Err(completion)) => return completion,
         };
@@ -309,7 +357,7 @@ impl<S: MailStore> Session<S> {
 
     /// SUBSCRIBE / UNSUBSCRIBE (RFC 3501 §6.3.6-7).
     pub(super) async fn subscribe(&mut self, mailbox: &Mailbox<'_>, on: bool) -> Completion {
-        let name = match store_name(mailbox) {
+        let name = match self.names.store_name(mailbox) {
             Ok(name) => name,
             Err(completion) => return completion,
         };
@@ -336,7 +384,7 @@ impl<S: MailStore> Session<S> {
         mailbox: &Mailbox<'_>,
         items: &[StatusDataItemName],
     ) -> Completion {
-        let name = match store_name(mailbox) {
+        let name = match self.names.store_name(mailbox) {
             Ok(name) => name,
             Err(completion) => return completion,
         };
@@ -361,14 +409,19 @@ impl<S: MailStore> Session<S> {
         if items.contains(&StatusDataItemName::Deleted) {
             let snapshot = self.store.snapshot(name).await?;
             let deleted = snapshot.index.deleted();
-            return Ok(status_line(&snapshot.info, items, Some(deleted)));
+            return Ok(status_line(
+                &snapshot.info,
+                items,
+                Some(deleted),
+                self.names,
+            ));
         }
         let mailboxes = self.store.list_mailboxes().await?;
         let info = mailboxes
             .iter()
             .find(|info| info.name == name)
             .ok_or_else(|| StoreError::NoSuchMailbox(name.to_string()))?;
-        Ok(status_line(info, items, None))
+        Ok(status_line(info, items, None, self.names))
     }
 }
 
@@ -378,19 +431,31 @@ mod tests {
 
     #[test]
     fn names_from_the_wire() {
+        let utf7 = Names::Utf7;
         let inbox = Mailbox::try_from("inbox").expect("mailbox");
-        assert_eq!(store_name(&inbox), Ok("INBOX".to_string()));
-        let utf7 = Mailbox::try_from("Entw&APw-rfe").expect("mailbox");
-        assert_eq!(store_name(&utf7), Ok("Entwürfe".to_string()));
+        assert_eq!(utf7.store_name(&inbox), Ok("INBOX".to_string()));
+        let encoded = Mailbox::try_from("Entw&APw-rfe").expect("mailbox");
+        assert_eq!(utf7.store_name(&encoded), Ok("Entwürfe".to_string()));
         let bad = Mailbox::try_from("a&ZeVnLIqe").expect("mailbox");
-        assert!(store_name(&bad).is_err());
+        assert!(utf7.store_name(&bad).is_err());
+        // After ENABLE UTF8=ACCEPT nothing is modified UTF-7.
+        let utf8 = Names::Utf8;
+        assert_eq!(utf8.store_name(&encoded), Ok("Entw&APw-rfe".to_string()));
+        assert_eq!(utf8.store_name(&bad), Ok("a&ZeVnLIqe".to_string()));
+        let raw = Mailbox::try_from("Entwürfe").expect("mailbox");
+        assert_eq!(utf8.store_name(&raw), Ok("Entwürfe".to_string()));
+        assert_eq!(utf8.store_name(&inbox), Ok("INBOX".to_string()));
     }
 
     #[test]
     fn names_to_the_wire() {
-        assert_eq!(wire_name("INBOX"), "INBOX");
-        assert_eq!(wire_name("Entwürfe"), "\"Entw&APw-rfe\"");
-        assert_eq!(wire_name("a \"b\""), "\"a \\\"b\\\"\"");
+        let utf7 = Names::Utf7;
+        assert_eq!(utf7.wire("INBOX"), "INBOX");
+        assert_eq!(utf7.wire("Entwürfe"), "\"Entw&APw-rfe\"");
+        assert_eq!(utf7.wire("a \"b\""), "\"a \\\"b\\\"\"");
+        let utf8 = Names::Utf8;
+        assert_eq!(utf8.wire("Entwürfe"), "\"Entwürfe\"");
+        assert_eq!(utf8.wire("a&b \"c\""), "\"a&b \\\"c\\\"\"");
     }
 
     #[test]
@@ -415,6 +480,7 @@ mod tests {
                 StatusDataItemName::HighestModSeq,
             ],
             None,
+            Names::Utf7,
         );
         assert_eq!(
             line,

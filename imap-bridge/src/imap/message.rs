@@ -9,7 +9,8 @@ use imap_codec::imap_types::flag::{Flag as ImapFlag, StoreResponse, StoreType};
 use imap_codec::imap_types::mailbox::Mailbox;
 use imap_codec::imap_types::sequence::SequenceSet;
 
-use super::mailbox::store_name;
+use super::fragment::literal_announcement;
+use super::mailbox::Names;
 use super::response::{Completion, sequence_set};
 use super::selected::flags_fetch;
 use super::session::Session;
@@ -135,7 +136,7 @@ impl<S: MailStore> Session<S> {
         moving: bool,
     ) -> Completion {
         let verb = if moving { "MOVE" } else { "COPY" };
-        let target = match store_name(mailbox) {
+        let target = match self.names.store_name(mailbox) {
             Ok(name) => name,
             Err(completion) => return completion,
         };
@@ -230,14 +231,17 @@ impl<S: MailStore> Session<S> {
         date: Option<&DateTime>,
         message: LiteralOrLiteral8<'_>,
     ) -> Completion {
-        let target = match store_name(mailbox) {
+        let target = match self.names.store_name(mailbox) {
             Ok(name) => name,
             Err(completion) => return completion,
         };
-        let bytes = match message {
+        let mut bytes = match message {
             LiteralOrLiteral8::Literal(literal) => literal.into_inner().into_owned(),
             LiteralOrLiteral8::Literal8(literal) => literal.data.into_owned(),
         };
+        if self.names == Names::Utf8 {
+            unwrap_imaplib_utf8(&mut bytes);
+        }
         if bytes.is_empty() {
             return Completion::no("Empty message");
         }
@@ -267,6 +271,53 @@ impl<S: MailStore> Session<S> {
     }
 }
 
+/// Python's imaplib (3.11, the version on this machine) sends APPEND after
+/// `ENABLE UTF8=ACCEPT` as `APPEND box {n}` with `UTF8 (<message>)` as the
+/// literal: the data item's wrapper inside the message. No message can start with `UTF8 (` (a
+/// header field name holds no space), so the wrapper is taken off and the
+/// message stored as the client meant it.
+fn unwrap_imaplib_utf8(bytes: &mut Vec<u8>) {
+    if bytes.len() > 7 && bytes.starts_with(b"UTF8 (") && bytes.ends_with(b")") {
+        bytes.pop();
+        bytes.drain(..6);
+    }
+}
+
+/// `APPEND ... UTF8 (~{n}<CRLF><message>)` (the UTF8 append data item of
+/// RFC 6855 §4, kept by RFC 9755 for clients that send it) rewritten to the
+/// plain `APPEND ... ~{n}<CRLF><message>` that imap-codec parses; `None` if
+/// `message` is not of that form. The message bytes are kept as sent.
+pub(super) fn utf8_append_data(message: &[u8]) -> Option<Vec<u8>> {
+    let line_end = message.iter().position(|&b| b == b'\n')? + 1;
+    let (length, _) = literal_announcement(&message[..line_end])?;
+    let line = message[..line_end].strip_suffix(b"\n")?;
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    let mut words = line.split(|&b| b == b' ');
+    words.next()?; // tag
+    if !words.next()?.eq_ignore_ascii_case(b"APPEND") {
+        return None;
+    }
+    let brace = line.iter().rposition(|&b| b == b'{')?;
+    let announcement = &line[brace.checked_sub(1)?..];
+    let before = line[..brace].strip_suffix(b"~")?.strip_suffix(b"(")?;
+    let keyword = before.len().checked_sub(5)?;
+    if !before[keyword..].eq_ignore_ascii_case(b"UTF8 ") || !before[..keyword].ends_with(b" ") {
+        return None;
+    }
+    let data_end = line_end.checked_add(usize::try_from(length).ok()?)?;
+    let data = message.get(line_end..data_end)?;
+    if !matches!(&message[data_end..], b")\r\n" | b")\n") {
+        return None;
+    }
+    let mut out = Vec::with_capacity(message.len());
+    out.extend_from_slice(&before[..keyword]);
+    out.extend_from_slice(announcement);
+    out.extend_from_slice(b"\r\n");
+    out.extend_from_slice(data);
+    out.extend_from_slice(b"\r\n");
+    Some(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -287,5 +338,28 @@ mod tests {
         assert_eq!(c.code.as_deref(), Some("TRYCREATE"));
         let c = target_error(StoreError::Cannot("x".into()));
         assert_eq!(c.code.as_deref(), Some("CANNOT"));
+    }
+
+    #[test]
+    fn utf8_append_data_is_unwrapped() {
+        let wrapped = b"a1 APPEND INBOX (\\Seen) utf8 (~{6}\r\nSubj\xc3\xa9)\r\n";
+        assert_eq!(
+            utf8_append_data(wrapped).as_deref(),
+            Some(&b"a1 APPEND INBOX (\\Seen) ~{6}\r\nSubj\xc3\xa9\r\n"[..])
+        );
+        let non_sync = b"a1 APPEND \"Entw\xc3\xbcrfe\" UTF8 (~{2+}\r\nhi)\r\n";
+        assert_eq!(
+            utf8_append_data(non_sync).as_deref(),
+            Some(&b"a1 APPEND \"Entw\xc3\xbcrfe\" ~{2+}\r\nhi\r\n"[..])
+        );
+        for other in [
+            &b"a1 APPEND INBOX {2}\r\nhi\r\n"[..],
+            b"a1 APPEND INBOX UTF8 (~{2}\r\nhi\r\n",
+            b"a1 APPEND INBOX UTF8 (~{3}\r\nhi)\r\n",
+            b"a1 SEARCH UTF8 (~{2}\r\nhi)\r\n",
+            b"a1 APPEND INBOX XUTF8 (~{2}\r\nhi)\r\n",
+        ] {
+            assert_eq!(utf8_append_data(other), None, "{other:?}");
+        }
     }
 }

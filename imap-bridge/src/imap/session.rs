@@ -19,9 +19,10 @@ use tokio::sync::broadcast::error::TryRecvError;
 use super::ImapConfig;
 use super::esearch::{self, SearchReturn};
 use super::fragment::is_tag;
+use super::mailbox::Names;
 use super::response::{Completion, Output, Sink};
 use super::selected::{Report, Selected};
-use super::{lenient, list};
+use super::{lenient, list, message};
 use crate::backend::{MailStore, MailboxChanged, StoreError};
 
 /// The connection state (RFC 3501 §3).
@@ -78,6 +79,8 @@ pub struct Session<S: MailStore> {
     pub(super) condstore: bool,
     /// QRESYNC enabled (RFC 7162 §3.2.3).
     pub(super) qresync: bool,
+    /// How mailbox names travel: UTF-8 once UTF8=ACCEPT is enabled.
+    pub(super) names: Names,
     /// The command being run had `CHANGEDSINCE 0` repaired to 1
     /// ([`lenient::changed_since_zero`]); FETCH reads it back as 0.
     pub(super) changed_since_zero: bool,
@@ -142,6 +145,7 @@ impl<S: MailStore> Session<S> {
             compressed: false,
             condstore: false,
             qresync: false,
+            names: Names::Utf7,
             changed_since_zero: false,
             search_return: None,
             watch,
@@ -193,6 +197,7 @@ impl<S: MailStore> Session<S> {
             "SEARCHRES",
             "STATUS=SIZE",
             "BINARY",
+            "UTF8=ACCEPT",
         ]);
         if !self.compressed {
             caps.push("COMPRESS=DEFLATE");
@@ -294,6 +299,12 @@ impl<S: MailStore> Session<S> {
     pub async fn handle(&mut self, bytes: &[u8], sink: &mut impl Sink) -> Next {
         self.changed_since_zero = false;
         self.search_return = None;
+        // UTF8=ACCEPT's APPEND data item (see `message::utf8_append_data`).
+        let unwrapped = match self.names {
+            Names::Utf8 => message::utf8_append_data(bytes),
+            Names::Utf7 => None,
+        };
+        let bytes = unwrapped.as_deref().unwrap_or(bytes);
         let repaired;
         let rewritten;
         let command = match CommandCodec::default().decode(bytes) {
@@ -356,7 +367,7 @@ impl<S: MailStore> Session<S> {
         if tag != "*"
             && rough_command(bytes) == "LIST"
             && self.is_authenticated()
-            && let Ok(request) = list::parse_list_command(bytes)
+            && let Ok(request) = list::parse_list_command(bytes, self.names)
         {
             self.sync(true, false).await;
             let completion = self.list(request).await;
@@ -463,14 +474,16 @@ impl<S: MailStore> Session<S> {
                 reference,
                 mailbox_wildcard,
             } => {
-                let request = list::ListRequest::plain(&reference, &mailbox_wildcard, false);
+                let request =
+                    list::ListRequest::plain(&reference, &mailbox_wildcard, false, self.names);
                 done(self.list(request).await)
             }
             CommandBody::Lsub {
                 reference,
                 mailbox_wildcard,
             } => {
-                let request = list::ListRequest::plain(&reference, &mailbox_wildcard, true);
+                let request =
+                    list::ListRequest::plain(&reference, &mailbox_wildcard, true, self.names);
                 done(self.list(request).await)
             }
             CommandBody::Status {
