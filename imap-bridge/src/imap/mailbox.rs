@@ -10,7 +10,7 @@ use imap_codec::imap_types::mailbox::Mailbox;
 use imap_codec::imap_types::sequence::SequenceSet;
 use imap_codec::imap_types::status::StatusDataItemName;
 
-use super::response::{Completion, sequence_set, string};
+use super::response::{Completion, quoted_utf8, sequence_set, string};
 use super::selected::{Selected, contains, flags_fetch, intervals};
 use super::session::{Session, State};
 use super::utf7;
@@ -78,24 +78,6 @@ impl Names {
             }
         }
     }
-}
-
-/// `name` as a quoted string that may hold UTF-8 (RFC 9755 §3), if it has
-/// no CR, LF or NUL.
-fn quoted_utf8(name: &str) -> Option<String> {
-    if name.contains(['\r', '\n', '\0']) {
-        return None;
-    }
-    let mut out = String::with_capacity(name.len() + 2);
-    out.push('"');
-    for c in name.chars() {
-        if c == '"' || c == '\\' {
-            out.push('\\');
-        }
-        out.push(c);
-    }
-    out.push('"');
-    Some(out)
 }
 
 /// The flags every mailbox offers (RFC 3501 §2.3.2), plus common keywords

@@ -216,9 +216,19 @@ fn sanitize(text: &str) -> String {
 /// bytes a quoted string cannot carry (8-bit, CR, LF, NUL) and a literal is
 /// needed. Public so that IMAP clients (the node's gateway) quote the same way.
 pub fn quoted(value: &str) -> Option<String> {
+    quote(value, false)
+}
+
+/// Like [`quoted`], with UTF-8 allowed (RFC 9755 §3, after `ENABLE
+/// UTF8=ACCEPT`).
+pub fn quoted_utf8(value: &str) -> Option<String> {
+    quote(value, true)
+}
+
+fn quote(value: &str, utf8: bool) -> Option<String> {
     let quotable = value
         .bytes()
-        .all(|b| b.is_ascii() && b != b'\r' && b != b'\n' && b != 0);
+        .all(|b| (utf8 || b.is_ascii()) && b != b'\r' && b != b'\n' && b != 0);
     if !quotable {
         return None;
     }
