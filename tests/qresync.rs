@@ -115,3 +115,71 @@ fn reconnect_gets_only_the_changes_and_vanished_uids() {
         "{status}"
     );
 }
+
+/// Issue 7: the record of expunged UIDs is pruned to `[bridge]
+/// vanished_keep` entries per mailbox. A client that synchronised before
+/// the forgotten expunges is answered with every UID the mailbox no longer
+/// has (a superset, RFC 7162 §3.2.5.2: it drops the UIDs it never had); a
+/// client that synchronised after them gets the exact list.
+#[test]
+fn a_pruned_expunge_record_answers_old_clients_with_every_missing_uid() {
+    let mut alice = Node::create("alice");
+    std::fs::write(
+        alice.home().join("config.toml"),
+        "[bridge]\nvanished_keep = 4\n",
+    )
+    .expect("write config.toml");
+    alice.start();
+    alice.imap_cmds("CREATE \"Pruned\"");
+    let messages: Vec<Vec<u8>> = (0..30)
+        .map(|i| {
+            simple_message(
+                "Carol <carol@example.org>",
+                &alice.email,
+                &format!("pruned {i}"),
+                &format!("pruned-{i}"),
+                &format!("message {i}"),
+            )
+        })
+        .collect();
+    let uids = alice.append_all("Pruned", "", &messages);
+    assert_eq!(uids, (1..=30).collect::<Vec<u32>>());
+    let expunge = |set: &str| {
+        alice.imap_cmds(&format!(
+            "SELECT \"Pruned\"\nUID STORE {set} +FLAGS.SILENT (\\Deleted)\nUID EXPUNGE {set}"
+        ));
+    };
+    let record = || {
+        let line = alice.imap_tool("qresync-record", &["Pruned"]);
+        let (validity, modseq) = line.trim().split_once(' ').expect("record");
+        (validity.to_string(), modseq.to_string())
+    };
+
+    expunge("1:2");
+    let (validity, old) = record();
+    // Twelve expunges, one command each: the record is pruned to 4 several
+    // times over, forgetting those of UIDs 1 to 10.
+    for uid in 3..=14 {
+        expunge(&uid.to_string());
+    }
+    let (_, recent) = record();
+    expunge("20");
+    expunge("21");
+
+    let check = |since: &str, vanished: &str| {
+        let report = alice.imap_tool(
+            "qresync-check",
+            &["Pruned", &validity, since, "-", vanished],
+        );
+        assert!(report.contains("qresync-check: OK"), "{report}");
+    };
+    // Before the floor: every UID below UIDNEXT that is gone, 1 and 2
+    // included (the client never had them after its record).
+    check(&old, "1:14,20:21");
+    // After it: exactly what was expunged since.
+    check(&recent, "20:21");
+    assert!(
+        alice.log().contains("pruned the expunge record"),
+        "the daemon logs the pruning"
+    );
+}

@@ -96,6 +96,8 @@ pub struct BridgeSection {
     pub imap: Option<String>,
     /// SMTP listen address.
     pub smtp: Option<String>,
+    /// Expunged UIDs each mailbox remembers for QRESYNC clients.
+    pub vanished_keep: Option<usize>,
 }
 
 /// `[delivery]` section.
@@ -186,6 +188,8 @@ pub struct Settings {
     pub external: Vec<Multiaddr>,
     /// Limits of the mailbox service (public nodes).
     pub mailbox: crate::mailbox::MailboxLimits,
+    /// Expunged UIDs each mailbox remembers for QRESYNC clients.
+    pub vanished_keep: usize,
 }
 
 impl Settings {
@@ -257,6 +261,13 @@ impl Settings {
         }
         let strangers = resolve_strangers(&file.strangers)?;
         let mailbox = resolve_mailbox(&file.mailbox)?;
+        let vanished_keep = file
+            .bridge
+            .vanished_keep
+            .unwrap_or(crate::store::VANISHED_KEEP);
+        if vanished_keep == 0 {
+            anyhow::bail!("bridge.vanished_keep must be at least 1");
+        }
         Ok(Settings {
             listen,
             imap,
@@ -277,6 +288,7 @@ impl Settings {
             bootstrap,
             external,
             mailbox,
+            vanished_keep,
         })
     }
 }

@@ -23,7 +23,7 @@ use crate::home::{Home, RunInfo};
 use crate::mailbox::{MailboxPeers, MailboxService};
 use crate::network::{self, NetworkConfig, RateLimit, StrangerLimits};
 use crate::outbox::{self, OutboxSettings};
-use crate::store::Store;
+use crate::store::{Store, StoreOptions};
 use crate::submit::Outgoing;
 
 /// Runs the node until a termination signal.
@@ -33,7 +33,10 @@ pub async fn run(home: Home, settings: Settings, identity: Identity) -> anyhow::
     let identity = Arc::new(identity);
     let contacts =
         Contacts::new(AddressBook::open(home.path()).context("cannot open the address book")?);
-    let store = Store::open(&home.store_file(), identity.store_key())
+    let store_options = StoreOptions {
+        vanished_keep: settings.vanished_keep,
+    };
+    let store = Store::open_with(&home.store_file(), identity.store_key(), &store_options)
         .with_context(|| format!("cannot open the mail store {}", home.store_file().display()))?;
 
     let mailbox_peers = MailboxPeers::open(home.path()).context("cannot read the mailbox peers")?;

@@ -193,8 +193,12 @@ fn catch_up(
     index: &MessageIndex,
 ) -> Result<MessageIndex, StoreError> {
     let since = index.modseq();
+    if modseq(mailbox.vanished_floor) > since {
+        // Expunges after `since` may have been forgotten (`prune_vanished`).
+        return build(conn, mailbox);
+    }
     let changed = changed_since(conn, mailbox.id, since)?;
-    let vanished = vanished_since(conn, mailbox.id, since)?;
+    let vanished = vanished_since(conn, mailbox, since)?;
     let next = index.apply(
         &changed,
         &vanished,
@@ -234,20 +238,45 @@ pub(super) fn changed_since(
         .map_err(sql)
 }
 
-/// UIDs expunged after `since`, ascending.
+/// UIDs expunged after `since`, ascending. When `since` is older than the
+/// expunges the mailbox still remembers (its `vanished_floor`), every UID
+/// below UIDNEXT that is not in the mailbox: a superset of the answer,
+/// which RFC 7162 §3.2.5.2 allows (clients drop UIDs they do not have).
 pub(super) fn vanished_since(
     conn: &Connection,
-    mailbox_id: i64,
+    mailbox: &Mailbox,
     since: ModSeq,
 ) -> Result<Vec<Uid>, StoreError> {
     let since = i64::try_from(since).unwrap_or(i64::MAX);
+    if since < mailbox.vanished_floor {
+        return missing_uids(conn, mailbox);
+    }
     let mut stmt = conn
         .prepare_cached(
             "SELECT uid FROM vanished WHERE mailbox_id = ?1 AND modseq > ?2 ORDER BY uid",
         )
         .map_err(sql)?;
-    stmt.query_map(params![mailbox_id, since], |row| row.get(0))
+    stmt.query_map(params![mailbox.id, since], |row| row.get(0))
         .map_err(sql)?
         .collect::<rusqlite::Result<Vec<Uid>>>()
         .map_err(sql)
+}
+
+/// The UIDs from 1 to UIDNEXT - 1 that no message of `mailbox` has.
+fn missing_uids(conn: &Connection, mailbox: &Mailbox) -> Result<Vec<Uid>, StoreError> {
+    let mut stmt = conn
+        .prepare_cached("SELECT uid FROM messages WHERE mailbox_id = ?1 ORDER BY uid")
+        .map_err(sql)?;
+    let present = stmt
+        .query_map(params![mailbox.id], |row| row.get::<_, Uid>(0))
+        .map_err(sql)?;
+    let mut missing = Vec::new();
+    let mut next: Uid = 1;
+    for uid in present {
+        let uid = uid.map_err(sql)?;
+        missing.extend(next..uid);
+        next = uid.saturating_add(1);
+    }
+    missing.extend(next..mailbox.uid_next);
+    Ok(missing)
 }

@@ -30,11 +30,13 @@ pub(super) struct Mailbox {
     pub messages: i64,
     pub unseen: i64,
     pub size: i64,
+    /// Expunges up to this MODSEQ are no longer in `vanished`.
+    pub vanished_floor: i64,
 }
 
 /// The columns [`Mailbox::from_row`] reads, in order.
-pub(super) const MAILBOX_COLUMNS: &str =
-    "id, name, special_use, uid_validity, uid_next, highest_modseq, messages, unseen, size";
+pub(super) const MAILBOX_COLUMNS: &str = "id, name, special_use, uid_validity, uid_next, highest_modseq, messages, unseen, size, \
+     vanished_floor";
 
 impl Mailbox {
     pub(super) fn from_row(row: &Row<'_>) -> rusqlite::Result<Mailbox> {
@@ -48,6 +50,7 @@ impl Mailbox {
             messages: row.get(6)?,
             unseen: row.get(7)?,
             size: row.get(8)?,
+            vanished_floor: row.get(9)?,
         })
     }
 
@@ -201,6 +204,7 @@ pub(super) fn create_one(
         messages: 0,
         unseen: 0,
         size: 0,
+        vanished_floor: 0,
     })
 }
 

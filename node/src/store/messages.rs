@@ -188,7 +188,7 @@ fn save_mailbox(ctx: &mut WriteCtx, mailbox: &Mailbox) -> Result<(), StoreError>
     ctx.conn
         .prepare_cached(
             "UPDATE mailboxes SET uid_next = ?2, highest_modseq = ?3, messages = ?4, \
-             unseen = ?5, size = ?6 WHERE id = ?1",
+             unseen = ?5, size = ?6, vanished_floor = ?7 WHERE id = ?1",
         )
         .and_then(|mut stmt| {
             stmt.execute(params![
@@ -197,7 +197,8 @@ fn save_mailbox(ctx: &mut WriteCtx, mailbox: &Mailbox) -> Result<(), StoreError>
                 mailbox.highest_modseq,
                 mailbox.messages,
                 mailbox.unseen,
-                mailbox.size
+                mailbox.size,
+                mailbox.vanished_floor
             ])
         })
         .map_err(sql)?;
@@ -503,7 +504,51 @@ fn remove(
             .and_then(|mut stmt| stmt.execute(params![blob_id]))
             .map_err(sql)?;
     }
+    prune_vanished(ctx, mailbox)?;
     save_mailbox(ctx, mailbox)
+}
+
+/// Keeps `vanished` of a mailbox to the newest `ctx.vanished_keep`
+/// expunges once it has grown a quarter past that (so pruning runs once
+/// per many expunges), and raises the mailbox's `vanished_floor` to the
+/// newest MODSEQ forgotten. A QRESYNC client that last synchronised before
+/// the floor is answered with every UID the mailbox no longer has
+/// (`index::vanished_since`), a superset RFC 7162 §3.2.5.2 allows; the
+/// shared index behind the floor is rebuilt rather than caught up.
+fn prune_vanished(ctx: &mut WriteCtx, mailbox: &mut Mailbox) -> Result<(), StoreError> {
+    let keep = i64::try_from(ctx.vanished_keep).unwrap_or(i64::MAX);
+    let count: i64 = ctx
+        .conn
+        .prepare_cached("SELECT COUNT(*) FROM vanished WHERE mailbox_id = ?1")
+        .and_then(|mut stmt| stmt.query_row(params![mailbox.id], |row| row.get(0)))
+        .map_err(sql)?;
+    if count <= keep.saturating_add(keep / 4) {
+        return Ok(());
+    }
+    // Expunges have distinct MODSEQs: the one `count - keep` from the
+    // oldest is the newest to forget.
+    let cutoff: i64 = ctx
+        .conn
+        .prepare_cached(
+            "SELECT modseq FROM vanished WHERE mailbox_id = ?1 ORDER BY modseq \
+             LIMIT 1 OFFSET ?2",
+        )
+        .and_then(|mut stmt| {
+            stmt.query_row(params![mailbox.id, count - keep - 1], |row| row.get(0))
+        })
+        .map_err(sql)?;
+    ctx.conn
+        .prepare_cached("DELETE FROM vanished WHERE mailbox_id = ?1 AND modseq <= ?2")
+        .and_then(|mut stmt| stmt.execute(params![mailbox.id, cutoff]))
+        .map_err(sql)?;
+    mailbox.vanished_floor = mailbox.vanished_floor.max(cutoff);
+    tracing::debug!(
+        mailbox = %mailbox.name,
+        forgotten = count - keep,
+        floor = mailbox.vanished_floor,
+        "pruned the expunge record"
+    );
+    Ok(())
 }
 
 /// EXPUNGE / UID EXPUNGE (RFC 3501 §6.4.3, RFC 4315 §2.1).

@@ -69,6 +69,25 @@ const SEAL_INLINE_MAX: usize = 64 * 1024;
 /// microseconds.
 const OPEN_HERE_MAX: usize = 256 * 1024;
 
+/// Expunged UIDs each mailbox keeps for QRESYNC by default: a client
+/// that was away for fewer expunges than this gets the exact list.
+pub const VANISHED_KEEP: usize = 20_000;
+
+/// Settings of a store that are not in the file.
+#[derive(Debug, Clone)]
+pub struct StoreOptions {
+    /// Expunged UIDs kept per mailbox (see `messages::prune_vanished`).
+    pub vanished_keep: usize,
+}
+
+impl Default for StoreOptions {
+    fn default() -> StoreOptions {
+        StoreOptions {
+            vanished_keep: VANISHED_KEEP,
+        }
+    }
+}
+
 /// One message for one recipient, queued for delivery by
 /// [`Store::submit_outgoing`].
 #[derive(Debug, Clone)]
@@ -162,6 +181,15 @@ impl Store {
     /// the 32-byte store key, and starts its writer thread. Fails with
     /// `Cannot` if the database was made with another key.
     pub fn open(path: &Path, key: &[u8; 32]) -> Result<Store, StoreError> {
+        Store::open_with(path, key, &StoreOptions::default())
+    }
+
+    /// Like [`Store::open`], with `options`.
+    pub fn open_with(
+        path: &Path,
+        key: &[u8; 32],
+        options: &StoreOptions,
+    ) -> Result<Store, StoreError> {
         let crypto = Arc::new(Crypto::new(key));
         let conn = schema::open_writer(path, &crypto)?;
         let next_blob = schema::next_blob_id(&conn)?;
@@ -174,6 +202,7 @@ impl Store {
             receiver,
             events.clone(),
             Arc::clone(&indexes),
+            options.vanished_keep.max(1),
         )?;
         Ok(Store {
             inner: Arc::new(Inner {

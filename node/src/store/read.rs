@@ -198,7 +198,7 @@ pub(super) fn changes_since(
         highest_modseq: mailbox.highest_modseq.max(1) as ModSeq,
         uid_next: mailbox.uid_next,
         changed: index::changed_since(conn, mailbox.id, since)?,
-        vanished: index::vanished_since(conn, mailbox.id, since)?,
+        vanished: index::vanished_since(conn, &mailbox, since)?,
         index,
     })
 }

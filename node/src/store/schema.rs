@@ -118,6 +118,12 @@ const MIGRATIONS: &[&str] = &[
     r#"
     ALTER TABLE blobs ADD COLUMN sort_fields BLOB;
     "#,
+    // 4: the `vanished` table is pruned (issue 7, `messages::prune_vanished`);
+    // each mailbox remembers the highest MODSEQ of an expunge it forgot, so
+    // QRESYNC from before it gets every missing UID (RFC 7162 §3.2.5.2).
+    r#"
+    ALTER TABLE mailboxes ADD COLUMN vanished_floor INTEGER NOT NULL DEFAULT 0;
+    "#,
 ];
 
 /// Creates a database at schema version 1 exactly (migration 1 and the

@@ -62,6 +62,8 @@ impl Counters {
 pub(super) struct WriteCtx {
     pub conn: Connection,
     pub crypto: Arc<Crypto>,
+    /// Expunged UIDs kept per mailbox for QRESYNC (`messages::prune_vanished`).
+    pub vanished_keep: usize,
     counters: Counters,
     changed: Vec<MailboxChanged>,
 }
@@ -176,11 +178,13 @@ pub(super) fn spawn(
     commands: mpsc::Receiver<Message>,
     events: broadcast::Sender<MailboxChanged>,
     indexes: Arc<Indexes>,
+    vanished_keep: usize,
 ) -> Result<std::thread::JoinHandle<()>, StoreError> {
     let counters = Counters::load(&conn)?;
     let ctx = WriteCtx {
         conn,
         crypto,
+        vanished_keep,
         counters,
         changed: Vec::new(),
     };

@@ -72,3 +72,55 @@ async fn the_writer_keeps_the_shared_index_current() {
     store.delete_mailbox("Gone").await.expect("delete");
     assert_eq!(store.inner.indexes.footprint().0, 300);
 }
+
+/// The expunge record is pruned to `vanished_keep`; changes from before the
+/// forgotten expunges list every missing UID, changes from after them the
+/// exact ones, and the shared index stays right across the floor.
+#[tokio::test]
+async fn pruned_vanished_record_and_index_across_the_floor() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let options = crate::store::StoreOptions { vanished_keep: 3 };
+    let store =
+        crate::store::Store::open_with(&super::db_path(&dir), &super::KEY, &options).expect("open");
+    for i in 0..20 {
+        append(&store, "INBOX", &[], message(&format!("m{i}"), "x")).await;
+    }
+    let before = store.snapshot("INBOX").await.expect("snapshot");
+    let expunge = |uids: Vec<u32>| {
+        let store = store.clone();
+        async move {
+            store
+                .store_flags("INBOX", &uids, FlagOp::Add, &flags(&["\\Deleted"]), None)
+                .await
+                .expect("flag");
+            store.expunge("INBOX", Some(&uids)).await.expect("expunge")
+        }
+    };
+    for uid in 1..=8 {
+        assert_eq!(expunge(vec![uid]).await, vec![uid]);
+    }
+    let middle = store.snapshot("INBOX").await.expect("snapshot");
+    expunge(vec![15]).await;
+    let conn = rusqlite::Connection::open(super::db_path(&dir)).expect("open db");
+    let kept: i64 = conn
+        .query_row("SELECT COUNT(*) FROM vanished", [], |row| row.get(0))
+        .expect("count");
+    assert!(kept <= 3 + 3 / 4 + 1, "pruned to about 3, {kept} kept");
+
+    let old = store
+        .changes_since("INBOX", before.index.modseq())
+        .await
+        .expect("changes");
+    let mut gone: Vec<u32> = (1..=8).collect();
+    gone.push(15);
+    assert_eq!(old.vanished, gone, "every missing UID");
+    let recent = store
+        .changes_since("INBOX", middle.index.modseq())
+        .await
+        .expect("changes");
+    assert_eq!(recent.vanished, vec![15], "exact after the floor");
+    let now = store.snapshot("INBOX").await.expect("snapshot");
+    assert_eq!(now.index.len(), 11);
+    assert!(!now.index.contains(15) && now.index.contains(16));
+    assert_eq!(now.info.messages, 11);
+}
