@@ -60,8 +60,11 @@ async fn migration_3_fills_old_rows() {
     // What a version-2 mailnode left: no sort fields.
     {
         let conn = rusqlite::Connection::open(&path).expect("open");
-        conn.execute_batch("ALTER TABLE blobs DROP COLUMN sort_fields; PRAGMA user_version = 2;")
-            .expect("downgrade");
+        conn.execute_batch(
+            "ALTER TABLE blobs DROP COLUMN sort_fields; \
+             ALTER TABLE mailboxes DROP COLUMN vanished_floor; PRAGMA user_version = 2;",
+        )
+        .expect("downgrade");
     }
     let store = Store::open(&path, &KEY).expect("migrate");
     let fields = store.sort_fields("INBOX", &[uid]).await.expect("fields");
