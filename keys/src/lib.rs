@@ -20,13 +20,15 @@ mod book;
 mod card;
 mod error;
 mod identity;
+mod rotate;
 mod safety;
 mod seal;
 mod secrets;
 mod strangers;
+mod update;
 
 pub use book::{AddressBook, Contact, Outcome};
-pub use card::{ContactCard, PEER_ID_NOTATION};
+pub use card::{ContactCard, PEER_ID_NOTATION, Revocation};
 pub use error::KeyError;
 pub use identity::{Identity, Opened, PublicInfo};
 pub use safety::SafetyNumber;
@@ -35,6 +37,8 @@ pub use secrets::{
     ARGON2_PARAMS, PASSPHRASE_ENV, PassphraseSource, Protection, ProtectionUsed, Unlocker,
     derive as argon2id,
 };
+pub use rotate::{RevocationReason, Rotation};
+pub use update::{CardChange, CardUpdate};
 pub use strangers::{MAX_STRANGERS, Stranger, StrangerBook};
 
 /// Re-exported so that callers name the same PeerId and Multiaddr types.
