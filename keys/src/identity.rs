@@ -251,7 +251,7 @@ impl Identity {
         let file = read_identity_file(home)?;
         let path = home.join(CARD_FILE);
         let bytes = std::fs::read(&path).map_err(|err| KeyError::io(&path, err))?;
-        let card = ContactCard::from_bytes(&bytes)?;
+        let card = ContactCard::from_bytes_even_revoked(&bytes)?;
         if card.fingerprint() != file.fingerprint {
             return Err(KeyError::Corrupt {
                 path,

@@ -111,6 +111,15 @@ pub enum Command {
     /// Print the revocation certificate (publish it if your key is lost or
     /// stolen).
     Revocation,
+    /// Change your own keys (the node must be stopped).
+    Keys {
+        /// What to do.
+        #[command(subcommand)]
+        command: crate::key_commands::KeysCommand,
+    },
+    /// Revoke your key for good and tell every contact (at the node's next
+    /// start; the node must be stopped).
+    Revoke(crate::key_commands::RevokeArgs),
     /// Show whether the daemon runs, and where.
     Status,
     /// Write the whole node (identity, secrets, contacts, bridge
@@ -312,6 +321,10 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             print!("{}", identity.revocation_armored());
             Ok(())
         }
+        Command::Keys {
+            command: crate::key_commands::KeysCommand::Rotate,
+        } => crate::key_commands::rotate(&home, &cli.unlocker()),
+        Command::Revoke(args) => crate::key_commands::revoke(&home, &cli.unlocker(), args),
         Command::Status => status(&home),
         Command::Backup {
             file,
@@ -586,7 +599,10 @@ fn contacts(home: &Home, command: &ContactsCommand) -> anyhow::Result<()> {
             } else {
                 std::fs::read(file).with_context(|| format!("cannot read {file}"))?
             };
-            let card = ContactCard::from_bytes(&bytes)
+            // A revoked card is read too: for a known contact it is their
+            // revocation certificate (the address book applies it); a new
+            // contact with a revoked key is refused there.
+            let card = ContactCard::from_bytes_even_revoked(&bytes)
                 .with_context(|| format!("{file} is not a usable mailnode contact card"))?;
             let own = Identity::public_info(home.path())?;
             if card.fingerprint() == own.card.fingerprint() {
