@@ -638,12 +638,17 @@ fn contacts(home: &Home, command: &ContactsCommand) -> anyhow::Result<()> {
             }
             for contact in book.list() {
                 let card = &contact.card;
+                let revoked = card
+                    .revocation()
+                    .map(|r| format!("\t{r}"))
+                    .unwrap_or_default();
                 println!(
-                    "{} <{}>\tfingerprint {}\tpeer-id {}{}",
+                    "{} <{}>\tfingerprint {}\tpeer-id {}\tencryption-key {}{}{revoked}",
                     card.name(),
                     card.address(),
                     card.fingerprint(),
                     card.peer_id(),
+                    card.encryption_keys().join(","),
                     if contact.verified { "\tverified" } else { "" }
                 );
             }

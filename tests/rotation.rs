@@ -1,0 +1,279 @@
+//! Issue 8, key rotation and revocation between real daemons: Alice
+//! rotates her encryption key (or revokes her key) with her node stopped;
+//! at its next start her node sends the new card to Bob through the
+//! outbox; Bob's node applies it only when Alice's primary key made it,
+//! files a notice, and from then on encrypts to the new key (or refuses
+//! to encrypt at all). Forged updates and revocations, delivered to Bob
+//! over Alice's own authenticated channel, are refused. gpg and sq accept
+//! the rotated card.
+
+mod common;
+
+use std::process::Command;
+use std::time::Duration;
+
+use common::{Node, describe, simple_message, value_of, wait_until};
+
+const WAIT: Duration = Duration::from_secs(90);
+
+fn subjects(node: &Node, mailbox: &str) -> Vec<String> {
+    node.imap_tool("subjects", &[mailbox])
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+fn has_subject(node: &Node, mailbox: &str, subject: &str) -> bool {
+    subjects(node, mailbox).iter().any(|s| s == subject)
+}
+
+/// The message in `mailbox` whose text contains `needle`.
+fn message_containing(node: &Node, mailbox: &str, needle: &str) -> String {
+    node.fetch_all(mailbox)
+        .into_iter()
+        .map(|m| String::from_utf8_lossy(&m).into_owned())
+        .find(|m| m.contains(needle))
+        .unwrap_or_else(|| panic!("no message in {mailbox} of {} contains {needle:?}", node.name))
+}
+
+/// Bob's contact line for `address`.
+fn contact_line(node: &Node, address: &str) -> String {
+    node.cli_ok(&["contacts", "list"])
+        .lines()
+        .find(|l| l.contains(&format!("<{address}>")))
+        .unwrap_or_else(|| panic!("{address} is not a contact of {}", node.name))
+        .to_string()
+}
+
+/// A control message as a user could submit it by hand: the node's checks
+/// must hold whatever its body says.
+fn control_message(from: &str, to: &str, card: &str) -> Vec<u8> {
+    format!(
+        "From: {from}\r\nTo: {to}\r\nSubject: new card\r\nDate: Tue, 24 Nov 2026 19:00:00 +0000\r\n\
+         Message-ID: <forged-{}@example.org>\r\nX-Mailnode-Control: card-update\r\n\
+         MIME-Version: 1.0\r\nContent-Type: application/pgp-keys\r\n\r\n{}",
+        card.len(),
+        card.replace("\r\n", "\n").replace('\n', "\r\n")
+    )
+    .into_bytes()
+}
+
+/// Submits through `node`'s SMTP bridge and returns the server's refusal,
+/// if any.
+fn try_send(node: &Node, to: &str, raw: &[u8]) -> Result<(), String> {
+    use lettre::address::Envelope;
+    use lettre::transport::smtp::authentication::{Credentials, Mechanism};
+    use lettre::{SmtpTransport, Transport};
+    let transport = SmtpTransport::builder_dangerous("127.0.0.1")
+        .port(node.running().smtp)
+        .credentials(Credentials::new(node.email.clone(), node.cached_password()))
+        .authentication(vec![Mechanism::Plain])
+        .build();
+    let envelope = Envelope::new(
+        Some(node.email.parse().expect("from")),
+        vec![to.parse().expect("to")],
+    )
+    .expect("envelope");
+    transport
+        .send_raw(&envelope, raw.strip_suffix(b"\r\n").unwrap_or(raw))
+        .map(|_| ())
+        .map_err(|err| err.to_string())
+}
+
+#[test]
+fn a_rotation_reaches_bob_and_mail_flows_both_ways() {
+    let (mut alice, bob) = Node::running_pair();
+    bob.cli_ok(&["contacts", "verify", "alice@example.org", "--yes"]);
+    let old_line = contact_line(&bob, "alice@example.org");
+
+    // Refused while the daemon runs: it holds the secrets.
+    let out = alice.cli(&["keys", "rotate"]);
+    assert!(!out.status.success(), "{}", describe(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("stop it"),
+        "{}",
+        describe(&out)
+    );
+
+    alice.stop();
+    let rotated = alice.cli_ok(&["keys", "rotate"]);
+    let new_key = value_of(&rotated, "new-encryption-key").expect("new key printed");
+    let card = alice.cli_ok(&["contacts", "export"]);
+    alice.start();
+
+    let subject = "Alice <alice@example.org> rotated their encryption key";
+    wait_until(WAIT, "Bob's notice of the rotation", || {
+        has_subject(&bob, "INBOX", subject)
+    });
+    let notice = message_containing(&bob, "INBOX", subject);
+    assert!(notice.contains(&new_key), "{notice}");
+    let line = contact_line(&bob, "alice@example.org");
+    assert!(line.contains(&format!("encryption-key {new_key}")), "{line}");
+    assert!(line.ends_with("verified"), "no longer verified: {line}");
+    assert_ne!(line, old_line);
+
+    // Mail both ways, Bob's now encrypted to the new key.
+    bob.send_with_lettre(
+        &[&alice.email],
+        &simple_message(&bob.email, &alice.email, "after rotation", "b1", "to the new key"),
+    );
+    wait_until(WAIT, "Bob's mail at Alice", || {
+        has_subject(&alice, "INBOX", "after rotation")
+    });
+    alice.send_with_lettre(
+        &[&bob.email],
+        &simple_message(&alice.email, &bob.email, "reply", "a1", "signed as before"),
+    );
+    wait_until(WAIT, "Alice's mail at Bob", || has_subject(&bob, "INBOX", "reply"));
+    assert!(
+        !has_subject(&bob, "INBOX", "mailnode card update"),
+        "the control message was filed as mail"
+    );
+
+    // A restart announces nothing again.
+    alice.stop();
+    alice.start();
+    alice.stop();
+    assert_eq!(
+        alice.log_count("queued our changed card for a contact"),
+        1,
+        "{}",
+        alice.log()
+    );
+
+    // gpg and sq take the rotated card; gpg sees the new subkey as the
+    // usable one and the old one as revoked.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("alice.asc");
+    std::fs::write(&file, &card).expect("card");
+    let gnupg = dir.path().join("gnupg");
+    std::fs::create_dir(&gnupg).expect("gnupg home");
+    let gpg = |args: &[&str]| {
+        Command::new("gpg")
+            .arg("--homedir")
+            .arg(&gnupg)
+            .args(["--batch", "--with-colons"])
+            .args(args)
+            .output()
+            .expect("gpg runs (scripts/install-test-deps installs it)")
+    };
+    let out = gpg(&["--import", file.to_str().expect("utf-8")]);
+    assert!(out.status.success(), "gpg --import: {}", describe(&out));
+    let out = gpg(&["--list-keys", "--with-subkey-fingerprints", "alice@example.org"]);
+    let listing = String::from_utf8_lossy(&out.stdout).into_owned();
+    let subkeys: Vec<&str> = listing.lines().filter(|l| l.starts_with("sub:")).collect();
+    assert_eq!(subkeys.len(), 2, "{listing}");
+    assert!(subkeys.iter().any(|l| l.starts_with("sub:r:")), "{listing}");
+    let valid = listing
+        .lines()
+        .skip_while(|l| !(l.starts_with("sub:") && !l.starts_with("sub:r:")))
+        .find(|l| l.starts_with("fpr:"))
+        .expect("the valid subkey's fingerprint");
+    assert!(valid.contains(&new_key), "{listing}");
+    match Command::new("sq").arg("inspect").arg(&file).output() {
+        Ok(out) => {
+            assert!(out.status.success(), "sq inspect: {}", describe(&out));
+            let text = String::from_utf8_lossy(&out.stdout);
+            assert!(text.contains(&new_key), "{text}");
+        }
+        Err(err) => eprintln!("sq is not installed ({err}); only gpg was checked"),
+    }
+}
+
+#[test]
+fn a_card_update_by_another_key_is_refused() {
+    let (alice, bob) = Node::running_pair();
+    let before = contact_line(&bob, "alice@example.org");
+    // Mallory's key claims Alice's address; the card reaches Bob over
+    // Alice's own authenticated channel (as if Mallory held Alice's
+    // node), and over a contact's channel for someone else's address.
+    let mallory = Node::create_with_email("mallory", "alice@example.org");
+    let forged = mallory.cli_ok(&["contacts", "export"]);
+    alice.send_with_lettre(
+        &[&bob.email],
+        &control_message(&alice.email, &bob.email, &forged),
+    );
+    wait_until(WAIT, "Alice's bounce", || alice.count("INBOX") == 1);
+    let bounce = String::from_utf8_lossy(&alice.fetch_all("INBOX")[0]).into_owned();
+    assert!(bounce.contains("card update refused"), "{bounce}");
+    assert!(bounce.contains("an update must be made by the primary key"), "{bounce}");
+    assert_eq!(contact_line(&bob, "alice@example.org"), before);
+    assert_eq!(bob.count("INBOX"), 0, "something was filed at Bob");
+    assert!(bob.log().contains("refused a card update"), "{}", bob.log());
+
+    // Mail still flows with the key Bob holds.
+    alice.send_with_lettre(
+        &[&bob.email],
+        &simple_message(&alice.email, &bob.email, "still me", "a2", "hello"),
+    );
+    wait_until(WAIT, "Alice's mail", || has_subject(&bob, "INBOX", "still me"));
+}
+
+#[test]
+fn a_revocation_reaches_bob_and_a_forged_one_does_not() {
+    let (mut alice, bob) = Node::running_pair();
+
+    // A revocation made by another key (Mallory's, for Alice's address)
+    // is refused; Bob keeps encrypting to Alice.
+    let mallory = Node::create_with_email("mallory", "alice@example.org");
+    let forged = mallory.cli_ok(&["revocation"]);
+    alice.send_with_lettre(
+        &[&bob.email],
+        &control_message(&alice.email, &bob.email, &forged),
+    );
+    wait_until(WAIT, "Alice's bounce", || alice.count("INBOX") == 1);
+    assert!(
+        !contact_line(&bob, "alice@example.org").contains("revoked"),
+        "a forged revocation was applied"
+    );
+    try_send(
+        &bob,
+        &alice.email,
+        &simple_message(&bob.email, &alice.email, "before", "b0", "x"),
+    )
+    .expect("Bob still writes to Alice");
+    wait_until(WAIT, "Bob's mail", || has_subject(&alice, "INBOX", "before"));
+
+    // The real revocation.
+    alice.stop();
+    let out = alice.cli(&["revoke", "--reason", "retired"]);
+    assert!(!out.status.success(), "revoked without --yes: {}", describe(&out));
+    let revoked = alice.cli_ok(&["revoke", "--yes", "--message", "moving to a new key"]);
+    assert!(revoked.contains("revoked on"), "{revoked}");
+    alice.start();
+
+    let subject = "Alice <alice@example.org> revoked their key";
+    wait_until(WAIT, "Bob's notice of the revocation", || {
+        has_subject(&bob, "INBOX", subject)
+    });
+    let notice = message_containing(&bob, "INBOX", subject);
+    assert!(notice.contains("moving to a new key"), "{notice}");
+    assert!(contact_line(&bob, "alice@example.org").contains("revoked on"));
+
+    // Bob's node no longer encrypts to Alice: refused at RCPT, with why.
+    let err = try_send(
+        &bob,
+        &alice.email,
+        &simple_message(&bob.email, &alice.email, "after", "b1", "x"),
+    )
+    .expect_err("mail to a revoked key was accepted");
+    assert!(err.contains("5.7.1") && err.contains("revoked"), "{err}");
+
+    // Mail Alice signs after the revocation is refused, with a notice.
+    let before_late = alice.count("INBOX");
+    alice.send_with_lettre(
+        &[&bob.email],
+        &simple_message(&alice.email, &bob.email, "late", "a3", "signed after"),
+    );
+    wait_until(WAIT, "Alice's bounce for late mail", || {
+        alice.count("INBOX") > before_late
+    });
+    let bounce = message_containing(&alice, "INBOX", "this node refuses mail signed by it");
+    assert!(bounce.contains("revoked on"), "{bounce}");
+    assert!(!has_subject(&bob, "INBOX", "late"), "late mail was filed");
+    assert!(has_subject(
+        &bob,
+        "INBOX",
+        "Refused mail signed by the revoked key of <alice@example.org>"
+    ));
+}
