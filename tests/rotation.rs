@@ -33,7 +33,12 @@ fn message_containing(node: &Node, mailbox: &str, needle: &str) -> String {
         .into_iter()
         .map(|m| String::from_utf8_lossy(&m).into_owned())
         .find(|m| m.contains(needle))
-        .unwrap_or_else(|| panic!("no message in {mailbox} of {} contains {needle:?}", node.name))
+        .unwrap_or_else(|| {
+            panic!(
+                "no message in {mailbox} of {} contains {needle:?}",
+                node.name
+            )
+        })
 }
 
 /// Bob's contact line for `address`.
@@ -108,14 +113,23 @@ fn a_rotation_reaches_bob_and_mail_flows_both_ways() {
     let notice = message_containing(&bob, "INBOX", subject);
     assert!(notice.contains(&new_key), "{notice}");
     let line = contact_line(&bob, "alice@example.org");
-    assert!(line.contains(&format!("encryption-key {new_key}")), "{line}");
+    assert!(
+        line.contains(&format!("encryption-key {new_key}")),
+        "{line}"
+    );
     assert!(line.ends_with("verified"), "no longer verified: {line}");
     assert_ne!(line, old_line);
 
     // Mail both ways, Bob's now encrypted to the new key.
     bob.send_with_lettre(
         &[&alice.email],
-        &simple_message(&bob.email, &alice.email, "after rotation", "b1", "to the new key"),
+        &simple_message(
+            &bob.email,
+            &alice.email,
+            "after rotation",
+            "b1",
+            "to the new key",
+        ),
     );
     wait_until(WAIT, "Bob's mail at Alice", || {
         has_subject(&alice, "INBOX", "after rotation")
@@ -124,7 +138,9 @@ fn a_rotation_reaches_bob_and_mail_flows_both_ways() {
         &[&bob.email],
         &simple_message(&alice.email, &bob.email, "reply", "a1", "signed as before"),
     );
-    wait_until(WAIT, "Alice's mail at Bob", || has_subject(&bob, "INBOX", "reply"));
+    wait_until(WAIT, "Alice's mail at Bob", || {
+        has_subject(&bob, "INBOX", "reply")
+    });
     assert!(
         !has_subject(&bob, "INBOX", "mailnode card update"),
         "the control message was filed as mail"
@@ -159,7 +175,11 @@ fn a_rotation_reaches_bob_and_mail_flows_both_ways() {
     };
     let out = gpg(&["--import", file.to_str().expect("utf-8")]);
     assert!(out.status.success(), "gpg --import: {}", describe(&out));
-    let out = gpg(&["--list-keys", "--with-subkey-fingerprints", "alice@example.org"]);
+    let out = gpg(&[
+        "--list-keys",
+        "--with-subkey-fingerprints",
+        "alice@example.org",
+    ]);
     let listing = String::from_utf8_lossy(&out.stdout).into_owned();
     let subkeys: Vec<&str> = listing.lines().filter(|l| l.starts_with("sub:")).collect();
     assert_eq!(subkeys.len(), 2, "{listing}");
@@ -196,7 +216,10 @@ fn a_card_update_by_another_key_is_refused() {
     wait_until(WAIT, "Alice's bounce", || alice.count("INBOX") == 1);
     let bounce = String::from_utf8_lossy(&alice.fetch_all("INBOX")[0]).into_owned();
     assert!(bounce.contains("card update refused"), "{bounce}");
-    assert!(bounce.contains("an update must be made by the primary key"), "{bounce}");
+    assert!(
+        bounce.contains("an update must be made by the primary key"),
+        "{bounce}"
+    );
     assert_eq!(contact_line(&bob, "alice@example.org"), before);
     assert_eq!(bob.count("INBOX"), 0, "something was filed at Bob");
     assert!(bob.log().contains("refused a card update"), "{}", bob.log());
@@ -206,7 +229,9 @@ fn a_card_update_by_another_key_is_refused() {
         &[&bob.email],
         &simple_message(&alice.email, &bob.email, "still me", "a2", "hello"),
     );
-    wait_until(WAIT, "Alice's mail", || has_subject(&bob, "INBOX", "still me"));
+    wait_until(WAIT, "Alice's mail", || {
+        has_subject(&bob, "INBOX", "still me")
+    });
 }
 
 #[test]
@@ -232,12 +257,18 @@ fn a_revocation_reaches_bob_and_a_forged_one_does_not() {
         &simple_message(&bob.email, &alice.email, "before", "b0", "x"),
     )
     .expect("Bob still writes to Alice");
-    wait_until(WAIT, "Bob's mail", || has_subject(&alice, "INBOX", "before"));
+    wait_until(WAIT, "Bob's mail", || {
+        has_subject(&alice, "INBOX", "before")
+    });
 
     // The real revocation.
     alice.stop();
     let out = alice.cli(&["revoke", "--reason", "retired"]);
-    assert!(!out.status.success(), "revoked without --yes: {}", describe(&out));
+    assert!(
+        !out.status.success(),
+        "revoked without --yes: {}",
+        describe(&out)
+    );
     let revoked = alice.cli_ok(&["revoke", "--yes", "--message", "moving to a new key"]);
     assert!(revoked.contains("revoked on"), "{revoked}");
     alice.start();

@@ -288,8 +288,7 @@ impl Identity {
         let outcome = change(&mut identity)?;
         if identity.fingerprint() != file.fingerprint || *identity.peer_id() != peer_id {
             return Err(KeyError::OpenPgp(
-                "a change of the stored identity may not replace its primary key or PeerId"
-                    .into(),
+                "a change of the stored identity may not replace its primary key or PeerId".into(),
             ));
         }
         let plain = identity.export_secrets()?;
@@ -302,7 +301,11 @@ impl Identity {
         Ok(outcome)
     }
 
-    fn load_with(home: &Path, file: &IdentityFile, data_key: &[u8; 32]) -> Result<Identity, KeyError> {
+    fn load_with(
+        home: &Path,
+        file: &IdentityFile,
+        data_key: &[u8; 32],
+    ) -> Result<Identity, KeyError> {
         let path = home.join(SECRETS_FILE);
         let sealed = std::fs::read(&path).map_err(|err| KeyError::io(&path, err))?;
         let plain = decrypt_secrets(data_key, &file.fingerprint, &sealed, &path)?;

@@ -31,15 +31,15 @@ pub use book::{AddressBook, Contact, Outcome};
 pub use card::{ContactCard, PEER_ID_NOTATION, Revocation};
 pub use error::KeyError;
 pub use identity::{Identity, Opened, PublicInfo};
+pub use rotate::{RevocationReason, Rotation};
 pub use safety::SafetyNumber;
 pub use seal::{check_encryption_key, encrypt_to};
 pub use secrets::{
     ARGON2_PARAMS, PASSPHRASE_ENV, PassphraseSource, Protection, ProtectionUsed, Unlocker,
     derive as argon2id,
 };
-pub use rotate::{RevocationReason, Rotation};
-pub use update::{CardChange, CardUpdate};
 pub use strangers::{MAX_STRANGERS, Stranger, StrangerBook};
+pub use update::{CardChange, CardUpdate};
 
 /// Re-exported so that callers name the same PeerId and Multiaddr types.
 pub use libp2p::{Multiaddr, PeerId};

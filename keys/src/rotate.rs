@@ -71,10 +71,9 @@ impl Identity {
             .map(|ka| ka.key().clone())
             .collect();
         let now = SystemTime::now();
-        let subkey: Key<SecretParts, SubordinateRole> =
-            Key4::generate_ecc(false, Curve::Cv25519)
-                .map_err(KeyError::pgp)?
-                .into();
+        let subkey: Key<SecretParts, SubordinateRole> = Key4::generate_ecc(false, Curve::Cv25519)
+            .map_err(KeyError::pgp)?
+            .into();
         let binding = SignatureBuilder::new(SignatureType::SubkeyBinding)
             .set_key_flags(
                 KeyFlags::empty()
@@ -105,11 +104,7 @@ impl Identity {
     }
 
     /// Revokes the whole key now, for `reason`, with the owner's `text`.
-    pub fn revoke(
-        &mut self,
-        reason: RevocationReason,
-        text: &str,
-    ) -> Result<Revocation, KeyError> {
+    pub fn revoke(&mut self, reason: RevocationReason, text: &str) -> Result<Revocation, KeyError> {
         self.refuse_if_revoked()?;
         let code = match reason {
             RevocationReason::Compromised => ReasonForRevocation::KeyCompromised,
@@ -137,7 +132,9 @@ impl Identity {
     pub fn apply_revocation_certificate(&mut self, bytes: &[u8]) -> Result<Revocation, KeyError> {
         self.refuse_if_revoked()?;
         let pile = PacketPile::from_bytes(bytes).map_err(|err| {
-            KeyError::InvalidCard(format!("it is not an OpenPGP revocation certificate ({err})"))
+            KeyError::InvalidCard(format!(
+                "it is not an OpenPGP revocation certificate ({err})"
+            ))
         })?;
         let signatures: Vec<Packet> = pile
             .into_children()
@@ -151,10 +148,7 @@ impl Identity {
             ));
         }
         let tsk = self.tsk().clone();
-        let revoked: Cert = tsk
-            .insert_packets(signatures)
-            .map_err(KeyError::pgp)?
-            .0;
+        let revoked: Cert = tsk.insert_packets(signatures).map_err(KeyError::pgp)?.0;
         let policy = StandardPolicy::new();
         if !matches!(
             revoked.revocation_status(&policy, None),
@@ -229,8 +223,13 @@ mod tests {
 
         // Old mail decrypts with the kept subkey; new mail to the rotated
         // card decrypts too.
-        assert_eq!(alice.open(&before, bob.card()).expect("old").plaintext, b"old mail");
-        let update = held.check_update(&received(alice.card())).expect("accepted");
+        assert_eq!(
+            alice.open(&before, bob.card()).expect("old").plaintext,
+            b"old mail"
+        );
+        let update = held
+            .check_update(&received(alice.card()))
+            .expect("accepted");
         assert_eq!(
             update.change,
             CardChange::Rotated {
@@ -239,7 +238,10 @@ mod tests {
             }
         );
         let after = bob.seal(b"new mail", &update.card).expect("seal");
-        assert_eq!(alice.open(&after, bob.card()).expect("new").plaintext, b"new mail");
+        assert_eq!(
+            alice.open(&after, bob.card()).expect("new").plaintext,
+            b"new mail"
+        );
         // Only the new subkey is a recipient now.
         let pile = openpgp::PacketPile::from_bytes(&after).expect("pile");
         let recipients: Vec<String> = pile
@@ -250,16 +252,24 @@ mod tests {
             })
             .collect();
         assert!(
-            recipients.iter().all(|r| !rotation.old[0].ends_with(r.as_str())),
+            recipients
+                .iter()
+                .all(|r| !rotation.old[0].ends_with(r.as_str())),
             "still encrypted to the superseded subkey: {recipients:?}"
         );
         // Applying the same update again changes nothing; a second rotation
         // works as the first.
-        let again = update.card.check_update(&received(alice.card())).expect("again");
+        let again = update
+            .card
+            .check_update(&received(alice.card()))
+            .expect("again");
         assert_eq!(again.change, CardChange::Unchanged);
         let second = alice.rotate_encryption_key().expect("second rotation");
         assert_eq!(second.old, vec![rotation.new]);
-        assert_eq!(alice.open(&before, bob.card()).expect("oldest").plaintext, b"old mail");
+        assert_eq!(
+            alice.open(&before, bob.card()).expect("oldest").plaintext,
+            b"old mail"
+        );
     }
 
     #[test]
@@ -297,7 +307,9 @@ mod tests {
         // Nor can the owner's node be made to revoke itself with it.
         let mut alice = alice;
         let bare = Packet::from(forged).to_vec().expect("bare signature");
-        let err = alice.apply_revocation_certificate(&bare).expect_err("forged");
+        let err = alice
+            .apply_revocation_certificate(&bare)
+            .expect_err("forged");
         assert!(err.to_string().contains("not made by"), "{err}");
         assert!(alice.card().revocation().is_none());
     }
@@ -310,11 +322,16 @@ mod tests {
             .revoke(RevocationReason::Retired, "moving to a new key")
             .expect("revoke");
         assert!(!revocation.hard);
-        assert!(revocation.reason.contains("moving to a new key"), "{revocation}");
+        assert!(
+            revocation.reason.contains("moving to a new key"),
+            "{revocation}"
+        );
         assert!(alice.revoke(RevocationReason::Retired, "again").is_err());
         assert!(alice.rotate_encryption_key().is_err());
 
-        let update = held.check_update(&received(alice.card())).expect("accepted");
+        let update = held
+            .check_update(&received(alice.card()))
+            .expect("accepted");
         assert_eq!(update.change, CardChange::Revoked(revocation.clone()));
         let err = crate::check_encryption_key(update.card.cert()).expect_err("revoked");
         assert!(err.to_string().contains("no longer encrypts"), "{err}");
@@ -365,9 +382,15 @@ mod tests {
         let loaded = Identity::load(dir.path(), &unlocker).expect("load");
         assert_eq!(loaded.card().encryption_keys(), vec![rotation.new]);
         assert_eq!(loaded.bridge_password(), alice.bridge_password());
-        assert_eq!(loaded.open(&old_mail, bob.card()).expect("old").plaintext, b"before");
+        assert_eq!(
+            loaded.open(&old_mail, bob.card()).expect("old").plaintext,
+            b"before"
+        );
         let public = Identity::public_info(dir.path()).expect("public");
-        assert_eq!(public.card.encryption_keys(), loaded.card().encryption_keys());
+        assert_eq!(
+            public.card.encryption_keys(),
+            loaded.card().encryption_keys()
+        );
         let wrong = Unlocker::new(PassphraseSource::fixed("another passphrase"));
         assert!(Identity::update_stored(dir.path(), &wrong, |_| Ok(())).is_err());
     }

@@ -112,7 +112,9 @@ pub async fn announce(
                 sealer.card(),
             );
             let cards = [(address, contact.card.clone())];
-            items.extend(crate::submit::seal_for_each(&sealer, &message, &date, &cards)?);
+            items.extend(crate::submit::seal_for_each(
+                &sealer, &message, &date, &cards,
+            )?);
         }
         Ok::<_, imap_bridge::backend::SubmitError>(items)
     })

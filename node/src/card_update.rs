@@ -68,7 +68,10 @@ pub fn control_message(from_name: &str, from: &str, to: &str, card: &ContactCard
         name = one_line(from_name).replace(['<', '>', '"'], ""),
         date = chrono::Utc::now().to_rfc2822(),
         id = hex::encode(id),
-        armored = card.to_armored().replace("\r\n", "\n").replace('\n', "\r\n"),
+        armored = card
+            .to_armored()
+            .replace("\r\n", "\n")
+            .replace('\n', "\r\n"),
     )
     .into_bytes()
 }
@@ -83,7 +86,13 @@ pub async fn apply(
 ) -> DeliveryResponse {
     let offered = match ContactCard::from_bytes_even_revoked(bytes) {
         Ok(card) => card,
-        Err(err) => return refused(peer, contact, &format!("the card update is not usable: {err}")),
+        Err(err) => {
+            return refused(
+                peer,
+                contact,
+                &format!("the card update is not usable: {err}"),
+            );
+        }
     };
     let update = match contact.card.check_update(&offered) {
         Ok(update) => update,
@@ -191,7 +200,10 @@ pub async fn from_revoked(
         date = revocation.date(),
         why = one_line(&revocation.reason),
     );
-    let subject = format!("Refused mail signed by the revoked key of <{}>", card.address());
+    let subject = format!(
+        "Refused mail signed by the revoked key of <{}>",
+        card.address()
+    );
     let message = key_notice::notice(
         context.identity.address(),
         &subject,
@@ -226,7 +238,11 @@ fn rotated_notice(contact: &Contact, old: &[String], new: &[String]) -> ([u8; 16
     let mut parts = vec!["rotated", card.address()];
     parts.extend(new.iter().map(String::as_str));
     let id = key_notice::delivery_id(&parts);
-    let subject = format!("{} <{}> rotated their encryption key", one_line(card.name()), card.address());
+    let subject = format!(
+        "{} <{}> rotated their encryption key",
+        one_line(card.name()),
+        card.address()
+    );
     let body = format!(
         "{name} <{address}> made a new encryption key, signed by the primary key\r\n\
          {fpr} that you already had{verified}. mailnode applied it: mail\r\n\
@@ -239,7 +255,11 @@ fn rotated_notice(contact: &Contact, old: &[String], new: &[String]) -> ([u8; 16
         name = one_line(card.name()),
         address = one_line(card.address()),
         fpr = card.fingerprint(),
-        verified = if contact.verified { " (and verified)" } else { "" },
+        verified = if contact.verified {
+            " (and verified)"
+        } else {
+            ""
+        },
         old = old.join(", "),
         new = new.join(", "),
     );
@@ -249,7 +269,11 @@ fn rotated_notice(contact: &Contact, old: &[String], new: &[String]) -> ([u8; 16
 fn revoked_notice(contact: &Contact, revocation: &keys::Revocation) -> ([u8; 16], String, String) {
     let card = &contact.card;
     let id = key_notice::delivery_id(&["revoked", card.address(), card.fingerprint()]);
-    let subject = format!("{} <{}> revoked their key", one_line(card.name()), card.address());
+    let subject = format!(
+        "{} <{}> revoked their key",
+        one_line(card.name()),
+        card.address()
+    );
     let body = format!(
         "{name} <{address}> revoked their key {fpr}\r\n\
          on {date} (reason: {why}).\r\n\
@@ -296,7 +320,12 @@ mod tests {
     #[test]
     fn a_control_message_round_trips_and_others_are_mail() {
         let alice = Identity::generate("Alice", "alice@example.org").expect("alice");
-        let message = control_message("Alice", "alice@example.org", "bob@example.org", alice.card());
+        let message = control_message(
+            "Alice",
+            "alice@example.org",
+            "bob@example.org",
+            alice.card(),
+        );
         let card = control_card(&message).expect("control").expect("usable");
         let parsed = ContactCard::from_bytes(&card).expect("card");
         assert_eq!(parsed.fingerprint(), alice.fingerprint());

@@ -105,11 +105,12 @@ pub fn revoke(home: &Home, unlocker: &Unlocker, args: &RevokeArgs) -> anyhow::Re
         Reason::Superseded => RevocationReason::Superseded,
         Reason::Retired => RevocationReason::Retired,
     };
-    let revocation = Identity::update_stored(home.path(), unlocker, |identity| match &certificate {
-        Some(bytes) => identity.apply_revocation_certificate(bytes),
-        None => identity.revoke(reason, args.message.trim()),
-    })
-    .context("cannot revoke the key")?;
+    let revocation =
+        Identity::update_stored(home.path(), unlocker, |identity| match &certificate {
+            Some(bytes) => identity.apply_revocation_certificate(bytes),
+            None => identity.revoke(reason, args.message.trim()),
+        })
+        .context("cannot revoke the key")?;
     println!("revoked: {revocation}");
     println!(
         "Start the node once more: it sends the revocation to every contact. Then make a new \

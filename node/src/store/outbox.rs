@@ -101,7 +101,11 @@ pub(super) fn submit(
 
 /// Queues items that have no Sent or Outbox copy: the node's own control
 /// messages (card updates, issue 8), which the user did not write.
-pub(super) fn queue(ctx: &mut WriteCtx, items: &[SealedItem], now_ms: i64) -> Result<(), StoreError> {
+pub(super) fn queue(
+    ctx: &mut WriteCtx,
+    items: &[SealedItem],
+    now_ms: i64,
+) -> Result<(), StoreError> {
     insert(ctx, items, now_ms, None)
 }
 
