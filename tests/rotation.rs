@@ -63,26 +63,8 @@ fn control_message(from: &str, to: &str, card: &str) -> Vec<u8> {
     .into_bytes()
 }
 
-/// Submits through `node`'s SMTP bridge and returns the server's refusal,
-/// if any.
 fn try_send(node: &Node, to: &str, raw: &[u8]) -> Result<(), String> {
-    use lettre::address::Envelope;
-    use lettre::transport::smtp::authentication::{Credentials, Mechanism};
-    use lettre::{SmtpTransport, Transport};
-    let transport = SmtpTransport::builder_dangerous("127.0.0.1")
-        .port(node.running().smtp)
-        .credentials(Credentials::new(node.email.clone(), node.cached_password()))
-        .authentication(vec![Mechanism::Plain])
-        .build();
-    let envelope = Envelope::new(
-        Some(node.email.parse().expect("from")),
-        vec![to.parse().expect("to")],
-    )
-    .expect("envelope");
-    transport
-        .send_raw(&envelope, raw.strip_suffix(b"\r\n").unwrap_or(raw))
-        .map(|_| ())
-        .map_err(|err| err.to_string())
+    node.try_send_with_lettre(&[to], raw)
 }
 
 #[test]

@@ -99,10 +99,7 @@ impl ContactCard {
     /// Reads a card from armored or binary OpenPGP bytes. Secret key material,
     /// if any, is dropped.
     pub fn from_bytes(bytes: &[u8]) -> Result<ContactCard, KeyError> {
-        let cert = Cert::from_bytes(bytes).map_err(|err| {
-            KeyError::InvalidCard(format!("it is not an OpenPGP certificate ({err})"))
-        })?;
-        ContactCard::from_cert(cert.strip_secret_key_material())
+        ContactCard::from_cert(public_cert(bytes)?)
     }
 
     /// Checks a certificate and extracts name, address and PeerId. A revoked
@@ -121,10 +118,7 @@ impl ContactCard {
     /// (see [`ContactCard::revocation`]): the address book keeps a contact's
     /// revoked card so that it can say why mail to them is refused.
     pub fn from_bytes_even_revoked(bytes: &[u8]) -> Result<ContactCard, KeyError> {
-        let cert = Cert::from_bytes(bytes).map_err(|err| {
-            KeyError::InvalidCard(format!("it is not an OpenPGP certificate ({err})"))
-        })?;
-        ContactCard::from_cert_even_revoked(cert.strip_secret_key_material())
+        ContactCard::from_cert_even_revoked(public_cert(bytes)?)
     }
 
     /// Like [`ContactCard::from_cert`], but a revoked card is read too. A
@@ -239,6 +233,13 @@ impl ContactCard {
     pub fn to_binary(&self) -> Vec<u8> {
         self.cert.to_vec().unwrap_or_default()
     }
+}
+
+/// The certificate in `bytes` (armored or binary), secret parts dropped.
+fn public_cert(bytes: &[u8]) -> Result<Cert, KeyError> {
+    Cert::from_bytes(bytes)
+        .map(Cert::strip_secret_key_material)
+        .map_err(|err| KeyError::InvalidCard(format!("it is not an OpenPGP certificate ({err})")))
 }
 
 /// Name, address and PeerId from the primary user ID and its self-signature.

@@ -122,14 +122,7 @@ pub async fn apply(
     // The notice first: if storing the card fails the sender retries, and
     // the notice, filed under the same id, is not repeated.
     if let Some((id, subject, body)) = notice {
-        let message = key_notice::notice(
-            context.identity.address(),
-            &subject,
-            "card-update",
-            &id,
-            &body,
-        );
-        key_notice::file_notice(&context.store, id, message).await;
+        file_notice(context, "card-update", id, &subject, &body).await;
     }
     match context.contacts.apply_update(&update) {
         Ok(true) => {
@@ -204,15 +197,14 @@ pub async fn from_revoked(
         "Refused mail signed by the revoked key of <{}>",
         card.address()
     );
-    let message = key_notice::notice(
-        context.identity.address(),
-        &subject,
-        "revoked-key-mail",
-        &id,
-        &body,
-    );
-    key_notice::file_notice(&context.store, id, message).await;
+    file_notice(context, "revoked-key-mail", id, &subject, &body).await;
     DeliveryResponse::Rejected { reason }
+}
+
+/// Files a notice of `kind` in INBOX, once per `id`.
+async fn file_notice(context: &Inbound, kind: &str, id: [u8; 16], subject: &str, body: &str) {
+    let message = key_notice::notice(context.identity.address(), subject, kind, &id, body);
+    key_notice::file_notice(&context.store, id, message).await;
 }
 
 /// Whether `payload` is `contact`'s card update carrying nothing beyond the

@@ -722,6 +722,21 @@ fn accept(
     Ok(())
 }
 
+/// Asks `question` on the terminal and returns whether the answer is yes;
+/// without a terminal, fails with `no_terminal` (which names the flag that
+/// answers in advance).
+pub(crate) fn confirm(question: &str, no_terminal: &str) -> anyhow::Result<bool> {
+    use std::io::{BufRead, IsTerminal, Write};
+    if !std::io::stdin().is_terminal() {
+        bail!("{no_terminal}");
+    }
+    print!("{question} [y/N] ");
+    std::io::stdout().flush()?;
+    let mut answer = String::new();
+    std::io::stdin().lock().read_line(&mut answer)?;
+    Ok(matches!(answer.trim(), "y" | "Y" | "yes" | "YES" | "Yes"))
+}
+
 /// `contacts verify`: shows the safety number and QR code, asks, marks.
 fn verify(
     home: &Home,
@@ -729,7 +744,6 @@ fn verify(
     png: Option<&std::path::Path>,
     yes: bool,
 ) -> anyhow::Result<()> {
-    use std::io::{BufRead, IsTerminal, Write};
     let mut book = AddressBook::open(home.path())?;
     let Some(contact) = book.by_address(address).cloned() else {
         bail!("no contact with the address <{address}>; `mailnode contacts list` shows them");
@@ -763,21 +777,15 @@ fn verify(
         println!("<{}> is already verified.", card.address());
         return Ok(());
     }
-    if !yes {
-        if !std::io::stdin().is_terminal() {
-            bail!(
-                "not marked verified: run this in a terminal to confirm, or pass --yes once \
-                 you have compared the number"
-            );
-        }
-        print!("Does the number match theirs exactly? [y/N] ");
-        std::io::stdout().flush()?;
-        let mut answer = String::new();
-        std::io::stdin().lock().read_line(&mut answer)?;
-        if !matches!(answer.trim(), "y" | "Y" | "yes" | "YES" | "Yes") {
-            println!("not marked verified.");
-            return Ok(());
-        }
+    if !yes
+        && !confirm(
+            "Does the number match theirs exactly?",
+            "not marked verified: run this in a terminal to confirm, or pass --yes once you \
+             have compared the number",
+        )?
+    {
+        println!("not marked verified.");
+        return Ok(());
     }
     if !book.set_verified(card.fingerprint())? {
         bail!("<{address}> was removed from the address book meanwhile; nothing was marked");

@@ -72,7 +72,6 @@ pub fn rotate(home: &Home, unlocker: &Unlocker) -> anyhow::Result<()> {
 
 /// `mailnode revoke`.
 pub fn revoke(home: &Home, unlocker: &Unlocker, args: &RevokeArgs) -> anyhow::Result<()> {
-    use std::io::{BufRead, IsTerminal, Write};
     let certificate = match &args.certificate {
         Some(path) => Some(
             std::fs::read(path)
@@ -80,24 +79,16 @@ pub fn revoke(home: &Home, unlocker: &Unlocker, args: &RevokeArgs) -> anyhow::Re
         ),
         None => None,
     };
-    if !args.yes {
-        if !std::io::stdin().is_terminal() {
-            bail!(
-                "not revoked: revocation cannot be undone; run this in a terminal to confirm, or \
-                 pass --yes"
-            );
-        }
-        print!(
+    if !args.yes
+        && !crate::cli::confirm(
             "Revoke your key for good? Contacts will stop encrypting to it and refuse mail \
-             signed by it. [y/N] "
-        );
-        std::io::stdout().flush()?;
-        let mut answer = String::new();
-        std::io::stdin().lock().read_line(&mut answer)?;
-        if !matches!(answer.trim(), "y" | "Y" | "yes" | "YES" | "Yes") {
-            println!("not revoked.");
-            return Ok(());
-        }
+             signed by it.",
+            "not revoked: revocation cannot be undone; run this in a terminal to confirm, or \
+             pass --yes",
+        )?
+    {
+        println!("not revoked.");
+        return Ok(());
     }
     let _lock = prepare(home)?;
     let reason = match args.reason {
