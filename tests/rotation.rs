@@ -290,3 +290,64 @@ fn a_revocation_reaches_bob_and_a_forged_one_does_not() {
         "Refused mail signed by the revoked key of <alice@example.org>"
     ));
 }
+
+#[test]
+fn an_announcement_waits_in_the_outbox_for_an_offline_contact() {
+    let (mut alice, mut bob) = Node::running_pair();
+    bob.stop();
+    alice.stop();
+    let rotated = alice.cli_ok(&["keys", "rotate"]);
+    let new_key = value_of(&rotated, "new-encryption-key").expect("new key printed");
+    alice.start();
+    wait_until(WAIT, "the announcement to be queued and tried", || {
+        alice.log_count("queued our changed card for a contact") == 1
+            && alice.log().contains("will retry")
+    });
+    // A restart keeps the queued announcement and queues no second one.
+    alice.stop();
+    alice.start();
+    bob.start();
+    wait_until(WAIT, "Bob's notice of the rotation", || {
+        has_subject(
+            &bob,
+            "INBOX",
+            "Alice <alice@example.org> rotated their encryption key",
+        )
+    });
+    assert!(contact_line(&bob, "alice@example.org").contains(&new_key));
+    assert_eq!(alice.log_count("queued our changed card for a contact"), 1);
+    assert_eq!(bob.count("INBOX"), 1, "one notice, nothing else");
+}
+
+#[test]
+fn a_revocation_certificate_imported_by_hand_is_checked() {
+    let alice = Node::create("alice");
+    let bob = Node::create("bob");
+    bob.add_contact(&alice);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mallory = Node::create_with_email("mallory", "alice@example.org");
+    let forged = dir.path().join("forged.asc");
+    std::fs::write(&forged, mallory.cli_ok(&["revocation"])).expect("write");
+    let out = bob.cli(&["contacts", "import", forged.to_str().expect("utf-8")]);
+    assert!(!out.status.success(), "{}", describe(&out));
+    assert!(!contact_line(&bob, "alice@example.org").contains("revoked"));
+
+    let real = dir.path().join("alice-revocation.asc");
+    std::fs::write(&real, alice.cli_ok(&["revocation"])).expect("write");
+    let out = bob.cli_ok(&["contacts", "import", real.to_str().expect("utf-8")]);
+    assert!(out.contains("revoked on"), "{out}");
+    let line = contact_line(&bob, "alice@example.org");
+    assert!(
+        line.contains("revoked on") && line.contains("no reason given"),
+        "{line}"
+    );
+    // A revoked key is not a new contact either.
+    let carol = Node::create("carol");
+    let out = carol.cli(&["contacts", "import", real.to_str().expect("utf-8")]);
+    assert!(!out.status.success(), "{}", describe(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("revoked"),
+        "{}",
+        describe(&out)
+    );
+}

@@ -623,6 +623,12 @@ fn contacts(home: &Home, command: &ContactsCommand) -> anyhow::Result<()> {
             println!("{outcome}: {} <{}>", card.name(), card.address());
             println!("fingerprint: {}", card.fingerprint());
             println!("peer-id: {}", card.peer_id());
+            if let Some(revocation) = card.revocation() {
+                println!(
+                    "{revocation}: mail to and from <{}> is refused from now on",
+                    card.address()
+                );
+            }
             println!("Check the fingerprint with them over another channel before you trust it.");
             Ok(())
         }
