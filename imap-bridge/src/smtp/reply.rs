@@ -310,6 +310,10 @@ mod tests {
                 "553 5.1.3 i",
             ),
             (
+                Refusal::Recipient(RecipientError::Refused("k".into())),
+                "550 5.7.1 k",
+            ),
+            (
                 Refusal::Recipient(RecipientError::Temporary("t".into())),
                 "451 4.3.0 t",
             ),
