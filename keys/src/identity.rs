@@ -272,9 +272,10 @@ impl Identity {
     /// Unlocks the identity in `home`, lets `change` modify it (a key
     /// rotation, a revocation), and writes its secrets and card back under
     /// the same data key, so the keyring entry or passphrase stays as it
-    /// was. Each file is replaced atomically, `secrets.bin` first. The
-    /// primary key and PeerId may not change. The caller must hold the
-    /// home's lock (no daemon may be running on the old secrets).
+    /// was. Each file is replaced atomically, `secrets.bin` first, then
+    /// `card.asc`, then `identity.json` if the PeerId changed. The primary
+    /// key may not change. The caller must hold the home's lock (no daemon
+    /// may be running on the old secrets).
     pub fn update_stored<T>(
         home: &Path,
         unlocker: &Unlocker,
@@ -284,11 +285,10 @@ impl Identity {
         let id_path = home.join(IDENTITY_FILE);
         let data_key = secrets::unlock(&file.guard, unlocker, &file.fingerprint, &id_path)?;
         let mut identity = Identity::load_with(home, &file, &data_key)?;
-        let peer_id = *identity.peer_id();
         let outcome = change(&mut identity)?;
-        if identity.fingerprint() != file.fingerprint || *identity.peer_id() != peer_id {
+        if identity.fingerprint() != file.fingerprint {
             return Err(KeyError::OpenPgp(
-                "a change of the stored identity may not replace its primary key or PeerId".into(),
+                "a change of the stored identity may not replace its primary key".into(),
             ));
         }
         let plain = identity.export_secrets()?;
@@ -298,6 +298,13 @@ impl Identity {
         let path = home.join(CARD_FILE);
         write_atomically(&path, identity.card.to_armored().as_bytes(), false)
             .map_err(|err| KeyError::io(&path, err))?;
+        let peer_id = identity.peer_id().to_string();
+        if peer_id != file.peer_id {
+            let updated = IdentityFile { peer_id, ..file };
+            let json = serde_json::to_vec_pretty(&updated)
+                .map_err(|err| KeyError::OpenPgp(err.to_string()))?;
+            write_atomically(&id_path, &json, false).map_err(|err| KeyError::io(&id_path, err))?;
+        }
         Ok(outcome)
     }
 
@@ -440,9 +447,20 @@ impl Identity {
     /// Replaces the certificate with a changed one of the same primary key
     /// (`rotate.rs`); card, signer and decryption keys are derived again.
     pub(crate) fn replace_cert(&mut self, tsk: Cert) -> Result<(), KeyError> {
+        let keypair = self.keypair.clone();
+        self.replace_cert_and_keypair(tsk, keypair)
+    }
+
+    /// [`Identity::replace_cert`] with a new libp2p key, which the new
+    /// certificate must bind.
+    pub(crate) fn replace_cert_and_keypair(
+        &mut self,
+        tsk: Cert,
+        keypair: libp2p::identity::Keypair,
+    ) -> Result<(), KeyError> {
         let rebuilt = Identity::assemble(
             tsk,
-            self.keypair.clone(),
+            keypair,
             self.bridge_password.clone(),
             self.store_key.clone(),
             self.revocation.clone(),

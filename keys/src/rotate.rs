@@ -20,6 +20,7 @@ use std::time::SystemTime;
 use openpgp::cert::{CertRevocationBuilder, SubkeyRevocationBuilder};
 use openpgp::packet::key::{Key4, PublicParts, SecretParts, SubordinateRole};
 use openpgp::packet::signature::SignatureBuilder;
+use openpgp::packet::signature::subpacket::NotationDataFlags;
 use openpgp::packet::{Key, Packet};
 use openpgp::parse::Parse;
 use openpgp::policy::StandardPolicy;
@@ -27,8 +28,8 @@ use openpgp::types::{Curve, KeyFlags, ReasonForRevocation, SignatureType};
 use openpgp::{Cert, PacketPile};
 use sequoia_openpgp as openpgp;
 
-use crate::card::Revocation;
-use crate::{Identity, KeyError};
+use crate::card::{PEER_ID_NOTATION, Revocation};
+use crate::{Identity, KeyError, PeerId};
 
 /// Why the owner revokes their key (RFC 9580 §5.2.3.31).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -101,6 +102,50 @@ impl Identity {
             old: old.iter().map(|k| k.fingerprint().to_hex()).collect(),
             new: subkey.fingerprint().to_hex(),
         })
+    }
+
+    /// Gives the node a new libp2p identity (PeerId): a new Ed25519 key,
+    /// bound by a new self-signature of the primary user ID whose
+    /// `peer-id@mailnode.org` notation names it (the rest of the
+    /// self-signature is kept). Returns the new PeerId.
+    pub fn rotate_peer_id(&mut self) -> Result<PeerId, KeyError> {
+        self.refuse_if_revoked()?;
+        let keypair = libp2p::identity::Keypair::generate_ed25519();
+        let peer_id = keypair.public().to_peer_id();
+        let tsk = self.tsk().clone();
+        let policy = StandardPolicy::new();
+        let valid = tsk.with_policy(&policy, None).map_err(KeyError::pgp)?;
+        let primary = valid.primary_userid().map_err(KeyError::pgp)?;
+        let userid = primary.userid().clone();
+        let builder = SignatureBuilder::from(primary.binding_signature().clone())
+            .set_signature_creation_time(SystemTime::now())
+            .and_then(|b| {
+                b.set_notation(
+                    PEER_ID_NOTATION,
+                    peer_id.to_string().as_bytes(),
+                    NotationDataFlags::empty().set_human_readable(),
+                    false,
+                )
+            })
+            .map_err(KeyError::pgp)?;
+        let mut signer = primary_keypair(&tsk)?;
+        let binding = userid
+            .bind(&mut signer, &tsk, builder)
+            .map_err(KeyError::pgp)?;
+        let rebound = tsk
+            .insert_packets(std::iter::once(Packet::from(binding)))
+            .map_err(KeyError::pgp)?
+            .0;
+        self.replace_cert_and_keypair(rebound, keypair)
+            .map_err(|err| match err {
+                // The new self-signature has the same second as the old one
+                // and did not win.
+                KeyError::InvalidCard(_) => KeyError::OpenPgp(
+                    "the new PeerId binding did not take effect; try again in a second".into(),
+                ),
+                other => other,
+            })?;
+        Ok(peer_id)
     }
 
     /// Revokes the whole key now, for `reason`, with the owner's `text`.
@@ -368,6 +413,24 @@ mod tests {
     }
 
     #[test]
+    fn a_new_peer_id_is_bound_by_the_primary_key() {
+        let (mut alice, bob) = pair();
+        let held = alice.card().clone();
+        let old = *alice.peer_id();
+        let new = alice.rotate_peer_id().expect("new PeerId");
+        assert_ne!(new, old);
+        assert_eq!(*alice.peer_id(), new);
+        assert_eq!(alice.libp2p_keypair().public().to_peer_id(), new);
+        let update = held.check_update(&received(alice.card())).expect("accepted");
+        assert_eq!(update.new_peer_id, Some(new));
+        assert_eq!(*update.card.peer_id(), new);
+        assert_eq!(update.change, CardChange::Updated);
+        // Mail still verifies against the updated card.
+        let sealed = alice.seal(b"moved", bob.card()).expect("seal");
+        assert!(bob.open(&sealed, &update.card).is_ok());
+    }
+
+    #[test]
     fn a_stored_identity_is_rotated_in_place() {
         let dir = tempfile::tempdir().expect("tempdir");
         let (alice, bob) = pair();
@@ -390,6 +453,15 @@ mod tests {
         assert_eq!(
             public.card.encryption_keys(),
             loaded.card().encryption_keys()
+        );
+        let new_peer =
+            Identity::update_stored(dir.path(), &unlocker, |identity| identity.rotate_peer_id())
+                .expect("new PeerId stored");
+        let loaded = Identity::load(dir.path(), &unlocker).expect("load");
+        assert_eq!(*loaded.peer_id(), new_peer);
+        assert_eq!(
+            *Identity::public_info(dir.path()).expect("public").card.peer_id(),
+            new_peer
         );
         let wrong = Unlocker::new(PassphraseSource::fixed("another passphrase"));
         assert!(Identity::update_stored(dir.path(), &wrong, |_| Ok(())).is_err());

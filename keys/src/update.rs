@@ -7,7 +7,9 @@
 //! other key is refused, not silently dropped). The held and offered
 //! certificates are merged (`Cert::merge_public`), so nothing the holder
 //! already had is lost, and the merged certificate must still be a card
-//! for the same address and PeerId. A revoked key is never brought back.
+//! for the same address. Its PeerId may be new (`mailnode keys rotate
+//! --new-peer-id`): the primary key's newest self-signature binds it. A
+//! revoked key is never brought back.
 //!
 //! The check decides and reports; it writes nothing. The address book
 //! stores the result ([`crate::AddressBook::apply_update`]).
@@ -45,6 +47,9 @@ pub struct CardUpdate {
     pub card: ContactCard,
     /// What changed.
     pub change: CardChange,
+    /// The PeerId the updated card binds, when it is a new one (the
+    /// contact's node now authenticates as it).
+    pub new_peer_id: Option<libp2p::PeerId>,
 }
 
 impl ContactCard {
@@ -93,15 +98,9 @@ impl ContactCard {
                 card.address()
             )));
         }
-        if card.peer_id() != self.peer_id() {
-            return Err(refuse(format!(
-                "the card update for <{}> changes the PeerId from {} to {}; mailnode does not \
-                 accept PeerId changes by update",
-                self.address(),
-                self.peer_id(),
-                card.peer_id()
-            )));
-        }
+        // A new PeerId is accepted: the merged card's newest self-signature,
+        // made by the primary key (checked above), binds it.
+        let new_peer_id = (card.peer_id() != self.peer_id()).then(|| *card.peer_id());
         let change = match (self.revocation(), card.revocation()) {
             (Some(_), None) => {
                 return Err(refuse(format!(
@@ -118,6 +117,10 @@ impl ContactCard {
             _ if card.cert().to_vec().ok() != self.cert().to_vec().ok() => CardChange::Updated,
             _ => CardChange::Unchanged,
         };
-        Ok(CardUpdate { card, change })
+        Ok(CardUpdate {
+            card,
+            change,
+            new_peer_id,
+        })
     }
 }
