@@ -351,3 +351,44 @@ fn a_revocation_certificate_imported_by_hand_is_checked() {
         describe(&out)
     );
 }
+
+#[test]
+fn a_new_peer_id_reaches_bob_and_mail_flows_both_ways() {
+    let (mut alice, bob) = Node::running_pair();
+    bob.cli_ok(&["contacts", "verify", "alice@example.org", "--yes"]);
+    let old_peer = alice.peer_id();
+    alice.stop();
+    let out = alice.cli_ok(&["keys", "rotate", "--new-peer-id"]);
+    let new_peer = value_of(&out, "new-peer-id").expect("new PeerId printed");
+    assert_ne!(new_peer, old_peer);
+    alice.start();
+    assert_eq!(alice.peer_id(), new_peer);
+
+    let subject = "Alice <alice@example.org> moved to a new node identity (PeerId)";
+    wait_until(WAIT, "Bob's notice of the new PeerId", || {
+        has_subject(&bob, "INBOX", subject)
+    });
+    assert!(has_subject(
+        &bob,
+        "INBOX",
+        "Alice <alice@example.org> rotated their encryption key"
+    ));
+    let line = contact_line(&bob, "alice@example.org");
+    assert!(line.contains(&format!("peer-id {new_peer}")), "{line}");
+    assert!(line.ends_with("verified"), "{line}");
+
+    bob.send_with_lettre(
+        &[&alice.email],
+        &simple_message(&bob.email, &alice.email, "to the new node", "b5", "hi"),
+    );
+    wait_until(WAIT, "Bob's mail at Alice's new node", || {
+        has_subject(&alice, "INBOX", "to the new node")
+    });
+    alice.send_with_lettre(
+        &[&bob.email],
+        &simple_message(&alice.email, &bob.email, "from the new node", "a5", "hi"),
+    );
+    wait_until(WAIT, "Alice's mail from her new node", || {
+        has_subject(&bob, "INBOX", "from the new node")
+    });
+}

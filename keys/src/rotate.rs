@@ -421,7 +421,9 @@ mod tests {
         assert_ne!(new, old);
         assert_eq!(*alice.peer_id(), new);
         assert_eq!(alice.libp2p_keypair().public().to_peer_id(), new);
-        let update = held.check_update(&received(alice.card())).expect("accepted");
+        let update = held
+            .check_update(&received(alice.card()))
+            .expect("accepted");
         assert_eq!(update.new_peer_id, Some(new));
         assert_eq!(*update.card.peer_id(), new);
         assert_eq!(update.change, CardChange::Updated);
@@ -460,7 +462,10 @@ mod tests {
         let loaded = Identity::load(dir.path(), &unlocker).expect("load");
         assert_eq!(*loaded.peer_id(), new_peer);
         assert_eq!(
-            *Identity::public_info(dir.path()).expect("public").card.peer_id(),
+            *Identity::public_info(dir.path())
+                .expect("public")
+                .card
+                .peer_id(),
             new_peer
         );
         let wrong = Unlocker::new(PassphraseSource::fixed("another passphrase"));

@@ -84,17 +84,54 @@ pub async fn apply(
     bytes: &[u8],
     context: &Inbound,
 ) -> DeliveryResponse {
-    let offered = match ContactCard::from_bytes_even_revoked(bytes) {
-        Ok(card) => card,
-        Err(err) => {
-            return refused(
-                peer,
-                contact,
-                &format!("the card update is not usable: {err}"),
-            );
-        }
-    };
-    let update = match contact.card.check_update(&offered) {
+    match ContactCard::from_bytes_even_revoked(bytes) {
+        Ok(offered) => apply_card(peer, contact, &offered, context).await,
+        Err(err) => refused(
+            peer,
+            contact,
+            &format!("the card update is not usable: {err}"),
+        ),
+    }
+}
+
+/// A delivery from a PeerId that no contact's card binds, whose
+/// `sender_card` is a contact's key binding that PeerId now (the contact
+/// ran `mailnode keys rotate --new-peer-id`; the Noise handshake proved
+/// the PeerId, the contact's primary key signed the binding). The card
+/// update is applied and the contact, as updated, returned. `None` when
+/// the card is no such thing: the sender is a stranger.
+pub async fn moved_contact(
+    peer: &PeerId,
+    offered: Option<&[u8]>,
+    context: &Inbound,
+) -> Option<Result<Contact, DeliveryResponse>> {
+    let card = ContactCard::from_bytes(offered?).ok()?;
+    if card.peer_id() != peer {
+        return None;
+    }
+    let contact = context.contacts.by_fingerprint(card.fingerprint())?;
+    match apply_card(peer, &contact, &card, context).await {
+        DeliveryResponse::Accepted => {}
+        refusal => return Some(Err(refusal)),
+    }
+    Some(
+        context
+            .contacts
+            .by_peer_id(peer)
+            .ok_or_else(|| DeliveryResponse::Rejected {
+                reason: format!("peer {peer} is not a contact of the recipient"),
+            }),
+    )
+}
+
+/// Checks and stores `offered` as `contact`'s new card, with its notices.
+async fn apply_card(
+    peer: &PeerId,
+    contact: &Contact,
+    offered: &ContactCard,
+    context: &Inbound,
+) -> DeliveryResponse {
+    let update = match contact.card.check_update(offered) {
         Ok(update) => update,
         Err(err) => {
             if contact.verified && offered.fingerprint() != contact.card.fingerprint() {
@@ -102,7 +139,7 @@ pub async fn apply(
                     &context.store,
                     context.identity.address(),
                     contact,
-                    &offered,
+                    offered,
                     &peer.to_string(),
                 )
                 .await;
@@ -110,18 +147,22 @@ pub async fn apply(
             return refused(peer, contact, &err.to_string());
         }
     };
-    let notice = match &update.change {
+    let mut notices = Vec::new();
+    match &update.change {
         CardChange::Unchanged => {
             tracing::debug!(%peer, contact = contact.card.address(), "card update without news");
             return DeliveryResponse::Accepted;
         }
-        CardChange::Updated => None,
-        CardChange::Rotated { old, new } => Some(rotated_notice(contact, old, new)),
-        CardChange::Revoked(revocation) => Some(revoked_notice(contact, revocation)),
-    };
-    // The notice first: if storing the card fails the sender retries, and
-    // the notice, filed under the same id, is not repeated.
-    if let Some((id, subject, body)) = notice {
+        CardChange::Updated => {}
+        CardChange::Rotated { old, new } => notices.push(rotated_notice(contact, old, new)),
+        CardChange::Revoked(revocation) => notices.push(revoked_notice(contact, revocation)),
+    }
+    if let Some(new_peer) = &update.new_peer_id {
+        notices.push(moved_notice(contact, new_peer));
+    }
+    // The notices first: if storing the card fails the sender retries, and
+    // a notice, filed under the same id, is not repeated.
+    for (id, subject, body) in notices {
         file_notice(context, "card-update", id, &subject, &body).await;
     }
     match context.contacts.apply_update(&update) {
@@ -254,6 +295,34 @@ fn rotated_notice(contact: &Contact, old: &[String], new: &[String]) -> ([u8; 16
         },
         old = old.join(", "),
         new = new.join(", "),
+    );
+    (id, subject, body)
+}
+
+fn moved_notice(contact: &Contact, new_peer: &PeerId) -> ([u8; 16], String, String) {
+    let card = &contact.card;
+    let new_peer = new_peer.to_string();
+    let id = key_notice::delivery_id(&["moved", card.address(), &new_peer]);
+    let subject = format!(
+        "{} <{}> moved to a new node identity (PeerId)",
+        one_line(card.name()),
+        card.address()
+    );
+    let body = format!(
+        "The node of {name} <{address}> now has the PeerId\r\n\
+         {new_peer}\r\n\
+         (before: {old}). The change is signed by their primary key {fpr},\r\n\
+         which you already had{verified}; mailnode applied it and delivers to the\r\n\
+         new PeerId from now on. Nothing to do.\r\n",
+        name = one_line(card.name()),
+        address = one_line(card.address()),
+        old = card.peer_id(),
+        fpr = card.fingerprint(),
+        verified = if contact.verified {
+            " (and verified)"
+        } else {
+            ""
+        },
     );
     (id, subject, body)
 }

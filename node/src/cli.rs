@@ -322,8 +322,8 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Keys {
-            command: crate::key_commands::KeysCommand::Rotate,
-        } => crate::key_commands::rotate(&home, &cli.unlocker()),
+            command: crate::key_commands::KeysCommand::Rotate { new_peer_id },
+        } => crate::key_commands::rotate(&home, &cli.unlocker(), *new_peer_id),
         Command::Revoke(args) => crate::key_commands::revoke(&home, &cli.unlocker(), args),
         Command::Status => status(&home),
         Command::Backup {

@@ -118,7 +118,20 @@ pub async fn run(mut inbound: mpsc::Receiver<InboundDelivery>, context: Inbound)
 /// The checks and the filing of one delivery.
 pub async fn handle(peer: PeerId, request: DeliveryRequest, context: &Inbound) -> DeliveryResponse {
     let mut request = request;
-    let (card, mailbox, reservation, contact) = match context.contacts.by_peer_id(&peer) {
+    let known = match context.contacts.by_peer_id(&peer) {
+        Some(contact) => Some(contact),
+        // A contact whose node has a new PeerId, announced by its card.
+        None => {
+            match crate::card_update::moved_contact(&peer, request.sender_card.as_deref(), context)
+                .await
+            {
+                Some(Ok(contact)) => Some(contact),
+                Some(Err(refusal)) => return refusal,
+                None => None,
+            }
+        }
+    };
+    let (card, mailbox, reservation, contact) = match known {
         Some(contact) => {
             // Only a verified contact's card is compared (a parse per
             // message), since only a verified key is guarded this way.

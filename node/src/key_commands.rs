@@ -20,7 +20,11 @@ pub enum KeysCommand {
     /// Make a new encryption subkey; the old one keeps decrypting old mail.
     /// Contacts get the new card when the node next starts. The node must
     /// be stopped.
-    Rotate,
+    Rotate {
+        /// Give the node a new libp2p identity (PeerId) as well.
+        #[arg(long)]
+        new_peer_id: bool,
+    },
 }
 
 /// The reason given with `mailnode revoke`.
@@ -53,12 +57,25 @@ pub struct RevokeArgs {
 }
 
 /// `mailnode keys rotate`.
-pub fn rotate(home: &Home, unlocker: &Unlocker) -> anyhow::Result<()> {
+pub fn rotate(home: &Home, unlocker: &Unlocker, new_peer_id: bool) -> anyhow::Result<()> {
     let _lock = prepare(home)?;
-    let rotation = Identity::update_stored(home.path(), unlocker, |identity| {
-        identity.rotate_encryption_key()
+    let (rotation, peer) = Identity::update_stored(home.path(), unlocker, |identity| {
+        let rotation = identity.rotate_encryption_key()?;
+        let peer = if new_peer_id {
+            Some(identity.rotate_peer_id()?)
+        } else {
+            None
+        };
+        Ok((rotation, peer))
     })
     .context("cannot rotate the encryption key")?;
+    if let Some(peer) = peer {
+        println!("new-peer-id: {peer}");
+        println!(
+            "Mail waiting for your old PeerId at mailbox peers can no longer be collected; \
+             contacts deliver to the new one once they have your card."
+        );
+    }
     println!("new-encryption-key: {}", rotation.new);
     for old in &rotation.old {
         println!("superseded-key: {old} (kept to decrypt old mail)");

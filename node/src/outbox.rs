@@ -190,6 +190,9 @@ impl Job {
             }
         };
         let contact = self.contacts.by_fingerprint(&entry.recipient_fpr);
+        // The contact's node may have a new PeerId since this was queued
+        // (their card update, issue 8): deliver to the one their card binds.
+        let peer = contact.as_ref().map_or(peer, |c| *c.card.peer_id());
         if let Some(refusal) = contact
             .as_ref()
             .and_then(|c| crate::card_update::revoked_recipient(&c.card))
