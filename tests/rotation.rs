@@ -50,6 +50,26 @@ fn contact_line(node: &Node, address: &str) -> String {
         .to_string()
 }
 
+/// Bob writes to Alice and Alice to Bob; each message arrives.
+fn mail_both_ways(alice: &Node, bob: &Node, tag: &str) {
+    for (from, to) in [(bob, alice), (alice, bob)] {
+        let subject = format!("{tag} from {}", from.name);
+        from.send_with_lettre(
+            &[&to.email],
+            &simple_message(
+                &from.email,
+                &to.email,
+                &subject,
+                &subject.replace(' ', "-"),
+                "hi",
+            ),
+        );
+        wait_until(WAIT, &format!("{subject} at {}", to.name), || {
+            has_subject(to, "INBOX", &subject)
+        });
+    }
+}
+
 /// A control message as a user could submit it by hand: the node's checks
 /// must hold whatever its body says.
 fn control_message(from: &str, to: &str, card: &str) -> Vec<u8> {
@@ -103,26 +123,7 @@ fn a_rotation_reaches_bob_and_mail_flows_both_ways() {
     assert_ne!(line, old_line);
 
     // Mail both ways, Bob's now encrypted to the new key.
-    bob.send_with_lettre(
-        &[&alice.email],
-        &simple_message(
-            &bob.email,
-            &alice.email,
-            "after rotation",
-            "b1",
-            "to the new key",
-        ),
-    );
-    wait_until(WAIT, "Bob's mail at Alice", || {
-        has_subject(&alice, "INBOX", "after rotation")
-    });
-    alice.send_with_lettre(
-        &[&bob.email],
-        &simple_message(&alice.email, &bob.email, "reply", "a1", "signed as before"),
-    );
-    wait_until(WAIT, "Alice's mail at Bob", || {
-        has_subject(&bob, "INBOX", "reply")
-    });
+    mail_both_ways(&alice, &bob, "after rotation");
     assert!(
         !has_subject(&bob, "INBOX", "mailnode card update"),
         "the control message was filed as mail"
@@ -377,18 +378,5 @@ fn a_new_peer_id_reaches_bob_and_mail_flows_both_ways() {
     assert!(line.contains(&format!("peer-id {new_peer}")), "{line}");
     assert!(line.ends_with("verified"), "{line}");
 
-    bob.send_with_lettre(
-        &[&alice.email],
-        &simple_message(&bob.email, &alice.email, "to the new node", "b5", "hi"),
-    );
-    wait_until(WAIT, "Bob's mail at Alice's new node", || {
-        has_subject(&alice, "INBOX", "to the new node")
-    });
-    alice.send_with_lettre(
-        &[&bob.email],
-        &simple_message(&alice.email, &bob.email, "from the new node", "a5", "hi"),
-    );
-    wait_until(WAIT, "Alice's mail from her new node", || {
-        has_subject(&bob, "INBOX", "from the new node")
-    });
+    mail_both_ways(&alice, &bob, "new node");
 }
