@@ -380,3 +380,28 @@ fn a_new_peer_id_reaches_bob_and_mail_flows_both_ways() {
 
     mail_both_ways(&alice, &bob, "new node");
 }
+
+#[test]
+fn mail_queued_for_a_key_revoked_meanwhile_bounces() {
+    let (mut alice, bob) = Node::running_pair();
+    alice.stop();
+    bob.send_with_lettre(
+        &[&alice.email],
+        &simple_message(&bob.email, &alice.email, "queued", "b9", "waits for Alice"),
+    );
+    wait_until(WAIT, "the message to wait in Bob's outbox", || {
+        bob.count("Outbox") == 1 && bob.log().contains("will retry")
+    });
+    // Bob learns of the revocation while the message waits (by hand here;
+    // by Alice's announcement in the other tests).
+    let dir = tempfile::tempdir().expect("tempdir");
+    let certificate = dir.path().join("alice-revocation.asc");
+    std::fs::write(&certificate, alice.cli_ok(&["revocation"])).expect("write");
+    bob.cli_ok(&["contacts", "import", certificate.to_str().expect("utf-8")]);
+    wait_until(WAIT, "the bounce", || {
+        bob.count("Outbox") == 0 && bob.count("INBOX") == 1
+    });
+    let bounce = String::from_utf8_lossy(&bob.fetch_all("INBOX")[0]).into_owned();
+    assert!(bounce.contains("5.7.1"), "{bounce}");
+    assert!(bounce.contains("revoked their key"), "{bounce}");
+}

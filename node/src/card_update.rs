@@ -11,6 +11,10 @@
 //! signature made by it, same address and PeerId); the user is told what
 //! changed by a notice in INBOX, filed once per change.
 //!
+//! A delivery from an unknown PeerId whose `sender_card` is a contact's key
+//! binding that PeerId (`keys rotate --new-peer-id`) updates that contact
+//! first ([`moved_contact`]), so it is then handled as theirs.
+//!
 //! Mail from a contact whose key is revoked is refused here too, with the
 //! revocation in the reason and a notice, except the contact's own
 //! announcement of that revocation arriving again (a retry).

@@ -4,7 +4,9 @@
 //! Checks, in order, each failure answered with a precise reason the sender
 //! logs (and bounces), and nothing filed:
 //! 1. Who is the sender? The PeerId is authenticated by the Noise handshake.
-//!    A contact is found by that PeerId; contacts skip step 2.
+//!    A contact is found by that PeerId, or by a card that their primary
+//!    key signed to bind this new PeerId (`card_update::moved_contact`);
+//!    contacts skip step 2.
 //! 2. A stranger (anyone else) must fit the `[strangers]` rate limits
 //!    (`TryLater` otherwise); must send their card, which must bind the same
 //!    PeerId and whose address must not belong to one of our contacts under
