@@ -254,6 +254,8 @@ fn a_revocation_reaches_bob_and_a_forged_one_does_not() {
     );
     let revoked = alice.cli_ok(&["revoke", "--yes", "--message", "moving to a new key"]);
     assert!(revoked.contains("revoked on"), "{revoked}");
+    let status = alice.cli_ok(&["status"]);
+    assert!(status.contains("key: revoked on"), "{status}");
     alice.start();
 
     let subject = "Alice <alice@example.org> revoked their key";

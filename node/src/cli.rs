@@ -821,6 +821,10 @@ fn status(home: &Home) -> anyhow::Result<()> {
     println!("identity: {} <{}>", info.card.name(), info.card.address());
     println!("fingerprint: {}", info.card.fingerprint());
     println!("peer-id: {}", info.card.peer_id());
+    println!("encryption-key: {}", info.card.encryption_keys().join(", "));
+    if let Some(revocation) = info.card.revocation() {
+        println!("key: {revocation}");
+    }
     match RunInfo::read(home)? {
         Some(run) if process_alive(run.pid) => {
             println!("daemon: running (pid {})", run.pid);
