@@ -396,6 +396,10 @@ pub enum RecipientError {
     /// Syntactically not an address: `553 5.1.3`.
     #[error("{0}")]
     Invalid(String),
+    /// Known, but mail to them is refused (their key is revoked):
+    /// `550 5.7.1`, with why.
+    #[error("{0}")]
+    Refused(String),
     /// Temporary trouble: `451 4.3.0`.
     #[error("{0}")]
     Temporary(String),

@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::KeyError;
 use crate::card::ContactCard;
+use crate::update::CardUpdate;
 
 const BOOK_FILE: &str = "contacts.json";
 
@@ -110,7 +111,9 @@ impl AddressBook {
             serde_json::from_slice(&bytes).map_err(|err| corrupt(err.to_string()))?;
         let mut contacts = Vec::with_capacity(stored.contacts.len());
         for entry in stored.contacts {
-            let card = ContactCard::from_bytes(entry.card.as_bytes())
+            // A contact's revoked card is kept: it is how the node knows
+            // to refuse mail to and from that key, and why.
+            let card = ContactCard::from_bytes_even_revoked(entry.card.as_bytes())
                 .map_err(|err| corrupt(err.to_string()))?;
             let addrs = entry
                 .addrs
@@ -153,7 +156,7 @@ impl AddressBook {
         };
         let json = serde_json::to_vec_pretty(&stored)
             .map_err(|err| KeyError::AddressBook(err.to_string()))?;
-        write_atomically(&self.path, &json).map_err(|err| KeyError::io(&self.path, err))?;
+        write_atomically(&self.path, &json, false).map_err(|err| KeyError::io(&self.path, err))?;
         self.loaded_stamp = self.stamp();
         Ok(())
     }
@@ -173,13 +176,9 @@ impl AddressBook {
             .iter_mut()
             .find(|c| c.card.fingerprint() == card.fingerprint())
         {
-            let merged = existing
-                .card
-                .cert()
-                .clone()
-                .merge_public(card.cert().clone())
-                .map_err(|err| KeyError::InvalidCard(err.to_string()))?;
-            existing.card = ContactCard::from_cert(merged)?;
+            // The same key again: taken as an update (a rotated card, a
+            // revocation certificate), under the same rules as one by mail.
+            existing.card = existing.card.check_update(&card)?.card;
             for addr in addrs {
                 if !existing.addrs.contains(&addr) {
                     existing.addrs.push(addr);
@@ -187,6 +186,13 @@ impl AddressBook {
             }
             self.save()?;
             return Ok(Outcome::Updated);
+        }
+        if let Some(revocation) = card.revocation() {
+            return Err(KeyError::AddressBook(format!(
+                "the card of <{}> ({}) is {revocation}; mailnode does not add a revoked key",
+                card.address(),
+                card.fingerprint()
+            )));
         }
         let clash = self
             .contacts
@@ -220,6 +226,24 @@ impl AddressBook {
         });
         self.save()?;
         Ok(outcome)
+    }
+
+    /// Stores an accepted card update ([`ContactCard::check_update`]) for the
+    /// contact with the same fingerprint, keeping its address hints and its
+    /// verified mark (the primary key, which verification is about, is the
+    /// same). Returns whether there was such a contact.
+    pub fn apply_update(&mut self, update: &CardUpdate) -> Result<bool, KeyError> {
+        self.reload_if_changed()?;
+        let Some(contact) = self
+            .contacts
+            .iter_mut()
+            .find(|c| c.card.fingerprint() == update.card.fingerprint())
+        else {
+            return Ok(false);
+        };
+        contact.card = update.card.clone();
+        self.save()?;
+        Ok(true)
     }
 
     /// Marks the contact with this fingerprint verified. Returns whether
@@ -292,9 +316,18 @@ fn verified_key_changed(known: &ContactCard, card: &ContactCard) -> KeyError {
 /// Replaces `path` with `bytes` atomically: a temporary file beside it,
 /// fsync, rename, fsync of the directory. A crash leaves the old or the new
 /// file, never a torn one.
-pub(crate) fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let tmp = path.with_extension("json.tmp");
-    let mut file = std::fs::File::create(&tmp)?;
+/// `private` files are readable by the owner only.
+pub(crate) fn write_atomically(path: &Path, bytes: &[u8], private: bool) -> std::io::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut name = path.file_name().unwrap_or_default().to_os_string();
+    name.push(".tmp");
+    let tmp = path.with_file_name(name);
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(if private { 0o600 } else { 0o644 })
+        .open(&tmp)?;
     file.write_all(bytes)?;
     file.sync_all()?;
     std::fs::rename(&tmp, path)?;

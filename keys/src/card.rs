@@ -6,6 +6,7 @@
 //! [`PEER_ID_NOTATION`], a signing-capable key and an encryption-capable key.
 
 use std::str::FromStr;
+use std::time::SystemTime;
 
 use libp2p::PeerId;
 use openpgp::Cert;
@@ -13,6 +14,7 @@ use openpgp::cert::ValidCert;
 use openpgp::parse::Parse;
 use openpgp::policy::StandardPolicy;
 use openpgp::serialize::SerializeInto;
+use openpgp::types::ReasonForRevocation;
 use sequoia_openpgp as openpgp;
 
 use crate::KeyError;
@@ -29,49 +31,132 @@ pub struct ContactCard {
     address: String,
     fingerprint: String,
     peer_id: PeerId,
+    revocation: Option<Revocation>,
+}
+
+/// A key revocation: its time and the reason its owner gave.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Revocation {
+    /// When the revocation takes effect (its signature's creation time).
+    pub at: SystemTime,
+    /// The reason code in words and the owner's text, e.g. `key retired:
+    /// moved to a new key`.
+    pub reason: String,
+    /// Whether every signature by the key is void, whatever its date
+    /// (reason "compromised" or unspecified, RFC 9580 §5.2.3.31); otherwise
+    /// only signatures made after [`Revocation::at`] are.
+    pub hard: bool,
+}
+
+impl Revocation {
+    pub(crate) fn from_sigs(sigs: &[&openpgp::packet::Signature]) -> Revocation {
+        // The earliest revocation counts: it is in force from then on.
+        let sig = sigs
+            .iter()
+            .min_by_key(|sig| sig.signature_creation_time())
+            .copied();
+        let at = sig
+            .and_then(|sig| sig.signature_creation_time())
+            .unwrap_or(SystemTime::UNIX_EPOCH);
+        let (code, text) = sig
+            .and_then(|sig| sig.reason_for_revocation())
+            .map(|(code, text)| (code, String::from_utf8_lossy(text).into_owned()))
+            .unwrap_or((ReasonForRevocation::Unspecified, String::new()));
+        let words = match code {
+            ReasonForRevocation::KeyCompromised => "key compromised",
+            ReasonForRevocation::KeySuperseded => "key superseded",
+            ReasonForRevocation::KeyRetired => "key retired",
+            ReasonForRevocation::UIDRetired => "user ID retired",
+            _ => "no reason given",
+        };
+        let text: String = text.chars().filter(|c| !c.is_control()).take(200).collect();
+        let reason = if text.trim().is_empty() {
+            words.to_string()
+        } else {
+            format!("{words}: {}", text.trim())
+        };
+        Revocation {
+            at,
+            reason,
+            hard: code.revocation_type() == openpgp::types::RevocationType::Hard,
+        }
+    }
+
+    /// The revocation time as RFC 3339 UTC, seconds precision.
+    pub fn date(&self) -> String {
+        chrono::DateTime::<chrono::Utc>::from(self.at)
+            .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+    }
+}
+
+impl std::fmt::Display for Revocation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "revoked on {}, reason: {}", self.date(), self.reason)
+    }
 }
 
 impl ContactCard {
     /// Reads a card from armored or binary OpenPGP bytes. Secret key material,
     /// if any, is dropped.
     pub fn from_bytes(bytes: &[u8]) -> Result<ContactCard, KeyError> {
-        let cert = Cert::from_bytes(bytes).map_err(|err| {
-            KeyError::InvalidCard(format!("it is not an OpenPGP certificate ({err})"))
-        })?;
-        ContactCard::from_cert(cert.strip_secret_key_material())
+        ContactCard::from_cert(public_cert(bytes)?)
     }
 
-    /// Checks a certificate and extracts name, address and PeerId.
+    /// Checks a certificate and extracts name, address and PeerId. A revoked
+    /// certificate is refused: nobody should start writing to a revoked key.
     pub fn from_cert(cert: Cert) -> Result<ContactCard, KeyError> {
+        let card = ContactCard::from_cert_even_revoked(cert)?;
+        if let Some(revocation) = card.revocation() {
+            return Err(KeyError::InvalidCard(format!(
+                "the certificate is revoked ({revocation})"
+            )));
+        }
+        Ok(card)
+    }
+
+    /// Like [`ContactCard::from_bytes`], but a revoked card is read too
+    /// (see [`ContactCard::revocation`]): the address book keeps a contact's
+    /// revoked card so that it can say why mail to them is refused.
+    pub fn from_bytes_even_revoked(bytes: &[u8]) -> Result<ContactCard, KeyError> {
+        ContactCard::from_cert_even_revoked(public_cert(bytes)?)
+    }
+
+    /// Like [`ContactCard::from_cert`], but a revoked card is read too. A
+    /// card that is not revoked must have a usable signing and encryption
+    /// key; a revoked one needs neither (it is kept only to refuse).
+    pub fn from_cert_even_revoked(cert: Cert) -> Result<ContactCard, KeyError> {
         let policy = StandardPolicy::new();
         let valid = cert.with_policy(&policy, None).map_err(|err| {
             KeyError::InvalidCard(format!("the certificate is not valid now ({err})"))
         })?;
-        if let openpgp::types::RevocationStatus::Revoked(_) = valid.revocation_status() {
-            return Err(KeyError::InvalidCard("the certificate is revoked".into()));
-        }
+        let revocation = match valid.revocation_status() {
+            openpgp::types::RevocationStatus::Revoked(sigs) => Some(Revocation::from_sigs(&sigs)),
+            _ => None,
+        };
         let (name, address, peer_id) = read_primary_user_id(&valid)?;
-        if valid
-            .keys()
-            .alive()
-            .revoked(false)
-            .for_signing()
-            .next()
-            .is_none()
-        {
-            return Err(KeyError::InvalidCard("it has no valid signing key".into()));
-        }
-        if valid
-            .keys()
-            .alive()
-            .revoked(false)
-            .for_transport_encryption()
-            .next()
-            .is_none()
-        {
-            return Err(KeyError::InvalidCard(
-                "it has no valid encryption key".into(),
-            ));
+        if revocation.is_none() {
+            if valid
+                .keys()
+                .alive()
+                .revoked(false)
+                .for_signing()
+                .next()
+                .is_none()
+            {
+                return Err(KeyError::InvalidCard("it has no valid signing key".into()));
+            }
+            if valid
+                .keys()
+                .alive()
+                .revoked(false)
+                .for_transport_encryption()
+                .next()
+                .is_none()
+            {
+                return Err(KeyError::InvalidCard(
+                    "it has no valid encryption key".into(),
+                ));
+            }
         }
         let fingerprint = cert.fingerprint().to_hex();
         Ok(ContactCard {
@@ -80,7 +165,32 @@ impl ContactCard {
             address,
             fingerprint,
             peer_id,
+            revocation,
         })
+    }
+
+    /// When and why the owner revoked this key, if they did. Senders never
+    /// encrypt to a revoked card ([`crate::check_encryption_key`] refuses).
+    pub fn revocation(&self) -> Option<&Revocation> {
+        self.revocation.as_ref()
+    }
+
+    /// Fingerprints of the keys a sender encrypts to today (the newest
+    /// encryption subkey after a rotation; none for a revoked card).
+    pub fn encryption_keys(&self) -> Vec<String> {
+        if self.revocation.is_some() {
+            return Vec::new();
+        }
+        let policy = StandardPolicy::new();
+        self.cert
+            .keys()
+            .with_policy(&policy, None)
+            .supported()
+            .alive()
+            .revoked(false)
+            .for_transport_encryption()
+            .map(|ka| ka.key().fingerprint().to_hex())
+            .collect()
     }
 
     /// The OpenPGP certificate (public parts only).
@@ -123,6 +233,13 @@ impl ContactCard {
     pub fn to_binary(&self) -> Vec<u8> {
         self.cert.to_vec().unwrap_or_default()
     }
+}
+
+/// The certificate in `bytes` (armored or binary), secret parts dropped.
+fn public_cert(bytes: &[u8]) -> Result<Cert, KeyError> {
+    Cert::from_bytes(bytes)
+        .map(Cert::strip_secret_key_material)
+        .map_err(|err| KeyError::InvalidCard(format!("it is not an OpenPGP certificate ({err})")))
 }
 
 /// Name, address and PeerId from the primary user ID and its self-signature.

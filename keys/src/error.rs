@@ -52,6 +52,12 @@ pub enum KeyError {
     /// An exported secret bundle (a backup's) is damaged.
     #[error("the identity's secrets are damaged: {0}")]
     BadSecrets(String),
+    /// A contact's card update is refused (wrong key, forged signature).
+    #[error("{0}")]
+    UpdateRefused(String),
+    /// The key is revoked, so the operation cannot be done.
+    #[error("{0}")]
+    Revoked(String),
     /// The address book refuses a change.
     #[error("{0}")]
     AddressBook(String),

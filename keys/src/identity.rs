@@ -40,6 +40,7 @@ use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
 use crate::KeyError;
+use crate::book::write_atomically;
 use crate::card::{ContactCard, PEER_ID_NOTATION};
 use crate::secrets::{self, KeyGuard, Protection, ProtectionUsed, Unlocker};
 
@@ -161,7 +162,9 @@ impl Identity {
         store_key: Zeroizing<[u8; 32]>,
         revocation: String,
     ) -> Result<Identity, KeyError> {
-        let card = ContactCard::from_cert(tsk.clone().strip_secret_key_material())?;
+        // A revoked identity still loads: its node must announce the
+        // revocation to every contact, and old mail must still decrypt.
+        let card = ContactCard::from_cert_even_revoked(tsk.clone().strip_secret_key_material())?;
         if *card.peer_id() != keypair.public().to_peer_id() {
             return Err(KeyError::InvalidCard(
                 "the certificate binds a different PeerId than the stored libp2p key".into(),
@@ -176,6 +179,7 @@ impl Identity {
             .revoked(false)
             .for_signing()
             .next()
+            .or_else(|| valid.keys().secret().alive().for_signing().next())
             .ok_or_else(|| KeyError::OpenPgp("the identity has no secret signing key".into()))?
             .key()
             .clone()
@@ -247,7 +251,7 @@ impl Identity {
         let file = read_identity_file(home)?;
         let path = home.join(CARD_FILE);
         let bytes = std::fs::read(&path).map_err(|err| KeyError::io(&path, err))?;
-        let card = ContactCard::from_bytes(&bytes)?;
+        let card = ContactCard::from_bytes_even_revoked(&bytes)?;
         if card.fingerprint() != file.fingerprint {
             return Err(KeyError::Corrupt {
                 path,
@@ -262,9 +266,56 @@ impl Identity {
         let file = read_identity_file(home)?;
         let id_path = home.join(IDENTITY_FILE);
         let data_key = secrets::unlock(&file.guard, unlocker, &file.fingerprint, &id_path)?;
+        Identity::load_with(home, &file, &data_key)
+    }
+
+    /// Unlocks the identity in `home`, lets `change` modify it (a key
+    /// rotation, a revocation), and writes its secrets and card back under
+    /// the same data key, so the keyring entry or passphrase stays as it
+    /// was. Each file is replaced atomically, `secrets.bin` first, then
+    /// `card.asc`, then `identity.json` if the PeerId changed. The primary
+    /// key may not change. The caller must hold the home's lock (no daemon
+    /// may be running on the old secrets).
+    pub fn update_stored<T>(
+        home: &Path,
+        unlocker: &Unlocker,
+        change: impl FnOnce(&mut Identity) -> Result<T, KeyError>,
+    ) -> Result<T, KeyError> {
+        let file = read_identity_file(home)?;
+        let id_path = home.join(IDENTITY_FILE);
+        let data_key = secrets::unlock(&file.guard, unlocker, &file.fingerprint, &id_path)?;
+        let mut identity = Identity::load_with(home, &file, &data_key)?;
+        let outcome = change(&mut identity)?;
+        if identity.fingerprint() != file.fingerprint {
+            return Err(KeyError::OpenPgp(
+                "a change of the stored identity may not replace its primary key".into(),
+            ));
+        }
+        let plain = identity.export_secrets()?;
+        let sealed = encrypt_secrets(&data_key, &file.fingerprint, &plain)?;
+        let path = home.join(SECRETS_FILE);
+        write_atomically(&path, &sealed, true).map_err(|err| KeyError::io(&path, err))?;
+        let path = home.join(CARD_FILE);
+        write_atomically(&path, identity.card.to_armored().as_bytes(), false)
+            .map_err(|err| KeyError::io(&path, err))?;
+        let peer_id = identity.peer_id().to_string();
+        if peer_id != file.peer_id {
+            let updated = IdentityFile { peer_id, ..file };
+            let json = serde_json::to_vec_pretty(&updated)
+                .map_err(|err| KeyError::OpenPgp(err.to_string()))?;
+            write_atomically(&id_path, &json, false).map_err(|err| KeyError::io(&id_path, err))?;
+        }
+        Ok(outcome)
+    }
+
+    fn load_with(
+        home: &Path,
+        file: &IdentityFile,
+        data_key: &[u8; 32],
+    ) -> Result<Identity, KeyError> {
         let path = home.join(SECRETS_FILE);
         let sealed = std::fs::read(&path).map_err(|err| KeyError::io(&path, err))?;
-        let plain = decrypt_secrets(&data_key, &file.fingerprint, &sealed, &path)?;
+        let plain = decrypt_secrets(data_key, &file.fingerprint, &sealed, &path)?;
         let identity = Identity::import_secrets(&plain).map_err(|err| match err {
             KeyError::BadSecrets(reason) => KeyError::Corrupt {
                 path: path.clone(),
@@ -388,6 +439,36 @@ impl Identity {
         &self.revocation
     }
 
+    /// The certificate with its secret keys (for `rotate.rs`).
+    pub(crate) fn tsk(&self) -> &Cert {
+        &self.tsk
+    }
+
+    /// Replaces the certificate with a changed one of the same primary key
+    /// (`rotate.rs`); card, signer and decryption keys are derived again.
+    pub(crate) fn replace_cert(&mut self, tsk: Cert) -> Result<(), KeyError> {
+        let keypair = self.keypair.clone();
+        self.replace_cert_and_keypair(tsk, keypair)
+    }
+
+    /// [`Identity::replace_cert`] with a new libp2p key, which the new
+    /// certificate must bind.
+    pub(crate) fn replace_cert_and_keypair(
+        &mut self,
+        tsk: Cert,
+        keypair: libp2p::identity::Keypair,
+    ) -> Result<(), KeyError> {
+        let rebuilt = Identity::assemble(
+            tsk,
+            keypair,
+            self.bridge_password.clone(),
+            self.store_key.clone(),
+            self.revocation.clone(),
+        )?;
+        *self = rebuilt;
+        Ok(())
+    }
+
     /// Our secret decryption keys (for `seal.rs`, which decrypts messages
     /// that carry no OpenPGP signature).
     pub(crate) fn decryption_keys(&self) -> &[KeyPair] {
@@ -405,7 +486,11 @@ impl Identity {
     pub fn seal_to_cert(&self, plaintext: &[u8], recipient: &Cert) -> Result<Vec<u8>, KeyError> {
         let policy = StandardPolicy::new();
         let mut recipients = crate::seal::transport_keys(recipient, &policy)?;
-        recipients.extend(crate::seal::transport_keys(self.card.cert(), &policy)?);
+        // After our own revocation we still sign (the announcement of the
+        // revocation itself), but no longer encrypt to the revoked key.
+        if self.card.revocation().is_none() {
+            recipients.extend(crate::seal::transport_keys(self.card.cert(), &policy)?);
+        }
         let mut sink = Vec::with_capacity(plaintext.len() * 4 / 3 + 2048);
         {
             let message = Message::new(&mut sink);

@@ -20,15 +20,18 @@ mod book;
 mod card;
 mod error;
 mod identity;
+mod rotate;
 mod safety;
 mod seal;
 mod secrets;
 mod strangers;
+mod update;
 
 pub use book::{AddressBook, Contact, Outcome};
-pub use card::{ContactCard, PEER_ID_NOTATION};
+pub use card::{ContactCard, PEER_ID_NOTATION, Revocation};
 pub use error::KeyError;
 pub use identity::{Identity, Opened, PublicInfo};
+pub use rotate::{RevocationReason, Rotation};
 pub use safety::SafetyNumber;
 pub use seal::{check_encryption_key, encrypt_to};
 pub use secrets::{
@@ -36,6 +39,7 @@ pub use secrets::{
     derive as argon2id,
 };
 pub use strangers::{MAX_STRANGERS, Stranger, StrangerBook};
+pub use update::{CardChange, CardUpdate};
 
 /// Re-exported so that callers name the same PeerId and Multiaddr types.
 pub use libp2p::{Multiaddr, PeerId};

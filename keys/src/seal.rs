@@ -51,6 +51,17 @@ pub(crate) fn transport_keys<'a>(
     cert: &'a Cert,
     policy: &'a StandardPolicy<'a>,
 ) -> Result<Vec<Recipient<'a>>, KeyError> {
+    // Subkeys of a revoked certificate are not marked revoked themselves:
+    // the certificate's own status must be checked.
+    if let Ok(valid) = cert.with_policy(policy, None)
+        && let openpgp::types::RevocationStatus::Revoked(sigs) = valid.revocation_status()
+    {
+        return Err(KeyError::Revoked(format!(
+            "the key {} was {}; mailnode no longer encrypts to it",
+            cert.fingerprint(),
+            crate::card::Revocation::from_sigs(&sigs)
+        )));
+    }
     let keys: Vec<Recipient<'a>> = cert
         .keys()
         .with_policy(policy, None)

@@ -131,7 +131,7 @@ impl StrangerBook {
         };
         let json = serde_json::to_vec_pretty(&stored)
             .map_err(|err| KeyError::AddressBook(err.to_string()))?;
-        write_atomically(&self.path, &json).map_err(|err| KeyError::io(&self.path, err))?;
+        write_atomically(&self.path, &json, false).map_err(|err| KeyError::io(&self.path, err))?;
         self.loaded_stamp = self.stamp();
         Ok(())
     }

@@ -111,6 +111,15 @@ pub enum Command {
     /// Print the revocation certificate (publish it if your key is lost or
     /// stolen).
     Revocation,
+    /// Change your own keys (the node must be stopped).
+    Keys {
+        /// What to do.
+        #[command(subcommand)]
+        command: crate::key_commands::KeysCommand,
+    },
+    /// Revoke your key for good and tell every contact (at the node's next
+    /// start; the node must be stopped).
+    Revoke(crate::key_commands::RevokeArgs),
     /// Show whether the daemon runs, and where.
     Status,
     /// Write the whole node (identity, secrets, contacts, bridge
@@ -312,6 +321,10 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             print!("{}", identity.revocation_armored());
             Ok(())
         }
+        Command::Keys {
+            command: crate::key_commands::KeysCommand::Rotate { new_peer_id },
+        } => crate::key_commands::rotate(&home, &cli.unlocker(), *new_peer_id),
+        Command::Revoke(args) => crate::key_commands::revoke(&home, &cli.unlocker(), args),
         Command::Status => status(&home),
         Command::Backup {
             file,
@@ -586,7 +599,10 @@ fn contacts(home: &Home, command: &ContactsCommand) -> anyhow::Result<()> {
             } else {
                 std::fs::read(file).with_context(|| format!("cannot read {file}"))?
             };
-            let card = ContactCard::from_bytes(&bytes)
+            // A revoked card is read too: for a known contact it is their
+            // revocation certificate (the address book applies it); a new
+            // contact with a revoked key is refused there.
+            let card = ContactCard::from_bytes_even_revoked(&bytes)
                 .with_context(|| format!("{file} is not a usable mailnode contact card"))?;
             let own = Identity::public_info(home.path())?;
             if card.fingerprint() == own.card.fingerprint() {
@@ -607,6 +623,12 @@ fn contacts(home: &Home, command: &ContactsCommand) -> anyhow::Result<()> {
             println!("{outcome}: {} <{}>", card.name(), card.address());
             println!("fingerprint: {}", card.fingerprint());
             println!("peer-id: {}", card.peer_id());
+            if let Some(revocation) = card.revocation() {
+                println!(
+                    "{revocation}: mail to and from <{}> is refused from now on",
+                    card.address()
+                );
+            }
             println!("Check the fingerprint with them over another channel before you trust it.");
             Ok(())
         }
@@ -622,12 +644,17 @@ fn contacts(home: &Home, command: &ContactsCommand) -> anyhow::Result<()> {
             }
             for contact in book.list() {
                 let card = &contact.card;
+                let revoked = card
+                    .revocation()
+                    .map(|r| format!("\t{r}"))
+                    .unwrap_or_default();
                 println!(
-                    "{} <{}>\tfingerprint {}\tpeer-id {}{}",
+                    "{} <{}>\tfingerprint {}\tpeer-id {}\tencryption-key {}{}{revoked}",
                     card.name(),
                     card.address(),
                     card.fingerprint(),
                     card.peer_id(),
+                    card.encryption_keys().join(","),
                     if contact.verified { "\tverified" } else { "" }
                 );
             }
@@ -701,6 +728,21 @@ fn accept(
     Ok(())
 }
 
+/// Asks `question` on the terminal and returns whether the answer is yes;
+/// without a terminal, fails with `no_terminal` (which names the flag that
+/// answers in advance).
+pub(crate) fn confirm(question: &str, no_terminal: &str) -> anyhow::Result<bool> {
+    use std::io::{BufRead, IsTerminal, Write};
+    if !std::io::stdin().is_terminal() {
+        bail!("{no_terminal}");
+    }
+    print!("{question} [y/N] ");
+    std::io::stdout().flush()?;
+    let mut answer = String::new();
+    std::io::stdin().lock().read_line(&mut answer)?;
+    Ok(matches!(answer.trim(), "y" | "Y" | "yes" | "YES" | "Yes"))
+}
+
 /// `contacts verify`: shows the safety number and QR code, asks, marks.
 fn verify(
     home: &Home,
@@ -708,7 +750,6 @@ fn verify(
     png: Option<&std::path::Path>,
     yes: bool,
 ) -> anyhow::Result<()> {
-    use std::io::{BufRead, IsTerminal, Write};
     let mut book = AddressBook::open(home.path())?;
     let Some(contact) = book.by_address(address).cloned() else {
         bail!("no contact with the address <{address}>; `mailnode contacts list` shows them");
@@ -742,21 +783,15 @@ fn verify(
         println!("<{}> is already verified.", card.address());
         return Ok(());
     }
-    if !yes {
-        if !std::io::stdin().is_terminal() {
-            bail!(
-                "not marked verified: run this in a terminal to confirm, or pass --yes once \
-                 you have compared the number"
-            );
-        }
-        print!("Does the number match theirs exactly? [y/N] ");
-        std::io::stdout().flush()?;
-        let mut answer = String::new();
-        std::io::stdin().lock().read_line(&mut answer)?;
-        if !matches!(answer.trim(), "y" | "Y" | "yes" | "YES" | "Yes") {
-            println!("not marked verified.");
-            return Ok(());
-        }
+    if !yes
+        && !confirm(
+            "Does the number match theirs exactly?",
+            "not marked verified: run this in a terminal to confirm, or pass --yes once you \
+             have compared the number",
+        )?
+    {
+        println!("not marked verified.");
+        return Ok(());
     }
     if !book.set_verified(card.fingerprint())? {
         bail!("<{address}> was removed from the address book meanwhile; nothing was marked");
@@ -786,6 +821,10 @@ fn status(home: &Home) -> anyhow::Result<()> {
     println!("identity: {} <{}>", info.card.name(), info.card.address());
     println!("fingerprint: {}", info.card.fingerprint());
     println!("peer-id: {}", info.card.peer_id());
+    println!("encryption-key: {}", info.card.encryption_keys().join(", "));
+    if let Some(revocation) = info.card.revocation() {
+        println!("key: {revocation}");
+    }
     match RunInfo::read(home)? {
         Some(run) if process_alive(run.pid) => {
             println!("daemon: running (pid {})", run.pid);

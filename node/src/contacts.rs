@@ -8,7 +8,7 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use keys::{AddressBook, Contact, ContactCard, KeyError, Outcome};
+use keys::{AddressBook, CardUpdate, Contact, ContactCard, KeyError, Outcome};
 use libp2p::PeerId;
 
 /// A cloneable handle to the address book.
@@ -29,10 +29,7 @@ impl Contacts {
     }
 
     fn with_book<T>(&self, f: impl FnOnce(&AddressBook) -> T) -> T {
-        let mut book = match self.book.lock() {
-            Ok(book) => book,
-            Err(poisoned) => poisoned.into_inner(),
-        };
+        let mut book = self.locked();
         match book.reload_if_changed() {
             Ok(true) => {
                 self.generation.fetch_add(1, Ordering::AcqRel);
@@ -50,11 +47,21 @@ impl Contacts {
     /// `AddressBook::add` re-reads the file first, so a concurrent
     /// `mailnode contacts import` is not lost.
     pub fn add(&self, card: ContactCard) -> Result<Outcome, KeyError> {
-        let mut book = match self.book.lock() {
+        self.locked().add(card, Vec::new(), false)
+    }
+
+    /// Stores an accepted card update of a contact (`card_update`),
+    /// keeping their hints and verified mark. Returns whether the contact
+    /// was still there.
+    pub fn apply_update(&self, update: &CardUpdate) -> Result<bool, KeyError> {
+        self.locked().apply_update(update)
+    }
+
+    fn locked(&self) -> std::sync::MutexGuard<'_, AddressBook> {
+        match self.book.lock() {
             Ok(book) => book,
             Err(poisoned) => poisoned.into_inner(),
-        };
-        book.add(card, Vec::new(), false)
+        }
     }
 
     /// A number that changes whenever the address book file was re-read

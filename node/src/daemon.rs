@@ -39,6 +39,15 @@ pub async fn run(home: Home, settings: Settings, identity: Identity) -> anyhow::
     let store = Store::open_with(&home.store_file(), identity.store_key(), &store_options)
         .with_context(|| format!("cannot open the mail store {}", home.store_file().display()))?;
 
+    // A card changed by `keys rotate` or `revoke` goes to every contact
+    // through the outbox (issue 8).
+    let announced = crate::announce::announce(home.path(), &identity, &contacts, &store)
+        .await
+        .context("cannot queue our changed card for our contacts")?;
+    if announced > 0 {
+        tracing::info!(contacts = announced, "announcing our changed card");
+    }
+
     let mailbox_peers = MailboxPeers::open(home.path()).context("cannot read the mailbox peers")?;
     let mailbox_limits = settings.mailbox.clone();
     let (network, inbound) = network::start(NetworkConfig {

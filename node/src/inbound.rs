@@ -4,7 +4,9 @@
 //! Checks, in order, each failure answered with a precise reason the sender
 //! logs (and bounces), and nothing filed:
 //! 1. Who is the sender? The PeerId is authenticated by the Noise handshake.
-//!    A contact is found by that PeerId; contacts skip step 2.
+//!    A contact is found by that PeerId, or by a card that their primary
+//!    key signed to bind this new PeerId (`card_update::moved_contact`);
+//!    contacts skip step 2.
 //! 2. A stranger (anyone else) must fit the `[strangers]` rate limits
 //!    (`TryLater` otherwise); must send their card, which must bind the same
 //!    PeerId and whose address must not belong to one of our contacts under
@@ -20,6 +22,11 @@
 //! A card that would replace a verified contact's key (the same address or
 //! PeerId under another primary key) is refused in either step, and a
 //! notice is filed in INBOX (`key_notice`).
+//!
+//! A control message from a contact (a card update: rotation, revocation)
+//! is applied by `card_update` instead of being filed, and mail from a
+//! contact whose key is revoked that fails the signature check is refused
+//! with the revocation as the reason (`card_update::from_revoked`).
 //!
 //! Then the message is filed (INBOX for contacts, Requests for others, whose
 //! card is kept first in the stranger list so `contacts accept` can promote
@@ -113,7 +120,20 @@ pub async fn run(mut inbound: mpsc::Receiver<InboundDelivery>, context: Inbound)
 /// The checks and the filing of one delivery.
 pub async fn handle(peer: PeerId, request: DeliveryRequest, context: &Inbound) -> DeliveryResponse {
     let mut request = request;
-    let (card, mailbox, reservation) = match context.contacts.by_peer_id(&peer) {
+    let known = match context.contacts.by_peer_id(&peer) {
+        Some(contact) => Some(contact),
+        // A contact whose node has a new PeerId, announced by its card.
+        None => {
+            match crate::card_update::moved_contact(&peer, request.sender_card.as_deref(), context)
+                .await
+            {
+                Some(Ok(contact)) => Some(contact),
+                Some(Err(refusal)) => return refusal,
+                None => None,
+            }
+        }
+    };
+    let (card, mailbox, reservation, contact) = match known {
         Some(contact) => {
             // Only a verified contact's card is compared (a parse per
             // message), since only a verified key is guarded this way.
@@ -123,15 +143,20 @@ pub async fn handle(peer: PeerId, request: DeliveryRequest, context: &Inbound) -
             {
                 return refusal;
             }
-            (contact.card, INBOX, None)
+            (contact.card.clone(), INBOX, None, Some(contact))
         }
         None => match admit_stranger(&peer, &mut request, context).await {
-            Ok((card, reservation)) => (card, REQUESTS, Some(reservation)),
+            Ok((card, reservation)) => (card, REQUESTS, Some(reservation), None),
             Err(response) => return response,
         },
     };
     let identity = Arc::clone(&context.identity);
     let payload = request.payload;
+    // Kept only for a revoked contact, whose refusal looks at it again.
+    let revoked_payload = contact
+        .as_ref()
+        .filter(|c| c.card.revocation().is_some())
+        .map(|_| payload.clone());
     let signer = card.clone();
     let Ok(permit) = Arc::clone(&context.decrypt_permits).acquire_owned().await else {
         return DeliveryResponse::TryLater {
@@ -146,8 +171,27 @@ pub async fn handle(peer: PeerId, request: DeliveryRequest, context: &Inbound) -
     })
     .await;
     let message = match opened {
-        Ok(Ok(message)) => message,
-        Ok(Err(reason)) => return DeliveryResponse::Rejected { reason },
+        Ok(Ok(Opened::Mail(message))) => message,
+        Ok(Ok(Opened::Control(card))) => {
+            return match (&contact, card) {
+                (Some(contact), Ok(bytes)) => {
+                    crate::card_update::apply(&peer, contact, &bytes, context).await
+                }
+                (Some(_), Err(reason)) => DeliveryResponse::Rejected { reason },
+                (None, _) => DeliveryResponse::Rejected {
+                    reason: "card updates are taken only from contacts".into(),
+                },
+            };
+        }
+        Ok(Err(reason)) => {
+            return match (&contact, revoked_payload) {
+                (Some(contact), Some(payload)) => {
+                    crate::card_update::from_revoked(&peer, contact, &payload, reason, context)
+                        .await
+                }
+                _ => DeliveryResponse::Rejected { reason },
+            };
+        }
         Err(err) => {
             return DeliveryResponse::TryLater {
                 reason: format!("the recipient could not process the message: {err}"),
@@ -325,15 +369,28 @@ fn stranger_card(
     Ok(card)
 }
 
+/// A delivery that passed decryption and the signature check.
+enum Opened {
+    /// Mail to file, marked with its verified signer.
+    Mail(Vec<u8>),
+    /// A control message (`card_update`): the card it carries, or why it
+    /// cannot be used.
+    Control(Result<Vec<u8>, String>),
+}
+
 /// Unwraps, decrypts, verifies and marks a message. Errors are the reason
 /// sent back to the peer.
-fn open(identity: &Identity, payload: &[u8], signer: &ContactCard) -> Result<Vec<u8>, String> {
+fn open(identity: &Identity, payload: &[u8], signer: &ContactCard) -> Result<Opened, String> {
     let armored = pgpmime::unwrap(payload).map_err(|err| err.to_string())?;
     let opened = identity
         .open(&armored, signer)
         .map_err(|err| format!("the message was refused: {err}"))?;
     check_from(&opened.plaintext, signer)?;
+    if let Some(card) = crate::card_update::control_card(&opened.plaintext) {
+        return Ok(Opened::Control(card));
+    }
     verified::mark(&opened.plaintext, signer)
+        .map(Opened::Mail)
         .map_err(|err| format!("the decrypted message has a broken header: {err}"))
 }
 

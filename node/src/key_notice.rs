@@ -1,6 +1,8 @@
-//! The notice a user finds in INBOX when a verified contact's key seemed to
-//! change: a card with another primary key for that contact's address or
-//! PeerId arrived with a message, and was refused.
+//! Notices a user finds in INBOX about contacts' keys: here, when a verified
+//! contact's key seemed to change (a card with another primary key for that
+//! contact's address or PeerId arrived with a message, and was refused); the
+//! shared [`notice`] and [`file_notice`] also carry the card-update notices
+//! of `card_update` (a contact rotated or revoked their key).
 //!
 //! The notice is a local message, from mailnode itself
 //! (`mailnode@mailnode.invalid`), never sent anywhere. It is filed through
@@ -28,23 +30,8 @@ pub fn build(own_address: &str, contact: &Contact, offered: &ContactCard, peer: 
     let known = &contact.card;
     let address = one_line(known.address());
     let name = one_line(known.name());
-    let now = chrono::Utc::now().to_rfc2822();
-    let id = hex::encode(&delivery_id(known.address(), offered.fingerprint())[..8]);
-    format!(
-        "From: {FROM}\r\n\
-         To: <{own_address}>\r\n\
-         Subject: Refused a new key for your verified contact <{address}>\r\n\
-         Date: {now}\r\n\
-         Message-ID: <key-change-{id}@mailnode.invalid>\r\n\
-         Auto-Submitted: auto-generated\r\n\
-         X-Mailnode-Notice: key-change\r\n\
-         MIME-Version: 1.0\r\n\
-         Content-Type: text/plain; charset=utf-8\r\n\
-         Content-Transfer-Encoding: 8bit\r\n\
-         \r\n\
-         This notice was written by your own mailnode; it did not come from anyone.\r\n\
-         \r\n\
-         A message claiming to be from {name} <{address}> arrived with a\r\n\
+    let body = format!(
+        "A message claiming to be from {name} <{address}> arrived with a\r\n\
          contact card for a different key. You verified {name}'s key, so\r\n\
          mailnode refused the message and kept the key you verified.\r\n\
          \r\n\
@@ -62,17 +49,57 @@ pub fn build(own_address: &str, contact: &Contact, offered: &ContactCard, peer: 
         old = known.fingerprint(),
         new = offered.fingerprint(),
         peer = one_line(peer),
+    );
+    let id = delivery_id(&[known.address(), offered.fingerprint()]);
+    notice(
+        own_address,
+        &format!("Refused a new key for your verified contact <{address}>"),
+        "key-change",
+        &id,
+        &body,
+    )
+}
+
+/// A notice message from mailnode to the user: `kind` goes into
+/// `X-Mailnode-Notice`, `id` (from [`delivery_id`]) into the Message-ID,
+/// `body` (CRLF lines) after a line saying who wrote it.
+pub fn notice(own_address: &str, subject: &str, kind: &str, id: &[u8; 16], body: &str) -> Vec<u8> {
+    let now = chrono::Utc::now().to_rfc2822();
+    format!(
+        "From: {FROM}\r\n\
+         To: <{own_address}>\r\n\
+         Subject: {subject}\r\n\
+         Date: {now}\r\n\
+         Message-ID: <{kind}-{id}@mailnode.invalid>\r\n\
+         Auto-Submitted: auto-generated\r\n\
+         X-Mailnode-Notice: {kind}\r\n\
+         MIME-Version: 1.0\r\n\
+         Content-Type: text/plain; charset=utf-8\r\n\
+         Content-Transfer-Encoding: 8bit\r\n\
+         \r\n\
+         This notice was written by your own mailnode; it did not come from anyone.\r\n\
+         \r\n\
+         {body}",
+        subject = one_line(subject),
+        id = hex::encode(&id[..8]),
     )
     .into_bytes()
 }
 
-fn delivery_id(address: &str, fingerprint: &str) -> [u8; 16] {
-    let digest = Sha256::new()
-        .chain_update(b"mailnode key change notice\0")
-        .chain_update(address.to_ascii_lowercase().as_bytes())
-        .chain_update(b"\0")
-        .chain_update(fingerprint.to_ascii_uppercase().as_bytes())
-        .finalize();
+/// The delivery id a notice is filed under: a hash of what makes it
+/// unique (kind, address, key...), compared without regard to case, so the
+/// same event gives one notice however often it happens.
+pub fn delivery_id(parts: &[&str]) -> [u8; 16] {
+    // The separator only between parts: the ids of key-change notices
+    // (address, fingerprint) stay those of earlier versions.
+    let mut hash = Sha256::new().chain_update(b"mailnode key change notice\0");
+    for (i, part) in parts.iter().enumerate() {
+        if i > 0 {
+            hash.update(b"\0");
+        }
+        hash.update(part.to_ascii_lowercase().as_bytes());
+    }
+    let digest = hash.finalize();
     let mut id = [0u8; 16];
     id.copy_from_slice(&digest[..16]);
     id
@@ -87,16 +114,28 @@ pub async fn file(
     peer: &str,
 ) {
     let message = build(own_address, contact, offered, peer);
-    let id = delivery_id(contact.card.address(), offered.fingerprint());
-    match store.file_incoming(NOTICE_PEER, id, INBOX, message).await {
-        Ok(Incoming::Filed { uid }) => tracing::warn!(
+    let id = delivery_id(&[contact.card.address(), offered.fingerprint()]);
+    if file_notice(store, id, message).await {
+        tracing::warn!(
             contact = contact.card.address(),
             offered = offered.fingerprint(),
-            uid,
             "refused a new key for a verified contact; notice filed in INBOX"
-        ),
-        Ok(Incoming::Duplicate) => {}
-        Err(err) => tracing::error!("cannot file the key-change notice: {err}"),
+        );
+    }
+}
+
+/// Files a notice in INBOX under `id`, once: returns whether it is new.
+pub async fn file_notice(store: &Store, id: [u8; 16], message: Vec<u8>) -> bool {
+    match store.file_incoming(NOTICE_PEER, id, INBOX, message).await {
+        Ok(Incoming::Filed { uid }) => {
+            tracing::info!(uid, "notice filed in INBOX");
+            true
+        }
+        Ok(Incoming::Duplicate) => false,
+        Err(err) => {
+            tracing::error!("cannot file a notice in INBOX: {err}");
+            false
+        }
     }
 }
 
@@ -150,8 +189,8 @@ mod tests {
         assert!(notice.starts_with(&format!("From: {FROM}\r\n")));
         assert!(notice.contains(bob.fingerprint()) && notice.contains(fake_bob.fingerprint()));
         assert_eq!(
-            delivery_id("BOB@example.org", &fake_bob.fingerprint().to_lowercase()),
-            delivery_id("bob@example.org", fake_bob.fingerprint()),
+            delivery_id(&["BOB@example.org", &fake_bob.fingerprint().to_lowercase()]),
+            delivery_id(&["bob@example.org", fake_bob.fingerprint()]),
             "one notice per (address, key)"
         );
     }

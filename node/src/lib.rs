@@ -5,9 +5,11 @@
 
 #![forbid(unsafe_code)]
 
+pub mod announce;
 pub mod backup;
 pub mod bounce;
 pub mod bridge_tls;
+pub mod card_update;
 pub mod cli;
 pub mod config;
 pub mod contacts;
@@ -16,6 +18,7 @@ pub mod gateway;
 pub mod home;
 pub mod import;
 pub mod inbound;
+pub mod key_commands;
 pub mod key_notice;
 pub mod mailbox;
 pub mod mailbox_node;

@@ -189,11 +189,21 @@ impl Job {
                 return;
             }
         };
-        let addrs = self
-            .contacts
-            .by_fingerprint(&entry.recipient_fpr)
-            .map(|contact| contact.addrs)
-            .unwrap_or_default();
+        let contact = self.contacts.by_fingerprint(&entry.recipient_fpr);
+        // The contact's node may have a new PeerId since this was queued
+        // (their card update, issue 8): deliver to the one their card binds.
+        let peer = contact.as_ref().map_or(peer, |c| *c.card.peer_id());
+        if let Some(refusal) = contact
+            .as_ref()
+            .and_then(|c| crate::card_update::revoked_recipient(&c.card))
+        {
+            // Queued before the recipient's revocation arrived: encrypted
+            // to a key its owner says is no longer theirs alone.
+            tracing::warn!(recipient_peer = %peer, "not delivered: {refusal}");
+            self.fail(&entry, Failure::Refused(refusal)).await;
+            return;
+        }
+        let addrs = contact.map(|contact| contact.addrs).unwrap_or_default();
         let request = |stamp| DeliveryRequest {
             id: entry.delivery_id,
             sender_card: Some(self.settings.own_card.clone()),

@@ -105,10 +105,14 @@ impl Submission for Outgoing {
                 "<{address}> is not a mail address"
             )));
         }
-        if self.is_self(address)
-            || self.contacts.by_address(address).is_some()
-            || self.gateway_autocrypt.is_some()
+        let contact = self.contacts.by_address(address);
+        if let Some(refusal) = contact
+            .as_ref()
+            .and_then(|c| crate::card_update::revoked_recipient(&c.card))
         {
+            return Err(RecipientError::Refused(refusal));
+        }
+        if self.is_self(address) || contact.is_some() || self.gateway_autocrypt.is_some() {
             return Ok(());
         }
         Err(RecipientError::Unknown(format!(
@@ -371,7 +375,10 @@ impl Outgoing {
     }
 }
 
-fn seal_for_each(
+/// One signed and encrypted outbox entry per (address, card), each with
+/// its own outer header and delivery id (also the node's control messages,
+/// `announce`).
+pub(crate) fn seal_for_each(
     identity: &Identity,
     delivery: &[u8],
     date: &str,

@@ -361,6 +361,12 @@ impl Node {
 
     /// Submits a raw message through the SMTP bridge with lettre.
     pub fn send_with_lettre(&self, to: &[&str], raw: &[u8]) {
+        self.try_send_with_lettre(to, raw)
+            .unwrap_or_else(|err| panic!("lettre could not submit: {err}"));
+    }
+
+    /// Like [`Node::send_with_lettre`], returning the server's refusal.
+    pub fn try_send_with_lettre(&self, to: &[&str], raw: &[u8]) -> Result<(), String> {
         use lettre::address::Envelope;
         use lettre::transport::smtp::authentication::{Credentials, Mechanism};
         use lettre::{SmtpTransport, Transport};
@@ -380,7 +386,8 @@ impl Node {
         let raw = raw.strip_suffix(b"\r\n").unwrap_or(raw);
         transport
             .send_raw(&envelope, raw)
-            .unwrap_or_else(|err| panic!("lettre could not submit: {err}"));
+            .map(|_| ())
+            .map_err(|err| err.to_string())
     }
 }
 

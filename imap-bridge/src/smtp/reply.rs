@@ -203,6 +203,7 @@ impl Refusal {
             Refusal::NoValidRecipients => Reply::new(554, "5.5.1", "No valid recipients"),
             Refusal::Recipient(RecipientError::Unknown(text)) => Reply::new(550, "5.1.1", text),
             Refusal::Recipient(RecipientError::Invalid(text)) => Reply::new(553, "5.1.3", text),
+            Refusal::Recipient(RecipientError::Refused(text)) => Reply::new(550, "5.7.1", text),
             Refusal::Recipient(RecipientError::Temporary(text)) => Reply::new(451, "4.3.0", text),
             Refusal::Submit(SubmitError::Rejected(text)) => Reply::new(554, "5.6.0", text),
             Refusal::Submit(SubmitError::TooLarge(text)) => Reply::new(552, "5.3.4", text),
@@ -307,6 +308,10 @@ mod tests {
             (
                 Refusal::Recipient(RecipientError::Invalid("i".into())),
                 "553 5.1.3 i",
+            ),
+            (
+                Refusal::Recipient(RecipientError::Refused("k".into())),
+                "550 5.7.1 k",
             ),
             (
                 Refusal::Recipient(RecipientError::Temporary("t".into())),

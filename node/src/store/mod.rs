@@ -263,6 +263,17 @@ impl Store {
             .await
     }
 
+    /// Queues outbox entries without a Sent or Outbox copy (the node's
+    /// own control messages), in one transaction.
+    pub async fn queue_outgoing(&self, items: Vec<OutboxItem>) -> Result<(), StoreError> {
+        let items = items
+            .into_iter()
+            .map(|item| outbox::seal_item(&self.inner.crypto, item))
+            .collect::<Result<Vec<_>, _>>()?;
+        let now = now_ms();
+        self.write(move |ctx| outbox::queue(ctx, &items, now)).await
+    }
+
     /// Up to `limit` waiting entries due at `now_ms`, earliest first, except
     /// the ids in `exclude` (already in flight). Deposited entries are never
     /// due.

@@ -95,6 +95,26 @@ pub(super) fn submit(
         let mut outbox = mailboxes::outbox(ctx)?;
         messages::copy_one(ctx, sent.id, uid, &mut outbox, &seen)?
     };
+    insert(ctx, items, now_ms, outbox_uid)?;
+    Ok(uid)
+}
+
+/// Queues items that have no Sent or Outbox copy: the node's own control
+/// messages (card updates, issue 8), which the user did not write.
+pub(super) fn queue(
+    ctx: &mut WriteCtx,
+    items: &[SealedItem],
+    now_ms: i64,
+) -> Result<(), StoreError> {
+    insert(ctx, items, now_ms, None)
+}
+
+fn insert(
+    ctx: &mut WriteCtx,
+    items: &[SealedItem],
+    now_ms: i64,
+    outbox_uid: Option<Uid>,
+) -> Result<(), StoreError> {
     let mut stmt = ctx
         .conn
         .prepare_cached(
@@ -112,7 +132,7 @@ pub(super) fn submit(
         ])
         .map_err(sql)?;
     }
-    Ok(uid)
+    Ok(())
 }
 
 /// Removes entry `id` and, if it was the last entry of its message, the
