@@ -173,14 +173,15 @@ fn a_rotation_reaches_bob_and_mail_flows_both_ways() {
         .find(|l| l.starts_with("fpr:"))
         .expect("the valid subkey's fingerprint");
     assert!(valid.contains(&new_key), "{listing}");
-    match Command::new("sq").arg("inspect").arg(&file).output() {
-        Ok(out) => {
-            assert!(out.status.success(), "sq inspect: {}", describe(&out));
-            let text = String::from_utf8_lossy(&out.stdout);
-            assert!(text.contains(&new_key), "{text}");
-        }
-        Err(err) => eprintln!("sq is not installed ({err}); only gpg was checked"),
-    }
+    // sq is installed by scripts/install-test-deps.
+    let out = Command::new("sq")
+        .arg("inspect")
+        .arg(&file)
+        .output()
+        .expect("sq (Sequoia's command line tool) must be installed");
+    assert!(out.status.success(), "sq inspect: {}", describe(&out));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains(&new_key), "{text}");
 }
 
 #[test]
