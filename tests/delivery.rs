@@ -75,7 +75,18 @@ fn alice_writes_to_bob_end_to_end() {
     };
     let mut got_first = false;
     let mut got_second = false;
+    let (alice_peer, bob_peer) = (alice.peer_id(), bob.peer_id());
     for message in &inbox {
+        // The trace field names both nodes (RFC 5321 §4.4), no address.
+        let (trace, _) = common::split_received(message);
+        let trace = trace.expect("a Received: field first");
+        assert!(
+            trace.starts_with(&format!(
+                "Received: from {alice_peer} by {bob_peer} with mailnode id "
+            )),
+            "{trace}"
+        );
+        assert!(!trace.contains("127.0.0.1"), "{trace}");
         let (signer, rest) = split_verified(message);
         assert!(
             signer.starts_with(&alice_fpr) && signer.contains(&alice.email),

@@ -164,8 +164,9 @@ pub async fn handle(peer: PeerId, request: DeliveryRequest, context: &Inbound) -
             retry_after_secs: 5,
         };
     };
+    let trace = received(&peer, context.identity.peer_id(), &request.id);
     let opened = tokio::task::spawn_blocking(move || {
-        let opened = open(&identity, &payload, &signer);
+        let opened = open(&identity, &payload, &signer, trace);
         drop(permit);
         opened
     })
@@ -380,7 +381,12 @@ enum Opened {
 
 /// Unwraps, decrypts, verifies and marks a message. Errors are the reason
 /// sent back to the peer.
-fn open(identity: &Identity, payload: &[u8], signer: &ContactCard) -> Result<Opened, String> {
+fn open(
+    identity: &Identity,
+    payload: &[u8],
+    signer: &ContactCard,
+    trace: String,
+) -> Result<Opened, String> {
     let armored = pgpmime::unwrap(payload).map_err(|err| err.to_string())?;
     let opened = identity
         .open(&armored, signer)
@@ -389,9 +395,21 @@ fn open(identity: &Identity, payload: &[u8], signer: &ContactCard) -> Result<Ope
     if let Some(card) = crate::card_update::control_card(&opened.plaintext) {
         return Ok(Opened::Control(card));
     }
-    verified::mark(&opened.plaintext, signer)
+    verified::mark_received(&opened.plaintext, signer, trace)
         .map(Opened::Mail)
         .map_err(|err| format!("the decrypted message has a broken header: {err}"))
+}
+
+/// The `Received:` field (RFC 5321 §4.4) of a delivery from `peer`:
+/// `from` and `by` are the two PeerIds (base58, a valid domain label),
+/// `with mailnode`, the delivery id, and the time of arrival. No network
+/// address is written: the sender's IP is not the recipient's to keep.
+fn received(peer: &PeerId, ours: &PeerId, delivery_id: &[u8; 16]) -> String {
+    format!(
+        "Received: from {peer} by {ours} with mailnode id {}; {}",
+        hex::encode(delivery_id),
+        chrono::Utc::now().to_rfc2822()
+    )
 }
 
 /// The decrypted message's From must be the signer's own address.

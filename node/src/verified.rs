@@ -21,13 +21,32 @@ pub const FIELD: &str = "X-Mailnode-Verified-Signer";
 /// Returns the message with the verified-signer field for `signer` added and
 /// any such field from the sender removed.
 pub fn mark(message: &[u8], signer: &ContactCard) -> Result<Vec<u8>, HeaderError> {
+    mark_after(message, signer, None)
+}
+
+/// Like [`mark`], with `trace` (a complete `Received:` field, RFC 5321
+/// §4.4) first: how the message reached this node.
+pub fn mark_received(
+    message: &[u8],
+    signer: &ContactCard,
+    trace: String,
+) -> Result<Vec<u8>, HeaderError> {
+    mark_after(message, signer, Some(trace))
+}
+
+fn mark_after(
+    message: &[u8],
+    signer: &ContactCard,
+    trace: Option<String>,
+) -> Result<Vec<u8>, HeaderError> {
     let raw = RawMessage::parse(message)?;
     let value = format!(
         "{FIELD}: {} ({})",
         signer.fingerprint(),
         header_safe(&format!("{} <{}>", signer.name(), signer.address()))
     );
-    Ok(raw.rebuild(&[value], |field| {
+    let fields: Vec<String> = trace.into_iter().chain([value]).collect();
+    Ok(raw.rebuild(&fields, |field| {
         !field.name.eq_ignore_ascii_case(FIELD.as_bytes())
     }))
 }

@@ -511,9 +511,41 @@ pub fn write_file(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {
     path
 }
 
-/// Strips the first header field if it is the verified-signer field the
-/// recipient node adds; returns (that field's value, the rest).
+/// The `Received:` field a receiving node puts first on mail from a peer
+/// (`from <sender PeerId> by <our PeerId> with mailnode id <hex>; <date>`),
+/// checked for that shape, and the rest of the message; `None` and the
+/// whole message when it has none (the sender's own Sent copy).
+pub fn split_received(message: &[u8]) -> (Option<String>, &[u8]) {
+    let prefix = b"Received: from ";
+    if !message.starts_with(prefix) {
+        return (None, message);
+    }
+    let end = message
+        .windows(2)
+        .position(|w| w == b"\r\n")
+        .expect("line end");
+    let line = String::from_utf8_lossy(&message[..end]).to_string();
+    let words: Vec<&str> = line.split(' ').collect();
+    assert!(
+        words.len() >= 10
+            && words[1] == "from"
+            && words[2].starts_with("12D3")
+            && words[3] == "by"
+            && words[4].starts_with("12D3")
+            && words[5..7] == ["with", "mailnode"]
+            && words[7] == "id"
+            && words[8].len() == 33
+            && words[8].ends_with(';'),
+        "not mailnode's trace field: {line}"
+    );
+    (Some(line), &message[end + 2..])
+}
+
+/// Strips the verified-signer field the recipient node adds first (after
+/// its `Received:` field, see [`split_received`]); returns (that field's
+/// value, the rest).
 pub fn split_verified(message: &[u8]) -> (String, Vec<u8>) {
+    let (_, message) = split_received(message);
     let prefix = b"X-Mailnode-Verified-Signer: ";
     assert!(
         message.starts_with(prefix),
