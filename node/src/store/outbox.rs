@@ -14,8 +14,11 @@
 //!
 //! Payloads are OpenPGP ciphertext already and are stored as they are; the
 //! envelope (recipient, fingerprint, PeerId), the last error and the mailbox
-//! peer are sealed, bound to the entry's random delivery id. The delivery
-//! policy (backoff, giving up) belongs to `crate::outbox`, not here.
+//! peer are sealed, bound to the entry's random delivery id. Waiting entries
+//! are indexed by `peer_tag`, a keyed hash (HMAC under the store key) of the
+//! recipient's PeerId, so a peer's connection reschedules its entries with
+//! one indexed UPDATE and the PeerId is never in the file in the clear. The
+//! delivery policy (backoff, giving up) belongs to `crate::outbox`, not here.
 
 use imap_bridge::backend::{StoreError, Uid};
 use rusqlite::{Connection, OptionalExtension, Row, params};
@@ -52,6 +55,14 @@ pub(super) struct SealedItem {
     delivery_id: [u8; 16],
     envelope: Vec<u8>,
     payload: Vec<u8>,
+    peer_tag: Vec<u8>,
+}
+
+/// The keyed hash that indexes waiting entries by recipient PeerId
+/// (`outbox.peer_tag`): a peer's connection finds its entries without
+/// opening every envelope, and the PeerId is not in the file in the clear.
+pub(super) fn peer_tag(crypto: &Crypto, peer_id: &str) -> Vec<u8> {
+    crypto.mac(&[b"mailnode outbox peer", peer_id.as_bytes()])[..16].to_vec()
 }
 
 /// Seals the envelope of an item (CPU work, done by the caller).
@@ -59,13 +70,14 @@ pub(super) fn seal_item(crypto: &Crypto, item: OutboxItem) -> Result<SealedItem,
     let envelope = serde_json::to_vec(&Envelope {
         recipient: item.recipient,
         recipient_fpr: item.recipient_fpr,
-        peer_id: item.peer_id,
+        peer_id: item.peer_id.clone(),
     })
     .map_err(|err| StoreError::Internal(format!("cannot encode an outbox envelope: {err}")))?;
     Ok(SealedItem {
         delivery_id: item.delivery_id,
         envelope: crypto.seal(&aad(BlobKind::Envelope, &item.delivery_id), &envelope)?,
         payload: item.payload,
+        peer_tag: peer_tag(crypto, &item.peer_id),
     })
 }
 
@@ -119,7 +131,7 @@ fn insert(
         .conn
         .prepare_cached(
             "INSERT INTO outbox (delivery_id, envelope, payload, attempts, next_attempt, \
-             queued_at, outbox_uid, state) VALUES (?1, ?2, ?3, 0, ?4, ?4, ?5, 0)",
+             queued_at, outbox_uid, state, peer_tag) VALUES (?1, ?2, ?3, 0, ?4, ?4, ?5, 0, ?6)",
         )
         .map_err(sql)?;
     for item in items {
@@ -128,7 +140,8 @@ fn insert(
             item.envelope,
             item.payload,
             now_ms,
-            outbox_uid
+            outbox_uid,
+            item.peer_tag
         ])
         .map_err(sql)?;
     }
@@ -364,47 +377,49 @@ pub(super) fn reschedule_all(ctx: &mut WriteCtx, now_ms: i64) -> Result<(), Stor
     Ok(())
 }
 
-/// Makes every entry for `peer` due at `now_ms` (the peer just came
-/// online). The PeerId is encrypted in the row, so the envelopes of the
-/// waiting entries are opened to find them; outboxes are small. Returns how
-/// many entries were moved forward.
+/// Makes every waiting entry for `peer` due at `now_ms` (the peer just came
+/// online), found by its keyed peer tag. Returns how many entries were
+/// moved forward.
 pub(super) fn reschedule_peer(
     ctx: &mut WriteCtx,
     peer: &str,
     now_ms: i64,
 ) -> Result<usize, StoreError> {
-    let mut matching = Vec::new();
-    {
-        let mut stmt = ctx
-            .conn
-            .prepare_cached(
-                "SELECT id, delivery_id, envelope FROM outbox WHERE state = 0 AND next_attempt > ?1",
-            )
-            .map_err(sql)?;
-        let mut rows = stmt.query(params![now_ms]).map_err(sql)?;
-        while let Some(row) = rows.next().map_err(sql)? {
-            let id: i64 = row.get(0).map_err(sql)?;
-            let delivery_id: Vec<u8> = row.get(1).map_err(sql)?;
-            let sealed: Vec<u8> = row.get(2).map_err(sql)?;
-            let Ok(plain) = ctx
-                .crypto
-                .open(&aad(BlobKind::Envelope, &delivery_id), &sealed)
-            else {
-                continue;
-            };
-            if serde_json::from_slice::<Envelope>(&plain).is_ok_and(|e| e.peer_id == peer) {
-                matching.push(id);
-            }
+    let tag = peer_tag(&ctx.crypto, peer);
+    ctx.conn
+        .prepare_cached(
+            "UPDATE outbox SET next_attempt = ?1 \
+             WHERE peer_tag = ?2 AND state = 0 AND next_attempt > ?1",
+        )
+        .and_then(|mut stmt| stmt.execute(params![now_ms, tag]))
+        .map_err(sql)
+}
+
+/// Schema 4: the peer tag of every entry queued before it (each envelope
+/// opened once, at the upgrade). An envelope that does not open keeps no
+/// tag; its entry is still tried on its schedule and at start-up.
+pub(super) fn fill_peer_tags(conn: &Connection, crypto: &Crypto) -> Result<(), StoreError> {
+    let mut select = conn
+        .prepare("SELECT id, delivery_id, envelope FROM outbox WHERE peer_tag IS NULL")
+        .map_err(sql)?;
+    let mut update = conn
+        .prepare("UPDATE outbox SET peer_tag = ?2 WHERE id = ?1")
+        .map_err(sql)?;
+    let mut rows = select.query([]).map_err(sql)?;
+    while let Some(row) = rows.next().map_err(sql)? {
+        let id: i64 = row.get(0).map_err(sql)?;
+        let delivery_id: Vec<u8> = row.get(1).map_err(sql)?;
+        let sealed: Vec<u8> = row.get(2).map_err(sql)?;
+        let Ok(plain) = crypto.open(&aad(BlobKind::Envelope, &delivery_id), &sealed) else {
+            continue;
+        };
+        if let Ok(envelope) = serde_json::from_slice::<Envelope>(&plain) {
+            update
+                .execute(params![id, peer_tag(crypto, &envelope.peer_id)])
+                .map_err(sql)?;
         }
     }
-    let mut update = ctx
-        .conn
-        .prepare_cached("UPDATE outbox SET next_attempt = ?1 WHERE id = ?2")
-        .map_err(sql)?;
-    for id in &matching {
-        update.execute(params![now_ms, id]).map_err(sql)?;
-    }
-    Ok(matching.len())
+    Ok(())
 }
 
 /// Entries due at `now_ms`, earliest first, leaving out `exclude` (those in

@@ -118,11 +118,15 @@ const MIGRATIONS: &[&str] = &[
     r#"
     ALTER TABLE blobs ADD COLUMN sort_fields BLOB;
     "#,
-    // 4: the `vanished` table is pruned (issue 7, `messages::prune_vanished`);
+    // 4 (issue 7): the `vanished` table is pruned (`messages::prune_vanished`);
     // each mailbox remembers the highest MODSEQ of an expunge it forgot, so
     // QRESYNC from before it gets every missing UID (RFC 7162 §3.2.5.2).
+    // Waiting outbox entries are indexed by a keyed hash of the recipient's
+    // PeerId (`outbox::peer_tag`), filled for older rows by `fill_peer_tags`.
     r#"
     ALTER TABLE mailboxes ADD COLUMN vanished_floor INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE outbox ADD COLUMN peer_tag BLOB;
+    CREATE INDEX outbox_peer ON outbox (peer_tag) WHERE state = 0;
     "#,
 ];
 
@@ -256,6 +260,9 @@ fn migrate(conn: &Connection, crypto: &Crypto) -> Result<(), StoreError> {
         }
         if version < 3 {
             fill_sort_fields(conn, crypto)?;
+        }
+        if version < 4 {
+            super::outbox::fill_peer_tags(conn, crypto)?;
         }
         Ok(())
     })();

@@ -310,6 +310,10 @@ async fn a_version_1_database_is_migrated() {
     let subscribed = store.subscriptions().await.expect("subscriptions");
     assert!(subscribed.contains(&"Outbox".to_string()));
     assert!(subscribed.contains(&"Outbox (old)/Sub".to_string()));
+    // The old entry got its peer tag at the upgrade: its peer's connection
+    // finds it (next_attempt 5 is after 1), another peer's does not.
+    assert_eq!(store.outbox_reschedule_peer("Q", 1).await.expect("peer"), 0);
+    assert_eq!(store.outbox_reschedule_peer("P", 1).await.expect("peer"), 1);
     // The mailnode Outbox starts empty; the old entry is waiting and due.
     assert!(outbox(&store).await.is_empty());
     let due = store.due_outbox(i64::MAX, 10, &[]).await.expect("due");
