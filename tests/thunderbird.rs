@@ -13,6 +13,10 @@
 //!   message Thunderbird already had, and (with CONDSTORE) only the flag
 //!   changes since its last HIGHESTMODSEQ.
 //!
+//! A second test (issue 7) does the same sync and restart against a
+//! 10,000-message INBOX, headers only (`--no-offline`): every header is
+//! fetched once, and the second start fetches none of them again.
+//!
 //! Nothing is skipped: without Thunderbird the test fails and says how to
 //! install it.
 
@@ -351,5 +355,92 @@ fn thunderbird_syncs_flags_moves_appends_and_restarts_incrementally() {
         }
     }
     eprintln!("tb-sync with --restart took {elapsed:?}");
+    node.stop();
+}
+
+/// Messages in the large INBOX of the issue-7 test.
+const LARGE_INBOX: u64 = 10_000;
+
+#[test]
+fn thunderbird_syncs_a_10000_message_inbox_and_restarts_without_refetching() {
+    let script = require_thunderbird();
+    let mut node = Node::create("tester");
+    node.start();
+    let port = node.running().imap;
+    let password = node.password();
+    let mut seeder = Client::logged_in(port, &node.email, &password).expect("log in");
+    for i in 0..LARGE_INBOX {
+        let message = common::simple_message(
+            &format!("Sender {} <sender{}@example.org>", i % 40, i % 40),
+            &node.email,
+            &format!("Message number {i}"),
+            &format!("large-{i}"),
+            &format!("Body of message {i}, a few words of text."),
+        );
+        let replies = seeder.append("INBOX", "", &message).expect("APPEND");
+        assert_eq!(replies.last().and_then(Reply::status), Some("OK"), "{i}");
+    }
+    drop(seeder);
+
+    let work = tempfile::Builder::new()
+        .prefix("mailnode-tb-large-")
+        .tempdir()
+        .expect("tempdir");
+    let out = work.path().join("out");
+    let started = Instant::now();
+    let run = Command::new(&script)
+        .args(["127.0.0.1", &port.to_string(), &node.email, &password])
+        .arg(&out)
+        .args([
+            "--restart",
+            "--condstore",
+            "--no-offline",
+            "--steps",
+            "sync",
+            "--timeout",
+            "400",
+        ])
+        .env("TB_WORKROOT", work.path())
+        .output()
+        .expect("run tb-sync.sh");
+    let elapsed = started.elapsed();
+    let summary = output(&out, "summary.txt");
+    assert!(
+        run.status.success()
+            && summary.contains("LOGGED_IN=yes")
+            && summary.contains("FETCHED=yes"),
+        "tb-sync.sh failed ({}) after {elapsed:?}\nstderr:\n{}\nsummary:\n{summary}",
+        run.status,
+        String::from_utf8_lossy(&run.stderr)
+    );
+    assert!(
+        summary
+            .contains("Modal prompts Thunderbird showed (recorded, then dismissed) ==\n  (none)"),
+        "Thunderbird showed an error prompt:\n{summary}"
+    );
+    let text = output(&out, "transcript.txt");
+    let transcript = Transcript::parse(&text).expect("parse the transcript");
+    let refusals = unexpected_refusals(&transcript);
+    assert!(refusals.is_empty(), "tagged NO/BAD: {refusals:#?}");
+    let fetches = analyse(&transcript);
+    let first: BTreeSet<u64> = fetches
+        .before
+        .iter()
+        .filter(|(m, _)| m == "INBOX")
+        .map(|(_, uid)| *uid)
+        .collect();
+    assert_eq!(
+        first,
+        (1..=LARGE_INBOX).collect::<BTreeSet<u64>>(),
+        "the first start fetched the header of every message"
+    );
+    let refetched: Vec<&(String, u64)> = fetches.after.intersection(&fetches.before).collect();
+    assert!(
+        refetched.is_empty(),
+        "the restart fetched {} headers again, e.g. {:?}",
+        refetched.len(),
+        refetched.iter().take(5).collect::<Vec<_>>()
+    );
+    eprintln!("tb-sync of {LARGE_INBOX} messages with --restart took {elapsed:?}");
     node.stop();
 }
