@@ -27,7 +27,7 @@ mod transcripts;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use common::Node;
 use transcripts::transcript::{Entry, Side, Transcript};
@@ -233,31 +233,42 @@ fn analyse(transcript: &Transcript) -> Fetches {
     fetches
 }
 
-#[test]
-fn thunderbird_syncs_flags_moves_appends_and_restarts_incrementally() {
-    let script = require_thunderbird();
+/// A running node whose INBOX holds `messages`, APPENDed in order.
+fn node_with_inbox(messages: &[Vec<u8>]) -> Node {
     let mut node = Node::create("tester");
     node.start();
-    let port = node.running().imap;
-    let password = node.password();
-    let mut seeder = Client::logged_in(port, &node.email, &password).expect("log in");
-    let seed = transcripts::seed_messages();
-    for message in &seed {
+    let mut seeder =
+        Client::logged_in(node.running().imap, &node.email, &node.password()).expect("log in");
+    for (i, message) in messages.iter().enumerate() {
         let replies = seeder.append("INBOX", "", message).expect("APPEND");
-        assert_eq!(replies.last().and_then(Reply::status), Some("OK"));
+        assert_eq!(replies.last().and_then(Reply::status), Some("OK"), "{i}");
     }
-    drop(seeder);
+    node
+}
 
+/// Runs `tb-sync.sh` against `node` with `args` and checks what every run
+/// must show: it succeeded, logged in and fetched, Thunderbird showed no
+/// prompt, and the server answered no tagged NO/BAD the RFCs do not call
+/// for and no untagged BAD or BYE. Returns the transcript and how long the
+/// run took.
+fn run_tb_sync(script: &Path, node: &Node, args: &[&str]) -> (Transcript, Duration) {
+    let running = node.running();
+    let password = node.password();
     let work = tempfile::Builder::new()
         .prefix("mailnode-tb-")
         .tempdir()
         .expect("tempdir");
     let out = work.path().join("out");
     let started = Instant::now();
-    let run = Command::new(&script)
-        .args(["127.0.0.1", &port.to_string(), &node.email, &password])
+    let run = Command::new(script)
+        .args([
+            "127.0.0.1",
+            &running.imap.to_string(),
+            &node.email,
+            &password,
+        ])
         .arg(&out)
-        .args(["--restart", "--condstore", "--timeout", "150"])
+        .args(args)
         .env("TB_WORKROOT", work.path())
         .output()
         .expect("run tb-sync.sh");
@@ -279,7 +290,6 @@ fn thunderbird_syncs_flags_moves_appends_and_restarts_incrementally() {
             .contains("Modal prompts Thunderbird showed (recorded, then dismissed) ==\n  (none)"),
         "Thunderbird showed an error prompt:\n{summary}"
     );
-
     let text = output(&out, "transcript.txt");
     let transcript = Transcript::parse(&text).expect("parse the transcript");
     let refusals = unexpected_refusals(&transcript);
@@ -295,6 +305,22 @@ fn thunderbird_syncs_flags_moves_appends_and_restarts_incrementally() {
             unit.conn
         );
     }
+    (transcript, elapsed)
+}
+
+#[test]
+fn thunderbird_syncs_flags_moves_appends_and_restarts_incrementally() {
+    let script = require_thunderbird();
+    let seed = transcripts::seed_messages();
+    let mut node = node_with_inbox(&seed);
+    let port = node.running().imap;
+    let password = node.password();
+
+    let (transcript, elapsed) = run_tb_sync(
+        &script,
+        &node,
+        &["--restart", "--condstore", "--timeout", "150"],
+    );
 
     // The steps took effect on the server.
     let mut client = Client::logged_in(port, &node.email, &password).expect("log in");
@@ -364,34 +390,22 @@ const LARGE_INBOX: u64 = 10_000;
 #[test]
 fn thunderbird_syncs_a_10000_message_inbox_and_restarts_without_refetching() {
     let script = require_thunderbird();
-    let mut node = Node::create("tester");
-    node.start();
-    let port = node.running().imap;
-    let password = node.password();
-    let mut seeder = Client::logged_in(port, &node.email, &password).expect("log in");
-    for i in 0..LARGE_INBOX {
-        let message = common::simple_message(
-            &format!("Sender {} <sender{}@example.org>", i % 40, i % 40),
-            &node.email,
-            &format!("Message number {i}"),
-            &format!("large-{i}"),
-            &format!("Body of message {i}, a few words of text."),
-        );
-        let replies = seeder.append("INBOX", "", &message).expect("APPEND");
-        assert_eq!(replies.last().and_then(Reply::status), Some("OK"), "{i}");
-    }
-    drop(seeder);
-
-    let work = tempfile::Builder::new()
-        .prefix("mailnode-tb-large-")
-        .tempdir()
-        .expect("tempdir");
-    let out = work.path().join("out");
-    let started = Instant::now();
-    let run = Command::new(&script)
-        .args(["127.0.0.1", &port.to_string(), &node.email, &password])
-        .arg(&out)
-        .args([
+    let messages: Vec<Vec<u8>> = (0..LARGE_INBOX)
+        .map(|i| {
+            common::simple_message(
+                &format!("Sender {} <sender{}@example.org>", i % 40, i % 40),
+                "tester@example.org",
+                &format!("Message number {i}"),
+                &format!("large-{i}"),
+                &format!("Body of message {i}, a few words of text."),
+            )
+        })
+        .collect();
+    let mut node = node_with_inbox(&messages);
+    let (transcript, elapsed) = run_tb_sync(
+        &script,
+        &node,
+        &[
             "--restart",
             "--condstore",
             "--no-offline",
@@ -399,29 +413,8 @@ fn thunderbird_syncs_a_10000_message_inbox_and_restarts_without_refetching() {
             "sync",
             "--timeout",
             "400",
-        ])
-        .env("TB_WORKROOT", work.path())
-        .output()
-        .expect("run tb-sync.sh");
-    let elapsed = started.elapsed();
-    let summary = output(&out, "summary.txt");
-    assert!(
-        run.status.success()
-            && summary.contains("LOGGED_IN=yes")
-            && summary.contains("FETCHED=yes"),
-        "tb-sync.sh failed ({}) after {elapsed:?}\nstderr:\n{}\nsummary:\n{summary}",
-        run.status,
-        String::from_utf8_lossy(&run.stderr)
+        ],
     );
-    assert!(
-        summary
-            .contains("Modal prompts Thunderbird showed (recorded, then dismissed) ==\n  (none)"),
-        "Thunderbird showed an error prompt:\n{summary}"
-    );
-    let text = output(&out, "transcript.txt");
-    let transcript = Transcript::parse(&text).expect("parse the transcript");
-    let refusals = unexpected_refusals(&transcript);
-    assert!(refusals.is_empty(), "tagged NO/BAD: {refusals:#?}");
     let fetches = analyse(&transcript);
     let first: BTreeSet<u64> = fetches
         .before

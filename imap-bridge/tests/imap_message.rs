@@ -337,3 +337,69 @@ async fn thunderbird_start_up_sequence() {
     let reply = client.command("logout").await;
     assert!(reply.contains("* BYE"), "{reply}");
 }
+
+/// A message whose parts cannot all be decoded for BINARY: part 1 is good
+/// base64, part 2 declares an encoding nobody defines, part 3 is not
+/// base64 at all.
+const UNDECODABLE: &str = "From: Carol <carol@example.org>\r\n\
+To: me@example.org\r\n\
+Subject: parts\r\n\
+MIME-Version: 1.0\r\n\
+Content-Type: multipart/mixed; boundary=\"b\"\r\n\
+\r\n\
+--b\r\n\
+Content-Type: application/octet-stream\r\n\
+Content-Transfer-Encoding: base64\r\n\
+\r\n\
+aGVsbG8=\r\n\
+--b\r\n\
+Content-Type: application/octet-stream\r\n\
+Content-Transfer-Encoding: x-uuencode\r\n\
+\r\n\
+begin 644 x\r\n\
+--b\r\n\
+Content-Type: application/octet-stream\r\n\
+Content-Transfer-Encoding: base64\r\n\
+\r\n\
+!!! not base64 !!!\r\n\
+--b--\r\n";
+
+#[tokio::test]
+async fn binary_of_undecodable_parts_fails_the_command_and_changes_nothing() {
+    let server = start().await;
+    let mut client = Client::logged_in(server.addr).await;
+    client.append("INBOX", "", UNDECODABLE).await;
+    client.select("INBOX").await;
+
+    // The same part asked for twice in one FETCH, content and size.
+    let reply = client
+        .command("FETCH 1 (BINARY.PEEK[1] BINARY.SIZE[1])")
+        .await;
+    assert!(ok(&reply), "{reply}");
+    assert!(
+        reply.starts_with("* 1 FETCH (BINARY[1] {5}\r\nhello BINARY.SIZE[1] 5"),
+        "{reply}"
+    );
+
+    let reply = client.command("FETCH 1 BINARY.PEEK[2]").await;
+    assert!(
+        last_line(&reply).contains(" NO [UNKNOWN-CTE] "),
+        "an unknown encoding is refused with its code (RFC 3516 §4.3): {reply}"
+    );
+    assert!(!reply.contains("* 1 FETCH"), "no partial data: {reply}");
+
+    // Without PEEK: the refusal must not set \Seen either.
+    let reply = client.command("FETCH 1 BINARY[3]").await;
+    let last = last_line(&reply);
+    assert!(
+        last.contains(" NO ") && !last.contains('['),
+        "broken base64 is a plain NO, not UNKNOWN-CTE: {reply}"
+    );
+    assert!(!reply.contains("* 1 FETCH"), "no partial data: {reply}");
+
+    // The refusals set no flag and left the message as it was.
+    let reply = client.command("FETCH 1 (FLAGS BODY.PEEK[])").await;
+    assert!(ok(&reply), "{reply}");
+    assert!(reply.contains("FLAGS ()"), "{reply}");
+    assert!(reply.contains(UNDECODABLE), "{reply}");
+}

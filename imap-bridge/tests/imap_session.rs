@@ -393,3 +393,25 @@ async fn shutdown_says_bye() {
     assert!(waiting.until_closed().await.contains("* BYE"));
     assert!(TcpStream::connect(addr).await.is_err(), "listener closed");
 }
+
+#[tokio::test]
+async fn utf8_append_data_item_needs_enable() {
+    let server = start().await;
+    let mut client = Client::logged_in(server.addr).await;
+    let message = "Subject: caf\u{e9}\r\n\r\nbody\r\n";
+    let append = format!("APPEND INBOX UTF8 (~{{{}+}}\r\n{message})", message.len());
+    // RFC 9755 §3: the UTF8 data item is only valid after ENABLE.
+    let reply = client.command(&append).await;
+    assert!(last_line(&reply).contains(" BAD "), "{reply}");
+    let reply = client.command("STATUS INBOX (MESSAGES)").await;
+    assert!(
+        reply.starts_with("* STATUS INBOX (MESSAGES 0)"),
+        "the refused APPEND stored nothing: {reply}"
+    );
+    assert!(ok(&client.command("ENABLE UTF8=ACCEPT").await));
+    let reply = client.command(&append).await;
+    assert!(last_line(&reply).contains("OK [APPENDUID "), "{reply}");
+    client.select("INBOX").await;
+    let reply = client.command("FETCH 1 BODY.PEEK[]").await;
+    assert!(reply.contains(message), "stored as sent: {reply}");
+}

@@ -430,6 +430,12 @@ mod tests {
         assert!(err.to_string().contains("is not a multiaddr"), "{err}");
         let err = toml::from_str::<ConfigFile>("[bridge]\nimapp = \"x\"\n").unwrap_err();
         assert!(err.to_string().contains("imapp"), "{err}");
+        let file: ConfigFile = toml::from_str("[bridge]\nvanished_keep = 0\n").unwrap();
+        let err = Settings::resolve(file, Overrides::default()).unwrap_err();
+        assert!(err.to_string().contains("vanished_keep"), "{err}");
+        let file: ConfigFile = toml::from_str("[bridge]\nvanished_keep = 5\n").unwrap();
+        let settings = Settings::resolve(file, Overrides::default()).unwrap();
+        assert_eq!(settings.vanished_keep, 5);
     }
 
     #[test]

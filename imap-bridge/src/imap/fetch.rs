@@ -24,7 +24,7 @@ use imap_codec::imap_types::flag::{Flag as ImapFlag, FlagFetch};
 use imap_codec::imap_types::response::Data;
 use imap_codec::imap_types::sequence::SequenceSet;
 
-use super::response::{Completion, Kind, Sink, sequence_set};
+use super::response::{Completion, Sink, sequence_set};
 use super::selected::{contains, intervals};
 use super::session::Session;
 use crate::backend::{Content, FlagOp, MailStore, MessageMeta, Uid};
@@ -295,6 +295,9 @@ impl<S: MailStore> Session<S> {
                 })
                 .map(|(_, uid)| *uid)
                 .collect();
+            if let Some(refusal) = self.binary_refusal(&name, &unseen, &items).await {
+                return refusal;
+            }
             if !unseen.is_empty() {
                 match self
                     .store
@@ -381,6 +384,48 @@ impl<S: MailStore> Session<S> {
         })
     }
 
+    /// The refusal of a FETCH that sets `\Seen` through `BINARY[...]` when
+    /// one of the messages it would mark has a part that cannot be decoded:
+    /// checked before the flag is stored, so a refused FETCH marks nothing
+    /// read. Reads those messages once more, which only a non-PEEK BINARY
+    /// of unseen mail pays.
+    async fn binary_refusal(
+        &self,
+        mailbox: &str,
+        unseen: &[Uid],
+        items: &[MessageDataItemName<'_>],
+    ) -> Option<Completion> {
+        let sections: Vec<&[NonZeroU32]> = items
+            .iter()
+            .filter_map(|item| match item {
+                MessageDataItemName::Binary {
+                    section,
+                    peek: false,
+                    ..
+                } => Some(&section[..]),
+                _ => None,
+            })
+            .collect();
+        if sections.is_empty() {
+            return None;
+        }
+        for chunk in unseen.chunks(FULL_BATCH) {
+            let found = match contents(&self.store, mailbox, chunk, Need::Full).await {
+                Ok(found) => found,
+                Err(error) => return Some(error.into()),
+            };
+            for message in found.values() {
+                let mut parts = BinaryParts::default();
+                for section in &sections {
+                    if let Err(refusal) = parts.decoded(message, section) {
+                        return Some(refusal);
+                    }
+                }
+            }
+        }
+        None
+    }
+
     /// The data items of one message, in the order asked; the refusal when
     /// a BINARY part cannot be decoded.
     fn render(
@@ -393,6 +438,7 @@ impl<S: MailStore> Session<S> {
         let mut out = Vec::with_capacity(items.len() + 2);
         let mut has_flags = false;
         let mut has_modseq = false;
+        let mut binary = BinaryParts::default();
         for item in items {
             let rendered = match item {
                 MessageDataItemName::Flags => {
@@ -453,14 +499,15 @@ impl<S: MailStore> Session<S> {
                     ..
                 } => MessageDataItem::Binary {
                     section: section.clone(),
-                    value: match binary_content(message, section)? {
-                        Some(bytes) => literal8(partial(bytes, *range)),
+                    value: match binary.decoded(message, section)? {
+                        Some(bytes) => literal8(partial(bytes.to_vec(), *range)),
                         None => NString8::NString(NString(None)),
                     },
                 },
                 MessageDataItemName::BinarySize { section } => MessageDataItem::BinarySize {
                     section: section.clone(),
-                    size: binary_content(message, section)?
+                    size: binary
+                        .decoded(message, section)?
                         .map_or(0, |bytes| u32::try_from(bytes.len()).unwrap_or(u32::MAX)),
                 },
             };
@@ -482,23 +529,48 @@ impl<S: MailStore> Session<S> {
     }
 }
 
-/// The decoded content of `BINARY[section]` (RFC 3516 §4.2), `None` for a
-/// part that does not exist; a part this server cannot decode fails the
-/// command: `NO [UNKNOWN-CTE]` for an unknown encoding (RFC 3516 §4.3),
-/// plain `NO` for data its encoding does not allow.
-fn binary_content(message: &[u8], section: &[NonZeroU32]) -> Result<Option<Vec<u8>>, Completion> {
-    let path: Vec<u32> = section.iter().map(|n| n.get()).collect();
-    match mime::binary(message, &path) {
-        mime::Binary::Data(bytes) => Ok(Some(bytes)),
-        mime::Binary::NoPart => Ok(None),
-        mime::Binary::UnknownEncoding(name) => Err(Completion {
-            kind: Kind::No,
-            code: Some("UNKNOWN-CTE".to_string()),
-            text: format!("Cannot decode the transfer encoding {name:?}"),
-        }),
-        mime::Binary::Broken => Err(Completion::no(
-            "The part's data is not valid for its transfer encoding",
-        )),
+/// The parts of one message decoded for BINARY during one render, so that
+/// `BINARY[1] BINARY.SIZE[1]` decodes part 1 once. Dropped with the render:
+/// nothing decoded outlives the response it was made for.
+#[derive(Default)]
+struct BinaryParts {
+    decoded: Vec<(Vec<NonZeroU32>, Option<Vec<u8>>)>,
+}
+
+impl BinaryParts {
+    /// The decoded content of `BINARY[section]` (RFC 3516 §4.2), `None`
+    /// for a part that does not exist; a part this server cannot decode
+    /// fails the command: `NO [UNKNOWN-CTE]` for an unknown encoding
+    /// (RFC 3516 §4.3), plain `NO` for data its encoding does not allow.
+    fn decoded(
+        &mut self,
+        message: &[u8],
+        section: &[NonZeroU32],
+    ) -> Result<Option<&[u8]>, Completion> {
+        let index = match self.decoded.iter().position(|(path, _)| path == section) {
+            Some(index) => index,
+            None => {
+                let path: Vec<u32> = section.iter().map(|n| n.get()).collect();
+                let content = match mime::binary(message, &path) {
+                    mime::Binary::Data(bytes) => Some(bytes),
+                    mime::Binary::NoPart => None,
+                    mime::Binary::UnknownEncoding(name) => {
+                        return Err(Completion::no_code(
+                            "UNKNOWN-CTE",
+                            format!("Cannot decode the transfer encoding {name:?}"),
+                        ));
+                    }
+                    mime::Binary::Broken => {
+                        return Err(Completion::no(
+                            "The part's data is not valid for its transfer encoding",
+                        ));
+                    }
+                };
+                self.decoded.push((section.to_vec(), content));
+                self.decoded.len() - 1
+            }
+        };
+        Ok(self.decoded[index].1.as_deref())
     }
 }
 

@@ -10,7 +10,7 @@ use imap_codec::imap_types::mailbox::Mailbox;
 use imap_codec::imap_types::sequence::SequenceSet;
 use imap_codec::imap_types::status::StatusDataItemName;
 
-use super::response::{Completion, quoted_utf8, sequence_set, string};
+use super::response::{Completion, sequence_set, string, string_utf8};
 use super::selected::{Selected, contains, flags_fetch, intervals};
 use super::session::{Session, State};
 use super::utf7;
@@ -73,9 +73,7 @@ impl Names {
         }
         match self {
             Names::Utf7 => string(&utf7::encode(name)),
-            Names::Utf8 => {
-                quoted_utf8(name).unwrap_or_else(|| format!("{{{}}}\r\n{name}", name.len()))
-            }
+            Names::Utf8 => string_utf8(name),
         }
     }
 }

@@ -273,9 +273,9 @@ impl<S: MailStore> Session<S> {
 
 /// Python's imaplib (3.11, the version on this machine) sends APPEND after
 /// `ENABLE UTF8=ACCEPT` as `APPEND box {n}` with `UTF8 (<message>)` as the
-/// literal: the data item's wrapper inside the message. No message can start with `UTF8 (` (a
-/// header field name holds no space), so the wrapper is taken off and the
-/// message stored as the client meant it.
+/// literal: the data item's wrapper inside the message. No message can
+/// start with `UTF8 (` (a header field name holds no space), so the wrapper
+/// is taken off and the message stored as the client meant it.
 fn unwrap_imaplib_utf8(bytes: &mut Vec<u8>) {
     if bytes.len() > 7 && bytes.starts_with(b"UTF8 (") && bytes.ends_with(b")") {
         bytes.pop();

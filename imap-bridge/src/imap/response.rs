@@ -219,12 +219,6 @@ pub fn quoted(value: &str) -> Option<String> {
     quote(value, false)
 }
 
-/// Like [`quoted`], with UTF-8 allowed (RFC 9755 §3, after `ENABLE
-/// UTF8=ACCEPT`).
-pub fn quoted_utf8(value: &str) -> Option<String> {
-    quote(value, true)
-}
-
 fn quote(value: &str, utf8: bool) -> Option<String> {
     let quotable = value
         .bytes()
@@ -247,7 +241,17 @@ fn quote(value: &str, utf8: bool) -> Option<String> {
 /// An IMAP `string` for arbitrary text: a quoted string when the rules of
 /// RFC 3501 §4.3 allow, else a literal.
 pub fn string(value: &str) -> String {
-    quoted(value).unwrap_or_else(|| format!("{{{}}}\r\n{value}", value.len()))
+    string_or_literal(value, false)
+}
+
+/// Like [`string`], with UTF-8 allowed in the quoted form (RFC 9755 §3,
+/// after `ENABLE UTF8=ACCEPT`).
+pub fn string_utf8(value: &str) -> String {
+    string_or_literal(value, true)
+}
+
+fn string_or_literal(value: &str, utf8: bool) -> String {
+    quote(value, utf8).unwrap_or_else(|| format!("{{{}}}\r\n{value}", value.len()))
 }
 
 /// A compact sequence set (`1:3,7`) of ascending numbers.

@@ -459,30 +459,19 @@ impl Store {
             .map_err(|err| StoreError::Internal(format!("a store read failed: {err}")))?
     }
 
-    /// Runs `op` on a pooled read connection on the calling thread. Only
-    /// for a bounded read a client is waiting on (one indexed lookup):
-    /// there the hop to the blocking pool and back, two thread switches,
-    /// costs more than the read itself (docs/benchmarks.md, issue 10).
-    fn read_here<T>(
-        &self,
-        op: impl FnOnce(&Connection, &Crypto) -> Result<T, StoreError>,
-    ) -> Result<T, StoreError> {
-        if self.inner.closed.load(Ordering::Acquire) {
-            return Err(closed());
-        }
-        self.inner.readers.with(|conn| op(conn, &self.inner.crypto))
-    }
-
     /// FETCH of one message, the round trip of a client reading mail one
-    /// message at a time: the lookup runs here, and the decryption too
-    /// unless the message is large.
+    /// message at a time: the lookup runs on the calling task, and the
+    /// decryption too unless the message is large. The hop to the blocking
+    /// pool and back, two thread switches, costs more than one indexed
+    /// lookup (docs/benchmarks.md, issue 10).
     async fn fetch_one(
         &self,
         mailbox: &str,
         uid: Uid,
         content: Content,
     ) -> Result<Vec<read::Fetched>, StoreError> {
-        let rows = self.read_here(|conn, _| read::sealed(conn, mailbox, &[uid], content))?;
+        let rows =
+            (self.inner.readers).with(|conn| read::sealed(conn, mailbox, &[uid], content))?;
         if read::sealed_len(&rows) <= OPEN_HERE_MAX {
             return read::open(&self.inner.crypto, rows);
         }

@@ -51,7 +51,7 @@ impl Readers {
     }
 
     /// Runs `op` in a read transaction on a pooled connection. Blocking:
-    /// call from `spawn_blocking`, or see `Store::read_here` for the one
+    /// call from `spawn_blocking`, or see `Store::fetch_one` for the one
     /// exception.
     pub(super) fn with<T>(
         &self,
