@@ -14,6 +14,11 @@
 //!   UTF-8 both ways, APPEND works through imaplib and with the `UTF8
 //!   (~{n})` data item, and SEARCH takes raw UTF-8 strings; a session that
 //!   did not enable it keeps modified UTF-7 (`mailtool.py utf8-accept`).
+//! - `\Recent` (RFC 3501 §2.3.2): new mail is recent in the first
+//!   read-write session told of it and in read-only sessions until then;
+//!   STATUS RECENT counts what no session has claimed; SEARCH RECENT, NEW
+//!   and OLD follow; claims survive a restart (`mailtool.py recent`, five
+//!   imaplib sessions).
 
 mod common;
 
@@ -257,4 +262,65 @@ fn utf8_accept_names_append_and_search() {
     assert_eq!(json["stored"], json["expected"], "{out}");
     assert_eq!(json["search_body"], "1", "{out}");
     assert_eq!(json["search_subject"], "2", "{out}");
+}
+
+#[test]
+fn recent_belongs_to_the_first_session_told_and_survives_a_restart() {
+    let mut alice = Node::create("alice");
+    alice.start();
+    let messages: Vec<Vec<u8>> = (0..3)
+        .map(|i| {
+            simple_message(
+                "Carol <carol@example.org>",
+                &alice.email,
+                &format!("recent {i}"),
+                &format!("recent-{i}"),
+                "A new message.",
+            )
+        })
+        .collect();
+    // APPEND without SELECT: nobody has been told of these yet.
+    assert_eq!(alice.append_all("INBOX", "", &messages), vec![1, 2, 3]);
+
+    let out = alice.imap_tool("recent", &["INBOX"]);
+    let seen: serde_json::Value = serde_json::from_str(out.trim()).expect("recent JSON");
+    let expected = serde_json::json!({
+        "status_before": 3,
+        // EXAMINE shows them and claims nothing.
+        "examine": [3],
+        "examine_flags": [1, 2, 3],
+        "examine_search": [1, 2, 3],
+        "status_after_examine": 3,
+        // The first SELECT takes them.
+        "first": [3],
+        "first_flags": [1, 2, 3],
+        "first_new": [1, 2, 3],
+        "first_new_after_seen": [2, 3],
+        "first_old": [],
+        "first_status": 3,
+        // The second SELECT finds none left.
+        "second": [0],
+        "second_flags": [],
+        "second_search": [],
+        "second_old": [1, 2, 3],
+        "status_after_selects": 0,
+        // Mail that arrives while both are selected goes to the one told
+        // first.
+        "second_noop": {"exists": [4], "recent": [1]},
+        "first_noop": {"exists": [4], "recent": [3]},
+        "second_flags_after": [4],
+        "first_flags_after": [1, 2, 3],
+        "status_end": 0,
+    });
+    assert_eq!(seen, expected, "{out}");
+
+    // Claims are kept across a restart: nothing is recent again.
+    alice.stop();
+    alice.start();
+    let after = alice.imap_cmds("STATUS INBOX (RECENT MESSAGES)\nSELECT INBOX");
+    assert!(
+        after.contains("* STATUS INBOX (RECENT 0 MESSAGES 4)") && after.contains("* 0 RECENT"),
+        "{after}"
+    );
+    alice.stop();
 }

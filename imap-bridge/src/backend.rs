@@ -171,6 +171,20 @@ pub struct Changes {
     pub index: Arc<MessageIndex>,
 }
 
+/// A session's share of `\Recent` in one mailbox (RFC 3501 §2.3.2): a
+/// message is recent in the first session told of it, and in read-only
+/// sessions until such a session exists. Stores keep one watermark per
+/// mailbox, the first UID no session has claimed; see
+/// [`MailStore::recent`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Recent {
+    /// The messages from this UID up to the `below` asked for are recent
+    /// for the caller (none when it equals `below`).
+    pub first: Uid,
+    /// Messages no session has claimed, after this call (STATUS RECENT).
+    pub unclaimed: u32,
+}
+
 /// Which bytes of a message to fetch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Content {
@@ -297,6 +311,20 @@ pub trait MailStore: Clone + Send + Sync + 'static {
         mailbox: &str,
         since: ModSeq,
     ) -> impl Future<Output = StoreResultT<Changes>> + Send;
+
+    /// `\Recent` for a session showing `mailbox` up to (not including)
+    /// UID `below`: the unclaimed UIDs below it are recent for the caller.
+    /// With `claim` (a read-write session) they become the caller's alone:
+    /// no later call sees them as unclaimed. Without it (EXAMINE, STATUS)
+    /// nothing changes. The watermark only moves forward; a store may
+    /// persist it lazily, since losing a claim in a crash only shows
+    /// messages as recent once more.
+    fn recent(
+        &self,
+        mailbox: &str,
+        below: Uid,
+        claim: bool,
+    ) -> impl Future<Output = StoreResultT<Recent>> + Send;
 
     /// Decrypted content of the given messages. UIDs that do not exist are
     /// left out of the answer. Order follows `uids`.

@@ -12,8 +12,8 @@ use tokio::sync::broadcast;
 
 use crate::backend::{
     Changes, Content, CopyResult, Flag, FlagOp, MailStore, MailboxChanged, MailboxInfo,
-    MailboxSnapshot, MessageMeta, ModSeq, SpecialUse, StoreError, StoreResult, StoreResultT, Uid,
-    normalize_flag,
+    MailboxSnapshot, MessageMeta, ModSeq, Recent, SpecialUse, StoreError, StoreResult,
+    StoreResultT, Uid, normalize_flag,
 };
 use crate::index::MessageIndex;
 
@@ -32,6 +32,8 @@ struct Mailbox {
     messages: BTreeMap<Uid, Message>,
     /// Expunged UIDs with the MODSEQ of their expunge.
     vanished: Vec<(Uid, ModSeq)>,
+    /// The first UID no session has claimed as `\Recent`.
+    recent_from: Uid,
 }
 
 impl Mailbox {
@@ -43,6 +45,7 @@ impl Mailbox {
             highest_modseq: 1,
             messages: BTreeMap::new(),
             vanished: Vec::new(),
+            recent_from: 1,
         }
     }
 
@@ -427,6 +430,21 @@ impl MailStore for MemoryStore {
         Ok(MailboxSnapshot {
             info: Self::info(&name, found, inner.subscriptions.contains(&name)),
             index: found.index(),
+        })
+    }
+
+    async fn recent(&self, mailbox: &str, below: Uid, claim: bool) -> StoreResultT<Recent> {
+        let mut inner = self.lock()?;
+        let found = inner.mailbox_mut(mailbox)?;
+        let first = found.recent_from.min(below);
+        if claim {
+            found.recent_from = found.recent_from.max(below);
+        }
+        let from = found.recent_from;
+        let unclaimed = found.messages.range(from..).count();
+        Ok(Recent {
+            first,
+            unclaimed: u32::try_from(unclaimed).unwrap_or(u32::MAX),
         })
     }
 

@@ -205,7 +205,7 @@ async fn status_items() {
         .await;
     let line = reply.lines().next().expect("status line");
     assert!(
-        line.starts_with("* STATUS INBOX (MESSAGES 2 RECENT 0 UIDNEXT 3 UIDVALIDITY "),
+        line.starts_with("* STATUS INBOX (MESSAGES 2 RECENT 2 UIDNEXT 3 UIDVALIDITY "),
         "{line}"
     );
     assert!(
@@ -227,7 +227,8 @@ async fn select_and_examine() {
         "* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft $Label1)\r\n",
         "* OK [PERMANENTFLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft $Label1 \\*)]",
         "* 2 EXISTS\r\n",
-        "* 0 RECENT\r\n",
+        // Appended, and no session was told of them before.
+        "* 2 RECENT\r\n",
         "* OK [UNSEEN 2]",
         "* OK [UIDVALIDITY ",
         "* OK [UIDNEXT 3]",
@@ -239,6 +240,10 @@ async fn select_and_examine() {
 
     let reply = client.command("EXAMINE INBOX").await;
     assert!(reply.starts_with("* OK [CLOSED]"), "{reply}");
+    assert!(
+        reply.contains("* 0 RECENT\r\n"),
+        "SELECT claimed them: {reply}"
+    );
     assert!(reply.contains("[PERMANENTFLAGS ()]"), "{reply}");
     assert!(last_line(&reply).contains("OK [READ-ONLY]"), "{reply}");
     // Read-only: no \Seen from BODY[], no STORE, no EXPUNGE.

@@ -49,6 +49,8 @@ async fn idle_pushes_arrivals_flags_and_expunges() {
         .deliver("INBOX", MESSAGE.as_bytes())
         .expect("deliver");
     assert_eq!(line_within(&mut watcher, PUSH).await, "* 1 EXISTS\r\n");
+    // The watcher is the first session told of it (RFC 3501 §2.3.2).
+    assert_eq!(line_within(&mut watcher, PUSH).await, "* 1 RECENT\r\n");
 
     // Another client's flag change.
     let mut other = Client::logged_in(server.addr).await;
@@ -56,14 +58,14 @@ async fn idle_pushes_arrivals_flags_and_expunges() {
     assert!(ok(&other.command("STORE 1 +FLAGS (\\Seen)").await));
     assert_eq!(
         line_within(&mut watcher, PUSH).await,
-        "* 1 FETCH (UID 1 FLAGS (\\Seen))\r\n"
+        "* 1 FETCH (UID 1 FLAGS (\\Seen \\Recent))\r\n"
     );
 
     // Another client's expunge.
     assert!(ok(&other.command("STORE 1 +FLAGS (\\Deleted)").await));
     assert_eq!(
         line_within(&mut watcher, PUSH).await,
-        "* 1 FETCH (UID 1 FLAGS (\\Deleted \\Seen))\r\n"
+        "* 1 FETCH (UID 1 FLAGS (\\Deleted \\Seen \\Recent))\r\n"
     );
     assert!(ok(&other.command("EXPUNGE").await));
     assert_eq!(line_within(&mut watcher, PUSH).await, "* 1 EXPUNGE\r\n");
@@ -91,6 +93,7 @@ async fn expunge_is_held_back_during_fetch_store_search() {
     let mut a = Client::logged_in(server.addr).await;
     a.append("INBOX", "", MESSAGE).await;
     a.append("INBOX", "", MESSAGE).await;
+    Client::seen_before(server.addr, "INBOX").await;
     a.select("INBOX").await;
 
     let mut b = Client::logged_in(server.addr).await;
@@ -125,6 +128,7 @@ async fn uid_commands_may_announce_expunges() {
     let mut a = Client::logged_in(server.addr).await;
     a.append("INBOX", "\\Deleted", MESSAGE).await;
     a.append("INBOX", "", MESSAGE).await;
+    Client::seen_before(server.addr, "INBOX").await;
     a.select("INBOX").await;
     server.store.expunge("INBOX", None).await.expect("expunge");
     let reply = a.command("UID FETCH 1:* (FLAGS)").await;
@@ -152,6 +156,7 @@ async fn condstore_changedsince_and_unchangedsince() {
     let mut client = Client::logged_in(server.addr).await;
     client.append("INBOX", "", MESSAGE).await;
     client.append("INBOX", "", MESSAGE).await;
+    Client::seen_before(server.addr, "INBOX").await;
     let reply = client.command("SELECT INBOX (CONDSTORE)").await;
     let since = code_value(&reply, "HIGHESTMODSEQ");
 
@@ -238,7 +243,8 @@ async fn qresync_reconnect() {
         "{reply}"
     );
     assert!(
-        reply.contains("* 3 FETCH (UID 4 FLAGS () MODSEQ ("),
+        // New while the client was away: recent for it.
+        reply.contains("* 3 FETCH (UID 4 FLAGS (\\Recent) MODSEQ ("),
         "{reply}"
     );
     assert!(!reply.contains("UID 3 "), "unchanged: {reply}");
@@ -283,6 +289,7 @@ async fn thunderbird_changedsince_zero_returns_every_message() {
     let mut client = Client::logged_in(server.addr).await;
     client.append("INBOX", "\\Seen", MESSAGE).await;
     client.append("INBOX", "", MESSAGE).await;
+    Client::seen_before(server.addr, "INBOX").await;
     client.select("INBOX").await;
     let reply = client
         .command("UID fetch 1:* (FLAGS) (CHANGEDSINCE 0)")

@@ -62,6 +62,10 @@ Issue-7 (tests/imap_extensions.rs):
                                               with it (imaplib ENABLE): LIST/STATUS names, APPEND
                                               through imaplib and (raw socket) UTF8 (~{n}), SEARCH
                                               with raw UTF-8 strings, the stored bytes; print JSON
+  recent HOST PORT USER PASS MAILBOX          \Recent (RFC 3501 §2.3.2) across five imaplib sessions:
+                                              STATUS, EXAMINE, a first and a second SELECT (RECENT,
+                                              FLAGS, SEARCH RECENT/NEW/OLD), then an APPEND and NOOP
+                                              in both SELECT sessions; print JSON of what each saw
 
 Issue-8 (tests/backup.rs):
   uid-sizes HOST PORT USER PASS MAILBOX       imaplib: STATUS (MESSAGES UIDNEXT UIDVALIDITY) and
@@ -1202,6 +1206,80 @@ def cmd_utf8_accept(host, port, user, password):
     print(json.dumps(out))
 
 
+def drain(conn, code):
+    """The untagged `code` responses imaplib collected, as ints, cleared."""
+    _, data = conn.response(code)
+    return [int(d) for d in data if d is not None]
+
+
+def recent_flags(conn):
+    """UIDs whose FETCH FLAGS hold \\Recent."""
+    found = []
+    for item in ok(conn.uid("FETCH", "1:*", "(FLAGS)"), "FETCH FLAGS"):
+        line = item[0] if isinstance(item, tuple) else item
+        if line and b"\\Recent" in line:
+            found.append(int(re.search(rb"UID (\d+)", line).group(1)))
+    return sorted(found)
+
+
+def status_recent(conn, mailbox):
+    """STATUS (RECENT) of `mailbox` as an int."""
+    data = ok(conn.status(quote(mailbox), "(RECENT)"), "STATUS RECENT")
+    return int(re.search(rb"RECENT (\d+)", data[0]).group(1))
+
+
+def opened(host, port, user, password, mailbox, readonly=False):
+    """A new session with `mailbox` selected (or examined): the connection,
+    the RECENT responses of SELECT, and the UIDs FETCH FLAGS shows as
+    \\Recent."""
+    conn = imap_login(host, port, user, password)
+    ok(conn.select(quote(mailbox), readonly=readonly), "EXAMINE" if readonly else "SELECT")
+    return conn, drain(conn, "RECENT"), recent_flags(conn)
+
+
+def cmd_recent(host, port, user, password, mailbox):
+    import json
+
+    out = {}
+    other = imap_login(host, port, user, password)
+    out["status_before"] = status_recent(other, mailbox)
+
+    examine, out["examine"], out["examine_flags"] = opened(
+        host, port, user, password, mailbox, readonly=True
+    )
+    out["examine_search"] = search_uids(examine, "RECENT")
+    out["status_after_examine"] = status_recent(other, mailbox)
+
+    first, out["first"], out["first_flags"] = opened(host, port, user, password, mailbox)
+    out["first_new"] = search_uids(first, "NEW")
+    ok(first.uid("STORE", "1", "+FLAGS", "(\\Seen)"), "STORE")
+    out["first_new_after_seen"] = search_uids(first, "NEW")
+    out["first_old"] = search_uids(first, "OLD")
+    out["first_status"] = status_recent(first, mailbox)
+
+    second, out["second"], out["second_flags"] = opened(host, port, user, password, mailbox)
+    out["second_search"] = search_uids(second, "RECENT")
+    out["second_old"] = search_uids(second, "OLD")
+    out["status_after_selects"] = status_recent(other, mailbox)
+
+    message = b"From: Carol <carol@example.org>\r\nSubject: late\r\n\r\nArrived later.\r\n"
+    ok(other.append(quote(mailbox), None, None, message), "APPEND")
+    for conn in (first, second):
+        drain(conn, "EXISTS")
+        drain(conn, "RECENT")
+    # The second session is told first, so the new message is its alone.
+    ok(second.noop(), "NOOP")
+    out["second_noop"] = {"exists": drain(second, "EXISTS"), "recent": drain(second, "RECENT")}
+    ok(first.noop(), "NOOP")
+    out["first_noop"] = {"exists": drain(first, "EXISTS"), "recent": drain(first, "RECENT")}
+    out["second_flags_after"] = recent_flags(second)
+    out["first_flags_after"] = recent_flags(first)
+    out["status_end"] = status_recent(other, mailbox)
+    for conn in (examine, first, second, other):
+        conn.logout()
+    print(json.dumps(out))
+
+
 COMMANDS = {
     "count": (cmd_count, 5),
     "fetch-all": (cmd_fetch_all, 6),
@@ -1224,6 +1302,7 @@ COMMANDS = {
     "status-size": (cmd_status_size, 5),
     "binary": (cmd_binary, 6),
     "utf8-accept": (cmd_utf8_accept, 4),
+    "recent": (cmd_recent, 5),
 }
 
 

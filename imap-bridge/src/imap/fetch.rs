@@ -165,13 +165,18 @@ fn partial(bytes: Vec<u8>, range: Option<(u32, NonZeroU32)>) -> Vec<u8> {
     }
 }
 
-/// FLAGS as imap-types flags (anything unparseable is left out).
-pub fn fetch_flags(flags: &[String]) -> Vec<FlagFetch<'static>> {
-    flags
+/// FLAGS as imap-types flags (anything unparseable is left out), with
+/// `\Recent` last when the session shows the message as recent.
+pub fn fetch_flags(flags: &[String], recent: bool) -> Vec<FlagFetch<'static>> {
+    let mut out: Vec<FlagFetch<'static>> = flags
         .iter()
         .filter_map(|flag| ImapFlag::try_from(flag.as_str()).ok())
         .map(|flag| FlagFetch::Flag(flag.into_static()))
-        .collect()
+        .collect();
+    if recent {
+        out.push(FlagFetch::Recent);
+    }
+    out
 }
 
 /// INTERNALDATE with its zone.
@@ -435,6 +440,7 @@ impl<S: MailStore> Session<S> {
         message: &[u8],
         add_flags: bool,
     ) -> Result<Vec<MessageDataItem<'static>>, Completion> {
+        let recent = self.selected().is_some_and(|s| s.is_recent(meta.uid));
         let mut out = Vec::with_capacity(items.len() + 2);
         let mut has_flags = false;
         let mut has_modseq = false;
@@ -443,7 +449,7 @@ impl<S: MailStore> Session<S> {
             let rendered = match item {
                 MessageDataItemName::Flags => {
                     has_flags = true;
-                    MessageDataItem::Flags(fetch_flags(&meta.flags))
+                    MessageDataItem::Flags(fetch_flags(&meta.flags, recent))
                 }
                 MessageDataItemName::Uid => match NonZeroU32::new(meta.uid) {
                     Some(uid) => MessageDataItem::Uid(uid),
@@ -514,7 +520,7 @@ impl<S: MailStore> Session<S> {
             out.push(rendered);
         }
         if add_flags && !has_flags {
-            out.push(MessageDataItem::Flags(fetch_flags(&meta.flags)));
+            out.push(MessageDataItem::Flags(fetch_flags(&meta.flags, recent)));
             has_flags = true;
         }
         // RFC 7162 §3.1.4.1: with CONDSTORE on, FLAGS travel with MODSEQ.
@@ -628,7 +634,12 @@ mod tests {
 
     #[test]
     fn flags_convert() {
-        let flags = fetch_flags(&["\\Seen".into(), "$Forwarded".into(), "bad flag".into()]);
+        let flags = fetch_flags(
+            &["\\Seen".into(), "$Forwarded".into(), "bad flag".into()],
+            false,
+        );
         assert_eq!(flags.len(), 2);
+        let flags = fetch_flags(&["\\Seen".into()], true);
+        assert_eq!(flags.last(), Some(&FlagFetch::Recent));
     }
 }

@@ -82,22 +82,32 @@ impl Names {
 /// clients expect to be able to set.
 const SYSTEM_FLAGS: [&str; 5] = ["\\Answered", "\\Flagged", "\\Deleted", "\\Seen", "\\Draft"];
 
+/// The STATUS items a [`MailboxInfo`] does not hold, counted only when
+/// asked for (0 otherwise).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Counts {
+    /// Messages flagged `\Deleted` (RFC 9051 STATUS DELETED).
+    pub deleted: u32,
+    /// Messages with `\Recent` (RFC 3501 STATUS RECENT).
+    pub recent: u32,
+}
+
 /// Untagged `STATUS` data for one mailbox (RFC 3501 §7.2.4).
 pub fn status_line(
     info: &MailboxInfo,
     items: &[StatusDataItemName],
-    deleted: Option<u32>,
+    counts: Counts,
     names: Names,
 ) -> String {
     let mut parts = Vec::new();
     for item in items {
         let part = match item {
             StatusDataItemName::Messages => format!("MESSAGES {}", info.messages),
-            StatusDataItemName::Recent => "RECENT 0".to_string(),
+            StatusDataItemName::Recent => format!("RECENT {}", counts.recent),
             StatusDataItemName::UidNext => format!("UIDNEXT {}", info.uid_next),
             StatusDataItemName::UidValidity => format!("UIDVALIDITY {}", info.uid_validity),
             StatusDataItemName::Unseen => format!("UNSEEN {}", info.unseen),
-            StatusDataItemName::Deleted => format!("DELETED {}", deleted.unwrap_or(0)),
+            StatusDataItemName::Deleted => format!("DELETED {}", counts.deleted),
             StatusDataItemName::DeletedStorage => "DELETED-STORAGE 0".to_string(),
             // RFC 8438: the sum of the messages' RFC822.SIZE.
             StatusDataItemName::Size => format!("SIZE {}", info.size),
@@ -165,11 +175,26 @@ impl<S: MailStore> Session<S> {
                 Err(error) => return error.into(),
             }
         }
-        self.write_select_data(&snapshot, read_only);
+        // \Recent (RFC 3501 §2.3.2): SELECT claims what no session has
+        // been told of; EXAMINE shows it and leaves it for the next one.
+        let below = snapshot.index.uid_next().max(snapshot.info.uid_next);
+        let recent_first = match self.store.recent(&name, below, !read_only).await {
+            Ok(recent) => recent.first,
+            Err(error) => return error.into(),
+        };
+        self.write_select_data(&snapshot, read_only, recent_first);
         if let Some((changes, since, known)) = catch_up {
-            self.qresync_catch_up(&snapshot.index, changes, since, known.as_ref());
+            self.qresync_catch_up(
+                &snapshot.index,
+                changes,
+                since,
+                known.as_ref(),
+                recent_first,
+            );
         }
-        self.state = State::Selected(Box::new(Selected::new(snapshot, read_only)));
+        let mut selected = Selected::new(snapshot, read_only);
+        selected.add_recent(recent_first, below);
+        self.state = State::Selected(Box::new(selected));
         if read_only {
             Completion::ok_code("READ-ONLY", "EXAMINE completed")
         } else {
@@ -179,7 +204,13 @@ impl<S: MailStore> Session<S> {
 
     /// The untagged data of SELECT (RFC 3501 §6.3.1), all from the index:
     /// nothing here reads the messages.
-    fn write_select_data(&mut self, snapshot: &MailboxSnapshot, read_only: bool) {
+    /// The messages from UID `recent_first` on are recent for this session.
+    fn write_select_data(
+        &mut self,
+        snapshot: &MailboxSnapshot,
+        read_only: bool,
+        recent_first: Uid,
+    ) {
         let index = &snapshot.index;
         let mut flags: Vec<&str> = SYSTEM_FLAGS.to_vec();
         flags.extend(index.keywords());
@@ -194,7 +225,9 @@ impl<S: MailStore> Session<S> {
             ));
         }
         self.out.untagged(&format!("{} EXISTS", index.len()));
-        self.out.untagged("0 RECENT");
+        let older = index.position(recent_first).unwrap_or_else(|p| p);
+        self.out
+            .untagged(&format!("{} RECENT", index.len() as usize - older));
         if let Some(position) = index.first_unseen() {
             self.out.untagged(&format!(
                 "OK [UNSEEN {}] First unseen message",
@@ -226,6 +259,7 @@ impl<S: MailStore> Session<S> {
         changes: Changes,
         since: u64,
         known: Option<&SequenceSet>,
+        recent_first: Uid,
     ) {
         let largest = index.uid_next().saturating_sub(1);
         let known = known.map(|set| intervals(set, largest));
@@ -245,7 +279,9 @@ impl<S: MailStore> Session<S> {
                 && let Ok(position) = index.position(meta.uid)
             {
                 let seq = u32::try_from(position + 1).unwrap_or(u32::MAX);
-                self.out.untagged(&flags_fetch(seq, meta, true, true));
+                let recent = meta.uid >= recent_first;
+                self.out
+                    .untagged(&flags_fetch(seq, meta, recent, true, true));
             }
         }
     }
@@ -386,22 +422,25 @@ impl<S: MailStore> Session<S> {
         name: &str,
         items: &[StatusDataItemName],
     ) -> Result<String, StoreError> {
+        let mut counts = Counts::default();
+        if items.contains(&StatusDataItemName::Recent) {
+            counts.recent = match self.selected().filter(|s| s.name == name) {
+                // The selected mailbox: what this session shows.
+                Some(selected) => selected.recent_count(),
+                None => self.store.recent(name, Uid::MAX, false).await?.unclaimed,
+            };
+        }
         if items.contains(&StatusDataItemName::Deleted) {
             let snapshot = self.store.snapshot(name).await?;
-            let deleted = snapshot.index.deleted();
-            return Ok(status_line(
-                &snapshot.info,
-                items,
-                Some(deleted),
-                self.names,
-            ));
+            counts.deleted = snapshot.index.deleted();
+            return Ok(status_line(&snapshot.info, items, counts, self.names));
         }
         let mailboxes = self.store.list_mailboxes().await?;
         let info = mailboxes
             .iter()
             .find(|info| info.name == name)
             .ok_or_else(|| StoreError::NoSuchMailbox(name.to_string()))?;
-        Ok(status_line(info, items, None, self.names))
+        Ok(status_line(info, items, counts, self.names))
     }
 }
 
@@ -458,13 +497,17 @@ mod tests {
                 StatusDataItemName::UidNext,
                 StatusDataItemName::Unseen,
                 StatusDataItemName::HighestModSeq,
+                StatusDataItemName::Recent,
             ],
-            None,
+            Counts {
+                deleted: 0,
+                recent: 3,
+            },
             Names::Utf7,
         );
         assert_eq!(
             line,
-            "STATUS \"Sent\" (MESSAGES 8 UIDNEXT 9 UNSEEN 2 HIGHESTMODSEQ 30)"
+            "STATUS \"Sent\" (MESSAGES 8 UIDNEXT 9 UNSEEN 2 HIGHESTMODSEQ 30 RECENT 3)"
         );
     }
 }

@@ -91,8 +91,9 @@ impl<S: MailStore> Session<S> {
                 continue;
             };
             if !silent {
+                let recent = self.selected().is_some_and(|s| s.is_recent(meta.uid));
                 self.out
-                    .untagged(&flags_fetch(seq, meta, uid, self.condstore));
+                    .untagged(&flags_fetch(seq, meta, recent, uid, self.condstore));
             } else if self.condstore && before.is_some_and(|b| b < meta.modseq) {
                 // RFC 7162 §3.1.3: even with .SILENT, the new MODSEQ of a
                 // changed message is reported.

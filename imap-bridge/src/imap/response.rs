@@ -278,9 +278,16 @@ pub fn sequence_set(numbers: &[u32]) -> String {
     out
 }
 
-/// The flag list `(\Seen $Label1)`.
-pub fn flag_list(flags: &[String]) -> String {
-    format!("({})", flags.join(" "))
+/// The flag list `(\Seen $Label1)`, with `\Recent` last when `recent`.
+pub fn flag_list(flags: &[String], recent: bool) -> String {
+    let mut list = flags.join(" ");
+    if recent {
+        if !list.is_empty() {
+            list.push(' ');
+        }
+        list.push_str("\\Recent");
+    }
+    format!("({list})")
 }
 
 #[cfg(test)]

@@ -64,6 +64,8 @@ pub struct Candidate<'a> {
     pub meta: &'a MessageMeta,
     /// Bytes, when the criteria need them.
     pub message: &'a [u8],
+    /// Whether the session shows it with `\Recent`.
+    pub recent: bool,
 }
 
 /// Numbers `*` stands for.
@@ -121,10 +123,9 @@ pub fn matches(key: &SearchKey<'_>, c: &Candidate<'_>, bounds: Bounds) -> bool {
         SearchKey::Unseen => !has_flag(meta, "\\Seen"),
         SearchKey::Keyword(keyword) => has_flag(meta, keyword.inner()),
         SearchKey::Unkeyword(keyword) => !has_flag(meta, keyword.inner()),
-        // No session ever sees \Recent here (it is gone in IMAP4rev2,
-        // RFC 9051 §2.3.2), so NEW and RECENT match nothing, OLD all.
-        SearchKey::New | SearchKey::Recent => false,
-        SearchKey::Old => true,
+        SearchKey::Recent => c.recent,
+        SearchKey::New => c.recent && !has_flag(meta, "\\Seen"),
+        SearchKey::Old => !c.recent,
         SearchKey::Larger(size) => meta.size > *size,
         SearchKey::Smaller(size) => meta.size < *size,
         SearchKey::Before(date) => internal_day(meta).is_some_and(|d| d < *date.as_ref()),
@@ -225,6 +226,7 @@ impl<S: MailStore> Session<S> {
                     seq: *seq,
                     meta,
                     message,
+                    recent: selected.is_recent(meta.uid),
                 };
                 if matches(&key, &candidate, bounds) {
                     found.push(Hit::of(*seq, meta));
@@ -303,12 +305,18 @@ mod tests {
     }
 
     fn check(line: &str, meta: &MessageMeta, seq: u32) -> bool {
+        check_as(line, meta, seq, false)
+    }
+
+    /// [`check`] for a message the session shows as `\Recent` or not.
+    fn check_as(line: &str, meta: &MessageMeta, seq: u32, recent: bool) -> bool {
         let keys = criteria(line);
         let key = SearchKey::And(keys.try_into().expect("non-empty"));
         let candidate = Candidate {
             seq,
             meta,
             message: MESSAGE,
+            recent,
         };
         matches(
             &key,
@@ -346,6 +354,15 @@ mod tests {
         assert!(check("OR DELETED SEEN", &m, 3));
         assert!(check("NOT NEW OLD", &m, 3));
         assert!(!check("RECENT", &m, 3));
+        // NEW is RECENT and UNSEEN (RFC 3501 §6.4.4); OLD is NOT RECENT.
+        assert!(check_as("RECENT NOT OLD", &m, 3, true));
+        assert!(!check_as("NEW", &m, 3, true));
+        let unseen = MessageMeta {
+            flags: vec![],
+            ..m.clone()
+        };
+        assert!(check_as("NEW", &unseen, 3, true));
+        assert!(!check_as("NEW", &unseen, 3, false));
         assert!(check("MODSEQ 7", &m, 3));
         assert!(!check("MODSEQ 8", &m, 3));
     }

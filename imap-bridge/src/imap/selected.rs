@@ -93,6 +93,10 @@ pub struct Selected {
     /// The SEARCHRES result variable `$` (RFC 5182): UIDs, `None` until a
     /// SEARCH saved one. Expunged UIDs are skipped when it is used.
     pub saved: Option<Vec<Uid>>,
+    /// The UIDs this session shows with `\Recent` (RFC 3501 §2.3.2), as
+    /// ascending, disjoint half-open ranges: one per claim that found
+    /// something, so a handful however large the mailbox.
+    recent: Vec<(Uid, Uid)>,
 }
 
 /// A message number out of range in a sequence set (RFC 3501 §9: `BAD`).
@@ -116,7 +120,46 @@ impl Selected {
             index: snapshot.index,
             ghosts: Vec::new(),
             own: HashMap::new(),
+            recent: Vec::new(),
         }
+    }
+
+    /// Adds the UIDs from `first` up to `below` to those this session
+    /// shows as `\Recent` (what [`crate::backend::MailStore::recent`]
+    /// gave it). Claims only move forward, so the ranges stay ascending.
+    pub fn add_recent(&mut self, first: Uid, below: Uid) {
+        let first = first.max(self.recent.last().map_or(0, |&(_, end)| end));
+        if first >= below {
+            return;
+        }
+        match self.recent.last_mut() {
+            Some(last) if last.1 == first => last.1 = below,
+            _ => self.recent.push((first, below)),
+        }
+    }
+
+    /// Whether this session shows `uid` with `\Recent`.
+    pub fn is_recent(&self, uid: Uid) -> bool {
+        let index = self.recent.partition_point(|&(_, end)| end <= uid);
+        self.recent
+            .get(index)
+            .is_some_and(|&(first, _)| first <= uid)
+    }
+
+    /// How many messages the client sees with `\Recent` (the RECENT
+    /// response): those in the recent ranges, ghosts included.
+    pub fn recent_count(&self) -> u32 {
+        let live: usize = self
+            .recent
+            .iter()
+            .map(|&(first, end)| {
+                let from = self.index.position(first).unwrap_or_else(|p| p);
+                let to = self.index.position(end).unwrap_or_else(|p| p);
+                to - from
+            })
+            .sum();
+        let ghosts = self.ghosts.iter().filter(|g| self.is_recent(g.uid)).count();
+        u32::try_from(live + ghosts).unwrap_or(u32::MAX)
     }
 
     /// Number of messages the client knows (EXISTS).
@@ -342,10 +385,13 @@ impl Selected {
         }
         if arrived {
             out.untagged(&format!("{} EXISTS", self.exists()));
+            // RFC 3501 §7.3.2: RECENT follows a change of the mailbox's size.
+            out.untagged(&format!("{} RECENT", self.recent_count()));
         }
         for meta in flag_updates {
             if let Some(seq) = self.seq_of(meta.uid) {
-                out.untagged(&flags_fetch(seq, meta, true, report.condstore));
+                let recent = self.is_recent(meta.uid);
+                out.untagged(&flags_fetch(seq, meta, recent, true, report.condstore));
             }
         }
         self.highest_modseq = self.highest_modseq.max(changes.highest_modseq);
@@ -370,13 +416,20 @@ impl Selected {
     }
 }
 
-/// `n FETCH (UID u FLAGS (...) [MODSEQ (m)])`.
-pub fn flags_fetch(seq: u32, meta: &MessageMeta, with_uid: bool, condstore: bool) -> String {
+/// `n FETCH (UID u FLAGS (...) [MODSEQ (m)])`, with `\Recent` among the
+/// flags when the session shows the message as recent.
+pub fn flags_fetch(
+    seq: u32,
+    meta: &MessageMeta,
+    recent: bool,
+    with_uid: bool,
+    condstore: bool,
+) -> String {
     let mut line = format!("{seq} FETCH (");
     if with_uid {
         line.push_str(&format!("UID {} ", meta.uid));
     }
-    line.push_str(&format!("FLAGS {}", flag_list(&meta.flags)));
+    line.push_str(&format!("FLAGS {}", flag_list(&meta.flags, recent)));
     if condstore {
         line.push_str(&format!(" MODSEQ ({})", meta.modseq));
     }
@@ -528,8 +581,14 @@ mod tests {
             expunges: false,
             ..PLAIN
         };
+        v.add_recent(4, 5);
         v.apply(changes, during_fetch, &mut out);
-        assert_eq!(text(&mut out), "* 4 EXISTS\r\n", "ghost keeps numbering");
+        assert_eq!(
+            text(&mut out),
+            "* 4 EXISTS\r\n* 1 RECENT\r\n",
+            "ghost keeps numbering"
+        );
+        assert!(v.is_recent(4) && !v.is_recent(3));
         assert_eq!(
             v.resolve(&set("1:*"), false),
             Ok(vec![(1, 1), (3, 3), (4, 4)])
@@ -574,7 +633,8 @@ mod tests {
         v.apply(first, quiet, &mut out);
         let second = changes_to(&v, 12, vec![meta(60, 12, &[])], vec![10, 50]);
         v.apply(second, quiet, &mut out);
-        assert_eq!(text(&mut out), "* 6 EXISTS\r\n");
+        // Another session claimed UID 60 first: not recent here.
+        assert_eq!(text(&mut out), "* 6 EXISTS\r\n* 0 RECENT\r\n");
         assert_eq!(v.exists(), 6);
         assert_eq!(v.resolve(&set("1:*"), false), Ok(vec![(3, 30), (6, 60)]));
         assert_eq!(v.resolve(&set("*"), true), Ok(vec![(6, 60)]));
@@ -635,5 +695,31 @@ mod tests {
         let theirs = changes_to(&v, 13, vec![meta(2, 13, &[])], vec![]);
         v.apply(theirs, PLAIN, &mut out);
         assert_eq!(text(&mut out), "* 2 FETCH (UID 2 FLAGS ())\r\n");
+    }
+
+    #[test]
+    fn recent_ranges_count_live_messages_and_ghosts() {
+        let mut v = view(&[1, 2, 3, 5, 8]);
+        assert_eq!(v.recent_count(), 0);
+        v.add_recent(3, 6);
+        // An empty claim, then one that overlaps the last: nothing twice.
+        v.add_recent(6, 6);
+        v.add_recent(4, 9);
+        assert_eq!(v.recent, vec![(3, 9)]);
+        assert!(!v.is_recent(2) && v.is_recent(3) && v.is_recent(8) && !v.is_recent(9));
+        assert_eq!(v.recent_count(), 3);
+        let mut out = Output::default();
+        let quiet = Report {
+            expunges: false,
+            ..PLAIN
+        };
+        let changes = changes_to(&v, 12, vec![], vec![5]);
+        v.apply(changes, quiet, &mut out);
+        assert_eq!(v.recent_count(), 3, "a ghost still shows as recent");
+        v.apply(changes_to(&v, 13, vec![], vec![]), PLAIN, &mut out);
+        assert_eq!(v.recent_count(), 2);
+        v.add_recent(12, 20);
+        assert_eq!(v.recent, vec![(3, 9), (12, 20)]);
+        assert!(v.is_recent(12) && !v.is_recent(10));
     }
 }

@@ -261,9 +261,25 @@ impl<S: MailStore> Session<S> {
             return;
         }
         let (name, since) = (selected.name.clone(), selected.highest_modseq);
+        let (known_next, read_only) = (selected.uid_next, selected.read_only);
         match self.store.changes_since(&name, since).await {
             Ok(changes) => {
+                // New mail is recent for the first session told of it.
+                let recent = if changes.uid_next > known_next {
+                    self.store
+                        .recent(&name, changes.uid_next, !read_only)
+                        .await
+                        .inspect_err(|error| {
+                            tracing::warn!(%error, mailbox = %name, "cannot claim recent mail");
+                        })
+                        .ok()
+                } else {
+                    None
+                };
                 if let State::Selected(selected) = &mut self.state {
+                    if let Some(recent) = recent {
+                        selected.add_recent(recent.first, changes.uid_next);
+                    }
                     selected.apply(changes, report, &mut self.out);
                 }
                 self.dirty = false;

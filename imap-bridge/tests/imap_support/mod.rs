@@ -237,6 +237,15 @@ impl Client {
         self.until_tagged(&tag).await
     }
 
+    /// Lets another session SELECT `mailbox` and log out, so the messages
+    /// in it now are not `\Recent` for the sessions a test drives (RFC
+    /// 3501 §2.3.2): a mailbox someone looked at before, as most are.
+    pub async fn seen_before(addr: SocketAddr, mailbox: &str) {
+        let mut other = Client::logged_in(addr).await;
+        other.select(mailbox).await;
+        assert!(ok(&other.command("LOGOUT").await));
+    }
+
     /// Selects a mailbox, asserting success.
     pub async fn select(&mut self, mailbox: &str) -> String {
         let reply = self.command(&format!("SELECT {mailbox}")).await;

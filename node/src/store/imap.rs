@@ -14,11 +14,11 @@ use std::sync::Arc;
 
 use imap_bridge::backend::{
     Changes, Content, CopyResult, Flag, FlagOp, MailStore, MailboxChanged, MailboxInfo,
-    MailboxSnapshot, ModSeq, SortFieldMap, StoreResult, StoreResultT, Uid,
+    MailboxSnapshot, ModSeq, Recent, SortFieldMap, StoreResult, StoreResultT, Uid,
 };
 use tokio::sync::broadcast;
 
-use super::{Store, StoreError, mailboxes, messages, now_date, read};
+use super::{Store, StoreError, mailboxes, messages, now_date, read, recent};
 
 /// Why a client cannot change `Outbox`.
 const OUTBOX_READ_ONLY: &str =
@@ -69,6 +69,27 @@ impl MailStore for Store {
         let mailbox = mailbox.to_string();
         self.read_indexed(move |conn, indexes, seen| read::snapshot(conn, indexes, seen, &mailbox))
             .await
+    }
+
+    async fn recent(&self, mailbox: &str, below: Uid, claim: bool) -> StoreResultT<Recent> {
+        let name = mailbox.to_string();
+        let claims = Arc::clone(&self.inner.claims);
+        let (recent, taken) = self
+            .read(move |conn, _| {
+                let found = mailboxes::require(conn, &name)?;
+                let taken = claims.take(&found, below, claim);
+                let unclaimed = recent::unclaimed(conn, found.id, taken.watermark)?;
+                let recent = Recent {
+                    first: taken.first,
+                    unclaimed,
+                };
+                Ok((recent, taken.moved.then_some((found.id, taken.watermark))))
+            })
+            .await?;
+        if let Some((id, watermark)) = taken {
+            self.write_detached(move |ctx| recent::persist(ctx, id, watermark));
+        }
+        Ok(recent)
     }
 
     async fn changes_since(&self, mailbox: &str, since: ModSeq) -> StoreResultT<Changes> {

@@ -32,11 +32,14 @@ pub(super) struct Mailbox {
     pub size: i64,
     /// Expunges up to this MODSEQ are no longer in `vanished`.
     pub vanished_floor: i64,
+    /// The first UID no session has claimed as `\Recent`, as last written
+    /// (the store's in-memory claims may be ahead: `Store::recent`).
+    pub recent_uid: u32,
 }
 
 /// The columns [`Mailbox::from_row`] reads, in order.
 pub(super) const MAILBOX_COLUMNS: &str = "id, name, special_use, uid_validity, uid_next, highest_modseq, messages, unseen, size, \
-     vanished_floor";
+     vanished_floor, recent_uid";
 
 impl Mailbox {
     pub(super) fn from_row(row: &Row<'_>) -> rusqlite::Result<Mailbox> {
@@ -51,6 +54,7 @@ impl Mailbox {
             unseen: row.get(7)?,
             size: row.get(8)?,
             vanished_floor: row.get(9)?,
+            recent_uid: row.get(10)?,
         })
     }
 
@@ -205,6 +209,7 @@ pub(super) fn create_one(
         unseen: 0,
         size: 0,
         vanished_floor: 0,
+        recent_uid: 1,
     })
 }
 

@@ -42,6 +42,7 @@ mod mailboxes;
 mod messages;
 mod outbox;
 mod read;
+mod recent;
 mod schema;
 mod sort_cache;
 mod writer;
@@ -53,6 +54,7 @@ use crypto::Crypto;
 use index::{Indexes, Seen};
 use messages::Sealed;
 use read::Readers;
+use recent::Claims;
 use sort_cache::SortCache;
 use writer::{Job, Message, WriteCtx};
 
@@ -173,6 +175,8 @@ struct Inner {
     /// Next `blobs` row id. Reserved before sealing (the id is in the
     /// associated data) so sealing can run outside the writer thread.
     next_blob: AtomicI64,
+    /// The `\Recent` claims of the sessions (see `recent`).
+    claims: Arc<Claims>,
     closed: AtomicBool,
 }
 
@@ -213,6 +217,7 @@ impl Store {
                 indexes,
                 sort_fields: Arc::default(),
                 next_blob: AtomicI64::new(next_blob),
+                claims: Arc::default(),
                 closed: AtomicBool::new(false),
             }),
         })
@@ -442,6 +447,22 @@ impl Store {
             .await
             .map_err(|_| closed())?;
         answer.await.map_err(|_| closed())?
+    }
+
+    /// Queues `op` for the writer's next group commit without waiting for
+    /// it: for writes nobody must wait on and whose loss in a crash is
+    /// harmless (`recent`). Dropped, with a note in the log, if the queue
+    /// is full.
+    fn write_detached<F>(&self, op: F)
+    where
+        F: FnOnce(&mut WriteCtx) -> Result<(), StoreError> + Send + 'static,
+    {
+        // Nobody listens for the reply.
+        let (reply, _) = oneshot::channel();
+        let job = Message::Run(Box::new(Job::new(op, reply)));
+        if self.inner.commands.try_send(job).is_err() {
+            tracing::debug!("the store's queue is full; a background write was skipped");
+        }
     }
 
     /// Runs `op` on a pooled read connection in the blocking pool.

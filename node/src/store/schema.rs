@@ -128,6 +128,13 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE outbox ADD COLUMN peer_tag BLOB;
     CREATE INDEX outbox_peer ON outbox (peer_tag) WHERE state = 0;
     "#,
+    // 5 (issue 7): `\Recent` (RFC 3501 §2.3.2). Each mailbox keeps the
+    // first UID no session has claimed; mail already there at the upgrade
+    // counts as seen by a session.
+    r#"
+    ALTER TABLE mailboxes ADD COLUMN recent_uid INTEGER NOT NULL DEFAULT 1;
+    UPDATE mailboxes SET recent_uid = uid_next;
+    "#,
 ];
 
 /// Creates a database at schema version 1 exactly (migration 1 and the

@@ -239,3 +239,40 @@ async fn subscriptions_need_no_mailbox() {
     let junk = store.snapshot("Junk").await.expect("junk");
     assert!(!junk.info.subscribed);
 }
+
+#[tokio::test]
+async fn recent_claims_are_exclusive_forward_only_and_persisted() {
+    let (dir, store) = open();
+    for i in 0..3 {
+        append(&store, "INBOX", &[], message("recent", &i.to_string())).await;
+    }
+    // A read-only look claims nothing.
+    let peek = store.recent("INBOX", 4, false).await.expect("peek");
+    assert_eq!((peek.first, peek.unclaimed), (1, 3));
+    // A session that shows UIDs 1..=2 claims those two; the next one shown
+    // up to UID 3 gets only UID 3; a session behind them gets nothing.
+    let first = store.recent("INBOX", 3, true).await.expect("claim");
+    assert_eq!((first.first, first.unclaimed), (1, 1));
+    let second = store.recent("INBOX", 4, true).await.expect("claim");
+    assert_eq!((second.first, second.unclaimed), (3, 0));
+    let late = store.recent("INBOX", 2, true).await.expect("claim");
+    assert_eq!(
+        late.first, 2,
+        "nothing below the watermark is handed out twice"
+    );
+    assert_eq!(
+        store.recent("Nope", 1, true).await,
+        Err(StoreError::NoSuchMailbox("Nope".into()))
+    );
+    // Mailboxes are independent.
+    let sent = store.recent("Sent", 1, false).await.expect("peek");
+    assert_eq!((sent.first, sent.unclaimed), (1, 0));
+    append(&store, "INBOX", &[], message("recent", "later")).await;
+    store.close().await;
+
+    // The claims were written without anyone waiting, before the close.
+    let store = Store::open(&db_path(&dir), &KEY).expect("reopen");
+    let after = store.recent("INBOX", 5, false).await.expect("peek");
+    assert_eq!((after.first, after.unclaimed), (4, 1));
+    store.close().await;
+}

@@ -272,7 +272,7 @@ async fn a_version_1_database_is_migrated() {
         for (id, name) in [(100, "Outbox"), (101, "Outbox/Sub")] {
             conn.execute(
                 "INSERT INTO mailboxes (id, name, uid_validity, uid_next, highest_modseq) \
-                 VALUES (?1, ?2, 7, 1, 1)",
+                 VALUES (?1, ?2, 7, 5, 1)",
                 params![id, name],
             )
             .expect("mailbox");
@@ -310,6 +310,18 @@ async fn a_version_1_database_is_migrated() {
     let subscribed = store.subscriptions().await.expect("subscriptions");
     assert!(subscribed.contains(&"Outbox".to_string()));
     assert!(subscribed.contains(&"Outbox (old)/Sub".to_string()));
+    // UIDs given out before the upgrade were not recent (schema 5); the
+    // message appended after it is.
+    let recent = store
+        .recent("Outbox (old)/Sub", 5, false)
+        .await
+        .expect("recent");
+    assert_eq!((recent.first, recent.unclaimed), (5, 0));
+    let recent = store
+        .recent("Outbox (old)", 6, false)
+        .await
+        .expect("recent");
+    assert_eq!((recent.first, recent.unclaimed), (5, 1));
     // The old entry got its peer tag at the upgrade: its peer's connection
     // finds it (next_attempt 5 is after 1), another peer's does not.
     assert_eq!(store.outbox_reschedule_peer("Q", 1).await.expect("peer"), 0);
@@ -342,5 +354,5 @@ async fn a_version_1_database_is_migrated() {
     let version: i64 = conn
         .query_row("PRAGMA user_version", [], |row| row.get(0))
         .expect("version");
-    assert_eq!(version, 4);
+    assert_eq!(version, 5);
 }

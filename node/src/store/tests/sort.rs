@@ -62,7 +62,8 @@ async fn migration_3_fills_old_rows() {
         let conn = rusqlite::Connection::open(&path).expect("open");
         conn.execute_batch(
             "ALTER TABLE blobs DROP COLUMN sort_fields; \
-             ALTER TABLE mailboxes DROP COLUMN vanished_floor; DROP INDEX outbox_peer; \
+             ALTER TABLE mailboxes DROP COLUMN vanished_floor; \
+             ALTER TABLE mailboxes DROP COLUMN recent_uid; DROP INDEX outbox_peer; \
              ALTER TABLE outbox DROP COLUMN peer_tag; PRAGMA user_version = 2;",
         )
         .expect("downgrade");
