@@ -233,7 +233,7 @@ impl<S: MailStore> Session<S> {
                     changed_since = Some(if std::mem::take(&mut self.changed_since_zero) {
                         0
                     } else {
-                        value.get()
+                        *value
                     });
                 }
                 FetchModifier::Vanished => vanished = true,

@@ -670,10 +670,13 @@ pub(crate) fn fetch_modifiers(input: &[u8]) -> IMAPResult<&[u8], Vec<FetchModifi
 ///                     ;; VANISHED UID FETCH modifier conforms to the fetch-modifier syntax defined in [RFC4466].
 ///                     ;; It is only allowed in the UID FETCH command.
 /// ```
+///
+/// `CHANGEDSINCE 0` is accepted (`mod-sequence-valzer`): clients send it for
+/// a mailbox they have never synchronised (see `FetchModifier::ChangedSince`).
 pub(crate) fn fetch_modifier(input: &[u8]) -> IMAPResult<&[u8], FetchModifier> {
     alt((
         map(
-            preceded(tag_no_case("CHANGEDSINCE "), mod_sequence_value),
+            preceded(tag_no_case("CHANGEDSINCE "), mod_sequence_valzer),
             FetchModifier::ChangedSince,
         ),
         value(FetchModifier::Vanished, tag_no_case("VANISHED")),

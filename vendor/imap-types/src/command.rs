@@ -1873,7 +1873,19 @@ pub enum SelectParameter {
 #[cfg_attr(feature = "serde", serde(tag = "type", content = "content"))]
 #[derive(Debug, Clone, PartialEq, Eq, Hash, ToStatic)]
 pub enum FetchModifier {
-    ChangedSince(NonZeroU64),
+    /// `CHANGEDSINCE`: only messages whose mod-sequence is greater than the
+    /// value (RFC 7162, Section 3.1.4.1).
+    ///
+    /// RFC 7162's grammar asks for a non-zero `mod-sequence-value`, but
+    /// clients (Thunderbird with CONDSTORE, iPhone Mail) send
+    /// `CHANGEDSINCE 0` for a mailbox they have never synchronised. The
+    /// value has one meaning, every message (a mod-sequence is at least 1),
+    /// and servers such as Dovecot answer it. A `u64` lets a server decode
+    /// it, like `StoreModifier::UnchangedSince` and
+    /// `SearchKey::ModSequence`, whose grammar allows 0. A client should
+    /// not send 0: `MODSEQ` without `CHANGEDSINCE` asks the same within the
+    /// grammar.
+    ChangedSince(u64),
     Vanished,
 }
 

@@ -140,19 +140,108 @@ pub(crate) fn entry_type_req(input: &[u8]) -> IMAPResult<&[u8], EntryTypeReq> {
 
 #[cfg(test)]
 mod tests {
+    use alloc::{vec, vec::Vec};
     use core::num::NonZeroU32;
 
     use imap_types::{
+        command::{Command, CommandBody, FetchModifier, StoreModifier},
         core::Vec1,
-        fetch::MessageDataItem,
+        fetch::{MacroOrMessageDataItemNames, MessageDataItem, MessageDataItemName},
+        flag::{Flag, StoreResponse, StoreType},
         response::{Data, Response},
+        search::SearchKey,
+        sequence::SequenceSet,
     };
 
     use super::*;
     use crate::{
         response::resp_text,
-        testing::{kat_inverse_response, known_answer_test_encode},
+        testing::{kat_inverse_command, kat_inverse_response, known_answer_test_encode},
     };
+
+    /// `<tag> UID FETCH 1:* (FLAGS) (<modifiers>)`.
+    fn uid_fetch_flags(tag: &'static str, modifiers: Vec<FetchModifier>) -> Command<'static> {
+        let body = CommandBody::Fetch {
+            sequence_set: SequenceSet::try_from("1:*").unwrap(),
+            macro_or_item_names: MacroOrMessageDataItemNames::MessageDataItemNames(vec![
+                MessageDataItemName::Flags,
+            ]),
+            uid: true,
+            modifiers,
+        };
+        Command::new(tag, body).unwrap()
+    }
+
+    /// The example of RFC 7162, Section 3.1.4.1, and `CHANGEDSINCE 0`, which
+    /// clients send for a mailbox they never synchronised.
+    #[test]
+    fn test_kat_inverse_command_fetch_changedsince() {
+        kat_inverse_command(&[
+            (
+                b"s100 UID FETCH 1:* (FLAGS) (CHANGEDSINCE 12345)\r\n".as_ref(),
+                b"".as_ref(),
+                uid_fetch_flags("s100", vec![FetchModifier::ChangedSince(12345)]),
+            ),
+            (
+                b"27 UID fetch 1:* (FLAGS) (CHANGEDSINCE 0)\r\n".as_ref(),
+                b"".as_ref(),
+                uid_fetch_flags("27", vec![FetchModifier::ChangedSince(0)]),
+            ),
+            (
+                b"A UID FETCH 1:* (FLAGS) (changedsince 0 VANISHED)\r\n".as_ref(),
+                b"".as_ref(),
+                uid_fetch_flags(
+                    "A",
+                    vec![FetchModifier::ChangedSince(0), FetchModifier::Vanished],
+                ),
+            ),
+        ]);
+    }
+
+    #[test]
+    fn test_encode_fetch_modifier_changedsince_zero() {
+        known_answer_test_encode((FetchModifier::ChangedSince(0), b"CHANGEDSINCE 0".as_ref()));
+    }
+
+    /// The other two mod-sequence arguments of commands take
+    /// `mod-sequence-valzer`, so 0 is valid there by the grammar.
+    #[test]
+    fn test_kat_inverse_command_modseq_zero_in_store_and_search() {
+        kat_inverse_command(&[
+            (
+                b"A UID STORE 1 (UNCHANGEDSINCE 0) +FLAGS (\\Seen)\r\n".as_ref(),
+                b"".as_ref(),
+                Command::new(
+                    "A",
+                    CommandBody::Store {
+                        sequence_set: SequenceSet::try_from(1u32).unwrap(),
+                        kind: StoreType::Add,
+                        response: StoreResponse::Answer,
+                        flags: vec![Flag::Seen],
+                        uid: true,
+                        modifiers: vec![StoreModifier::UnchangedSince(0)],
+                    },
+                )
+                .unwrap(),
+            ),
+            (
+                b"A SEARCH MODSEQ 0\r\n".as_ref(),
+                b"".as_ref(),
+                Command::new(
+                    "A",
+                    CommandBody::Search {
+                        charset: None,
+                        criteria: Vec1::from(SearchKey::ModSequence {
+                            entry: None,
+                            modseq: 0,
+                        }),
+                        uid: false,
+                    },
+                )
+                .unwrap(),
+            ),
+        ]);
+    }
 
     #[test]
     fn test_condstore_qresync_codes() {
