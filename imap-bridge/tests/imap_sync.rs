@@ -276,7 +276,8 @@ async fn qresync_reconnect() {
 /// Thunderbird with `use_condstore` asks `UID fetch 1:* (FLAGS)
 /// (CHANGEDSINCE 0)` for a folder it never synchronised. RFC 7162's grammar
 /// wants a non-zero value, but Dovecot answers it, and a `BAD` leaves
-/// Thunderbird's folder without flags.
+/// Thunderbird's folder without flags. Our imap-codec fork decodes the 0
+/// (vendor/patches/imap-codec-changedsince-zero.patch).
 #[tokio::test]
 async fn thunderbird_changedsince_zero_returns_every_message() {
     let server = start().await;
@@ -293,8 +294,7 @@ async fn thunderbird_changedsince_zero_returns_every_message() {
             && reply.contains("* 2 FETCH (UID 2 FLAGS () MODSEQ ("),
         "{reply}"
     );
-    // The repair is for that one command: a real CHANGEDSINCE keeps its
-    // meaning afterwards.
+    // A real CHANGEDSINCE keeps its meaning afterwards.
     let modseq = reply
         .split("MODSEQ (")
         .filter_map(|rest| rest.split(')').next()?.parse::<u64>().ok())
