@@ -81,6 +81,8 @@ const IMAP_COMMANDS: &[&[u8]] = &[
     b"19 UID EXPUNGE 1:2\r\n",
     b"20 STATUS INBOX (MESSAGES UIDNEXT UIDVALIDITY UNSEEN HIGHESTMODSEQ)\r\n",
     b"21 LOGIN {16+}\r\nfuzz@example.org \"fuzz-password\"\r\n",
+    // Thunderbird's first CONDSTORE sync; decodes only with our imap-codec fork.
+    b"22 UID fetch 1:* (FLAGS) (CHANGEDSINCE 0)\r\n",
 ];
 
 const IMAP_SESSIONS: &[(&str, &[u8])] = &[

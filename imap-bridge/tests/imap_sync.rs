@@ -202,6 +202,28 @@ async fn condstore_changedsince_and_unchangedsince() {
     assert!(ok(&reply) && !reply.contains("MODIFIED"), "{reply}");
 }
 
+/// The other two mod-sequence arguments allow 0 by RFC 7162's grammar: a
+/// STORE with `UNCHANGEDSINCE 0` fails for every message (§3.1.3), and
+/// `SEARCH MODSEQ 0` matches every message (§3.1.5).
+#[tokio::test]
+async fn unchangedsince_zero_and_search_modseq_zero() {
+    let server = start().await;
+    let mut client = Client::logged_in(server.addr).await;
+    client.append("INBOX", "", MESSAGE).await;
+    client.append("INBOX", "", MESSAGE).await;
+    client.select("INBOX").await;
+    let reply = client
+        .command("UID STORE 1:2 (UNCHANGEDSINCE 0) +FLAGS (\\Flagged)")
+        .await;
+    assert!(last_line(&reply).contains("OK [MODIFIED 1:2]"), "{reply}");
+    assert!(!reply.contains("\\Flagged"), "{reply}");
+    let reply = client.command("SEARCH MODSEQ 0").await;
+    assert!(
+        ok(&reply) && reply.starts_with("* SEARCH 1 2 (MODSEQ "),
+        "{reply}"
+    );
+}
+
 #[tokio::test]
 async fn qresync_reconnect() {
     let server = start().await;
@@ -282,7 +304,8 @@ async fn qresync_reconnect() {
 /// Thunderbird with `use_condstore` asks `UID fetch 1:* (FLAGS)
 /// (CHANGEDSINCE 0)` for a folder it never synchronised. RFC 7162's grammar
 /// wants a non-zero value, but Dovecot answers it, and a `BAD` leaves
-/// Thunderbird's folder without flags.
+/// Thunderbird's folder without flags. Our imap-codec fork decodes the 0
+/// (vendor/patches/imap-codec-changedsince-zero.patch).
 #[tokio::test]
 async fn thunderbird_changedsince_zero_returns_every_message() {
     let server = start().await;
@@ -300,8 +323,7 @@ async fn thunderbird_changedsince_zero_returns_every_message() {
             && reply.contains("* 2 FETCH (UID 2 FLAGS () MODSEQ ("),
         "{reply}"
     );
-    // The repair is for that one command: a real CHANGEDSINCE keeps its
-    // meaning afterwards.
+    // A real CHANGEDSINCE keeps its meaning afterwards.
     let modseq = reply
         .split("MODSEQ (")
         .filter_map(|rest| rest.split(')').next()?.parse::<u64>().ok())

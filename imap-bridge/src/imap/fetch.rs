@@ -234,13 +234,8 @@ impl<S: MailStore> Session<S> {
         let mut vanished = false;
         for modifier in modifiers {
             match modifier {
-                FetchModifier::ChangedSince(value) => {
-                    changed_since = Some(if std::mem::take(&mut self.changed_since_zero) {
-                        0
-                    } else {
-                        value.get()
-                    });
-                }
+                // `CHANGEDSINCE 0` (Thunderbird's first sync) is every message.
+                FetchModifier::ChangedSince(value) => changed_since = Some(*value),
                 FetchModifier::Vanished => vanished = true,
             }
         }

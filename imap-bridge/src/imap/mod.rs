@@ -20,7 +20,6 @@ mod driver;
 pub mod esearch;
 mod fetch;
 mod fragment;
-mod lenient;
 mod list;
 mod mailbox;
 mod message;

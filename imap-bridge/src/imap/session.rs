@@ -22,7 +22,7 @@ use super::fragment::is_tag;
 use super::mailbox::Names;
 use super::response::{Completion, Output, Sink};
 use super::selected::{Report, Selected};
-use super::{lenient, list, message};
+use super::{list, message};
 use crate::backend::{MailStore, MailboxChanged, StoreError};
 
 /// The connection state (RFC 3501 §3).
@@ -81,9 +81,6 @@ pub struct Session<S: MailStore> {
     pub(super) qresync: bool,
     /// How mailbox names travel: UTF-8 once UTF8=ACCEPT is enabled.
     pub(super) names: Names,
-    /// The command being run had `CHANGEDSINCE 0` repaired to 1
-    /// ([`lenient::changed_since_zero`]); FETCH reads it back as 0.
-    pub(super) changed_since_zero: bool,
     /// The RETURN options of the SEARCH being run (ESEARCH, RFC 4731),
     /// taken out of the command before decoding ([`esearch::rewrite`]).
     pub(super) search_return: Option<SearchReturn>,
@@ -146,7 +143,6 @@ impl<S: MailStore> Session<S> {
             condstore: false,
             qresync: false,
             names: Names::Utf7,
-            changed_since_zero: false,
             search_return: None,
             watch,
             dirty: false,
@@ -313,7 +309,6 @@ impl<S: MailStore> Session<S> {
 
     /// Handles one complete message from the client.
     pub async fn handle(&mut self, bytes: &[u8], sink: &mut impl Sink) -> Next {
-        self.changed_since_zero = false;
         self.search_return = None;
         // UTF8=ACCEPT's APPEND data item (see `message::utf8_append_data`).
         let unwrapped = match self.names {
@@ -321,47 +316,37 @@ impl<S: MailStore> Session<S> {
             Names::Utf7 => None,
         };
         let bytes = unwrapped.as_deref().unwrap_or(bytes);
-        let repaired;
         let rewritten;
         let command = match CommandCodec::default().decode(bytes) {
             Ok((&[], command)) => command,
             Ok(_) | Err(CommandDecodeError::Failed | CommandDecodeError::Incomplete) => {
-                // Thunderbird's `CHANGEDSINCE 0` (see `lenient`).
-                repaired = lenient::changed_since_zero(bytes);
                 // ESEARCH and SEARCHRES (see `esearch`).
-                let attempt = match repaired {
-                    Some(_) => Ok(None),
-                    None if self.is_authenticated() => esearch::rewrite(bytes, &self.dollar()),
-                    None => Ok(None),
+                let attempt = if self.is_authenticated() {
+                    esearch::rewrite(bytes, &self.dollar())
+                } else {
+                    Ok(None)
                 };
                 rewritten = match attempt {
-                    Ok(rewritten) => rewritten,
+                    Ok(Some(rewritten)) => rewritten,
+                    Ok(None) => return self.undecodable(bytes).await,
                     Err(reason) => {
                         self.out.tagged(&rough_tag(bytes), &Completion::bad(reason));
                         return Next::Command;
                     }
                 };
-                let retry = repaired
-                    .as_ref()
-                    .map(|r| &r.bytes)
-                    .or(rewritten.as_ref().map(|r| &r.bytes));
-                match retry.map(|bytes| CommandCodec::default().decode(bytes)) {
-                    Some(Ok((&[], command))) => {
-                        if let Some(rewritten) = &rewritten {
-                            if rewritten.empty_set {
-                                // RFC 5182 §2.1: `$` names no message.
-                                let tag = command.tag.as_ref().to_string();
-                                let name = command.body.name();
-                                self.out.tagged(
-                                    &tag,
-                                    &Completion::ok(format!("{name} completed (no messages)")),
-                                );
-                                return Next::Command;
-                            }
-                            self.search_return = rewritten.returns.clone();
-                        } else {
-                            self.changed_since_zero = true;
+                match CommandCodec::default().decode(&rewritten.bytes) {
+                    Ok((&[], command)) => {
+                        if rewritten.empty_set {
+                            // RFC 5182 §2.1: `$` names no message.
+                            let tag = command.tag.as_ref().to_string();
+                            let name = command.body.name();
+                            self.out.tagged(
+                                &tag,
+                                &Completion::ok(format!("{name} completed (no messages)")),
+                            );
+                            return Next::Command;
                         }
+                        self.search_return = rewritten.returns.clone();
                         command
                     }
                     _ => return self.undecodable(bytes).await,
@@ -659,6 +644,8 @@ impl<S: MailStore> Session<S> {
 
 #[cfg(test)]
 mod tests {
+    use imap_codec::imap_types::command::FetchModifier;
+
     use super::*;
     use crate::config::{BridgeCredentials, Secret};
     use crate::memory::MemoryStore;
@@ -725,6 +712,48 @@ mod tests {
         let rest = s.take_output();
         assert!(rest.len() < sink.len(), "only the tail is left");
         assert!(String::from_utf8_lossy(&rest).ends_with("c OK FETCH completed\r\n"));
+    }
+
+    /// Thunderbird 153's first CONDSTORE sync of a folder. The codec decodes
+    /// `CHANGEDSINCE 0` itself (vendor/patches), as 0, not as a repaired 1.
+    #[test]
+    fn changedsince_zero_decodes_as_zero() {
+        for (line, expected) in [
+            (
+                &b"27 UID fetch 1:* (FLAGS) (CHANGEDSINCE 0)\r\n"[..],
+                vec![FetchModifier::ChangedSince(0)],
+            ),
+            (
+                b"a FETCH 1:* FLAGS (vanished changedsince 0)\r\n",
+                vec![FetchModifier::Vanished, FetchModifier::ChangedSince(0)],
+            ),
+        ] {
+            let decoded = CommandCodec::default().decode(line).map(|(_, c)| c.body);
+            let Ok(CommandBody::Fetch { modifiers, .. }) = decoded else {
+                panic!("{line:?} decoded to {decoded:?}");
+            };
+            assert_eq!(modifiers, expected, "{line:?}");
+        }
+    }
+
+    #[tokio::test]
+    async fn changedsince_zero_returns_every_message_with_its_modseq() {
+        let mut s = session();
+        for subject in ["one", "two"] {
+            let message = format!("Subject: {subject}\r\n\r\nbody\r\n");
+            s.store
+                .deliver("INBOX", message.as_bytes())
+                .expect("deliver");
+        }
+        say(&mut s, b"a LOGIN me@example.org pw\r\n").await;
+        say(&mut s, b"b SELECT INBOX\r\n").await;
+        let (_, out) = say(&mut s, b"27 UID fetch 1:* (FLAGS) (CHANGEDSINCE 0)\r\n").await;
+        assert!(
+            out.contains("* 1 FETCH (UID 1 FLAGS () MODSEQ (")
+                && out.contains("* 2 FETCH (UID 2 FLAGS () MODSEQ (")
+                && out.ends_with("27 OK UID FETCH completed\r\n"),
+            "{out}"
+        );
     }
 
     #[test]
