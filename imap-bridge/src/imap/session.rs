@@ -749,8 +749,9 @@ mod tests {
         say(&mut s, b"b SELECT INBOX\r\n").await;
         let (_, out) = say(&mut s, b"27 UID fetch 1:* (FLAGS) (CHANGEDSINCE 0)\r\n").await;
         assert!(
-            out.contains("* 1 FETCH (UID 1 FLAGS () MODSEQ (")
-                && out.contains("* 2 FETCH (UID 2 FLAGS () MODSEQ (")
+            // Delivered before this first SELECT: recent here.
+            out.contains("* 1 FETCH (UID 1 FLAGS (\\Recent) MODSEQ (")
+                && out.contains("* 2 FETCH (UID 2 FLAGS (\\Recent) MODSEQ (")
                 && out.ends_with("27 OK UID FETCH completed\r\n"),
             "{out}"
         );
