@@ -25,7 +25,14 @@
 //! over its processes), measured with one client connected that has INBOX
 //! selected and its flags fetched.
 //!
-//! `cargo bench -p mailnode --bench imap_vs_dovecot [-- --sizes 10000,100000] [--only sort]`
+//! mailnode's resident memory after each operation goes to stderr, to see
+//! where it grows.
+//!
+//! `cargo bench -p mailnode --bench imap_vs_dovecot [-- --sizes 10000,100000]
+//! [--only sort|select] [--mailnode-only]`: `--only sort` times only the
+//! SORT and THREAD rows after the APPEND, `--only select` only SELECT and
+//! the QRESYNC reconnect (the 1,000,000-message run), `--mailnode-only`
+//! leaves Dovecot out.
 //! Needs root (to start Dovecot with its own users) and `dovecot-imapd`.
 
 #[path = "../../tests/common/mod.rs"]
@@ -43,6 +50,23 @@ use common::Node;
 use dovecot::{DOVECOT_PASS, DOVECOT_USER, Dovecot};
 use measure::rss;
 
+/// Which operations a run times.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Only {
+    /// Everything.
+    All,
+    /// `--only sort`: bulk APPEND (to fill the mailboxes), then only the
+    /// SORT and THREAD rows, for working on those.
+    Sort,
+    /// `--only select`: bulk APPEND, then only SELECT and the QRESYNC
+    /// reconnect, for the 1,000,000-message run.
+    Select,
+}
+
+/// One row: the operation, mailnode's time and Dovecot's (none with
+/// `--mailnode-only`).
+type Row = (&'static str, Duration, Option<Duration>);
+
 fn main() {
     let mut sizes = vec![10_000usize, 100_000];
     let args: Vec<String> = std::env::args().collect();
@@ -52,67 +76,91 @@ fn main() {
             .map(|s| s.parse().expect("--sizes N,M"))
             .collect();
     }
-    // `--only sort`: bulk APPEND (to fill the mailboxes), then only the
-    // SORT and THREAD rows, for working on those.
-    let only_sort = args
+    let only = match args
         .iter()
         .position(|a| a == "--only")
-        .is_some_and(|pos| args.get(pos + 1).map(String::as_str) == Some("sort"));
+        .and_then(|pos| args.get(pos + 1))
+        .map(String::as_str)
+    {
+        None => Only::All,
+        Some("sort") => Only::Sort,
+        Some("select") => Only::Select,
+        Some(other) => panic!("--only sort|select, not {other}"),
+    };
+    // `--mailnode-only`: no Dovecot (its 1,000,000-message APPEND alone
+    // would take hours on this machine).
+    let with_dovecot = !args.iter().any(|a| a == "--mailnode-only");
     println!("| mailbox | operation | mailnode | Dovecot | ratio |");
     println!("| ---: | --- | ---: | ---: | ---: |");
     let mut memory = Vec::new();
     for &n in &sizes {
-        let messages = corpus(n);
-        let dovecot = Dovecot::start();
+        let dovecot = with_dovecot.then(Dovecot::start);
         let mut node = Node::create("bench");
         node.start();
+        let pid = node.running().pid;
         let mn = Endpoint {
             port: node.running().imap,
             user: node.email.clone(),
             pass: node.password(),
         };
-        let dv = Endpoint {
+        let dv = dovecot.as_ref().map(|dovecot| Endpoint {
             port: dovecot.port,
             user: DOVECOT_USER.into(),
             pass: DOVECOT_PASS.into(),
-        };
-        let mut rows: Vec<(&str, Duration, Duration)> = Vec::new();
-        rows.push((
-            "bulk APPEND",
-            append_all(&mn, &messages),
-            append_all(&dv, &messages),
-        ));
-        if !only_sort {
-            other_rows(&mut rows, &mn, &dv, n);
+        });
+        let mut rows: Vec<Row> = Vec::new();
+        let mut time =
+            |rows: &mut Vec<Row>, op: &'static str, f: &dyn Fn(&Endpoint) -> Duration| {
+                rows.push((op, f(&mn), dv.as_ref().map(f)));
+                // Where the daemon's memory grows, operation by operation.
+                eprintln!("{n}: mailnode RSS after {op}: {:.1} MiB", mib(rss(pid)));
+            };
+        time(&mut rows, "bulk APPEND", &|ep| append_all(ep, n));
+        match only {
+            Only::All => other_rows(&mut rows, &mut time, n),
+            Only::Select => {
+                time(&mut rows, "SELECT", &time_select);
+                time(&mut rows, "QRESYNC reconnect", &|ep| time_qresync(ep, n));
+            }
+            Only::Sort => {}
         }
-        for (op, command) in [
-            ("SORT (DATE)", "SORT (DATE) UTF-8 ALL"),
-            ("SORT (SUBJECT)", "SORT (SUBJECT) UTF-8 ALL"),
-            ("THREAD REFERENCES", "THREAD REFERENCES UTF-8 ALL"),
-        ] {
-            let (mn_first, mn_median) = time_first_and_median(&mn, command);
-            let (dv_first, dv_median) = time_first_and_median(&dv, command);
-            rows.push((first_label(op), mn_first, dv_first));
-            rows.push((op, mn_median, dv_median));
+        if only != Only::Select {
+            for (op, command) in [
+                ("SORT (DATE)", "SORT (DATE) UTF-8 ALL"),
+                ("SORT (SUBJECT)", "SORT (SUBJECT) UTF-8 ALL"),
+                ("THREAD REFERENCES", "THREAD REFERENCES UTF-8 ALL"),
+            ] {
+                let mn_times = time_first_and_median(&mn, command);
+                let dv_times = dv.as_ref().map(|dv| time_first_and_median(dv, command));
+                rows.push((first_label(op), mn_times.0, dv_times.map(|t| t.0)));
+                rows.push((op, mn_times.1, dv_times.map(|t| t.1)));
+                eprintln!("{n}: mailnode RSS after {op}: {:.1} MiB", mib(rss(pid)));
+            }
         }
         for (op, a, b) in rows {
-            println!(
-                "| {n} | {op} | {:.1} ms | {:.1} ms | {:.2} |",
-                ms(a),
-                ms(b),
-                a.as_secs_f64() / b.as_secs_f64().max(1e-9)
-            );
+            match b {
+                Some(b) => println!(
+                    "| {n} | {op} | {:.1} ms | {:.1} ms | {:.2} |",
+                    ms(a),
+                    ms(b),
+                    a.as_secs_f64() / b.as_secs_f64().max(1e-9)
+                ),
+                None => println!("| {n} | {op} | {:.1} ms | — | — |", ms(a)),
+            }
         }
         // Memory with a client connected that has INBOX selected and its
         // flags fetched, as Thunderbird leaves it (issue 7).
         let mut mn_client = Conn::open(&mn);
         mn_client.run("SELECT INBOX");
         mn_client.run("FETCH 1:* (UID FLAGS)");
-        let mut dv_client = Conn::open(&dv);
-        dv_client.run("SELECT INBOX");
-        dv_client.run("FETCH 1:* (UID FLAGS)");
+        let dv_client = dv.as_ref().map(|dv| {
+            let mut client = Conn::open(dv);
+            client.run("SELECT INBOX");
+            client.run("FETCH 1:* (UID FLAGS)");
+            client
+        });
         std::thread::sleep(Duration::from_millis(500));
-        memory.push((n, rss(node.running().pid), dovecot.rss()));
+        memory.push((n, rss(pid), dovecot.as_ref().map(Dovecot::rss)));
         drop((mn_client, dv_client));
         drop(dovecot);
         node.stop();
@@ -122,45 +170,36 @@ fn main() {
     println!("| mailbox | mailnode RSS | Dovecot RSS (all processes) | ratio |");
     println!("| ---: | ---: | ---: | ---: |");
     for (n, a, b) in memory {
-        println!(
-            "| {n} | {:.1} MiB | {:.1} MiB | {:.2} |",
-            mib(a),
-            mib(b),
-            a as f64 / (b as f64).max(1.0)
-        );
+        match b {
+            Some(b) => println!(
+                "| {n} | {:.1} MiB | {:.1} MiB | {:.2} |",
+                mib(a),
+                mib(b),
+                a as f64 / (b as f64).max(1.0)
+            ),
+            None => println!("| {n} | {:.1} MiB | — | — |", mib(a)),
+        }
     }
 }
 
-/// The rows of operations 2-6 (SELECT to QRESYNC reconnect).
+/// The rows of operations 2-6 (SELECT to QRESYNC reconnect), timed by
+/// `time` against each server.
 fn other_rows(
-    rows: &mut Vec<(&'static str, Duration, Duration)>,
-    mn: &Endpoint,
-    dv: &Endpoint,
+    rows: &mut Vec<Row>,
+    time: &mut impl FnMut(&mut Vec<Row>, &'static str, &dyn Fn(&Endpoint) -> Duration),
     n: usize,
 ) {
-    rows.push(("SELECT", time_select(mn), time_select(dv)));
-    rows.push((
-        "FETCH 1:* (UID FLAGS ENVELOPE RFC822.SIZE)",
-        time_command(mn, "FETCH 1:* (UID FLAGS ENVELOPE RFC822.SIZE)"),
-        time_command(dv, "FETCH 1:* (UID FLAGS ENVELOPE RFC822.SIZE)"),
-    ));
+    time(rows, "SELECT", &time_select);
+    time(rows, "FETCH 1:* (UID FLAGS ENVELOPE RFC822.SIZE)", &|ep| {
+        time_command(ep, "FETCH 1:* (UID FLAGS ENVELOPE RFC822.SIZE)")
+    });
     let uids = spread_uids(n, 100);
     let fetch = format!("UID FETCH {uids} (BODY.PEEK[])");
-    rows.push((
-        "UID FETCH 100 bodies",
-        time_command(mn, &fetch),
-        time_command(dv, &fetch),
-    ));
-    rows.push((
-        "UID SEARCH TEXT",
-        time_command(mn, "UID SEARCH TEXT \"zanzibar\""),
-        time_command(dv, "UID SEARCH TEXT \"zanzibar\""),
-    ));
-    rows.push((
-        "QRESYNC reconnect",
-        time_qresync(mn, n),
-        time_qresync(dv, n),
-    ));
+    time(rows, "UID FETCH 100 bodies", &|ep| time_command(ep, &fetch));
+    time(rows, "UID SEARCH TEXT", &|ep| {
+        time_command(ep, "UID SEARCH TEXT \"zanzibar\"")
+    });
+    time(rows, "QRESYNC reconnect", &|ep| time_qresync(ep, n));
 }
 
 fn ms(d: Duration) -> f64 {
@@ -171,54 +210,51 @@ fn mib(b: u64) -> f64 {
     b as f64 / 1048576.0
 }
 
-/// `n` deterministic, varied messages (plain, multipart, a few KiB each),
-/// in conversations of five; one in a hundred contains the word
-/// "zanzibar" in its body.
-fn corpus(n: usize) -> Vec<Vec<u8>> {
-    (0..n)
-        .map(|i| {
-            let word = if i % 100 == 7 { "zanzibar" } else { "ordinary" };
-            // Conversations of five (issue 9, THREAD): a first message and
-            // four replies to it.
-            let root = i - i % 5;
-            let (subject, references) = if i == root {
-                (format!("Topic {} number {i}", i / 5), String::new())
-            } else {
-                (
-                    format!("Re: Topic {} number {root}", i / 5),
-                    format!("References: <m{root}@example.org>\r\n"),
-                )
-            };
-            let lines = 20 + (i * 7919) % 60;
-            let mut body = String::new();
-            for l in 0..lines {
-                body.push_str(&format!(
-                    "Line {l} of message {i}: an {word} text about things, nothing more.\r\n"
-                ));
-            }
-            if i % 3 == 0 {
-                format!(
-                    "From: Sender {s} <sender{s}@example.org>\r\nTo: tester@example.org\r\n\
-                     Subject: {subject}\r\nDate: Tue, 24 Nov 2026 10:{m:02}:00 +0000\r\n\
-                     Message-ID: <m{i}@example.org>\r\n{references}MIME-Version: 1.0\r\n\
-                     Content-Type: multipart/alternative; boundary=\"b{i}\"\r\n\r\n\
-                     --b{i}\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n{body}\r\n\
-                     --b{i}\r\nContent-Type: text/html; charset=utf-8\r\n\r\n<p>{body}</p>\r\n--b{i}--\r\n",
-                    s = i % 50,
-                    m = i % 60
-                )
-            } else {
-                format!(
-                    "From: Sender {s} <sender{s}@example.org>\r\nTo: tester@example.org\r\n\
-                     Subject: {subject}\r\nDate: Tue, 24 Nov 2026 10:{m:02}:00 +0000\r\n\
-                     Message-ID: <m{i}@example.org>\r\n{references}Content-Type: text/plain; charset=utf-8\r\n\r\n{body}",
-                    s = i % 50,
-                    m = i % 60
-                )
-            }
-            .into_bytes()
-        })
-        .collect()
+/// Message `i` of a deterministic, varied corpus (plain, multipart, a few
+/// KiB each), in conversations of five; one in a hundred contains the word
+/// "zanzibar" in its body. Made one at a time: a million would not fit in
+/// the benchmark's memory comfortably.
+fn message(i: usize) -> Vec<u8> {
+    let word = if i % 100 == 7 { "zanzibar" } else { "ordinary" };
+    // Conversations of five (issue 9, THREAD): a first message and
+    // four replies to it.
+    let root = i - i % 5;
+    let (subject, references) = if i == root {
+        (format!("Topic {} number {i}", i / 5), String::new())
+    } else {
+        (
+            format!("Re: Topic {} number {root}", i / 5),
+            format!("References: <m{root}@example.org>\r\n"),
+        )
+    };
+    let lines = 20 + (i * 7919) % 60;
+    let mut body = String::new();
+    for l in 0..lines {
+        body.push_str(&format!(
+            "Line {l} of message {i}: an {word} text about things, nothing more.\r\n"
+        ));
+    }
+    if i.is_multiple_of(3) {
+        format!(
+            "From: Sender {s} <sender{s}@example.org>\r\nTo: tester@example.org\r\n\
+             Subject: {subject}\r\nDate: Tue, 24 Nov 2026 10:{m:02}:00 +0000\r\n\
+             Message-ID: <m{i}@example.org>\r\n{references}MIME-Version: 1.0\r\n\
+             Content-Type: multipart/alternative; boundary=\"b{i}\"\r\n\r\n\
+             --b{i}\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n{body}\r\n\
+             --b{i}\r\nContent-Type: text/html; charset=utf-8\r\n\r\n<p>{body}</p>\r\n--b{i}--\r\n",
+            s = i % 50,
+            m = i % 60
+        )
+    } else {
+        format!(
+            "From: Sender {s} <sender{s}@example.org>\r\nTo: tester@example.org\r\n\
+             Subject: {subject}\r\nDate: Tue, 24 Nov 2026 10:{m:02}:00 +0000\r\n\
+             Message-ID: <m{i}@example.org>\r\n{references}Content-Type: text/plain; charset=utf-8\r\n\r\n{body}",
+            s = i % 50,
+            m = i % 60
+        )
+    }
+    .into_bytes()
 }
 
 fn spread_uids(n: usize, k: usize) -> String {
@@ -314,15 +350,16 @@ impl Conn {
     }
 }
 
-fn append_all(ep: &Endpoint, messages: &[Vec<u8>]) -> Duration {
+/// Bulk APPEND of messages 0 to `n - 1`.
+fn append_all(ep: &Endpoint, n: usize) -> Duration {
     let mut conn = Conn::open(ep);
     let start = Instant::now();
     let mut pending = std::collections::VecDeque::new();
-    for m in messages {
+    for m in (0..n).map(message) {
         conn.tag += 1;
         let tag = format!("t{}", conn.tag);
         let mut cmd = format!("{tag} APPEND INBOX {{{}+}}\r\n", m.len()).into_bytes();
-        cmd.extend_from_slice(m);
+        cmd.extend_from_slice(&m);
         cmd.extend_from_slice(b"\r\n");
         conn.writer.write_all(&cmd).expect("write");
         pending.push_back(tag);
