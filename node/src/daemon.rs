@@ -217,6 +217,7 @@ pub async fn run(home: Home, settings: Settings, identity: Identity) -> anyhow::
     for contact in contacts.all() {
         network.dial(*contact.card.peer_id(), contact.addrs);
     }
+    tasks.spawn(crate::memory::run(shutdown_rx.clone()));
     tasks.spawn(crate::status::run(
         home.clone(),
         network.clone(),

@@ -22,6 +22,7 @@ pub mod key_commands;
 pub mod key_notice;
 pub mod mailbox;
 pub mod mailbox_node;
+pub mod memory;
 pub mod network;
 pub mod outbox;
 pub mod pgpmime;
