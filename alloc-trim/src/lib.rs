@@ -31,6 +31,25 @@ pub fn release_freed_memory() -> bool {
     false
 }
 
+/// Caps the number of glibc arenas at `max` (`M_ARENA_MAX`). Fewer arenas
+/// means freed memory is shared instead of stranded per thread; glibc's
+/// per-thread caches still serve small allocations without the lock. Call
+/// it first thing in `main`, before other threads allocate: arenas made
+/// before stay. Returns whether glibc took the setting.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+#[allow(unsafe_code)]
+pub fn limit_arenas(max: u16) -> bool {
+    // SAFETY: `mallopt` takes two integers and changes a glibc setting
+    // under its own lock.
+    unsafe { libc::mallopt(libc::M_ARENA_MAX, i32::from(max)) == 1 }
+}
+
+/// Does nothing off glibc (see the glibc version).
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+pub fn limit_arenas(_max: u16) -> bool {
+    false
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
