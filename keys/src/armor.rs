@@ -123,6 +123,36 @@ mod tests {
         assert_eq!(binary_message(without_checksum.as_bytes()), Some(data));
     }
 
+    /// Whichever way the armor is read, the message is decrypted and its
+    /// signature checked by sequoia: every form opens to the same text, and
+    /// a changed byte is refused.
+    #[test]
+    fn every_armor_form_opens_and_a_changed_byte_is_refused() {
+        let alice = crate::Identity::generate("Alice", "alice@example.org").expect("alice");
+        let bob = crate::Identity::generate("Bob", "bob@example.org").expect("bob");
+        let plaintext = b"Subject: hi\r\n\r\nhello".repeat(50);
+        let sealed = alice.seal(&plaintext, bob.card()).expect("seal");
+        let text = String::from_utf8(sealed.clone()).expect("armored");
+        let binary = binary_message(&sealed).expect("canonical armor");
+        let forms = [
+            sealed.clone(),
+            text.replace('\n', "\r\n").into_bytes(),
+            // Not the fast path's shape (no empty line): sequoia's reader.
+            text.replacen("-----\n\n", "-----\n", 1).into_bytes(),
+            binary.clone(),
+        ];
+        for form in &forms {
+            let opened = bob.open(form, alice.card()).expect("opens");
+            assert_eq!(opened.plaintext, plaintext);
+        }
+        let mut changed = binary;
+        let last = changed.len() - 20;
+        changed[last] ^= 1;
+        let rearmored = armored(&changed, &[]);
+        assert!(binary_message(&rearmored).is_some());
+        assert!(bob.open(&rearmored, alice.card()).is_err());
+    }
+
     #[test]
     fn anything_unusual_is_left_to_sequoia() {
         let data = b"abcdefgh".repeat(10);
