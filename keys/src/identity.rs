@@ -519,7 +519,10 @@ impl Identity {
             decrypted: false,
             verified: None,
         };
-        let mut decryptor = DecryptorBuilder::from_bytes(ciphertext)
+        // The armor decoded in one pass (`armor`); sequoia's own reader
+        // takes any other form.
+        let binary = crate::armor::binary_message(ciphertext);
+        let mut decryptor = DecryptorBuilder::from_bytes(binary.as_deref().unwrap_or(ciphertext))
             .map_err(|err| KeyError::Refused(format!("it is not an OpenPGP message ({err})")))?
             .buffer_size(MAX_OPEN)
             .with_policy(&policy, None, helper)

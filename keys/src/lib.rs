@@ -16,6 +16,7 @@
 
 #![forbid(unsafe_code)]
 
+mod armor;
 mod book;
 mod card;
 mod error;

@@ -12,6 +12,7 @@
 //! the batch changed up to date (`index`), then announces those mailboxes
 //! on the change broadcast (IMAP IDLE and NOOP learn of new mail from it).
 
+use std::collections::HashMap;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 
@@ -64,6 +65,10 @@ pub(super) struct WriteCtx {
     pub crypto: Arc<Crypto>,
     /// Expunged UIDs kept per mailbox for QRESYNC (`messages::prune_vanished`).
     pub vanished_keep: usize,
+    /// Per mailbox id, an upper bound of its `vanished` rows, known since
+    /// this writer last counted them (`messages::prune_vanished`). Only this
+    /// writer adds rows; anything rolled back forgets every bound.
+    pub vanished_bound: HashMap<i64, usize>,
     counters: Counters,
     changed: Vec<MailboxChanged>,
 }
@@ -185,6 +190,7 @@ pub(super) fn spawn(
         conn,
         crypto,
         vanished_keep,
+        vanished_bound: HashMap::new(),
         counters,
         changed: Vec::new(),
     };
@@ -249,6 +255,7 @@ fn execute(
         Err(err) => {
             tracing::error!("mail store transaction failed: {err}");
             let _ = ctx.conn.execute_batch("ROLLBACK");
+            ctx.vanished_bound.clear();
             // Nothing of the batch is on disk: the counters go back too.
             ctx.counters = match Counters::load(&ctx.conn) {
                 Ok(counters) => counters,
@@ -288,6 +295,7 @@ fn run_batch(ctx: &mut WriteCtx, batch: &mut [Box<dyn Command>]) -> Result<(), S
                 .map_err(sql)?;
             ctx.counters = saved;
             ctx.changed.truncate(mark);
+            ctx.vanished_bound.clear();
         } else {
             ctx.conn.execute_batch("RELEASE cmd").map_err(sql)?;
         }

@@ -124,3 +124,51 @@ async fn pruned_vanished_record_and_index_across_the_floor() {
     assert!(!now.index.contains(15) && now.index.contains(16));
     assert_eq!(now.info.messages, 11);
 }
+
+/// The writer's bound of an expunge record (`WriteCtx::vanished_bound`)
+/// starts unknown, so a store reopened with a smaller `vanished_keep`
+/// prunes at its first expunge; and while the bound stays under the
+/// threshold, expunges keep every record.
+#[tokio::test]
+async fn a_reopened_store_prunes_to_its_own_vanished_keep() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let open_keeping = |keep: usize| {
+        let options = crate::store::StoreOptions {
+            vanished_keep: keep,
+        };
+        crate::store::Store::open_with(&super::db_path(&dir), &super::KEY, &options).expect("open")
+    };
+    let vanished = || {
+        rusqlite::Connection::open(super::db_path(&dir))
+            .expect("open db")
+            .query_row("SELECT COUNT(*) FROM vanished", [], |row| {
+                row.get::<_, i64>(0)
+            })
+            .expect("count")
+    };
+    let store = open_keeping(100);
+    for i in 0..12 {
+        append(&store, "INBOX", &[], message(&format!("m{i}"), "x")).await;
+    }
+    for uid in 1..=10u32 {
+        store
+            .store_flags("INBOX", &[uid], FlagOp::Add, &flags(&["\\Deleted"]), None)
+            .await
+            .expect("flag");
+        store.expunge("INBOX", Some(&[uid])).await.expect("expunge");
+    }
+    store.close().await;
+    assert_eq!(vanished(), 10, "under the threshold nothing is forgotten");
+    let store = open_keeping(2);
+    store
+        .store_flags("INBOX", &[11], FlagOp::Add, &flags(&["\\Deleted"]), None)
+        .await
+        .expect("flag");
+    store.expunge("INBOX", Some(&[11])).await.expect("expunge");
+    store.close().await;
+    assert_eq!(
+        vanished(),
+        2,
+        "pruned at the first expunge after the reopen"
+    );
+}
