@@ -11,8 +11,11 @@ use clap::Parser;
 const ARENAS: u16 = 1;
 
 fn main() -> std::process::ExitCode {
-    // Before any other thread exists.
-    alloc_trim::limit_arenas(ARENAS);
+    // Before any other thread exists. A `MALLOC_ARENA_MAX` in the
+    // environment wins: glibc has applied it already.
+    if std::env::var_os("MALLOC_ARENA_MAX").is_none() {
+        alloc_trim::limit_arenas(ARENAS);
+    }
     let cli = mailnode::cli::Cli::parse();
     tracing_subscriber::fmt()
         .with_env_filter(
