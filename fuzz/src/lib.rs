@@ -55,6 +55,7 @@ pub fn targets() -> Vec<Target> {
             ("contact_card", node::contact_card),
             ("delivery_cbor", node::delivery_cbor),
             ("pgp_open", node::pgp_open),
+            ("control_card", node::control_card),
         ],
     ]
     .concat();

@@ -14,6 +14,7 @@ use imap_bridge::mime::{self, SectionKind};
 use keys::{ContactCard, Identity, PassphraseSource, Unlocker};
 use libp2p::StreamProtocol;
 use libp2p::request_response::{Codec as _, cbor};
+use mailnode::card_update;
 use mailnode::network::{DeliveryRequest, DeliveryResponse};
 use mailnode::pgpmime::{self, OuterHeader};
 use mailnode::rawmail::RawMessage;
@@ -81,6 +82,28 @@ pub fn contact_card(data: &[u8]) {
         assert_eq!(again.fingerprint(), card.fingerprint(), "{form} export");
         assert_eq!(again.address(), card.address(), "{form} export");
         assert_eq!(again.peer_id(), card.peer_id(), "{form} export");
+    }
+}
+
+/// Target `control_card`: a decrypted message from a contact, which may be
+/// a control message announcing their changed card (issue 8,
+/// `mailnode::card_update`). Whatever it holds, recognising it must not
+/// panic; a card it hands on is the message's body, unchanged; and the
+/// held card (Alice's) takes it as an update only if it is made by the
+/// same primary key for the same address.
+pub fn control_card(data: &[u8]) {
+    let (alice, _) = fixtures();
+    let Some(Ok(body)) = card_update::control_card(data) else {
+        return;
+    };
+    assert!(data.ends_with(&body), "the card handed on is the body");
+    let Ok(offered) = ContactCard::from_bytes_even_revoked(&body) else {
+        return;
+    };
+    if let Ok(update) = alice.card().check_update(&offered) {
+        assert_eq!(offered.fingerprint(), alice.card().fingerprint());
+        assert_eq!(update.card.fingerprint(), alice.card().fingerprint());
+        assert_eq!(update.card.address(), alice.card().address());
     }
 }
 

@@ -326,3 +326,42 @@ fn write_fixtures_and_seeds() {
     #[cfg(feature = "node")]
     pgp_seeds();
 }
+
+/// The seeds of `control_card` alone (the run above also re-seals the
+/// `pgp_open` seeds, which then differ byte for byte):
+/// `cargo test --test seeds control -- --ignored`.
+#[cfg(feature = "node")]
+#[test]
+#[ignore = "writes the committed seeds; run by hand"]
+fn write_control_card_seeds() {
+    let (alice, bob) = fixtures();
+    let update = mailnode::card_update::control_message(
+        "Alice",
+        "alice@example.org",
+        "bob@example.org",
+        alice.card(),
+    );
+    write("control_card", "update", &update);
+    // Bob's card announced as Alice's: refused by check_update.
+    let forged = mailnode::card_update::control_message(
+        "Alice",
+        "alice@example.org",
+        "bob@example.org",
+        bob.card(),
+    );
+    write("control_card", "other_key", &forged);
+    let text = String::from_utf8_lossy(&update).into_owned();
+    write(
+        "control_card",
+        "unknown_kind",
+        text.replacen("card-update", "key-wipe", 1).as_bytes(),
+    );
+    let header_end = text.find("\r\n\r\n").expect("a header") + 4;
+    write("control_card", "no_body", &update[..header_end]);
+    write(
+        "control_card",
+        "binary_card",
+        &[&update[..header_end], &alice.card().to_binary()[..]].concat(),
+    );
+    write("control_card", "plain_mail", samples::PLAIN);
+}
