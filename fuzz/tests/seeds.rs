@@ -335,21 +335,18 @@ fn write_fixtures_and_seeds() {
 #[ignore = "writes the committed seeds; run by hand"]
 fn write_control_card_seeds() {
     let (alice, bob) = fixtures();
-    let update = mailnode::card_update::control_message(
-        "Alice",
-        "alice@example.org",
-        "bob@example.org",
-        alice.card(),
-    );
+    let announce = |card| {
+        mailnode::card_update::control_message(
+            "Alice",
+            "alice@example.org",
+            "bob@example.org",
+            card,
+        )
+    };
+    let update = announce(alice.card());
     write("control_card", "update", &update);
     // Bob's card announced as Alice's: refused by check_update.
-    let forged = mailnode::card_update::control_message(
-        "Alice",
-        "alice@example.org",
-        "bob@example.org",
-        bob.card(),
-    );
-    write("control_card", "other_key", &forged);
+    write("control_card", "other_key", &announce(bob.card()));
     let text = String::from_utf8_lossy(&update).into_owned();
     write(
         "control_card",
