@@ -120,6 +120,13 @@ pub enum Command {
     /// Revoke your key for good and tell every contact (at the node's next
     /// start; the node must be stopped).
     Revoke(crate::key_commands::RevokeArgs),
+    /// Use your identity on several devices: link a new one with a
+    /// one-time pairing code, list or remove them.
+    Device {
+        /// What to do.
+        #[command(subcommand)]
+        command: crate::device::DeviceCommand,
+    },
     /// Show whether the daemon runs, and where.
     Status,
     /// Write the whole node (identity, secrets, contacts, bridge
@@ -325,6 +332,19 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             command: crate::key_commands::KeysCommand::Rotate { new_peer_id },
         } => crate::key_commands::rotate(&home, &cli.unlocker(), *new_peer_id),
         Command::Revoke(args) => crate::key_commands::revoke(&home, &cli.unlocker(), args),
+        Command::Device { command } => {
+            use crate::device::DeviceCommand;
+            match command {
+                DeviceCommand::Link(args) => crate::device::link(&home, &cli.unlocker(), args),
+                DeviceCommand::Join { code, secret_store } => {
+                    crate::device::join(&home, code, &cli.protection(*secret_store))
+                }
+                DeviceCommand::List => crate::device::list(&home, &cli.unlocker()),
+                DeviceCommand::Remove { peer } => {
+                    crate::device::remove(&home, &cli.unlocker(), peer)
+                }
+            }
+        }
         Command::Status => status(&home),
         Command::Backup {
             file,

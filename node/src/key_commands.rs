@@ -129,7 +129,8 @@ pub fn revoke(home: &Home, unlocker: &Unlocker, args: &RevokeArgs) -> anyhow::Re
 
 /// Takes the home's lock (the daemon must be stopped) and records, before
 /// the card changes, that contacts hold the current one (`announce`).
-fn prepare(home: &Home) -> anyhow::Result<std::fs::File> {
+/// `mailnode device link|remove` change the card too and start here.
+pub(crate) fn prepare(home: &Home) -> anyhow::Result<std::fs::File> {
     if !Identity::exists(home.path()) {
         bail!(
             "{} holds no identity; create one with `mailnode keygen`",

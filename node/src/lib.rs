@@ -14,6 +14,7 @@ pub mod cli;
 pub mod config;
 pub mod contacts;
 pub mod daemon;
+pub mod device;
 pub mod gateway;
 pub mod home;
 pub mod import;

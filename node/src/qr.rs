@@ -1,4 +1,4 @@
-//! QR codes of safety numbers: drawn in the terminal (two modules per
+//! QR codes of safety numbers and pairing codes: drawn in the terminal (two modules per
 //! character cell, with Unicode half blocks) and written as PNG files.
 //!
 //! Both come from one module matrix made by the `qrcode` crate; the PNG is
@@ -25,7 +25,7 @@ struct Matrix {
 impl Matrix {
     fn new(text: &str) -> anyhow::Result<Matrix> {
         let code = QrCode::with_error_correction_level(text.as_bytes(), EcLevel::M)
-            .context("cannot make a QR code of the safety number")?;
+            .context("cannot make a QR code of this text")?;
         let inner = code.width();
         let width = inner + 2 * QUIET;
         let colors = code.to_colors();

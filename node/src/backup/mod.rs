@@ -123,7 +123,14 @@ impl Body {
 }
 
 /// A temporary snapshot of a database, deleted when dropped.
-struct Snapshot(PathBuf);
+pub(crate) struct Snapshot(PathBuf);
+
+impl Snapshot {
+    /// Where the copy is.
+    pub(crate) fn path(&self) -> &Path {
+        &self.0
+    }
+}
 
 impl Drop for Snapshot {
     fn drop(&mut self) {
@@ -133,8 +140,9 @@ impl Drop for Snapshot {
 
 /// Copies the SQLite database at `source` into a new file beside it with
 /// `VACUUM INTO`, in one read transaction: a consistent snapshot even while
-/// the daemon writes (WAL), never a byte copy of a live file.
-fn snapshot(source: &Path) -> anyhow::Result<Snapshot> {
+/// the daemon writes (WAL), never a byte copy of a live file. Also used by
+/// `mailnode device link` for the copy a new device starts with.
+pub(crate) fn snapshot(source: &Path) -> anyhow::Result<Snapshot> {
     let name = source.file_name().and_then(|n| n.to_str()).unwrap_or("db");
     let target = source.with_file_name(format!(
         ".{name}.backup-{}-{:08x}",
