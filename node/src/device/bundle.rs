@@ -85,7 +85,7 @@ impl Outgoing {
         self.offset += from_head;
         if let Some((file, snapshot)) = &mut self.store {
             let want = (super::wire::CHUNK - chunk.len()) as u64;
-            file.by_ref().take(want).read_to_end(&mut chunk)?;
+            Read::by_ref(file).take(want).read_to_end(&mut chunk)?;
             if chunk.is_empty() && self.sent < self.total {
                 bail!("{} shrank while it was sent", snapshot.path().display());
             }

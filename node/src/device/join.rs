@@ -286,12 +286,10 @@ impl Link {
                     ..
                 }) if request_id == id => {
                     return Err(match error {
-                        OutboundFailure::ConnectionClosed | OutboundFailure::Io(_) => {
-                            anyhow::anyhow!(
-                                "the other device ended the pairing (the code is spent, or it \
-                                 stopped); nothing was kept"
-                            )
-                        }
+                        OutboundFailure::ConnectionClosed => anyhow::anyhow!(
+                            "the other device ended the pairing (the code is spent, or it \
+                             stopped); nothing was kept"
+                        ),
                         other => anyhow::anyhow!(
                             "the pairing with the other device failed: {other}; nothing was kept"
                         ),

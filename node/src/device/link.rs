@@ -382,16 +382,16 @@ impl<'a> Session<'a> {
         );
     }
 
-    /// Polls the swarm a moment so the last answers reach the joiner.
+    /// Polls the swarm until the joiner, having read the last answer,
+    /// closes the connection (at most a few seconds): exiting at once could
+    /// cut the answer off before it left.
     async fn flush(&mut self) {
-        let until = Instant::now() + Duration::from_secs(2);
+        let until = Instant::now() + Duration::from_secs(5);
         loop {
             tokio::select! {
                 event = self.swarm.select_next_some() => {
-                    if let SwarmEvent::Behaviour(
-                        request_response::Event::ResponseSent { .. }
-                        | request_response::Event::InboundFailure { .. },
-                    ) = event
+                    if let SwarmEvent::ConnectionClosed { num_established: 0, .. } = event
+                        && self.swarm.connected_peers().next().is_none()
                     {
                         return;
                     }

@@ -28,7 +28,6 @@ mod join;
 mod link;
 mod wire;
 
-pub use bundle::prepare_copied_store;
 pub use join::join;
 pub use link::{LinkArgs, link};
 

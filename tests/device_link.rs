@@ -1,0 +1,355 @@
+//! Issue 8, linked devices, pairing: `mailnode device link` on Alice's
+//! node shows a one-time code, `mailnode device join CODE` makes a new
+//! home with Alice's identity, a PeerId of its own, her address book and a
+//! copy of her mail (same UIDVALIDITY and UIDs, an empty outbox). Both
+//! cards list both devices, gpg and sq take the card, `device remove`
+//! takes a device off. A code works once: used a second time, or tried
+//! with a wrong secret (which spends it for the right one too), it fails.
+//! Real `mailnode` processes, loopback only.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use common::{Node, describe, free_port, simple_message, value_of, wait_until};
+use sha2::{Digest, Sha256};
+
+const WAIT: Duration = Duration::from_secs(90);
+
+/// A running `mailnode device link`, its output collected as it comes.
+struct Linking {
+    child: Child,
+    output: Arc<Mutex<String>>,
+}
+
+impl Linking {
+    fn start(node: &Node) -> Linking {
+        let listen = format!("/ip4/127.0.0.1/tcp/{}", free_port());
+        let mut child = node
+            .command()
+            .args(["device", "link", "--listen", &listen, "--timeout", "120"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("cannot start mailnode device link");
+        let output = Arc::new(Mutex::new(String::new()));
+        let stdout = child.stdout.take().expect("stdout");
+        let stderr = child.stderr.take().expect("stderr");
+        for stream in [
+            Box::new(stdout) as Box<dyn std::io::Read + Send>,
+            Box::new(stderr),
+        ] {
+            let output = Arc::clone(&output);
+            std::thread::spawn(move || {
+                for line in BufReader::new(stream).lines().map_while(Result::ok) {
+                    let mut text = output.lock().unwrap_or_else(|e| e.into_inner());
+                    text.push_str(&line);
+                    text.push('\n');
+                }
+            });
+        }
+        Linking { child, output }
+    }
+
+    fn text(&self) -> String {
+        self.output.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// The pairing code, once it is shown.
+    fn code(&mut self) -> String {
+        let mut code = None;
+        wait_until(WAIT, "the pairing code", || {
+            code = value_of(&self.text(), "pairing-code");
+            if code.is_none()
+                && let Ok(Some(status)) = self.child.try_wait()
+            {
+                panic!("device link exited ({status}): {}", self.text());
+            }
+            code.is_some()
+        });
+        code.expect("code")
+    }
+
+    /// Waits for the command to end.
+    fn finish(mut self) -> (ExitStatus, String) {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                // The reader threads end with the pipes.
+                let text = self.text();
+                return (status, text);
+            }
+            if Instant::now() > deadline {
+                let _ = self.child.kill();
+                panic!("device link did not end: {}", self.text());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Linking {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `mailnode device join CODE` into `node`'s home.
+fn join(node: &Node, code: &str) -> std::process::Output {
+    node.cli(&["device", "join", code, "--secret-store", "passphrase"])
+}
+
+/// The device PeerIds `device list` prints, and which is this one.
+fn devices(node: &Node) -> (Vec<String>, String) {
+    let text = node.cli_ok(&["device", "list"]);
+    let mut all = Vec::new();
+    let mut this = String::new();
+    for line in text.lines() {
+        let peer = line.split('\t').next().expect("peer").to_string();
+        if line.ends_with("\tthis device") {
+            this = peer.clone();
+        }
+        all.push(peer);
+    }
+    (all, this)
+}
+
+/// The code with another secret and a checksum that fits it: what a
+/// third party who knows where the linker waits, but not its secret, can
+/// send. (Layout in docs/protocol.md, "Linking a device".)
+fn with_other_secret(code: &str) -> String {
+    const ALPHABET: &[u8; 32] = b"0123456789abcdefghjkmnpqrstvwxyz";
+    let mut bytes = Vec::new();
+    let (mut acc, mut bits) = (0u32, 0u32);
+    for c in code.chars().filter(|c| *c != '-') {
+        let v = ALPHABET.iter().position(|&a| char::from(a) == c).expect("letter");
+        acc = (acc << 5) | v as u32;
+        bits += 5;
+        if bits >= 8 {
+            bits -= 8;
+            bytes.push((acc >> bits) as u8);
+            acc &= (1 << bits) - 1;
+        }
+    }
+    let body_len = bytes.len() - 4;
+    bytes[1] ^= 0x5a; // the first byte of the secret
+    let check = Sha256::new()
+        .chain_update(b"mailnode-pair-code-v1\0")
+        .chain_update(&bytes[..body_len])
+        .finalize();
+    bytes[body_len..].copy_from_slice(&check[..4]);
+    let mut out = String::new();
+    let (mut acc, mut bits) = (0u32, 0u32);
+    for byte in bytes {
+        acc = (acc << 8) | u32::from(byte);
+        bits += 8;
+        while bits >= 5 {
+            bits -= 5;
+            out.push(char::from(ALPHABET[((acc >> bits) & 31) as usize]));
+        }
+        acc &= (1 << bits) - 1;
+    }
+    if bits > 0 {
+        out.push(char::from(ALPHABET[((acc << (5 - bits)) & 31) as usize]));
+    }
+    out
+}
+
+/// gpg imports `card` and lists its key; sq inspects it.
+fn gpg_and_sq_accept(card: &str, address: &str) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("card.asc");
+    std::fs::write(&file, card).expect("card");
+    let gnupg = dir.path().join("gnupg");
+    std::fs::create_dir(&gnupg).expect("gnupg home");
+    let gpg = |args: &[&str]| {
+        Command::new("gpg")
+            .arg("--homedir")
+            .arg(&gnupg)
+            .args(["--batch", "--with-colons"])
+            .args(args)
+            .output()
+            .expect("gpg runs (scripts/install-test-deps installs it)")
+    };
+    let out = gpg(&["--import", file.to_str().expect("utf-8")]);
+    assert!(out.status.success(), "gpg --import: {}", describe(&out));
+    let out = gpg(&["--list-keys", address]);
+    assert!(out.status.success(), "gpg --list-keys: {}", describe(&out));
+    let listing = String::from_utf8_lossy(&out.stdout);
+    assert!(listing.lines().any(|l| l.starts_with("pub:")), "{listing}");
+    let out = Command::new("sq")
+        .arg("inspect")
+        .arg(&file)
+        .output()
+        .expect("sq (Sequoia's command line tool) must be installed");
+    assert!(out.status.success(), "sq inspect: {}", describe(&out));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains(address), "{text}");
+}
+
+fn stderr(out: &std::process::Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[test]
+fn a_new_device_joins_with_the_identity_and_the_mail() {
+    let (mut alice, mut bob) = Node::running_pair();
+    // Mail in INBOX, in Sent, and one message still in the outbox (Bob
+    // is offline), so the copy has something to clear.
+    bob.send_with_lettre(
+        &[&alice.email],
+        &simple_message(&bob.email, &alice.email, "hello alice", "m1", "hi"),
+    );
+    wait_until(WAIT, "Bob's mail at Alice", || alice.count("INBOX") == 1);
+    alice.send_with_lettre(
+        &[&bob.email],
+        &simple_message(&alice.email, &bob.email, "delivered", "m2", "hi"),
+    );
+    wait_until(WAIT, "Alice's mail at Bob", || bob.count("INBOX") == 1);
+    bob.stop();
+    alice.send_with_lettre(
+        &[&bob.email],
+        &simple_message(&alice.email, &bob.email, "queued", "m3", "hi"),
+    );
+    let before = alice.mailbox_state();
+    assert_eq!(before["Outbox"].messages.len(), 1, "{before:?}");
+    assert_eq!(before["Sent"].messages.len(), 2, "{before:?}");
+
+    // The daemon holds the keys: linking refuses while it runs.
+    let out = alice.cli(&["device", "link", "--listen", "/ip4/127.0.0.1/tcp/0"]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("stop it"), "{}", describe(&out));
+    alice.stop();
+
+    let mut link = Linking::start(&alice);
+    let code = link.code();
+    let mut laptop = Node::without_home("laptop", &alice.email);
+    let out = join(&laptop, &code);
+    assert!(out.status.success(), "join: {}\nlink: {}", describe(&out), link.text());
+    let joined = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (status, text) = link.finish();
+    assert!(status.success(), "link: {text}");
+    assert!(text.contains("linked: the device"), "{text}");
+
+    // Both homes list both devices; each marks itself, with its own PeerId.
+    let (alice_devices, alice_this) = devices(&alice);
+    let (laptop_devices, laptop_this) = devices(&laptop);
+    assert_eq!(alice_devices.len(), 2, "{alice_devices:?}");
+    assert_eq!(alice_devices, laptop_devices);
+    assert_ne!(alice_this, laptop_this);
+    assert_eq!(value_of(&joined, "peer-id").as_deref(), Some(laptop_this.as_str()));
+    assert_eq!(alice_devices[0], alice_this);
+    assert_eq!(
+        value_of(&joined, "fingerprint"),
+        value_of(&alice.cli_ok(&["status"]), "fingerprint")
+    );
+    let card = alice.cli_ok(&["contacts", "export"]);
+    assert_eq!(card, laptop.cli_ok(&["contacts", "export"]));
+    gpg_and_sq_accept(&card, &alice.email);
+
+    // The code is spent: a second join fails clearly and leaves no home.
+    let thief = Node::without_home("thief", &alice.email);
+    let out = join(&thief, &code);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("cannot reach"), "{}", describe(&out));
+    assert!(!thief.home().exists(), "a failed join leaves no home behind");
+
+    // The new device has Alice's contacts and mail: same UIDVALIDITY and
+    // UIDs everywhere, and an empty Outbox (its entries were Alice's).
+    assert!(
+        laptop.cli_ok(&["contacts", "list"]).contains(&bob.email),
+        "the address book came along"
+    );
+    laptop.start();
+    let after = laptop.mailbox_state();
+    for (name, mailbox) in &before {
+        let copy = after
+            .get(name)
+            .unwrap_or_else(|| panic!("no {name} on the new device: {after:?}"));
+        assert_eq!(copy.uidvalidity, mailbox.uidvalidity, "{name}");
+        if name == "Outbox" {
+            assert!(copy.messages.is_empty(), "{copy:?}");
+        } else {
+            assert_eq!(copy.messages, mailbox.messages, "{name}");
+            assert_eq!(copy.uidnext, mailbox.uidnext, "{name}");
+        }
+    }
+    assert_eq!(
+        laptop.fetch_all("Sent").len(),
+        2,
+        "Sent keeps the queued message's blob"
+    );
+    laptop.stop();
+
+    // Removing: not this device, not a stranger; the laptop goes.
+    let out = alice.cli(&["device", "remove", &alice_this]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("cannot remove itself"), "{}", describe(&out));
+    let stranger = bob.cli_ok(&["status"]);
+    let stranger = value_of(&stranger, "peer-id").expect("bob's PeerId");
+    let out = alice.cli(&["device", "remove", &stranger]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("not one of your devices"), "{}", describe(&out));
+    let out = alice.cli(&["device", "remove", "not-a-peer-id"]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("is not a PeerId"), "{}", describe(&out));
+    alice.cli_ok(&["device", "remove", &laptop_this]);
+    let (alice_devices, _) = devices(&alice);
+    assert_eq!(alice_devices, vec![alice_this]);
+    drop(laptop);
+}
+
+#[test]
+fn a_wrong_code_fails_and_spends_the_code() {
+    let alice = Node::create("alice");
+    let mut link = Linking::start(&alice);
+    let code = link.code();
+    let wrong = with_other_secret(&code.replace('-', ""));
+    let mallory = Node::without_home("mallory", &alice.email);
+    let out = join(&mallory, &wrong);
+    assert!(!out.status.success(), "{}", describe(&out));
+    assert!(stderr(&out).contains("wrong pairing code"), "{}", describe(&out));
+    assert!(!mallory.home().exists(), "nothing was kept");
+    let (status, text) = link.finish();
+    assert!(!status.success(), "{text}");
+    assert!(text.contains("wrong pairing code"), "{text}");
+    assert!(text.contains("spent"), "{text}");
+
+    // The right code no longer works either.
+    let laptop = Node::without_home("laptop", &alice.email);
+    let out = join(&laptop, &code);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("cannot reach"), "{}", describe(&out));
+    let (devices, _) = devices(&alice);
+    assert_eq!(devices.len(), 1, "nobody was added: {devices:?}");
+}
+
+#[test]
+fn join_refuses_a_home_with_an_identity_and_a_mistyped_code() {
+    let bob = Node::create("bob");
+    let alice = Node::create("alice");
+    let mut link = Linking::start(&alice);
+    let code = link.code();
+    let out = join(&bob, &code);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("already holds an identity"), "{}", describe(&out));
+    // A typing mistake is caught before anything is sent: the code stays
+    // good for the right device.
+    let mut typo: Vec<char> = code.chars().collect();
+    typo[3] = if typo[3] == 'a' { 'b' } else { 'a' };
+    let typo: String = typo.into_iter().collect();
+    let laptop = Node::without_home("laptop", &alice.email);
+    let out = join(&laptop, &typo);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("mistyped"), "{}", describe(&out));
+    assert!(!laptop.home().exists());
+    let out = join(&laptop, &code);
+    assert!(out.status.success(), "{}\nlink: {}", describe(&out), link.text());
+    let (status, text) = link.finish();
+    assert!(status.success(), "{text}");
+}
