@@ -10,12 +10,12 @@
 mod common;
 
 use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Child, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::{Node, describe, free_port, simple_message, value_of, wait_until};
-use sha2::{Digest, Sha256};
+use mailnode::device::code::PairingCode;
 
 const WAIT: Duration = Duration::from_secs(90);
 
@@ -56,7 +56,10 @@ impl Linking {
     }
 
     fn text(&self) -> String {
-        self.output.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        self.output
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// The pairing code, once it is shown.
@@ -119,77 +122,13 @@ fn devices(node: &Node) -> (Vec<String>, String) {
     (all, this)
 }
 
-/// The code with another secret and a checksum that fits it: what a
+/// The code with another secret (and a checksum that fits it): what a
 /// third party who knows where the linker waits, but not its secret, can
-/// send. (Layout in docs/protocol.md, "Linking a device".)
+/// send.
 fn with_other_secret(code: &str) -> String {
-    const ALPHABET: &[u8; 32] = b"0123456789abcdefghjkmnpqrstvwxyz";
-    let mut bytes = Vec::new();
-    let (mut acc, mut bits) = (0u32, 0u32);
-    for c in code.chars().filter(|c| *c != '-') {
-        let v = ALPHABET.iter().position(|&a| char::from(a) == c).expect("letter");
-        acc = (acc << 5) | v as u32;
-        bits += 5;
-        if bits >= 8 {
-            bits -= 8;
-            bytes.push((acc >> bits) as u8);
-            acc &= (1 << bits) - 1;
-        }
-    }
-    let body_len = bytes.len() - 4;
-    bytes[1] ^= 0x5a; // the first byte of the secret
-    let check = Sha256::new()
-        .chain_update(b"mailnode-pair-code-v1\0")
-        .chain_update(&bytes[..body_len])
-        .finalize();
-    bytes[body_len..].copy_from_slice(&check[..4]);
-    let mut out = String::new();
-    let (mut acc, mut bits) = (0u32, 0u32);
-    for byte in bytes {
-        acc = (acc << 8) | u32::from(byte);
-        bits += 8;
-        while bits >= 5 {
-            bits -= 5;
-            out.push(char::from(ALPHABET[((acc >> bits) & 31) as usize]));
-        }
-        acc &= (1 << bits) - 1;
-    }
-    if bits > 0 {
-        out.push(char::from(ALPHABET[((acc << (5 - bits)) & 31) as usize]));
-    }
-    out
-}
-
-/// gpg imports `card` and lists its key; sq inspects it.
-fn gpg_and_sq_accept(card: &str, address: &str) {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let file = dir.path().join("card.asc");
-    std::fs::write(&file, card).expect("card");
-    let gnupg = dir.path().join("gnupg");
-    std::fs::create_dir(&gnupg).expect("gnupg home");
-    let gpg = |args: &[&str]| {
-        Command::new("gpg")
-            .arg("--homedir")
-            .arg(&gnupg)
-            .args(["--batch", "--with-colons"])
-            .args(args)
-            .output()
-            .expect("gpg runs (scripts/install-test-deps installs it)")
-    };
-    let out = gpg(&["--import", file.to_str().expect("utf-8")]);
-    assert!(out.status.success(), "gpg --import: {}", describe(&out));
-    let out = gpg(&["--list-keys", address]);
-    assert!(out.status.success(), "gpg --list-keys: {}", describe(&out));
-    let listing = String::from_utf8_lossy(&out.stdout);
-    assert!(listing.lines().any(|l| l.starts_with("pub:")), "{listing}");
-    let out = Command::new("sq")
-        .arg("inspect")
-        .arg(&file)
-        .output()
-        .expect("sq (Sequoia's command line tool) must be installed");
-    assert!(out.status.success(), "sq inspect: {}", describe(&out));
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(text.contains(address), "{text}");
+    let mut code = PairingCode::parse(code).expect("the shown code parses");
+    code.secret[0] ^= 0x5a;
+    code.to_text().to_string()
 }
 
 fn stderr(out: &std::process::Output) -> String {
@@ -230,7 +169,12 @@ fn a_new_device_joins_with_the_identity_and_the_mail() {
     let code = link.code();
     let mut laptop = Node::without_home("laptop", &alice.email);
     let out = join(&laptop, &code);
-    assert!(out.status.success(), "join: {}\nlink: {}", describe(&out), link.text());
+    assert!(
+        out.status.success(),
+        "join: {}\nlink: {}",
+        describe(&out),
+        link.text()
+    );
     let joined = String::from_utf8_lossy(&out.stdout).into_owned();
     let (status, text) = link.finish();
     assert!(status.success(), "link: {text}");
@@ -242,7 +186,10 @@ fn a_new_device_joins_with_the_identity_and_the_mail() {
     assert_eq!(alice_devices.len(), 2, "{alice_devices:?}");
     assert_eq!(alice_devices, laptop_devices);
     assert_ne!(alice_this, laptop_this);
-    assert_eq!(value_of(&joined, "peer-id").as_deref(), Some(laptop_this.as_str()));
+    assert_eq!(
+        value_of(&joined, "peer-id").as_deref(),
+        Some(laptop_this.as_str())
+    );
     assert_eq!(alice_devices[0], alice_this);
     assert_eq!(
         value_of(&joined, "fingerprint"),
@@ -250,14 +197,19 @@ fn a_new_device_joins_with_the_identity_and_the_mail() {
     );
     let card = alice.cli_ok(&["contacts", "export"]);
     assert_eq!(card, laptop.cli_ok(&["contacts", "export"]));
-    gpg_and_sq_accept(&card, &alice.email);
+    let (listing, inspected) = common::gpg_and_sq_read(&card, &alice.email);
+    assert!(listing.lines().any(|l| l.starts_with("pub:")), "{listing}");
+    assert!(inspected.contains(&alice.email), "{inspected}");
 
     // The code is spent: a second join fails clearly and leaves no home.
     let thief = Node::without_home("thief", &alice.email);
     let out = join(&thief, &code);
     assert!(!out.status.success());
     assert!(stderr(&out).contains("cannot reach"), "{}", describe(&out));
-    assert!(!thief.home().exists(), "a failed join leaves no home behind");
+    assert!(
+        !thief.home().exists(),
+        "a failed join leaves no home behind"
+    );
 
     // The new device has Alice's contacts and mail: same UIDVALIDITY and
     // UIDs everywhere, and an empty Outbox (its entries were Alice's).
@@ -289,15 +241,27 @@ fn a_new_device_joins_with_the_identity_and_the_mail() {
     // Removing: not this device, not a stranger; the laptop goes.
     let out = alice.cli(&["device", "remove", &alice_this]);
     assert!(!out.status.success());
-    assert!(stderr(&out).contains("cannot remove itself"), "{}", describe(&out));
+    assert!(
+        stderr(&out).contains("cannot remove itself"),
+        "{}",
+        describe(&out)
+    );
     let stranger = bob.cli_ok(&["status"]);
     let stranger = value_of(&stranger, "peer-id").expect("bob's PeerId");
     let out = alice.cli(&["device", "remove", &stranger]);
     assert!(!out.status.success());
-    assert!(stderr(&out).contains("not one of your devices"), "{}", describe(&out));
+    assert!(
+        stderr(&out).contains("not one of your devices"),
+        "{}",
+        describe(&out)
+    );
     let out = alice.cli(&["device", "remove", "not-a-peer-id"]);
     assert!(!out.status.success());
-    assert!(stderr(&out).contains("is not a PeerId"), "{}", describe(&out));
+    assert!(
+        stderr(&out).contains("is not a PeerId"),
+        "{}",
+        describe(&out)
+    );
     alice.cli_ok(&["device", "remove", &laptop_this]);
     let (alice_devices, _) = devices(&alice);
     assert_eq!(alice_devices, vec![alice_this]);
@@ -309,11 +273,15 @@ fn a_wrong_code_fails_and_spends_the_code() {
     let alice = Node::create("alice");
     let mut link = Linking::start(&alice);
     let code = link.code();
-    let wrong = with_other_secret(&code.replace('-', ""));
+    let wrong = with_other_secret(&code);
     let mallory = Node::without_home("mallory", &alice.email);
     let out = join(&mallory, &wrong);
     assert!(!out.status.success(), "{}", describe(&out));
-    assert!(stderr(&out).contains("wrong pairing code"), "{}", describe(&out));
+    assert!(
+        stderr(&out).contains("wrong pairing code"),
+        "{}",
+        describe(&out)
+    );
     assert!(!mallory.home().exists(), "nothing was kept");
     let (status, text) = link.finish();
     assert!(!status.success(), "{text}");
@@ -337,7 +305,11 @@ fn join_refuses_a_home_with_an_identity_and_a_mistyped_code() {
     let code = link.code();
     let out = join(&bob, &code);
     assert!(!out.status.success());
-    assert!(stderr(&out).contains("already holds an identity"), "{}", describe(&out));
+    assert!(
+        stderr(&out).contains("already holds an identity"),
+        "{}",
+        describe(&out)
+    );
     // A typing mistake is caught before anything is sent: the code stays
     // good for the right device.
     let mut typo: Vec<char> = code.chars().collect();
@@ -349,7 +321,12 @@ fn join_refuses_a_home_with_an_identity_and_a_mistyped_code() {
     assert!(stderr(&out).contains("mistyped"), "{}", describe(&out));
     assert!(!laptop.home().exists());
     let out = join(&laptop, &code);
-    assert!(out.status.success(), "{}\nlink: {}", describe(&out), link.text());
+    assert!(
+        out.status.success(),
+        "{}\nlink: {}",
+        describe(&out),
+        link.text()
+    );
     let (status, text) = link.finish();
     assert!(status.success(), "{text}");
 }

@@ -9,7 +9,6 @@
 
 mod common;
 
-use std::process::Command;
 use std::time::Duration;
 
 use common::{Node, describe, simple_message, value_of, wait_until};
@@ -142,28 +141,7 @@ fn a_rotation_reaches_bob_and_mail_flows_both_ways() {
 
     // gpg and sq take the rotated card; gpg sees the new subkey as the
     // usable one and the old one as revoked.
-    let dir = tempfile::tempdir().expect("tempdir");
-    let file = dir.path().join("alice.asc");
-    std::fs::write(&file, &card).expect("card");
-    let gnupg = dir.path().join("gnupg");
-    std::fs::create_dir(&gnupg).expect("gnupg home");
-    let gpg = |args: &[&str]| {
-        Command::new("gpg")
-            .arg("--homedir")
-            .arg(&gnupg)
-            .args(["--batch", "--with-colons"])
-            .args(args)
-            .output()
-            .expect("gpg runs (scripts/install-test-deps installs it)")
-    };
-    let out = gpg(&["--import", file.to_str().expect("utf-8")]);
-    assert!(out.status.success(), "gpg --import: {}", describe(&out));
-    let out = gpg(&[
-        "--list-keys",
-        "--with-subkey-fingerprints",
-        "alice@example.org",
-    ]);
-    let listing = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (listing, text) = common::gpg_and_sq_read(&card, "alice@example.org");
     let subkeys: Vec<&str> = listing.lines().filter(|l| l.starts_with("sub:")).collect();
     assert_eq!(subkeys.len(), 2, "{listing}");
     assert!(subkeys.iter().any(|l| l.starts_with("sub:r:")), "{listing}");
@@ -173,14 +151,6 @@ fn a_rotation_reaches_bob_and_mail_flows_both_ways() {
         .find(|l| l.starts_with("fpr:"))
         .expect("the valid subkey's fingerprint");
     assert!(valid.contains(&new_key), "{listing}");
-    // sq is installed by scripts/install-test-deps.
-    let out = Command::new("sq")
-        .arg("inspect")
-        .arg(&file)
-        .output()
-        .expect("sq (Sequoia's command line tool) must be installed");
-    assert!(out.status.success(), "sq inspect: {}", describe(&out));
-    let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains(&new_key), "{text}");
 }
 

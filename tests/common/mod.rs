@@ -861,6 +861,39 @@ impl Node {
 // ---------------------------------------------------------------------------
 // Issue 8: backup and restore.
 
+/// Imports `card` into a fresh GnuPG home and lists the key of `address`
+/// (colons, with subkey fingerprints); inspects it with sq. Both must
+/// accept it. Returns (gpg's listing, sq's text).
+pub fn gpg_and_sq_read(card: &str, address: &str) -> (String, String) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("card.asc");
+    fs::write(&file, card).expect("card");
+    let gnupg = dir.path().join("gnupg");
+    fs::create_dir(&gnupg).expect("gnupg home");
+    let gpg = |args: &[&str]| {
+        Command::new("gpg")
+            .arg("--homedir")
+            .arg(&gnupg)
+            .args(["--batch", "--with-colons"])
+            .args(args)
+            .output()
+            .expect("gpg runs (scripts/install-test-deps installs it)")
+    };
+    let out = gpg(&["--import", file.to_str().expect("utf-8")]);
+    assert!(out.status.success(), "gpg --import: {}", describe(&out));
+    let out = gpg(&["--list-keys", "--with-subkey-fingerprints", address]);
+    assert!(out.status.success(), "gpg --list-keys: {}", describe(&out));
+    let listing = String::from_utf8_lossy(&out.stdout).into_owned();
+    // sq is installed by scripts/install-test-deps.
+    let out = Command::new("sq")
+        .arg("inspect")
+        .arg(&file)
+        .output()
+        .expect("sq (Sequoia's command line tool) must be installed");
+    assert!(out.status.success(), "sq inspect: {}", describe(&out));
+    (listing, String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
 impl Node {
     /// A node whose home does not exist yet (its path is reserved and
     /// removed when the node is dropped): the target of `mailnode restore`.

@@ -14,7 +14,6 @@ use std::io::{self, Read, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
-
 use anyhow::{Context, bail};
 use zeroize::Zeroizing;
 
@@ -152,7 +151,9 @@ impl Incoming {
                     }
                 }
                 Some((_, left, sink)) => {
-                    let take = usize::try_from(*left).unwrap_or(usize::MAX).min(bytes.len());
+                    let take = usize::try_from(*left)
+                        .unwrap_or(usize::MAX)
+                        .min(bytes.len());
                     match sink {
                         Sink::Memory(buf) => buf.extend_from_slice(&bytes[..take]),
                         Sink::File(file) => file.write_all(&bytes[..take])?,
@@ -325,10 +326,7 @@ pub(crate) fn prepare_copied_store(path: &Path) -> anyhow::Result<()> {
                  WHERE id = ?1",
                 rusqlite::params![id, modseq],
             )?;
-            tx.execute(
-                "UPDATE meta SET value = ?1 WHERE key = 'modseq'",
-                [modseq],
-            )?;
+            tx.execute("UPDATE meta SET value = ?1 WHERE key = 'modseq'", [modseq])?;
         }
     }
     tx.commit()?;
@@ -356,8 +354,10 @@ mod tests {
         let big: Vec<u8> = (0..(super::super::wire::CHUNK * 2 + 77))
             .map(|i| (i % 251) as u8)
             .collect();
-        conn.execute_batch("CREATE TABLE t (b BLOB)").expect("table");
-        conn.execute("INSERT INTO t VALUES (?1)", [&big]).expect("row");
+        conn.execute_batch("CREATE TABLE t (b BLOB)")
+            .expect("table");
+        conn.execute("INSERT INTO t VALUES (?1)", [&big])
+            .expect("row");
         drop(conn);
         let snapshot = crate::backup::snapshot(&db).expect("snapshot");
         let store = snapshot.path().to_path_buf();
@@ -385,12 +385,18 @@ mod tests {
         }
         assert!(chunks >= 3, "{chunks}");
         incoming.finish().expect("complete");
-        assert_eq!(incoming.secrets.as_deref().map(Vec::as_slice), Some(&b"secret bytes"[..]));
+        assert_eq!(
+            incoming.secrets.as_deref().map(Vec::as_slice),
+            Some(&b"secret bytes"[..])
+        );
         assert_eq!(incoming.card.as_deref(), Some(&b"card"[..]));
         assert_eq!(incoming.files, vec!["contacts.json"]);
         assert_eq!(fs::read(target.join(STORE)).expect("copy"), expected);
         drop(out);
-        assert!(!store.exists(), "the prepared copy is deleted after sending");
+        assert!(
+            !store.exists(),
+            "the prepared copy is deleted after sending"
+        );
     }
 
     #[test]

@@ -15,9 +15,9 @@ use zeroize::Zeroizing;
 /// The layout version, the code's first byte.
 const VERSION: u8 = 1;
 /// Bytes of the shared secret (80 bits).
-pub(crate) const SECRET_LEN: usize = 10;
+pub const SECRET_LEN: usize = 10;
 /// Addresses a code names at most.
-pub(crate) const MAX_ADDRS: usize = 4;
+pub const MAX_ADDRS: usize = 4;
 /// Bytes of the checksum at the end.
 const CHECK_LEN: usize = 4;
 /// Domain of the checksum.
@@ -26,13 +26,13 @@ const CHECK_DOMAIN: &[u8] = b"mailnode-pair-code-v1\0";
 const ALPHABET: &[u8; 32] = b"0123456789abcdefghjkmnpqrstvwxyz";
 
 /// A decoded pairing code.
-pub(crate) struct PairingCode {
+pub struct PairingCode {
     /// The linking session's PeerId (authenticated by Noise when dialed).
-    pub(crate) peer: PeerId,
+    pub peer: PeerId,
     /// Where the linking device listens.
-    pub(crate) addrs: Vec<Multiaddr>,
+    pub addrs: Vec<Multiaddr>,
     /// The SPAKE2 password.
-    pub(crate) secret: Zeroizing<[u8; SECRET_LEN]>,
+    pub secret: Zeroizing<[u8; SECRET_LEN]>,
 }
 
 impl std::fmt::Debug for PairingCode {
@@ -46,7 +46,7 @@ impl std::fmt::Debug for PairingCode {
 
 /// Why a typed code was not taken.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
-pub(crate) enum CodeError {
+pub enum CodeError {
     /// A character outside the alphabet.
     #[error("the pairing code holds {0:?}, which is not one of its letters or digits")]
     BadCharacter(char),
@@ -63,7 +63,7 @@ pub(crate) enum CodeError {
 
 impl PairingCode {
     /// A new code with a fresh random secret.
-    pub(crate) fn new(peer: PeerId, addrs: Vec<Multiaddr>) -> PairingCode {
+    pub fn new(peer: PeerId, addrs: Vec<Multiaddr>) -> PairingCode {
         use rand::RngCore;
         let mut secret = Zeroizing::new([0u8; SECRET_LEN]);
         rand::thread_rng().fill_bytes(secret.as_mut_slice());
@@ -75,7 +75,7 @@ impl PairingCode {
     }
 
     /// The code as people type it: groups of four characters joined by `-`.
-    pub(crate) fn to_text(&self) -> Zeroizing<String> {
+    pub fn to_text(&self) -> Zeroizing<String> {
         let mut bytes = Zeroizing::new(vec![VERSION]);
         bytes.extend_from_slice(self.secret.as_slice());
         push_short(&mut bytes, &self.peer.to_bytes());
@@ -98,7 +98,7 @@ impl PairingCode {
 
     /// Reads a typed or scanned code: case, spaces and dashes do not
     /// matter, and `o`, `i` and `l` are read as `0`, `1` and `1`.
-    pub(crate) fn parse(text: &str) -> Result<PairingCode, CodeError> {
+    pub fn parse(text: &str) -> Result<PairingCode, CodeError> {
         let bytes = Zeroizing::new(decode(text)?);
         if bytes.len() < 1 + SECRET_LEN + CHECK_LEN {
             return Err(CodeError::Checksum);
@@ -115,7 +115,9 @@ impl PairingCode {
         let mut rest = &body[1 + SECRET_LEN..];
         let peer = take_short(&mut rest).ok_or(CodeError::Layout("no PeerId"))?;
         let peer = PeerId::from_bytes(peer).map_err(|_| CodeError::Layout("a bad PeerId"))?;
-        let (&count, tail) = rest.split_first().ok_or(CodeError::Layout("no addresses"))?;
+        let (&count, tail) = rest
+            .split_first()
+            .ok_or(CodeError::Layout("no addresses"))?;
         rest = tail;
         if count == 0 || usize::from(count) > MAX_ADDRS {
             return Err(CodeError::Layout("a bad number of addresses"));

@@ -24,7 +24,7 @@ use rand::Rng;
 
 use super::bundle::{self, Incoming};
 use super::code::PairingCode;
-use super::wire::{self, Behaviour, Pake, PairRequest, PairResponse, Role};
+use super::wire::{self, Behaviour, PairRequest, PairResponse, Pake, Role};
 use crate::home::Home;
 
 /// How long reaching the linking device may take.
@@ -182,14 +182,19 @@ async fn receive(
         }
     }
     incoming.finish()?;
-    let secrets = incoming.secrets.take().context("the bundle holds no identity")?;
+    let secrets = incoming
+        .secrets
+        .take()
+        .context("the bundle holds no identity")?;
     let identity = Identity::join_device(&secrets, keypair)
         .context("the identity received does not form a usable identity for this device")?;
     drop(secrets);
     let card = ContactCard::from_bytes_even_revoked(incoming.card.as_deref().unwrap_or_default())
         .context("the card received is not usable")?;
     if card.fingerprint() != identity.fingerprint() || !card.has_device(&me) {
-        bail!("the card received does not belong to the identity received, or does not list this device");
+        bail!(
+            "the card received does not belong to the identity received, or does not list this device"
+        );
     }
     if incoming.store {
         crate::store::Store::verify_file(&dir.join(bundle::STORE), identity.store_key())
@@ -316,7 +321,8 @@ fn move_into(staging: &Path, home: &Path) -> anyhow::Result<()> {
             for done in &moved {
                 let _ = fs::remove_file(done);
             }
-            return Err(err).with_context(|| format!("cannot move {} into place", target.display()));
+            return Err(err)
+                .with_context(|| format!("cannot move {} into place", target.display()));
         }
         moved.push(target);
     }

@@ -20,7 +20,7 @@ use tokio::time::Instant;
 
 use super::bundle::{self, CARD, Outgoing, PLAIN_FILES, SECRETS};
 use super::code::{MAX_ADDRS, PairingCode};
-use super::wire::{self, Behaviour, Pake, PairRequest, PairResponse, Role, SessionKeys};
+use super::wire::{self, Behaviour, PairRequest, PairResponse, Pake, Role, SessionKeys};
 use crate::home::Home;
 
 /// How long the joiner may wait for an answer; the linker may be asking
@@ -69,7 +69,10 @@ pub fn link(home: &Home, unlocker: &Unlocker, args: &LinkArgs) -> anyhow::Result
         bail!("this identity is revoked ({revocation}); a new device cannot join it");
     }
     let listen = if args.listen.is_empty() {
-        vec![format!("/ip4/0.0.0.0/tcp/{}", crate::config::DEFAULT_P2P_PORT)]
+        vec![format!(
+            "/ip4/0.0.0.0/tcp/{}",
+            crate::config::DEFAULT_P2P_PORT
+        )]
     } else {
         args.listen.clone()
     };
@@ -86,7 +89,13 @@ pub fn link(home: &Home, unlocker: &Unlocker, args: &LinkArgs) -> anyhow::Result
         .build()
         .context("cannot start the async runtime")?;
     let deadline = Instant::now() + Duration::from_secs(args.timeout);
-    runtime.block_on(Session::run(home, unlocker, listen, deadline, card.address()))
+    runtime.block_on(Session::run(
+        home,
+        unlocker,
+        listen,
+        deadline,
+        card.address(),
+    ))
 }
 
 struct Session<'a> {
@@ -184,9 +193,10 @@ impl<'a> Session<'a> {
         match event {
             SwarmEvent::Behaviour(request_response::Event::Message {
                 peer,
-                message: Message::Request {
-                    request, channel, ..
-                },
+                message:
+                    Message::Request {
+                        request, channel, ..
+                    },
                 ..
             }) => self.on_request(peer, request, channel, code),
             SwarmEvent::ConnectionClosed {
@@ -238,9 +248,13 @@ impl<'a> Session<'a> {
                 self.stage = Stage::Pake { peer, keys };
                 Ok(None)
             }
-            (Stage::Pake { peer: expected, keys }, PairRequest::Confirm { mac })
-                if expected == peer =>
-            {
+            (
+                Stage::Pake {
+                    peer: expected,
+                    keys,
+                },
+                PairRequest::Confirm { mac },
+            ) if expected == peer => {
                 if !wire::confirms(&keys.joiner_confirm, &mac) {
                     self.refuse(
                         channel,
@@ -534,7 +548,10 @@ mod tests {
         ]);
         assert_eq!(
             picked,
-            vec![parse("/ip4/192.0.2.5/tcp/4870"), parse("/ip6/2001:db8::2/tcp/4870")]
+            vec![
+                parse("/ip4/192.0.2.5/tcp/4870"),
+                parse("/ip6/2001:db8::2/tcp/4870")
+            ]
         );
         let only = pick_dialable(vec![parse("/ip4/127.0.0.1/tcp/1")]);
         assert_eq!(only, vec![parse("/ip4/127.0.0.1/tcp/1")]);

@@ -23,7 +23,7 @@ use libp2p::PeerId;
 use crate::home::Home;
 
 mod bundle;
-mod code;
+pub mod code;
 mod join;
 mod link;
 mod wire;
@@ -87,9 +87,9 @@ pub fn remove(home: &Home, unlocker: &Unlocker, peer: &str) -> anyhow::Result<()
             "{peer} is this device; a device cannot remove itself. Remove it from another of \
              your devices"
         ),
-        Some(false) => bail!(
-            "{peer} is not one of your devices; `mailnode device list` shows them"
-        ),
+        Some(false) => {
+            bail!("{peer} is not one of your devices; `mailnode device list` shows them")
+        }
         Some(true) => {
             let card = Identity::public_info(home.path())?.card;
             println!("removed device {peer}");

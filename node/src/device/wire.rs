@@ -271,7 +271,12 @@ impl SessionKeys {
     }
 
     /// Seals chunk `index` of the bundle (the linker's side).
-    pub(crate) fn seal_chunk(&self, index: u64, last: bool, plain: &[u8]) -> anyhow::Result<Vec<u8>> {
+    pub(crate) fn seal_chunk(
+        &self,
+        index: u64,
+        last: bool,
+        plain: &[u8],
+    ) -> anyhow::Result<Vec<u8>> {
         let (nonce, aad) = Self::chunk_parts(index, last);
         Aes256Gcm::new(self.bundle.as_slice().into())
             .encrypt(
@@ -303,7 +308,9 @@ impl SessionKeys {
             )
             .map(Zeroizing::new)
             .map_err(|_| {
-                anyhow::anyhow!("chunk {index} of the bundle does not authenticate; nothing was kept")
+                anyhow::anyhow!(
+                    "chunk {index} of the bundle does not authenticate; nothing was kept"
+                )
             })
     }
 }
