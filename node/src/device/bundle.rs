@@ -413,4 +413,55 @@ mod tests {
         incoming.feed(&bytes).expect("partial");
         assert!(incoming.finish().is_err());
     }
+
+    #[tokio::test]
+    async fn a_prepared_copy_has_no_outbox_and_keeps_sent() {
+        use crate::store::{OutboxCounts, OutboxItem, Store};
+        use imap_bridge::backend::{Content, MailStore};
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("mail.db");
+        let key = [7u8; 32];
+        let store = Store::open(&path, &key).expect("store");
+        let sent =
+            b"From: a@example.org\r\nSubject: s\r\nMessage-ID: <s@x>\r\n\r\nbody\r\n".to_vec();
+        let item = OutboxItem {
+            delivery_id: [1; 16],
+            recipient: "bob@example.org".into(),
+            recipient_fpr: "FPR".into(),
+            peer_id: "12D3KooPeer".into(),
+            payload: vec![1, 2, 3],
+        };
+        let uid = store
+            .submit_outgoing(sent.clone(), vec![item])
+            .await
+            .expect("submit");
+        let outbox_before = store.snapshot("Outbox").await.expect("outbox");
+        assert_eq!(outbox_before.messages().len(), 1);
+        let sent_before = store.snapshot("Sent").await.expect("sent");
+        store.close().await;
+
+        let copy = crate::backup::snapshot(&path).expect("copy");
+        prepare_copied_store(copy.path()).expect("prepare");
+        let copied = Store::open(copy.path(), &key).expect("reopen");
+        assert_eq!(
+            copied.outbox_counts().await.expect("counts"),
+            OutboxCounts {
+                waiting: 0,
+                deposited: 0
+            }
+        );
+        let outbox = copied.snapshot("Outbox").await.expect("outbox");
+        assert!(outbox.messages().is_empty());
+        assert_eq!(outbox.info.uid_validity, outbox_before.info.uid_validity);
+        assert!(outbox.info.highest_modseq > outbox_before.info.highest_modseq);
+        let sent_after = copied.snapshot("Sent").await.expect("sent");
+        assert_eq!(sent_after.info.uid_validity, sent_before.info.uid_validity);
+        assert_eq!(sent_after.messages(), sent_before.messages());
+        let fetched = copied
+            .fetch("Sent", &[uid], Content::Full)
+            .await
+            .expect("the Sent copy's blob is kept");
+        assert_eq!(&fetched[0].1[..], &sent[..]);
+        copied.close().await;
+    }
 }

@@ -179,6 +179,7 @@ impl<'a> Session<'a> {
                 () = tokio::time::sleep_until(deadline) => {
                     bail!("no new device completed the pairing before the timeout");
                 }
+                _ = tokio::signal::ctrl_c() => bail!("stopped (Ctrl-C)"),
             }
         }
     }
