@@ -330,3 +330,112 @@ fn join_refuses_a_home_with_an_identity_and_a_mistyped_code() {
     let (status, text) = link.finish();
     assert!(status.success(), "{text}");
 }
+
+/// Links a new device to `node` (stopped) and returns it with its PeerId.
+fn link_new_device(node: &Node, name: &str) -> (Node, String) {
+    let mut link = Linking::start(node);
+    let code = link.code();
+    let device = Node::without_home(name, &node.email);
+    let out = join(&device, &code);
+    assert!(
+        out.status.success(),
+        "join: {}\nlink: {}",
+        describe(&out),
+        link.text()
+    );
+    let (status, text) = link.finish();
+    assert!(status.success(), "link: {text}");
+    let (_, peer) = devices(&device);
+    (device, peer)
+}
+
+/// Alice's contact line for Bob.
+fn contact_line(node: &Node, address: &str) -> String {
+    node.cli_ok(&["contacts", "list"])
+        .lines()
+        .find(|l| l.contains(&format!("<{address}>")))
+        .unwrap_or_else(|| panic!("{address} is not a contact of {}", node.name))
+        .to_string()
+}
+
+fn has_subject(node: &Node, mailbox: &str, subject: &str) -> bool {
+    node.imap_tool("subjects", &[mailbox])
+        .lines()
+        .any(|s| s == subject)
+}
+
+#[test]
+fn mail_reaches_every_device_and_not_a_removed_one() {
+    let (alice, mut bob) = Node::running_pair();
+    bob.stop();
+    let (mut laptop, laptop_peer) = link_new_device(&bob, "laptop");
+    // Alice learns where the laptop listens, as she learnt Bob's address:
+    // its card is Bob's card (same key), now listing both devices.
+    alice.add_contact(&laptop);
+    assert!(
+        contact_line(&alice, &bob.email).contains(&laptop_peer),
+        "Alice's card of Bob lists the laptop"
+    );
+    bob.start();
+    laptop.start();
+
+    // One message, one submission: each device files its own copy.
+    alice.send_with_lettre(
+        &[&bob.email],
+        &simple_message(&alice.email, &bob.email, "to both", "d1", "hi"),
+    );
+    for device in [&bob, &laptop] {
+        wait_until(WAIT, &format!("the mail on {}", device.name), || {
+            has_subject(device, "INBOX", "to both")
+        });
+    }
+    // The laptop writes as Bob: Alice takes it as her contact's mail.
+    laptop.send_with_lettre(
+        &[&alice.email],
+        &simple_message(&bob.email, &alice.email, "from the laptop", "d2", "hi"),
+    );
+    wait_until(WAIT, "the laptop's mail at Alice", || {
+        has_subject(&alice, "INBOX", "from the laptop")
+    });
+
+    // Bob takes the laptop off his devices; his node announces the card.
+    bob.stop();
+    bob.cli_ok(&["device", "remove", &laptop_peer]);
+    bob.start();
+    wait_until(WAIT, "Alice applies Bob's card without the laptop", || {
+        !contact_line(&alice, &bob.email).contains(&laptop_peer)
+    });
+    alice.send_with_lettre(
+        &[&bob.email],
+        &simple_message(&alice.email, &bob.email, "after removal", "d3", "hi"),
+    );
+    wait_until(WAIT, "the mail on Bob's remaining device", || {
+        has_subject(&bob, "INBOX", "after removal")
+    });
+    // Nothing is left in Alice's outbox for the laptop: it never gets it.
+    wait_until(WAIT, "Alice's outbox drained", || {
+        alice.count("Outbox") == 0
+    });
+    assert!(
+        !has_subject(&laptop, "INBOX", "after removal"),
+        "a removed device receives nothing new"
+    );
+
+    // Nor is the removed device Bob any more: Alice's node refuses it, and
+    // the laptop's user gets the bounce.
+    laptop.send_with_lettre(
+        &[&alice.email],
+        &simple_message(
+            &bob.email,
+            &alice.email,
+            "from a removed device",
+            "d4",
+            "hi",
+        ),
+    );
+    let bounce = format!("Undelivered mail to <{}>", alice.email);
+    wait_until(WAIT, "the bounce on the removed device", || {
+        has_subject(&laptop, "INBOX", &bounce)
+    });
+    assert!(!has_subject(&alice, "INBOX", "from a removed device"));
+}

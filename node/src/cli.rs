@@ -668,8 +668,19 @@ fn contacts(home: &Home, command: &ContactsCommand) -> anyhow::Result<()> {
                     .revocation()
                     .map(|r| format!("\t{r}"))
                     .unwrap_or_default();
+                // Further devices of the contact (issue 8), when there are.
+                let devices = match card.devices() {
+                    [_] => String::new(),
+                    all => format!(
+                        "\tdevices {}",
+                        all.iter()
+                            .map(ToString::to_string)
+                            .collect::<Vec<_>>()
+                            .join(",")
+                    ),
+                };
                 println!(
-                    "{} <{}>\tfingerprint {}\tpeer-id {}\tencryption-key {}{}{revoked}",
+                    "{} <{}>\tfingerprint {}\tpeer-id {}{devices}\tencryption-key {}{}{revoked}",
                     card.name(),
                     card.address(),
                     card.fingerprint(),
