@@ -227,7 +227,10 @@ impl Identity {
         }
         let mut data_key = Zeroizing::new([0u8; 32]);
         rand::thread_rng().fill_bytes(data_key.as_mut_slice());
-        let (guard, used) = secrets::protect(&data_key, protection, self.fingerprint())?;
+        // Homes made before linked devices named the keyring entry by the
+        // fingerprint alone; identity.json says which name each one uses.
+        let device = format!("{}/{}", self.fingerprint(), self.peer_id());
+        let (guard, used) = secrets::protect(&data_key, protection, self.fingerprint(), &device)?;
 
         let plain = self.export_secrets()?;
         let sealed = encrypt_secrets(&data_key, self.fingerprint(), &plain)?;

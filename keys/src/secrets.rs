@@ -200,15 +200,18 @@ pub(crate) enum KeyGuard {
     },
 }
 
-/// Puts `data_key` under the chosen protection.
+/// Puts `data_key` under the chosen protection. A keyring entry is named
+/// after `device` (the identity's fingerprint and this device's PeerId),
+/// so that two devices of one identity in one keyring keep two entries.
 pub(crate) fn protect(
     data_key: &[u8; 32],
     protection: &Protection,
     fingerprint: &str,
+    device: &str,
 ) -> Result<(KeyGuard, ProtectionUsed), KeyError> {
     match protection {
         Protection::Keyring => Ok((
-            keyring_store(data_key, fingerprint)?,
+            keyring_store(data_key, device)?,
             ProtectionUsed::Keyring,
         )),
         Protection::Passphrase(source) => {
@@ -218,7 +221,7 @@ pub(crate) fn protect(
                 ProtectionUsed::Passphrase,
             ))
         }
-        Protection::Auto(source) => match keyring_store(data_key, fingerprint) {
+        Protection::Auto(source) => match keyring_store(data_key, device) {
             Ok(guard) => Ok((guard, ProtectionUsed::Keyring)),
             Err(keyring_err) => {
                 tracing::info!("no usable OS keyring ({keyring_err}); using a passphrase");
@@ -381,8 +384,8 @@ fn with_deadline<T: Send + 'static>(
     }
 }
 
-fn keyring_store(data_key: &[u8; 32], fingerprint: &str) -> Result<KeyGuard, KeyError> {
-    let user = fingerprint.to_string();
+fn keyring_store(data_key: &[u8; 32], user: &str) -> Result<KeyGuard, KeyError> {
+    let user = user.to_string();
     let key = Zeroizing::new(data_key.to_vec());
     let check = Zeroizing::new(data_key.to_vec());
     let stored_user = user.clone();
