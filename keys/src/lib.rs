@@ -44,4 +44,5 @@ pub use strangers::{MAX_STRANGERS, Stranger, StrangerBook};
 pub use update::{CardChange, CardUpdate};
 
 /// Re-exported so that callers name the same PeerId and Multiaddr types.
+pub use libp2p::identity::Keypair;
 pub use libp2p::{Multiaddr, PeerId};

@@ -210,10 +210,7 @@ pub(crate) fn protect(
     device: &str,
 ) -> Result<(KeyGuard, ProtectionUsed), KeyError> {
     match protection {
-        Protection::Keyring => Ok((
-            keyring_store(data_key, device)?,
-            ProtectionUsed::Keyring,
-        )),
+        Protection::Keyring => Ok((keyring_store(data_key, device)?, ProtectionUsed::Keyring)),
         Protection::Passphrase(source) => {
             let passphrase = source.obtain(true)?.ok_or_else(no_passphrase)?;
             Ok((

@@ -84,6 +84,43 @@ fn keyring_holds_the_unlock_key_under_a_real_secret_service() {
 }
 
 #[test]
+fn two_devices_of_one_identity_keep_two_keyring_entries() {
+    if !in_child("devices") {
+        run_child(
+            "two_devices_of_one_identity_keep_two_keyring_entries",
+            "devices",
+            true,
+        );
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut phone = Identity::generate("Bob", "bob@example.org").expect("generate");
+    let keypair = keys::Keypair::generate_ed25519();
+    phone
+        .add_device(keypair.public().to_peer_id())
+        .expect("add the laptop");
+    let laptop =
+        Identity::join_device(&phone.export_for_device().expect("bundle"), keypair).expect("join");
+    let (phone_home, laptop_home) = (
+        dir.path().join("phone").tap_create(),
+        dir.path().join("laptop").tap_create(),
+    );
+    phone
+        .save(&phone_home, &Protection::Keyring)
+        .expect("save phone");
+    // The laptop's entry must not replace the phone's: same fingerprint.
+    laptop
+        .save(&laptop_home, &Protection::Keyring)
+        .expect("save laptop");
+    let unlocker = Unlocker::new(PassphraseSource::fixed("not used by the keyring"));
+    for (home, identity) in [(&phone_home, &phone), (&laptop_home, &laptop)] {
+        let loaded = Identity::load(home, &unlocker).expect("load");
+        assert_eq!(loaded.peer_id(), identity.peer_id());
+        assert_eq!(loaded.bridge_password(), identity.bridge_password());
+    }
+}
+
+#[test]
 fn without_a_session_bus_auto_falls_back_to_the_passphrase() {
     if !in_child("headless") {
         run_child(
