@@ -18,7 +18,7 @@ use imap_bridge::backend::{
 };
 use tokio::sync::broadcast;
 
-use super::{Store, StoreError, mailboxes, messages, now_date, read, recent};
+use super::{Store, StoreError, mailboxes, messages, now_date, read, recent, sync};
 
 /// Why a client cannot change `Outbox`.
 const OUTBOX_READ_ONLY: &str =
@@ -135,16 +135,23 @@ impl MailStore for Store {
         let mailbox = mailbox.to_string();
         let uids = uids.to_vec();
         let flags = flags.to_vec();
-        self.write(move |ctx| {
-            messages::store_flags(ctx, &mailbox, &uids, op, &flags, unchanged_since)
-        })
-        .await
+        let journal = self.journal();
+        let writes = journal.clone();
+        let result = self
+            .write(move |ctx| {
+                sync::store_flags(ctx, &writes, &mailbox, &uids, op, &flags, unchanged_since)
+            })
+            .await?;
+        self.journalled(&journal);
+        Ok(result)
     }
 
     async fn expunge(&self, mailbox: &str, only: Option<&[Uid]>) -> StoreResultT<Vec<Uid>> {
         let mailbox = mailbox.to_string();
         let only = only.map(<[Uid]>::to_vec);
-        self.write(move |ctx| {
+        let journal = self.journal();
+        let writes = journal.clone();
+        let removed = self.write(move |ctx| {
             // An EXPUNGE (or CLOSE) that would remove nothing stays harmless,
             // so clients that CLOSE every folder keep working.
             if mailboxes::is_outbox(&mailbox)
@@ -153,9 +160,11 @@ impl MailStore for Store {
             {
                 return Err(StoreError::Cannot(OUTBOX_READ_ONLY.into()));
             }
-            messages::expunge(ctx, &mailbox, only.as_deref())
+            sync::expunge(ctx, &writes, &mailbox, only.as_deref())
         })
-        .await
+        .await?;
+        self.journalled(&journal);
+        Ok(removed)
     }
 
     async fn append(
@@ -170,24 +179,39 @@ impl MailStore for Store {
         let flags = flags.to_vec();
         let date = internal_date.unwrap_or_else(now_date);
         let sealed = self.seal(message).await?;
-        self.write(move |ctx| messages::append(ctx, &mailbox, &flags, date, &sealed))
-            .await
+        let journal = self.journal();
+        let writes = journal.clone();
+        let result = self
+            .write(move |ctx| sync::append(ctx, &writes, &mailbox, &flags, date, &sealed))
+            .await?;
+        self.journalled(&journal);
+        Ok(result)
     }
 
     async fn copy(&self, from: &str, uids: &[Uid], to: &str) -> StoreResultT<CopyResult> {
         refuse_outbox(&[to])?;
         let (from, to) = (from.to_string(), to.to_string());
         let uids = uids.to_vec();
-        self.write(move |ctx| messages::copy(ctx, &from, &uids, &to))
-            .await
+        let journal = self.journal();
+        let writes = journal.clone();
+        let result = self
+            .write(move |ctx| sync::copy(ctx, &writes, &from, &uids, &to))
+            .await?;
+        self.journalled(&journal);
+        Ok(result)
     }
 
     async fn move_messages(&self, from: &str, uids: &[Uid], to: &str) -> StoreResultT<CopyResult> {
         refuse_outbox(&[from, to])?;
         let (from, to) = (from.to_string(), to.to_string());
         let uids = uids.to_vec();
-        self.write(move |ctx| messages::move_messages(ctx, &from, &uids, &to))
-            .await
+        let journal = self.journal();
+        let writes = journal.clone();
+        let result = self
+            .write(move |ctx| sync::move_messages(ctx, &writes, &from, &uids, &to))
+            .await?;
+        self.journalled(&journal);
+        Ok(result)
     }
 
     fn watch(&self) -> broadcast::Receiver<MailboxChanged> {
