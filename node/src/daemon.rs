@@ -89,13 +89,17 @@ pub async fn run(home: Home, settings: Settings, identity: Identity) -> anyhow::
         settings.strangers,
         StrangerBook::open(home.path()).context("cannot open the stranger list")?,
     );
-    let inbound_context = crate::inbound::Inbound::new(
+    let mut inbound_context = crate::inbound::Inbound::new(
         Arc::clone(&identity),
         contacts.clone(),
         store.clone(),
         strangers.clone(),
         std::thread::available_parallelism().map_or(2, |n| n.get()) * 2,
     );
+    // Device sync (issue 8): the other devices of this identity, as the
+    // card says; a card a sibling sends is kept in card.asc.
+    let devices = crate::sync::Devices::new(&identity).with_card_file(home.path().join("card.asc"));
+    inbound_context.devices = devices.clone();
     tasks.spawn(crate::inbound::run(
         inbound.deliveries,
         inbound_context.clone(),
@@ -157,6 +161,17 @@ pub async fn run(home: Home, settings: Settings, identity: Identity) -> anyhow::
             gateway: gateway_sender.clone(),
         },
         network.connected(),
+        shutdown_rx.clone(),
+    ));
+    tasks.spawn(crate::sync::run(
+        crate::sync::Service {
+            identity: Arc::clone(&identity),
+            devices,
+            store: store.clone(),
+            outbox_wakeup: Arc::clone(&outbox_wakeup),
+            network: network.clone(),
+            max_message_size: settings.max_message_size,
+        },
         shutdown_rx.clone(),
     ));
     let imap_config = Arc::new(ImapConfig {
