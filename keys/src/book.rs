@@ -194,10 +194,10 @@ impl AddressBook {
                 card.fingerprint()
             )));
         }
-        let clash = self
-            .contacts
-            .iter()
-            .position(|c| c.card.address() == card.address() || c.card.peer_id() == card.peer_id());
+        let clash = self.contacts.iter().position(|c| {
+            c.card.address() == card.address()
+                || c.card.devices().iter().any(|peer| card.has_device(peer))
+        });
         let outcome = match clash {
             Some(index) if self.contacts[index].verified => {
                 return Err(verified_key_changed(&self.contacts[index].card, &card));
@@ -287,9 +287,9 @@ impl AddressBook {
             .find(|c| c.card.address().eq_ignore_ascii_case(address))
     }
 
-    /// The contact whose card binds this PeerId.
+    /// The contact one of whose devices has this PeerId.
     pub fn by_peer_id(&self, peer: &PeerId) -> Option<&Contact> {
-        self.contacts.iter().find(|c| c.card.peer_id() == peer)
+        self.contacts.iter().find(|c| c.card.has_device(peer))
     }
 
     /// The contact with this fingerprint.

@@ -23,6 +23,14 @@ use crate::KeyError;
 /// (base58 text), in the primary user ID's self-signature.
 pub const PEER_ID_NOTATION: &str = "peer-id@mailnode.org";
 
+/// The notation name under which a certificate lists each further device
+/// of its owner (one notation per device, base58 PeerId), beside
+/// [`PEER_ID_NOTATION`], in the same self-signature (issue 8).
+pub const DEVICE_NOTATION: &str = "device@mailnode.org";
+
+/// Most devices one card may list, the first included.
+pub const MAX_DEVICES: usize = 16;
+
 /// A contact's public certificate and what mailnode reads from it.
 #[derive(Clone, Debug)]
 pub struct ContactCard {
@@ -30,7 +38,8 @@ pub struct ContactCard {
     name: String,
     address: String,
     fingerprint: String,
-    peer_id: PeerId,
+    /// Every device's PeerId, the [`PEER_ID_NOTATION`] one first.
+    devices: Vec<PeerId>,
     revocation: Option<Revocation>,
 }
 
@@ -133,7 +142,7 @@ impl ContactCard {
             openpgp::types::RevocationStatus::Revoked(sigs) => Some(Revocation::from_sigs(&sigs)),
             _ => None,
         };
-        let (name, address, peer_id) = read_primary_user_id(&valid)?;
+        let (name, address, devices) = read_primary_user_id(&valid)?;
         if revocation.is_none() {
             if valid
                 .keys()
@@ -164,7 +173,7 @@ impl ContactCard {
             name,
             address,
             fingerprint,
-            peer_id,
+            devices,
             revocation,
         })
     }
@@ -213,9 +222,22 @@ impl ContactCard {
         &self.fingerprint
     }
 
-    /// The libp2p PeerId the owner's node authenticates as.
+    /// The PeerId of the owner's first device (the [`PEER_ID_NOTATION`]
+    /// one): what a node that predates device lists delivers to.
     pub fn peer_id(&self) -> &PeerId {
-        &self.peer_id
+        &self.devices[0]
+    }
+
+    /// Every device the owner's mail goes to, the first device first, each
+    /// once (issue 8). A sender delivers to each; a delivery from any of
+    /// them is the owner's.
+    pub fn devices(&self) -> &[PeerId] {
+        &self.devices
+    }
+
+    /// Whether `peer` is one of the owner's devices.
+    pub fn has_device(&self, peer: &PeerId) -> bool {
+        self.devices.contains(peer)
     }
 
     /// The card as armored text (what `contacts export` prints).
@@ -242,8 +264,9 @@ fn public_cert(bytes: &[u8]) -> Result<Cert, KeyError> {
         .map_err(|err| KeyError::InvalidCard(format!("it is not an OpenPGP certificate ({err})")))
 }
 
-/// Name, address and PeerId from the primary user ID and its self-signature.
-fn read_primary_user_id(valid: &ValidCert<'_>) -> Result<(String, String, PeerId), KeyError> {
+/// Name, address and the devices' PeerIds (the first device first) from
+/// the primary user ID and its self-signature.
+fn read_primary_user_id(valid: &ValidCert<'_>) -> Result<(String, String, Vec<PeerId>), KeyError> {
     let primary = valid
         .primary_userid()
         .map_err(|_| KeyError::InvalidCard("it has no valid user ID".into()))?;
@@ -255,19 +278,33 @@ fn read_primary_user_id(valid: &ValidCert<'_>) -> Result<(String, String, PeerId
         ))
     })?;
     let name = userid.name().ok().flatten().unwrap_or_default().to_string();
-    let value = primary
-        .binding_signature()
-        .notation(PEER_ID_NOTATION)
-        .next()
-        .ok_or_else(|| {
-            KeyError::InvalidCard(format!(
-                "it binds no mailnode PeerId (no {PEER_ID_NOTATION} notation); it is an OpenPGP \
-                 key but not a mailnode contact card"
-            ))
-        })?;
+    let signature = primary.binding_signature();
+    let first = signature.notation(PEER_ID_NOTATION).next().ok_or_else(|| {
+        KeyError::InvalidCard(format!(
+            "it binds no mailnode PeerId (no {PEER_ID_NOTATION} notation); it is an OpenPGP \
+             key but not a mailnode contact card"
+        ))
+    })?;
+    let mut devices = vec![notation_peer_id(first)?];
+    for value in signature.notation(DEVICE_NOTATION) {
+        let device = notation_peer_id(value)?;
+        if !devices.contains(&device) {
+            devices.push(device);
+        }
+    }
+    if devices.len() > MAX_DEVICES {
+        return Err(KeyError::InvalidCard(format!(
+            "it lists {} devices; at most {MAX_DEVICES} are allowed",
+            devices.len()
+        )));
+    }
+    Ok((name, address, devices))
+}
+
+/// A PeerId notation's value.
+fn notation_peer_id(value: &[u8]) -> Result<PeerId, KeyError> {
     let text = std::str::from_utf8(value)
         .map_err(|_| KeyError::InvalidCard("its PeerId notation is not text".into()))?;
-    let peer_id = PeerId::from_str(text)
-        .map_err(|err| KeyError::InvalidCard(format!("its PeerId {text:?} is invalid ({err})")))?;
-    Ok((name, address, peer_id))
+    PeerId::from_str(text)
+        .map_err(|err| KeyError::InvalidCard(format!("its PeerId {text:?} is invalid ({err})")))
 }

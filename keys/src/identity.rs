@@ -93,6 +93,8 @@ pub struct Opened {
 /// The node owner's unlocked identity.
 pub struct Identity {
     card: ContactCard,
+    /// This device's PeerId (of `keypair`), one of the card's devices.
+    peer_id: PeerId,
     tsk: Cert,
     signer: KeyPair,
     decryptors: Vec<KeyPair>,
@@ -155,7 +157,7 @@ impl Identity {
         Identity::assemble(tsk, keypair, new_bridge_password(), store_key, revocation)
     }
 
-    fn assemble(
+    pub(crate) fn assemble(
         tsk: Cert,
         keypair: libp2p::identity::Keypair,
         bridge_password: Zeroizing<String>,
@@ -165,9 +167,12 @@ impl Identity {
         // A revoked identity still loads: its node must announce the
         // revocation to every contact, and old mail must still decrypt.
         let card = ContactCard::from_cert_even_revoked(tsk.clone().strip_secret_key_material())?;
-        if *card.peer_id() != keypair.public().to_peer_id() {
+        let peer_id = keypair.public().to_peer_id();
+        if !card.has_device(&peer_id) {
             return Err(KeyError::InvalidCard(
-                "the certificate binds a different PeerId than the stored libp2p key".into(),
+                "the certificate does not list this device's PeerId (of the stored libp2p key) \
+                 among its devices"
+                    .into(),
             ));
         }
         let policy = StandardPolicy::new();
@@ -198,6 +203,7 @@ impl Identity {
         }
         Ok(Identity {
             card,
+            peer_id,
             tsk,
             signer,
             decryptors,
@@ -408,9 +414,11 @@ impl Identity {
         self.card.fingerprint()
     }
 
-    /// Our PeerId.
+    /// This device's PeerId: what the node runs as. The card's
+    /// [`ContactCard::peer_id`] is the first device's, which is this one
+    /// unless the device joined later (`mailnode device join`).
     pub fn peer_id(&self) -> &PeerId {
-        self.card.peer_id()
+        &self.peer_id
     }
 
     /// Our public contact card.
@@ -431,6 +439,12 @@ impl Identity {
     /// The key that encrypts the message store.
     pub fn store_key(&self) -> &[u8; 32] {
         &self.store_key
+    }
+
+    /// The store key as kept (for `devices.rs`, which hands it to a new
+    /// device).
+    pub(crate) fn store_key_copy(&self) -> Zeroizing<[u8; 32]> {
+        self.store_key.clone()
     }
 
     /// The armored revocation certificate (publish it if the key is lost or
@@ -673,7 +687,7 @@ fn check_user_id(name: &str, email: &str) -> Result<(), KeyError> {
 }
 
 /// 24 random characters from an unambiguous alphabet (about 137 bits).
-fn new_bridge_password() -> Zeroizing<String> {
+pub(crate) fn new_bridge_password() -> Zeroizing<String> {
     const ALPHABET: &[u8] = b"abcdefghijkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789";
     let mut rng = rand::thread_rng();
     Zeroizing::new(

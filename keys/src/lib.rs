@@ -19,6 +19,7 @@
 mod armor;
 mod book;
 mod card;
+mod devices;
 mod error;
 mod identity;
 mod rotate;
@@ -29,7 +30,7 @@ mod strangers;
 mod update;
 
 pub use book::{AddressBook, Contact, Outcome};
-pub use card::{ContactCard, PEER_ID_NOTATION, Revocation};
+pub use card::{ContactCard, DEVICE_NOTATION, MAX_DEVICES, PEER_ID_NOTATION, Revocation};
 pub use error::KeyError;
 pub use identity::{Identity, Opened, PublicInfo};
 pub use rotate::{RevocationReason, Rotation};

@@ -20,7 +20,6 @@ use std::time::SystemTime;
 use openpgp::cert::{CertRevocationBuilder, SubkeyRevocationBuilder};
 use openpgp::packet::key::{Key4, PublicParts, SecretParts, SubordinateRole};
 use openpgp::packet::signature::SignatureBuilder;
-use openpgp::packet::signature::subpacket::NotationDataFlags;
 use openpgp::packet::{Key, Packet};
 use openpgp::parse::Parse;
 use openpgp::policy::StandardPolicy;
@@ -28,7 +27,7 @@ use openpgp::types::{Curve, KeyFlags, ReasonForRevocation, SignatureType};
 use openpgp::{Cert, PacketPile};
 use sequoia_openpgp as openpgp;
 
-use crate::card::{PEER_ID_NOTATION, Revocation};
+use crate::card::Revocation;
 use crate::{Identity, KeyError, PeerId};
 
 /// Why the owner revokes their key (RFC 9580 §5.2.3.31).
@@ -105,41 +104,31 @@ impl Identity {
     }
 
     /// Gives the node a new libp2p identity (PeerId): a new Ed25519 key,
-    /// bound by a new self-signature of the primary user ID whose
-    /// `peer-id@mailnode.org` notation names it (the rest of the
-    /// self-signature is kept). Returns the new PeerId.
+    /// bound by a new self-signature of the primary user ID whose device
+    /// list names it in this device's place (`peer-id@mailnode.org` for the
+    /// first device; the rest of the self-signature is kept). Returns the
+    /// new PeerId.
     pub fn rotate_peer_id(&mut self) -> Result<PeerId, KeyError> {
         self.refuse_if_revoked()?;
         let keypair = libp2p::identity::Keypair::generate_ed25519();
         let peer_id = keypair.public().to_peer_id();
-        let tsk = self.tsk().clone();
-        let policy = StandardPolicy::new();
-        let valid = tsk.with_policy(&policy, None).map_err(KeyError::pgp)?;
-        let primary = valid.primary_userid().map_err(KeyError::pgp)?;
-        let userid = primary.userid().clone();
-        let builder = SignatureBuilder::from(primary.binding_signature().clone())
-            .set_signature_creation_time(SystemTime::now())
-            .and_then(|b| {
-                b.set_notation(
-                    PEER_ID_NOTATION,
-                    peer_id.to_string().as_bytes(),
-                    NotationDataFlags::empty().set_human_readable(),
-                    false,
-                )
+        // This device's place in the device list goes to the new PeerId.
+        let devices: Vec<PeerId> = self
+            .card()
+            .devices()
+            .iter()
+            .map(|device| {
+                if device == self.peer_id() {
+                    peer_id
+                } else {
+                    *device
+                }
             })
-            .map_err(KeyError::pgp)?;
-        let mut signer = primary_keypair(&tsk)?;
-        let binding = userid
-            .bind(&mut signer, &tsk, builder)
-            .map_err(KeyError::pgp)?;
-        let rebound = tsk
-            .insert_packets(std::iter::once(Packet::from(binding)))
-            .map_err(KeyError::pgp)?
-            .0;
+            .collect();
+        let rebound = crate::devices::rebind_devices(self.tsk(), &devices)?;
         self.replace_cert_and_keypair(rebound, keypair)
             .map_err(|err| match err {
-                // The new self-signature has the same second as the old one
-                // and did not win.
+                // The new self-signature did not win over the old one.
                 KeyError::InvalidCard(_) => KeyError::OpenPgp(
                     "the new PeerId binding did not take effect; try again in a second".into(),
                 ),
@@ -209,7 +198,7 @@ impl Identity {
         self.revoked_now()
     }
 
-    fn refuse_if_revoked(&self) -> Result<(), KeyError> {
+    pub(crate) fn refuse_if_revoked(&self) -> Result<(), KeyError> {
         match self.card().revocation() {
             Some(revocation) => Err(KeyError::Revoked(format!(
                 "your key {} is already {revocation}; make a new identity in a new home",
@@ -228,7 +217,7 @@ impl Identity {
 }
 
 /// The primary key as a signer (certifications: bindings, revocations).
-fn primary_keypair(tsk: &Cert) -> Result<openpgp::crypto::KeyPair, KeyError> {
+pub(crate) fn primary_keypair(tsk: &Cert) -> Result<openpgp::crypto::KeyPair, KeyError> {
     tsk.primary_key()
         .key()
         .clone()

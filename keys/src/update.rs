@@ -47,8 +47,9 @@ pub struct CardUpdate {
     pub card: ContactCard,
     /// What changed.
     pub change: CardChange,
-    /// The PeerId the updated card binds, when it is a new one (the
-    /// contact's node now authenticates as it).
+    /// The first device's PeerId of the updated card, when the held card
+    /// does not list it among its devices (the contact's node moved to a
+    /// new PeerId).
     pub new_peer_id: Option<libp2p::PeerId>,
 }
 
@@ -99,8 +100,9 @@ impl ContactCard {
             )));
         }
         // A new PeerId is accepted: the merged card's newest self-signature,
-        // made by the primary key (checked above), binds it.
-        let new_peer_id = (card.peer_id() != self.peer_id()).then(|| *card.peer_id());
+        // made by the primary key (checked above), binds it. A device added
+        // to or removed from the list is no move.
+        let new_peer_id = (!self.has_device(card.peer_id())).then(|| *card.peer_id());
         let change = match (self.revocation(), card.revocation()) {
             (Some(_), None) => {
                 return Err(refuse(format!(

@@ -110,7 +110,7 @@ pub async fn moved_contact(
     context: &Inbound,
 ) -> Option<Result<Contact, DeliveryResponse>> {
     let card = ContactCard::from_bytes(offered?).ok()?;
-    if card.peer_id() != peer {
+    if !card.has_device(peer) {
         return None;
     }
     let contact = context.contacts.by_fingerprint(card.fingerprint())?;

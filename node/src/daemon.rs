@@ -230,7 +230,9 @@ pub async fn run(home: Home, settings: Settings, identity: Identity) -> anyhow::
     // connection and sends it now rather than at its next retry. Contacts
     // without address hints are looked up in the DHT.
     for contact in contacts.all() {
-        network.dial(*contact.card.peer_id(), contact.addrs);
+        for device in contact.card.devices() {
+            network.dial(*device, contact.addrs.clone());
+        }
     }
     tasks.spawn(crate::memory::run(shutdown_rx.clone()));
     tasks.spawn(crate::status::run(

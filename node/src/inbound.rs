@@ -361,7 +361,7 @@ fn stranger_card(
     })?;
     let card = ContactCard::from_bytes(bytes)
         .map_err(|err| format!("the sender's contact card is not valid: {err}"))?;
-    if card.peer_id() != peer {
+    if !card.has_device(peer) {
         return Err(format!(
             "the sender's contact card belongs to peer {}, but the message came from peer {peer}",
             card.peer_id()

@@ -140,18 +140,21 @@ pub async fn file_notice(store: &Store, id: [u8; 16], message: Vec<u8>) -> bool 
 }
 
 /// The verified contact whose key `offered` would replace: one with the
-/// same address or PeerId under another primary key.
+/// same address or a PeerId of one of its devices under another primary
+/// key.
 pub fn verified_clash(
     contacts: &crate::contacts::Contacts,
     offered: &ContactCard,
 ) -> Option<Contact> {
-    [
-        contacts.by_address(offered.address()),
-        contacts.by_peer_id(offered.peer_id()),
-    ]
-    .into_iter()
-    .flatten()
-    .find(|c| c.verified && c.card.fingerprint() != offered.fingerprint())
+    std::iter::once(contacts.by_address(offered.address()))
+        .chain(
+            offered
+                .devices()
+                .iter()
+                .map(|peer| contacts.by_peer_id(peer)),
+        )
+        .flatten()
+        .find(|c| c.verified && c.card.fingerprint() != offered.fingerprint())
 }
 
 #[cfg(test)]

@@ -191,8 +191,14 @@ impl Job {
         };
         let contact = self.contacts.by_fingerprint(&entry.recipient_fpr);
         // The contact's node may have a new PeerId since this was queued
-        // (their card update, issue 8): deliver to the one their card binds.
-        let peer = contact.as_ref().map_or(peer, |c| *c.card.peer_id());
+        // (their card update, issue 8): an entry for a PeerId their card no
+        // longer lists goes to their first device. For a device they
+        // removed that is a copy the first device has had already (same
+        // delivery id, so it files it once): the removed device gets nothing.
+        let peer = match &contact {
+            Some(c) if !c.card.has_device(&peer) => *c.card.peer_id(),
+            _ => peer,
+        };
         if let Some(refusal) = contact
             .as_ref()
             .and_then(|c| crate::card_update::revoked_recipient(&c.card))
@@ -353,6 +359,7 @@ impl Job {
             &self.network,
             &self.settings.keypair,
             &card,
+            peer,
             &mailboxes,
             &request,
         )

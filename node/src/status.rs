@@ -66,7 +66,7 @@ pub async fn run(
             let peers = contacts
                 .all()
                 .iter()
-                .map(|c| *c.card.peer_id())
+                .flat_map(|c| c.card.devices().to_vec())
                 .collect::<Vec<_>>();
             network.set_contacts(peers).await;
             told = Some(generation);

@@ -375,9 +375,11 @@ impl Outgoing {
     }
 }
 
-/// One signed and encrypted outbox entry per (address, card), each with
-/// its own outer header and delivery id (also the node's control messages,
-/// `announce`).
+/// Signed and encrypted outbox entries for each (address, card), one per
+/// device the card lists (issue 8), each address with its own outer header
+/// and delivery id, which its devices' entries share: they carry the same
+/// message, and the receiver files a delivery id from one sender once
+/// (also the node's control messages, `announce`).
 pub(crate) fn seal_for_each(
     identity: &Identity,
     delivery: &[u8],
@@ -400,13 +402,16 @@ pub(crate) fn seal_for_each(
         };
         let mut delivery_id = [0u8; 16];
         rand::thread_rng().fill_bytes(&mut delivery_id);
-        items.push(OutboxItem {
-            delivery_id,
-            recipient: address.clone(),
-            recipient_fpr: card.fingerprint().to_string(),
-            peer_id: card.peer_id().to_string(),
-            payload: pgpmime::wrap(&outer, &armored),
-        });
+        let payload = pgpmime::wrap(&outer, &armored);
+        for device in card.devices() {
+            items.push(OutboxItem {
+                delivery_id,
+                recipient: address.clone(),
+                recipient_fpr: card.fingerprint().to_string(),
+                peer_id: device.to_string(),
+                payload: payload.clone(),
+            });
+        }
     }
     Ok(items)
 }

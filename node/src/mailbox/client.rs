@@ -106,6 +106,7 @@ pub async fn deposit<T: MailboxTransport>(
     transport: &T,
     keypair: &Keypair,
     recipient: &ContactCard,
+    recipient_peer: PeerId,
     mailboxes: &[PeerId],
     request: &DeliveryRequest,
 ) -> Result<PeerId, DepositError> {
@@ -116,10 +117,12 @@ pub async fn deposit<T: MailboxTransport>(
     }
     let (keypair, card, delivery) = (keypair.clone(), recipient.clone(), request.clone());
     // OpenPGP encryption of up to tens of MiB: off the async executor.
-    let sealed = tokio::task::spawn_blocking(move || envelope::seal(&keypair, &card, &delivery))
-        .await
-        .map_err(|err| err.to_string())
-        .and_then(|sealed| sealed.map_err(|err| err.to_string()));
+    let sealed = tokio::task::spawn_blocking(move || {
+        envelope::seal(&keypair, &card, recipient_peer, &delivery)
+    })
+    .await
+    .map_err(|err| err.to_string())
+    .and_then(|sealed| sealed.map_err(|err| err.to_string()));
     let sealed = match sealed {
         Ok(sealed) => sealed,
         Err(reason) => {
@@ -131,7 +134,7 @@ pub async fn deposit<T: MailboxTransport>(
             });
         }
     };
-    let inbox = inbox::current_inbox(recipient.peer_id(), unix_now());
+    let inbox = inbox::current_inbox(&recipient_peer, unix_now());
     let mut attempts = Vec::new();
     for mailbox in mailboxes {
         let request = MailboxRequest::Deposit {

@@ -37,14 +37,15 @@ const MAGIC: &[u8; 8] = b"MNENVv1\0";
 /// Largest plaintext [`open`] accepts: a 48 MiB envelope limit plus room.
 pub const MAX_OPEN: usize = 49 * 1024 * 1024;
 
-/// Seals `request` for `recipient`: signs it with the sender's `keypair`
-/// and encrypts everything to the recipient's card.
+/// Seals `request` for the device `recipient_peer` of `recipient`: signs
+/// it with the sender's `keypair` and encrypts everything to the
+/// recipient's card.
 pub fn seal(
     keypair: &Keypair,
     recipient: &ContactCard,
+    recipient_peer: PeerId,
     request: &DeliveryRequest,
 ) -> Result<Vec<u8>, MailboxError> {
-    let recipient_peer = *recipient.peer_id();
     let input = signing_input(&recipient_peer, request);
     let signature = keypair
         .sign(&input)
@@ -182,7 +183,13 @@ mod tests {
     fn seal_and_open_authenticate_the_sender_peer_id() {
         let alice = Identity::generate("Alice", "alice@example.org").expect("alice");
         let bob = Identity::generate("Bob", "bob@example.org").expect("bob");
-        let sealed = seal(alice.libp2p_keypair(), bob.card(), &request()).expect("seal");
+        let sealed = seal(
+            alice.libp2p_keypair(),
+            bob.card(),
+            *bob.peer_id(),
+            &request(),
+        )
+        .expect("seal");
         // The mailbox sees ciphertext only.
         assert!(!sealed.windows(9).any(|w| w == b"multipart"));
         let (sender, opened) = open(&bob, &sealed).expect("open");
@@ -192,7 +199,8 @@ mod tests {
         assert_eq!(opened.payload, request().payload);
         let mut no_card = request();
         no_card.sender_card = None;
-        let sealed = seal(alice.libp2p_keypair(), bob.card(), &no_card).expect("seal");
+        let sealed =
+            seal(alice.libp2p_keypair(), bob.card(), *bob.peer_id(), &no_card).expect("seal");
         assert_eq!(open(&bob, &sealed).expect("open").1.sender_card, None);
     }
 
@@ -201,7 +209,13 @@ mod tests {
         let alice = Identity::generate("Alice", "alice@example.org").expect("alice");
         let bob = Identity::generate("Bob", "bob@example.org").expect("bob");
         let carol = Identity::generate("Carol", "carol@example.org").expect("carol");
-        let sealed = seal(alice.libp2p_keypair(), carol.card(), &request()).expect("seal");
+        let sealed = seal(
+            alice.libp2p_keypair(),
+            carol.card(),
+            *carol.peer_id(),
+            &request(),
+        )
+        .expect("seal");
         let err = open(&bob, &sealed).expect_err("not for bob");
         assert!(err.to_string().contains("cannot be decrypted"), "{err}");
     }
@@ -210,7 +224,13 @@ mod tests {
     fn a_tampered_envelope_is_refused() {
         let alice = Identity::generate("Alice", "alice@example.org").expect("alice");
         let bob = Identity::generate("Bob", "bob@example.org").expect("bob");
-        let mut sealed = seal(alice.libp2p_keypair(), bob.card(), &request()).expect("seal");
+        let mut sealed = seal(
+            alice.libp2p_keypair(),
+            bob.card(),
+            *bob.peer_id(),
+            &request(),
+        )
+        .expect("seal");
         let middle = sealed.len() / 2;
         sealed[middle] ^= 1;
         assert!(matches!(open(&bob, &sealed), Err(MailboxError::Open(_))));

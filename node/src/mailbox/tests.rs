@@ -545,6 +545,7 @@ async fn client_deposit_and_collector_against_real_services() {
         &alice_net,
         alice.libp2p_keypair(),
         bob.card(),
+        *bob.peer_id(),
         &mailboxes,
         &request,
     )
@@ -564,6 +565,7 @@ async fn client_deposit_and_collector_against_real_services() {
         &alice_net,
         alice.libp2p_keypair(),
         bob.card(),
+        *bob.peer_id(),
         &mailboxes,
         &request,
     )
@@ -581,6 +583,7 @@ async fn client_deposit_and_collector_against_real_services() {
             &alice_net,
             alice.libp2p_keypair(),
             bob.card(),
+            *bob.peer_id(),
             &[b.local],
             &second
         )

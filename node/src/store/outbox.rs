@@ -235,7 +235,7 @@ pub(super) fn deposited(ctx: &mut WriteCtx, id: i64, mailbox_peer: &str) -> Resu
 
 /// The recipient `peer_id` acknowledged reading delivery `delivery_id`:
 /// removes that entry. The PeerId is sealed in the envelope, so the entries
-/// with that delivery id (random, so at most one in practice) are opened
+/// with that delivery id (one per device of the recipient) are opened
 /// and compared; a receipt from any other PeerId removes nothing.
 pub(super) fn receipt(
     ctx: &mut WriteCtx,
