@@ -30,7 +30,7 @@ use crate::submit::Outgoing;
 pub async fn run(home: Home, settings: Settings, identity: Identity) -> anyhow::Result<()> {
     let _lock = home.lock()?;
     RunInfo::remove(&home);
-    let identity = Arc::new(identity);
+    let identity = Arc::new(with_card_from_siblings(&home, identity));
     let contacts =
         Contacts::new(AddressBook::open(home.path()).context("cannot open the address book")?);
     let store_options = StoreOptions {
@@ -266,6 +266,21 @@ pub async fn run(home: Home, settings: Settings, identity: Identity) -> anyhow::
     RunInfo::remove(&home);
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Merges `card.asc` into the identity: a sibling device's newer card
+/// (a device added or removed) that the device sync kept there while the
+/// node ran (issue 8, `sync::Devices`).
+fn with_card_from_siblings(home: &Home, mut identity: Identity) -> Identity {
+    match Identity::public_info(home.path()) {
+        Ok(info) => match identity.merge_own_card(&info.card) {
+            Ok(true) => tracing::info!("took the updated card a sibling device sent"),
+            Ok(false) => {}
+            Err(err) => tracing::warn!("the card in card.asc was not taken: {err}"),
+        },
+        Err(err) => tracing::warn!("cannot read our card from card.asc: {err}"),
+    }
+    identity
 }
 
 async fn bind(addr: std::net::SocketAddr, what: &str, flag: &str) -> anyhow::Result<TcpListener> {
