@@ -151,18 +151,19 @@ impl MailStore for Store {
         let only = only.map(<[Uid]>::to_vec);
         let journal = self.journal();
         let writes = journal.clone();
-        let removed = self.write(move |ctx| {
-            // An EXPUNGE (or CLOSE) that would remove nothing stays harmless,
-            // so clients that CLOSE every folder keep working.
-            if mailboxes::is_outbox(&mailbox)
-                && let Some(outbox) = mailboxes::find(&ctx.conn, &mailbox)?
-                && messages::has_deleted(&ctx.conn, outbox.id, only.as_deref())?
-            {
-                return Err(StoreError::Cannot(OUTBOX_READ_ONLY.into()));
-            }
-            sync::expunge(ctx, &writes, &mailbox, only.as_deref())
-        })
-        .await?;
+        let removed = self
+            .write(move |ctx| {
+                // An EXPUNGE (or CLOSE) that would remove nothing stays harmless,
+                // so clients that CLOSE every folder keep working.
+                if mailboxes::is_outbox(&mailbox)
+                    && let Some(outbox) = mailboxes::find(&ctx.conn, &mailbox)?
+                    && messages::has_deleted(&ctx.conn, outbox.id, only.as_deref())?
+                {
+                    return Err(StoreError::Cannot(OUTBOX_READ_ONLY.into()));
+                }
+                sync::expunge(ctx, &writes, &mailbox, only.as_deref())
+            })
+            .await?;
         self.journalled(&journal);
         Ok(removed)
     }

@@ -132,8 +132,7 @@ pub(super) struct MessageRow {
     pub instance: Instance,
 }
 
-const ROW_COLUMNS: &str =
-    "uid, blob_id, modseq, flags, size, internal_date, date_offset, instance";
+const ROW_COLUMNS: &str = "uid, blob_id, modseq, flags, size, internal_date, date_offset, instance";
 
 impl MessageRow {
     fn from_row(row: &Row<'_>) -> rusqlite::Result<MessageRow> {
@@ -324,7 +323,15 @@ pub(super) fn file_as(
     instance: &Instance,
 ) -> Result<Uid, StoreError> {
     insert_blob(ctx, sealed)?;
-    let uid = insert_row(ctx, mailbox, sealed.blob_id, sealed.size, flags, date, instance)?;
+    let uid = insert_row(
+        ctx,
+        mailbox,
+        sealed.blob_id,
+        sealed.size,
+        flags,
+        date,
+        instance,
+    )?;
     save_mailbox(ctx, mailbox)?;
     Ok(uid)
 }
@@ -663,11 +670,7 @@ fn copy_rows(
     let mut mapping = Vec::with_capacity(rows.len());
     for row in rows {
         let date = (row.internal_date, row.date_offset);
-        let instance = if moving {
-            row.instance
-        } else {
-            new_instance()
-        };
+        let instance = if moving { row.instance } else { new_instance() };
         let uid = insert_row(
             ctx,
             target,

@@ -142,8 +142,8 @@ pub struct OutboxCounts {
     pub deposited: u64,
 }
 
-pub use outbox::{DEPOSIT_RETENTION_MS, DEPOSITED_KEYWORD};
 pub use messages::Instance;
+pub use outbox::{DEPOSIT_RETENTION_MS, DEPOSITED_KEYWORD};
 pub use schema::OUTBOX_MAILBOX;
 pub use sync::{SyncOp, Version};
 

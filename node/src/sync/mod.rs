@@ -128,8 +128,7 @@ impl Devices {
             ));
         }
         if let Some(path) = &self.card_file
-            && let Err(err) =
-                crate::home::write_atomic(path, update.card.to_armored().as_bytes())
+            && let Err(err) = crate::home::write_atomic(path, update.card.to_armored().as_bytes())
         {
             tracing::error!("cannot keep our updated card: {err:#}");
         }
@@ -159,7 +158,10 @@ pub async fn run(service: Service, mut shutdown: watch::Receiver<bool>) {
     let own = service.devices.own().to_string();
     match service.store.sync_forget_foreign(&own).await {
         Ok(0) => {}
-        Ok(n) => tracing::info!(rows = n, "dropped sync journal rows copied from another device"),
+        Ok(n) => tracing::info!(
+            rows = n,
+            "dropped sync journal rows copied from another device"
+        ),
         Err(err) => tracing::error!("cannot clean the sync journal: {err}"),
     }
     let wakeup = service.store.sync_wakeup();
@@ -248,9 +250,10 @@ impl Service {
         };
         let identity = Arc::clone(&self.identity);
         let own_card = self.devices.card();
-        let items = tokio::task::spawn_blocking(move || seal(&identity, &own_card, &batch, &siblings))
-            .await
-            .map_err(|err| format!("the sealing task failed: {err}"))??;
+        let items =
+            tokio::task::spawn_blocking(move || seal(&identity, &own_card, &batch, &siblings))
+                .await
+                .map_err(|err| format!("the sealing task failed: {err}"))??;
         self.store
             .sync_queue(upto, items)
             .await
@@ -305,7 +308,10 @@ fn seal(
         .seal(&message, own_card)
         .map_err(|err| format!("cannot seal a device-sync batch: {err}"))?;
     let date = chrono::Utc::now().to_rfc2822();
-    let outer_id = format!("<{}@mailnode.invalid>", hex::encode(rand::random::<[u8; 16]>()));
+    let outer_id = format!(
+        "<{}@mailnode.invalid>",
+        hex::encode(rand::random::<[u8; 16]>())
+    );
     let outer = OuterHeader {
         from: identity.address(),
         to: identity.address(),

@@ -69,9 +69,9 @@ pub async fn handle(peer: PeerId, request: DeliveryRequest, context: &Inbound) -
 /// reads the batch.
 fn open(identity: &Identity, own_card: &ContactCard, payload: &[u8]) -> Result<Batch, String> {
     let armored = crate::pgpmime::unwrap(payload).map_err(|err| err.to_string())?;
-    let opened = identity
-        .open(&armored, own_card)
-        .map_err(|err| format!("a sibling device's message must be signed by our own key: {err}"))?;
+    let opened = identity.open(&armored, own_card).map_err(|err| {
+        format!("a sibling device's message must be signed by our own key: {err}")
+    })?;
     batch::open_control(&opened.plaintext)
 }
 

@@ -14,7 +14,10 @@ struct Devices {
 }
 
 fn devices() -> Devices {
-    let (a, b) = (tempfile::tempdir().expect("dir"), tempfile::tempdir().expect("dir"));
+    let (a, b) = (
+        tempfile::tempdir().expect("dir"),
+        tempfile::tempdir().expect("dir"),
+    );
     let one = Store::open(&a.path().join("mail.db"), &KEY).expect("open");
     let two = Store::open(&b.path().join("mail.db"), &KEY).expect("open");
     one.set_sync_device(Some("device-one"));
@@ -84,7 +87,13 @@ async fn flags_expunge_and_move_reach_the_sibling_once() {
     assert!(d.one.sync_pending(10).await.expect("pending").is_empty());
 
     d.one
-        .store_flags("INBOX", &[1], FlagOp::Add, &flags(&["\\Flagged", "\\Seen"]), None)
+        .store_flags(
+            "INBOX",
+            &[1],
+            FlagOp::Add,
+            &flags(&["\\Flagged", "\\Seen"]),
+            None,
+        )
         .await
         .expect("store");
     let ops = sync(&d.one, &d.two).await;
@@ -96,9 +105,21 @@ async fn flags_expunge_and_move_reach_the_sibling_once() {
     // Applied, not journalled again (no echo); applying again changes
     // nothing.
     assert!(d.two.sync_pending(10).await.expect("pending").is_empty());
-    let before = d.two.snapshot("INBOX").await.expect("snapshot").info.highest_modseq;
+    let before = d
+        .two
+        .snapshot("INBOX")
+        .await
+        .expect("snapshot")
+        .info
+        .highest_modseq;
     d.two.sync_apply(ops).await.expect("again");
-    let after = d.two.snapshot("INBOX").await.expect("snapshot").info.highest_modseq;
+    let after = d
+        .two
+        .snapshot("INBOX")
+        .await
+        .expect("snapshot")
+        .info
+        .highest_modseq;
     assert_eq!(before, after);
 
     d.one.create_mailbox("Projects").await.expect("create");
@@ -108,7 +129,11 @@ async fn flags_expunge_and_move_reach_the_sibling_once() {
         .expect("move");
     sync(&d.one, &d.two).await;
     assert_eq!(count(&d.two, "INBOX").await, 1);
-    assert_eq!(count(&d.two, "Projects").await, 1, "the move creates the folder");
+    assert_eq!(
+        count(&d.two, "Projects").await,
+        1,
+        "the move creates the folder"
+    );
 
     d.one
         .store_flags("INBOX", &[1], FlagOp::Add, &flags(&["\\Deleted"]), None)
@@ -126,7 +151,10 @@ async fn flags_expunge_and_move_reach_the_sibling_once() {
         .await
         .expect("store");
     sync(&d.two, &d.one).await;
-    assert_eq!(flags_of(&d.one, "Projects").await, vec![flags(&["$label1"])]);
+    assert_eq!(
+        flags_of(&d.one, "Projects").await,
+        vec![flags(&["$label1"])]
+    );
 }
 
 #[tokio::test]
@@ -140,10 +168,18 @@ async fn an_append_travels_with_its_content_and_a_copy_by_reference() {
     d.one.copy("INBOX", &[1], "Keep").await.expect("copy");
     let ops = sync(&d.one, &d.two).await;
     assert_eq!(ops.len(), 2, "{ops:?}");
-    let fetched = d.two.fetch("Drafts", &[1], Content::Full).await.expect("fetch");
+    let fetched = d
+        .two
+        .fetch("Drafts", &[1], Content::Full)
+        .await
+        .expect("fetch");
     assert_eq!(&fetched[0].1[..], &draft[..]);
     assert_eq!(flags_of(&d.two, "Drafts").await, vec![flags(&["\\Draft"])]);
-    let copy = d.two.fetch("Keep", &[1], Content::Full).await.expect("fetch");
+    let copy = d
+        .two
+        .fetch("Keep", &[1], Content::Full)
+        .await
+        .expect("fetch");
     assert!(String::from_utf8_lossy(&copy[0].1).contains("delivered"));
 
     // The draft's later changes find it on device two by its instance.
@@ -168,7 +204,10 @@ async fn ops_before_the_message_arrives_are_kept_and_older_ops_lose() {
         .await
         .expect("store");
     d.one.create_mailbox("Later").await.expect("create");
-    d.one.move_messages("INBOX", &[1], "Later").await.expect("move");
+    d.one
+        .move_messages("INBOX", &[1], "Later")
+        .await
+        .expect("move");
     d.one
         .store_flags("INBOX", &[2], FlagOp::Add, &flags(&["\\Deleted"]), None)
         .await
@@ -225,7 +264,13 @@ async fn the_sent_copy_is_journalled_and_a_copied_journal_is_dropped() {
         .await
         .expect("store");
     d.two.set_sync_device(Some("device-two"));
-    assert_eq!(d.two.sync_forget_foreign("device-two").await.expect("forget"), 1);
+    assert_eq!(
+        d.two
+            .sync_forget_foreign("device-two")
+            .await
+            .expect("forget"),
+        1
+    );
     assert!(d.two.sync_pending(10).await.expect("pending").is_empty());
 
     // Without siblings nothing is journalled.
