@@ -166,7 +166,7 @@ pub async fn run(home: Home, settings: Settings, identity: Identity) -> anyhow::
     tasks.spawn(crate::sync::run(
         crate::sync::Service {
             identity: Arc::clone(&identity),
-            devices,
+            devices: devices.clone(),
             store: store.clone(),
             outbox_wakeup: Arc::clone(&outbox_wakeup),
             network: network.clone(),
@@ -239,6 +239,7 @@ pub async fn run(home: Home, settings: Settings, identity: Identity) -> anyhow::
         home.clone(),
         network.clone(),
         contacts.clone(),
+        devices,
         store.clone(),
         service,
         shutdown_rx.clone(),

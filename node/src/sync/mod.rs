@@ -330,3 +330,42 @@ fn seal(
         })
         .collect())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn keypair_peer() -> (libp2p::identity::Keypair, PeerId) {
+        let keypair = libp2p::identity::Keypair::generate_ed25519();
+        let peer = keypair.public().to_peer_id();
+        (keypair, peer)
+    }
+
+    #[test]
+    fn a_siblings_newer_card_changes_the_device_list() {
+        let mut laptop = Identity::generate("Bob", "bob@example.org").expect("bob");
+        let (phone_key, phone) = keypair_peer();
+        assert!(laptop.add_device(phone).expect("add"));
+        let secrets = laptop.export_for_device().expect("export");
+        let phone_identity = Identity::join_device(&secrets, phone_key).expect("join");
+        let on_phone = Devices::new(&phone_identity);
+        assert_eq!(on_phone.siblings(), vec![*laptop.peer_id()]);
+        assert!(on_phone.is_sibling(laptop.peer_id()));
+        assert!(!on_phone.is_sibling(&phone));
+
+        // The laptop links a tablet: the phone learns it from the card.
+        let (_, tablet) = keypair_peer();
+        assert!(laptop.add_device(tablet).expect("add"));
+        assert!(on_phone.merge(laptop.card()).expect("merge"));
+        assert!(on_phone.is_sibling(&tablet));
+        assert!(!on_phone.merge(laptop.card()).expect("again"), "no news");
+
+        // A card of another key is refused; so is one without the phone.
+        let other = Identity::generate("Bob", "bob@example.org").expect("other");
+        assert!(on_phone.merge(other.card()).is_err());
+        assert!(laptop.remove_device(&phone).expect("remove"));
+        let err = on_phone.merge(laptop.card()).expect_err("removed");
+        assert!(err.contains("no longer lists this device"), "{err}");
+        assert!(on_phone.is_sibling(&tablet), "the held card stays");
+    }
+}

@@ -96,7 +96,11 @@ async fn flags_expunge_and_move_reach_the_sibling_once() {
         )
         .await
         .expect("store");
+    // IMAP sessions on device two hear of the applied change at once.
+    let mut events = d.two.watch();
     let ops = sync(&d.one, &d.two).await;
+    let event = events.try_recv().expect("a change notification");
+    assert_eq!(event.mailbox, "INBOX");
     assert_eq!(ops.len(), 1, "{ops:?}");
     assert_eq!(
         flags_of(&d.two, "INBOX").await,
