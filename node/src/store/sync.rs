@@ -530,10 +530,29 @@ pub(super) fn sent_copy(ctx: &mut WriteCtx, journal: &Journal, uid: Uid) -> Resu
 }
 
 /// Applies a sibling's ops, each by its register (older ones change
-/// nothing). Not journalled.
+/// nothing). Not journalled. An op this store refuses (a mailbox name it
+/// does not allow, a mailbox out of UIDs) is skipped alone, with a note
+/// in the log, so one op never blocks the batch for good; a failure of
+/// the store itself fails the batch (the sibling retries it).
 fn apply(ctx: &mut WriteCtx, ops: &[(SyncOp, Option<Sealed>)]) -> Result<(), StoreError> {
     for (op, sealed) in ops {
-        apply_one(ctx, op, sealed.as_ref())?;
+        ctx.conn.execute_batch("SAVEPOINT sync_op").map_err(sql)?;
+        match apply_one(ctx, op, sealed.as_ref()) {
+            Ok(()) => ctx.conn.execute_batch("RELEASE sync_op").map_err(sql)?,
+            Err(
+                err @ (StoreError::Cannot(_)
+                | StoreError::Rejected(_)
+                | StoreError::NoSuchMailbox(_)
+                | StoreError::AlreadyExists(_)),
+            ) => {
+                ctx.conn
+                    .execute_batch("ROLLBACK TO sync_op; RELEASE sync_op")
+                    .map_err(sql)?;
+                ctx.vanished_bound.clear();
+                tracing::warn!("skipped a sibling device's change this store refuses: {err}");
+            }
+            Err(err) => return Err(err),
+        }
     }
     Ok(())
 }

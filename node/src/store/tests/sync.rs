@@ -235,8 +235,35 @@ async fn ops_before_the_message_arrives_are_kept_and_older_ops_lose() {
     assert_eq!(count(&d.two, "INBOX").await, 0);
     assert_eq!(flags_of(&d.two, "Later").await, vec![flags(&["\\Seen"])]);
 
-    // An op older than the register changes nothing.
     let instance = *ops[0].instance();
+    // An op this store refuses is skipped alone: the rest of the batch
+    // applies.
+    let refused = SyncOp::Place {
+        instance,
+        mailbox: Some("bad//name".into()),
+        version: Version {
+            at: i64::MAX / 2,
+            device: "device-one".into(),
+        },
+    };
+    let draft = SyncOp::New {
+        instance: [5; 16],
+        mailbox: "Drafts".into(),
+        flags: Vec::new(),
+        date: 1_800_000_000,
+        offset: 0,
+        source: None,
+        content: Some(message("after", "x")),
+        version: Version {
+            at: 2,
+            device: "device-one".into(),
+        },
+    };
+    d.two.sync_apply(vec![refused, draft]).await.expect("apply");
+    assert_eq!(count(&d.two, "Drafts").await, 1);
+    assert_eq!(count(&d.two, "Later").await, 1);
+
+    // An op older than the register changes nothing.
     let stale = SyncOp::Flags {
         instance,
         flags: flags(&["\\Answered"]),
