@@ -135,37 +135,27 @@ impl MailStore for Store {
         let mailbox = mailbox.to_string();
         let uids = uids.to_vec();
         let flags = flags.to_vec();
-        let journal = self.journal();
-        let writes = journal.clone();
-        let result = self
-            .write(move |ctx| {
-                sync::store_flags(ctx, &writes, &mailbox, &uids, op, &flags, unchanged_since)
-            })
-            .await?;
-        self.journalled(&journal);
-        Ok(result)
+        self.write_journalled(move |ctx, journal| {
+            sync::store_flags(ctx, journal, &mailbox, &uids, op, &flags, unchanged_since)
+        })
+        .await
     }
 
     async fn expunge(&self, mailbox: &str, only: Option<&[Uid]>) -> StoreResultT<Vec<Uid>> {
         let mailbox = mailbox.to_string();
         let only = only.map(<[Uid]>::to_vec);
-        let journal = self.journal();
-        let writes = journal.clone();
-        let removed = self
-            .write(move |ctx| {
-                // An EXPUNGE (or CLOSE) that would remove nothing stays harmless,
-                // so clients that CLOSE every folder keep working.
-                if mailboxes::is_outbox(&mailbox)
-                    && let Some(outbox) = mailboxes::find(&ctx.conn, &mailbox)?
-                    && messages::has_deleted(&ctx.conn, outbox.id, only.as_deref())?
-                {
-                    return Err(StoreError::Cannot(OUTBOX_READ_ONLY.into()));
-                }
-                sync::expunge(ctx, &writes, &mailbox, only.as_deref())
-            })
-            .await?;
-        self.journalled(&journal);
-        Ok(removed)
+        self.write_journalled(move |ctx, journal| {
+            // An EXPUNGE (or CLOSE) that would remove nothing stays harmless,
+            // so clients that CLOSE every folder keep working.
+            if mailboxes::is_outbox(&mailbox)
+                && let Some(outbox) = mailboxes::find(&ctx.conn, &mailbox)?
+                && messages::has_deleted(&ctx.conn, outbox.id, only.as_deref())?
+            {
+                return Err(StoreError::Cannot(OUTBOX_READ_ONLY.into()));
+            }
+            sync::expunge(ctx, journal, &mailbox, only.as_deref())
+        })
+        .await
     }
 
     async fn append(
@@ -180,39 +170,28 @@ impl MailStore for Store {
         let flags = flags.to_vec();
         let date = internal_date.unwrap_or_else(now_date);
         let sealed = self.seal(message).await?;
-        let journal = self.journal();
-        let writes = journal.clone();
-        let result = self
-            .write(move |ctx| sync::append(ctx, &writes, &mailbox, &flags, date, &sealed))
-            .await?;
-        self.journalled(&journal);
-        Ok(result)
+        self.write_journalled(move |ctx, journal| {
+            sync::append(ctx, journal, &mailbox, &flags, date, &sealed)
+        })
+        .await
     }
 
     async fn copy(&self, from: &str, uids: &[Uid], to: &str) -> StoreResultT<CopyResult> {
         refuse_outbox(&[to])?;
         let (from, to) = (from.to_string(), to.to_string());
         let uids = uids.to_vec();
-        let journal = self.journal();
-        let writes = journal.clone();
-        let result = self
-            .write(move |ctx| sync::copy(ctx, &writes, &from, &uids, &to))
-            .await?;
-        self.journalled(&journal);
-        Ok(result)
+        self.write_journalled(move |ctx, journal| sync::copy(ctx, journal, &from, &uids, &to))
+            .await
     }
 
     async fn move_messages(&self, from: &str, uids: &[Uid], to: &str) -> StoreResultT<CopyResult> {
         refuse_outbox(&[from, to])?;
         let (from, to) = (from.to_string(), to.to_string());
         let uids = uids.to_vec();
-        let journal = self.journal();
-        let writes = journal.clone();
-        let result = self
-            .write(move |ctx| sync::move_messages(ctx, &writes, &from, &uids, &to))
-            .await?;
-        self.journalled(&journal);
-        Ok(result)
+        self.write_journalled(move |ctx, journal| {
+            sync::move_messages(ctx, journal, &from, &uids, &to)
+        })
+        .await
     }
 
     fn watch(&self) -> broadcast::Receiver<MailboxChanged> {

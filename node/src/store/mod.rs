@@ -274,17 +274,12 @@ impl Store {
             .map(|item| outbox::seal_item(&self.inner.crypto, item))
             .collect::<Result<Vec<_>, _>>()?;
         let now = now_ms();
-        let journal = self.journal();
-        let sent_journal = journal.clone();
-        let uid = self
-            .write(move |ctx| {
-                let uid = outbox::submit(ctx, &sealed, &items, now)?;
-                sync::sent_copy(ctx, &sent_journal, uid)?;
-                Ok(uid)
-            })
-            .await?;
-        self.journalled(&journal);
-        Ok(uid)
+        self.write_journalled(move |ctx, journal| {
+            let uid = outbox::submit(ctx, &sealed, &items, now)?;
+            sync::sent_copy(ctx, journal, uid)?;
+            Ok(uid)
+        })
+        .await
     }
 
     /// Queues outbox entries without a Sent or Outbox copy (the node's

@@ -684,19 +684,27 @@ impl Store {
     }
 
     /// The journal setting, for a write about to be queued.
-    pub(super) fn journal(&self) -> Journal {
+    fn journal(&self) -> Journal {
         match self.inner.sync_device.read() {
             Ok(guard) => guard.clone(),
             Err(poisoned) => poisoned.into_inner().clone(),
         }
     }
 
-    /// Tells the sync service that the journal may have grown (after the
-    /// commit of a journalled write).
-    pub(super) fn journalled(&self, journal: &Journal) {
-        if journal.is_some() {
+    /// Runs `op` like `Store::write` with the journal setting, then tells
+    /// the sync service that the journal may have grown.
+    pub(super) async fn write_journalled<T, F>(&self, op: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut WriteCtx, &Journal) -> Result<T, StoreError> + Send + 'static,
+    {
+        let journal = self.journal();
+        let on = journal.is_some();
+        let result = self.write(move |ctx| op(ctx, &journal)).await?;
+        if on {
             self.inner.sync_wakeup.notify_one();
         }
+        Ok(result)
     }
 
     /// Notified after every commit that may have added journal rows.
