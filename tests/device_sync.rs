@@ -1,7 +1,7 @@
 //! Issue 8, linked devices keep one mailbox: two devices of Bob (two
 //! daemons, two homes, one identity, each its own PeerId on the card)
 //! receive Alice's mail each, and what Bob does through IMAP on one (flags,
-//! MOVE, EXPUNGE, an APPENDed draft, the Sent copy of his mail) appears
+//! MOVE, EXPUNGE, RENAME, an APPENDed draft, the Sent copy of his mail) appears
 //! on the other within seconds. Everything is found through the DHT of a
 //! public node on loopback (nobody is given a sibling's address). A
 //! device removed from the card receives nothing new. Forged device-sync
@@ -205,6 +205,12 @@ fn two_devices_of_bob_keep_one_mailbox() {
     ));
     wait_until(WAIT, "the phone's flag on the laptop", || {
         flags_of(&bob, "Projects", &second).is_some_and(|f| f.contains(&"$label1".into()))
+    });
+
+    // A RENAME of the folder.
+    bob.imap_cmds("RENAME Projects Work");
+    wait_until(WAIT, "the rename on the phone", || {
+        has(&phone, "Work", &second) && !phone.mailbox_state().contains_key("Projects")
     });
 
     // Mail Bob sends from the laptop: its Sent copy is on the phone.

@@ -18,7 +18,7 @@ use imap_bridge::backend::{
 };
 use tokio::sync::broadcast;
 
-use super::{Store, StoreError, mailboxes, messages, now_date, read, recent, sync};
+use super::{MailboxChange, Store, StoreError, mailboxes, messages, now_date, read, recent, sync};
 
 /// Why a client cannot change `Outbox`.
 const OUTBOX_READ_ONLY: &str =
@@ -38,20 +38,29 @@ impl MailStore for Store {
     }
 
     async fn create_mailbox(&self, name: &str) -> StoreResultT<()> {
-        let name = name.to_string();
-        self.write(move |ctx| mailboxes::create(ctx, &name)).await
+        let change = MailboxChange::Create {
+            name: name.to_string(),
+        };
+        self.write_journalled(move |ctx, journal| sync::change_mailbox(ctx, journal, change))
+            .await
     }
 
     async fn delete_mailbox(&self, name: &str) -> StoreResultT<()> {
         refuse_outbox(&[name])?;
-        let name = name.to_string();
-        self.write(move |ctx| mailboxes::delete(ctx, &name)).await
+        let change = MailboxChange::Delete {
+            name: name.to_string(),
+        };
+        self.write_journalled(move |ctx, journal| sync::change_mailbox(ctx, journal, change))
+            .await
     }
 
     async fn rename_mailbox(&self, from: &str, to: &str) -> StoreResultT<()> {
         refuse_outbox(&[from])?;
-        let (from, to) = (from.to_string(), to.to_string());
-        self.write(move |ctx| mailboxes::rename(ctx, &from, &to))
+        let change = MailboxChange::Rename {
+            from: from.to_string(),
+            to: to.to_string(),
+        };
+        self.write_journalled(move |ctx, journal| sync::change_mailbox(ctx, journal, change))
             .await
     }
 

@@ -145,7 +145,7 @@ pub struct OutboxCounts {
 pub use messages::Instance;
 pub use outbox::{DEPOSIT_RETENTION_MS, DEPOSITED_KEYWORD};
 pub use schema::OUTBOX_MAILBOX;
-pub use sync::{SyncOp, Version};
+pub use sync::{MailboxChange, SyncOp, Version};
 
 /// Outcome of [`Store::file_incoming`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -98,15 +98,48 @@ pub enum SyncOp {
         /// When and where it was made.
         version: Version,
     },
+    /// A mailbox CREATE, DELETE or RENAME.
+    Mailbox {
+        /// What changed.
+        change: MailboxChange,
+        /// When and where.
+        version: Version,
+    },
+}
+
+/// A change of the mailbox list. Applied as it comes, not by a register:
+/// one the receiving store refuses (the mailbox exists already, or not
+/// any more) changes nothing there.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "kebab-case")]
+pub enum MailboxChange {
+    /// CREATE.
+    Create {
+        /// The new mailbox.
+        name: String,
+    },
+    /// DELETE, with the messages in it.
+    Delete {
+        /// The mailbox.
+        name: String,
+    },
+    /// RENAME, with its children.
+    Rename {
+        /// The old name.
+        from: String,
+        /// The new name.
+        to: String,
+    },
 }
 
 impl SyncOp {
-    /// The instance the op is about.
-    pub fn instance(&self) -> &Instance {
+    /// The instance the op is about (`None` for a mailbox change).
+    pub fn instance(&self) -> Option<&Instance> {
         match self {
             SyncOp::Flags { instance, .. }
             | SyncOp::Place { instance, .. }
-            | SyncOp::New { instance, .. } => instance,
+            | SyncOp::New { instance, .. } => Some(instance),
+            SyncOp::Mailbox { .. } => None,
         }
     }
 
@@ -115,7 +148,8 @@ impl SyncOp {
         match self {
             SyncOp::Flags { version, .. }
             | SyncOp::Place { version, .. }
-            | SyncOp::New { version, .. } => version,
+            | SyncOp::New { version, .. }
+            | SyncOp::Mailbox { version, .. } => version,
         }
     }
 }
@@ -313,7 +347,7 @@ fn local_version(previous: &Version, device: &str) -> Version {
     }
 }
 
-fn journal(conn: &Connection, op: &SyncOp) -> Result<(), StoreError> {
+fn journal_op(conn: &Connection, op: &SyncOp) -> Result<(), StoreError> {
     let text = serde_json::to_string(op)
         .map_err(|err| StoreError::Internal(format!("cannot encode a sync op: {err}")))?;
     conn.prepare_cached("INSERT INTO sync_journal (op) VALUES (?1)")
@@ -330,7 +364,7 @@ fn record_flags(
 ) -> Result<(), StoreError> {
     let version = local_version(&state(conn, instance)?.flags_v, device);
     save_flags(conn, instance, flags, &version)?;
-    journal(
+    journal_op(
         conn,
         &SyncOp::Flags {
             instance: *instance,
@@ -348,7 +382,7 @@ fn record_place(
 ) -> Result<(), StoreError> {
     let version = local_version(&state(conn, instance)?.place_v, device);
     save_place(conn, instance, place, &version)?;
-    journal(
+    journal_op(
         conn,
         &SyncOp::Place {
             instance: *instance,
@@ -369,7 +403,7 @@ fn record_new(
     let version = local_version(std::cmp::max(&previous.place_v, &previous.flags_v), device);
     save_place(conn, &row.instance, Some(mailbox), &version)?;
     save_flags(conn, &row.instance, &row.flags, &version)?;
-    journal(
+    journal_op(
         conn,
         &SyncOp::New {
             instance: row.instance,
@@ -517,6 +551,36 @@ pub(super) fn append(
     Ok(result)
 }
 
+/// CREATE, DELETE or RENAME, journalled (never of `Outbox`, which the
+/// bridge refuses anyway).
+pub(super) fn change_mailbox(
+    ctx: &mut WriteCtx,
+    journal: &Journal,
+    change: MailboxChange,
+) -> Result<(), StoreError> {
+    apply_mailbox(ctx, &change)?;
+    if let Some(device) = journal.as_deref() {
+        let version = local_version(&Version::default(), device);
+        journal_op(&ctx.conn, &SyncOp::Mailbox { change, version })?;
+    }
+    Ok(())
+}
+
+fn apply_mailbox(ctx: &mut WriteCtx, change: &MailboxChange) -> Result<(), StoreError> {
+    match change {
+        MailboxChange::Create { name } => mailboxes::create(ctx, name),
+        MailboxChange::Delete { name } if !mailboxes::is_outbox(name) => {
+            mailboxes::delete(ctx, name)
+        }
+        MailboxChange::Rename { from, to }
+            if !mailboxes::is_outbox(from) && !mailboxes::is_outbox(to) =>
+        {
+            mailboxes::rename(ctx, from, to)
+        }
+        _ => Err(StoreError::Cannot("Outbox is not synced".into())),
+    }
+}
+
 /// The Sent copy `uid` of a submission, journalled as a new instance.
 pub(super) fn sent_copy(ctx: &mut WriteCtx, journal: &Journal, uid: Uid) -> Result<(), StoreError> {
     let Some(device) = journal.as_deref() else {
@@ -559,6 +623,7 @@ fn apply(ctx: &mut WriteCtx, ops: &[(SyncOp, Option<Sealed>)]) -> Result<(), Sto
 
 fn apply_one(ctx: &mut WriteCtx, op: &SyncOp, sealed: Option<&Sealed>) -> Result<(), StoreError> {
     match op {
+        SyncOp::Mailbox { change, .. } => apply_mailbox(ctx, change)?,
         SyncOp::Flags {
             instance,
             flags,

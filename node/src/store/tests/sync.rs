@@ -171,7 +171,7 @@ async fn an_append_travels_with_its_content_and_a_copy_by_reference() {
     d.one.create_mailbox("Keep").await.expect("create");
     d.one.copy("INBOX", &[1], "Keep").await.expect("copy");
     let ops = sync(&d.one, &d.two).await;
-    assert_eq!(ops.len(), 2, "{ops:?}");
+    assert_eq!(ops.len(), 3, "{ops:?}");
     let fetched = d
         .two
         .fetch("Drafts", &[1], Content::Full)
@@ -235,7 +235,7 @@ async fn ops_before_the_message_arrives_are_kept_and_older_ops_lose() {
     assert_eq!(count(&d.two, "INBOX").await, 0);
     assert_eq!(flags_of(&d.two, "Later").await, vec![flags(&["\\Seen"])]);
 
-    let instance = *ops[0].instance();
+    let instance = *ops[0].instance().expect("an instance");
     // An op this store refuses is skipped alone: the rest of the batch
     // applies.
     let refused = SyncOp::Place {
@@ -311,6 +311,46 @@ async fn the_sent_copy_is_journalled_and_a_copied_journal_is_dropped() {
         .await
         .expect("store");
     assert!(d.one.sync_pending(10).await.expect("pending").is_empty());
+}
+
+#[tokio::test]
+async fn mailbox_create_rename_and_delete_reach_the_sibling() {
+    let d = devices();
+    d.one.create_mailbox("Work").await.expect("create");
+    d.one.create_mailbox("Work/2026").await.expect("create");
+    sync(&d.one, &d.two).await;
+    let names = |store: Store| async move {
+        store
+            .list_mailboxes()
+            .await
+            .expect("list")
+            .into_iter()
+            .map(|m| m.name)
+            .collect::<Vec<_>>()
+    };
+    assert!(
+        names(d.two.clone())
+            .await
+            .contains(&"Work/2026".to_string())
+    );
+    d.one.rename_mailbox("Work", "Job").await.expect("rename");
+    d.one
+        .delete_mailbox("Spam?")
+        .await
+        .expect_err("no such mailbox");
+    sync(&d.one, &d.two).await;
+    let now = names(d.two.clone()).await;
+    assert!(now.contains(&"Job/2026".to_string()), "{now:?}");
+    assert!(!now.contains(&"Work".to_string()), "{now:?}");
+    d.one.delete_mailbox("Job/2026").await.expect("delete");
+    // The same CREATE made on both: the sibling's is refused there and
+    // skipped, the rest applies.
+    d.two.create_mailbox("Both").await.expect("create");
+    d.one.create_mailbox("Both").await.expect("create");
+    sync(&d.one, &d.two).await;
+    let now = names(d.two.clone()).await;
+    assert!(!now.contains(&"Job/2026".to_string()), "{now:?}");
+    assert!(now.contains(&"Both".to_string()), "{now:?}");
 }
 
 #[test]
