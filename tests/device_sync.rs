@@ -166,7 +166,23 @@ fn two_devices_of_bob_keep_one_mailbox() {
             && flags_of(&phone, "INBOX", &early).is_some_and(|f| f.contains(&"\\Seen".into()))
     });
 
-    // MOVE to a folder the phone does not have yet.
+    // An IMAP session IDLE on the phone hears of a flag set on the laptop.
+    let idle = std::process::Command::new(common::python_bin())
+        .arg(common::tests_dir().join("py/idle_sync.py"))
+        .args([
+            "127.0.0.1",
+            &bob.running().imap.to_string(),
+            &bob.password(),
+            &phone.running().imap.to_string(),
+            &phone.password(),
+            &bob.email,
+            &uid(&early),
+        ])
+        .output()
+        .expect("run idle_sync.py");
+    assert!(idle.status.success(), "{}", common::describe(&idle));
+
+    // CREATE and MOVE to the new folder.
     bob.imap_cmds(&format!(
         "CREATE Projects\nSELECT INBOX\nUID MOVE {} Projects",
         uid(&second)
