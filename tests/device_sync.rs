@@ -284,6 +284,8 @@ struct Receiver {
     _home: tempfile::TempDir,
     bob: Arc<Identity>,
     sibling: libp2p::PeerId,
+    /// A device no longer on the card, and the card it still has.
+    removed: (libp2p::PeerId, Vec<u8>),
     context: Inbound,
 }
 
@@ -295,6 +297,13 @@ impl Receiver {
             .public()
             .to_peer_id();
         assert!(bob.add_device(sibling).expect("add device"));
+        // A device that was linked and removed again, with the card it had.
+        let removed = libp2p::identity::Keypair::generate_ed25519()
+            .public()
+            .to_peer_id();
+        assert!(bob.add_device(removed).expect("add device"));
+        let old_card = bob.card().to_binary();
+        assert!(bob.remove_device(&removed).expect("remove device"));
         let bob = Arc::new(bob);
         let store = Store::open(&home.path().join("mail.db"), bob.store_key()).expect("store");
         let contacts = Contacts::new(AddressBook::open(home.path()).expect("book"));
@@ -307,6 +316,7 @@ impl Receiver {
             _home: home,
             bob,
             sibling,
+            removed: (removed, old_card),
             context,
         }
     }
@@ -381,16 +391,18 @@ async fn a_sibling_batch_is_applied_and_forgeries_are_refused() {
     }
     assert_eq!(r.drafts().await, 0);
 
-    // Our own key, but from a PeerId not on the card: not a sibling.
-    let stranger = libp2p::identity::Keypair::generate_ed25519()
-        .public()
-        .to_peer_id();
-    let genuine = batch_payload(&r.bob, &r.bob, &stranger.to_string());
-    let answer = inbound::handle(stranger, request(genuine, &r.bob), &r.context).await;
-    assert!(
-        !matches!(answer, DeliveryResponse::Accepted),
-        "a batch from a PeerId not on the card was accepted"
-    );
+    // Our own key, but from a PeerId no longer on the card (a removed
+    // device, with the card it had): not a sibling.
+    let (removed, old_card) = r.removed.clone();
+    let genuine = batch_payload(&r.bob, &r.bob, &removed.to_string());
+    let mut from_removed = request(genuine, &r.bob);
+    from_removed.sender_card = Some(old_card);
+    match inbound::handle(removed, from_removed, &r.context).await {
+        DeliveryResponse::Rejected { reason } => {
+            assert!(reason.contains("not (or no longer) a device"), "{reason}")
+        }
+        other => panic!("a batch from a PeerId not on the card was answered {other:?}"),
+    }
     assert_eq!(r.drafts().await, 0);
 
     // Mail (not a device-sync message) from a sibling is refused.

@@ -267,6 +267,16 @@ async fn admit_stranger(
     // refuse anyway, must not spend seconds minting one for nothing.
     strangers.check(peer).map_err(try_later)?;
     let card = match stranger_card(peer, request.sender_card.as_deref(), &context.contacts) {
+        // Our own key from a PeerId not (or no longer) on our card: a
+        // removed device, or someone with a copy of an old card; no stamp
+        // makes it a sibling.
+        Ok(card) if card.fingerprint() == context.identity.fingerprint() => {
+            return Err(DeliveryResponse::Rejected {
+                reason: format!(
+                    "peer {peer} is not (or no longer) a device of this identity; it gets no                      mail and its changes are not taken"
+                ),
+            });
+        }
         Ok(card) => card,
         Err(reason) => {
             let refusal = refuse_key_change(peer, request.sender_card.as_deref(), context).await;
