@@ -431,11 +431,11 @@ pub(super) fn store_flags(
     flags: &[Flag],
     unchanged_since: Option<ModSeq>,
 ) -> Result<StoreResult, StoreError> {
+    let Some(device) = journal.as_deref().filter(|_| !mailboxes::is_outbox(name)) else {
+        return messages::store_flags(ctx, name, uids, op, flags, unchanged_since);
+    };
     let before = mailboxes::require(&ctx.conn, name)?.highest_modseq;
     let result = messages::store_flags(ctx, name, uids, op, flags, unchanged_since)?;
-    let Some(device) = journal.as_deref().filter(|_| !mailboxes::is_outbox(name)) else {
-        return Ok(result);
-    };
     let mailbox = mailboxes::require(&ctx.conn, name)?;
     for meta in result.updated.iter().filter(|m| m.modseq as i64 > before) {
         if let Some(row) = messages::load(&ctx.conn, mailbox.id, meta.uid)? {
@@ -534,11 +534,11 @@ pub(super) fn append(
     date: (i64, i32),
     sealed: &Sealed,
 ) -> Result<CopyResult, StoreError> {
+    let Some(device) = journal.as_deref().filter(|_| !mailboxes::is_outbox(name)) else {
+        return messages::append(ctx, name, flags, date, sealed);
+    };
     let before = mailboxes::require(&ctx.conn, name)?;
     let result = messages::append(ctx, name, flags, date, sealed)?;
-    let Some(device) = journal.as_deref().filter(|_| !mailboxes::is_outbox(name)) else {
-        return Ok(result);
-    };
     for (_, uid) in &result.mapping {
         if let Some(row) = messages::load(&ctx.conn, before.id, *uid)? {
             if *uid >= before.uid_next {
@@ -728,7 +728,7 @@ fn apply_one(ctx: &mut WriteCtx, op: &SyncOp, sealed: Option<&Sealed>) -> Result
                 },
                 (None, None) => tracing::warn!(
                     "a sibling device's new message came without its content (too large to \
-                     sync); it is not filed here"
+                     sync, or deleted there before it was sent); it is not filed here"
                 ),
             }
         }
