@@ -423,6 +423,7 @@ pub(super) fn file_once(
         Some((mailbox, flags)) => {
             let mut target = mailboxes::ensure(ctx, &mailbox)?;
             let uid = file_as(ctx, &mut target, &flags, date, sealed, &instance)?;
+            super::sync::arrived(ctx, &instance)?;
             Incoming::Filed { uid }
         }
         // Here already, or a sibling's user deleted it before it came.

@@ -140,8 +140,8 @@ const MIGRATIONS: &[&str] = &[
     // stored before get one derived from UIDVALIDITY and UID by
     // `sync::fill_instances`, so two copies of one store agree); per
     // instance the last-writer-wins registers a sibling's ops are compared
-    // with; and the journal of this device's user changes not yet queued
-    // for the siblings.
+    // with; the journal of this device's user changes not yet queued for
+    // the siblings; and a sibling's COPY of a message not here yet.
     r#"
     ALTER TABLE messages ADD COLUMN instance BLOB;
     CREATE INDEX messages_instance ON messages (instance);
@@ -158,6 +158,11 @@ const MIGRATIONS: &[&str] = &[
         seq INTEGER PRIMARY KEY AUTOINCREMENT,
         op  TEXT NOT NULL
     ) STRICT;
+    CREATE TABLE sync_waiting (
+        source BLOB NOT NULL,
+        op     TEXT NOT NULL
+    ) STRICT;
+    CREATE INDEX sync_waiting_source ON sync_waiting (source);
     "#,
 ];
 

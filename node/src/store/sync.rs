@@ -600,25 +600,36 @@ pub(super) fn sent_copy(ctx: &mut WriteCtx, journal: &Journal, uid: Uid) -> Resu
 /// the store itself fails the batch (the sibling retries it).
 fn apply(ctx: &mut WriteCtx, ops: &[(SyncOp, Option<Sealed>)]) -> Result<(), StoreError> {
     for (op, sealed) in ops {
-        ctx.conn.execute_batch("SAVEPOINT sync_op").map_err(sql)?;
-        match apply_one(ctx, op, sealed.as_ref()) {
-            Ok(()) => ctx.conn.execute_batch("RELEASE sync_op").map_err(sql)?,
-            Err(
-                err @ (StoreError::Cannot(_)
-                | StoreError::Rejected(_)
-                | StoreError::NoSuchMailbox(_)
-                | StoreError::AlreadyExists(_)),
-            ) => {
-                ctx.conn
-                    .execute_batch("ROLLBACK TO sync_op; RELEASE sync_op")
-                    .map_err(sql)?;
-                ctx.vanished_bound.clear();
-                tracing::warn!("skipped a sibling device's change this store refuses: {err}");
-            }
-            Err(err) => return Err(err),
-        }
+        apply_guarded(ctx, op, sealed.as_ref())?;
     }
     Ok(())
+}
+
+/// [`apply_one`] in its own savepoint: refused, it is rolled back and
+/// skipped.
+fn apply_guarded(
+    ctx: &mut WriteCtx,
+    op: &SyncOp,
+    sealed: Option<&Sealed>,
+) -> Result<(), StoreError> {
+    ctx.conn.execute_batch("SAVEPOINT sync_op").map_err(sql)?;
+    match apply_one(ctx, op, sealed) {
+        Ok(()) => ctx.conn.execute_batch("RELEASE sync_op").map_err(sql),
+        Err(
+            err @ (StoreError::Cannot(_)
+            | StoreError::Rejected(_)
+            | StoreError::NoSuchMailbox(_)
+            | StoreError::AlreadyExists(_)),
+        ) => {
+            ctx.conn
+                .execute_batch("ROLLBACK TO sync_op; RELEASE sync_op")
+                .map_err(sql)?;
+            ctx.vanished_bound.clear();
+            tracing::warn!("skipped a sibling device's change this store refuses: {err}");
+            Ok(())
+        }
+        Err(err) => Err(err),
+    }
 }
 
 fn apply_one(ctx: &mut WriteCtx, op: &SyncOp, sealed: Option<&Sealed>) -> Result<(), StoreError> {
@@ -706,6 +717,7 @@ fn apply_one(ctx: &mut WriteCtx, op: &SyncOp, sealed: Option<&Sealed>) -> Result
                 (Some(sealed), _) => {
                     let mut target = mailboxes::ensure(ctx, &place)?;
                     messages::file_as(ctx, &mut target, &flags, date, sealed, instance)?;
+                    arrived(ctx, instance)?;
                 }
                 (None, Some(source)) => match locate(&ctx.conn, source)? {
                     Some((_, original)) => {
@@ -721,16 +733,52 @@ fn apply_one(ctx: &mut WriteCtx, op: &SyncOp, sealed: Option<&Sealed>) -> Result
                         )?;
                         messages::save_mailbox(ctx, &target)?;
                     }
-                    None => tracing::warn!(
-                        "a sibling device copied a message this device does not have; the copy \
-                         is not filed here"
-                    ),
+                    // The original is still on its way here: the copy is
+                    // made when it arrives (`arrived`).
+                    None => wait_for(&ctx.conn, source, op)?,
                 },
                 (None, None) => tracing::warn!(
                     "a sibling device's new message came without its content (too large to \
                      sync, or deleted there before it was sent); it is not filed here"
                 ),
             }
+        }
+    }
+    Ok(())
+}
+
+/// Keeps a sibling's COPY of `source`, which is not here yet.
+fn wait_for(conn: &Connection, source: &Instance, op: &SyncOp) -> Result<(), StoreError> {
+    let text = serde_json::to_string(op)
+        .map_err(|err| StoreError::Internal(format!("cannot encode a sync op: {err}")))?;
+    conn.prepare_cached("INSERT INTO sync_waiting (source, op) VALUES (?1, ?2)")
+        .and_then(|mut stmt| stmt.execute(params![&source[..], text]))
+        .map_err(sql)?;
+    Ok(())
+}
+
+/// `instance` was just filed: the siblings' copies of it that waited for
+/// it are made now.
+pub(super) fn arrived(ctx: &mut WriteCtx, instance: &Instance) -> Result<(), StoreError> {
+    let waiting: Vec<String> = ctx
+        .conn
+        .prepare_cached("SELECT op FROM sync_waiting WHERE source = ?1")
+        .and_then(|mut stmt| {
+            stmt.query_map(params![&instance[..]], |row| row.get(0))?
+                .collect::<rusqlite::Result<Vec<String>>>()
+        })
+        .map_err(sql)?;
+    if waiting.is_empty() {
+        return Ok(());
+    }
+    ctx.conn
+        .prepare_cached("DELETE FROM sync_waiting WHERE source = ?1")
+        .and_then(|mut stmt| stmt.execute(params![&instance[..]]))
+        .map_err(sql)?;
+    for text in waiting {
+        match serde_json::from_str::<SyncOp>(&text) {
+            Ok(op) => apply_guarded(ctx, &op, None)?,
+            Err(err) => tracing::warn!("skipping an unreadable waiting copy: {err}"),
         }
     }
     Ok(())

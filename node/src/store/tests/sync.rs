@@ -186,6 +186,15 @@ async fn an_append_travels_with_its_content_and_a_copy_by_reference() {
         .expect("fetch");
     assert!(String::from_utf8_lossy(&copy[0].1).contains("delivered"));
 
+    // A COPY of a message device two does not have yet waits for it.
+    deliver(&d.one, 8, "late original").await;
+    d.one.copy("INBOX", &[2], "Keep").await.expect("copy");
+    sync(&d.one, &d.two).await;
+    assert_eq!(count(&d.two, "Keep").await, 1);
+    deliver(&d.two, 8, "late original").await;
+    assert_eq!(count(&d.two, "Keep").await, 2);
+    assert_eq!(count(&d.two, "INBOX").await, 2);
+
     // The draft's later changes find it on device two by its instance.
     d.one
         .store_flags("Drafts", &[1], FlagOp::Add, &flags(&["\\Seen"]), None)
@@ -386,7 +395,8 @@ async fn migration_6_gives_old_rows_the_same_instance_in_every_copy() {
         let conn = rusqlite::Connection::open(&path).expect("open");
         conn.execute_batch(
             "DROP INDEX messages_instance; ALTER TABLE messages DROP COLUMN instance; \
-             DROP TABLE sync_state; DROP TABLE sync_journal; PRAGMA user_version = 5;",
+             DROP TABLE sync_state; DROP TABLE sync_journal; DROP TABLE sync_waiting; \
+             PRAGMA user_version = 5;",
         )
         .expect("downgrade");
     }
