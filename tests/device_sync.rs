@@ -26,6 +26,8 @@ use mailnode::strangers::{StrangerPolicy, Strangers};
 use mailnode::sync::batch::{BATCH_VERSION, Batch, control_message};
 
 const WAIT: Duration = Duration::from_secs(60);
+/// How long a change on one device may take to show on the other.
+const SYNC: Duration = Duration::from_secs(20);
 
 fn unlocker() -> Unlocker {
     Unlocker::new(PassphraseSource::fixed(PASSPHRASE))
@@ -160,11 +162,17 @@ fn two_devices_of_bob_keep_one_mailbox() {
         uid(&first),
         uid(&early)
     ));
-    wait_until(WAIT, "the flags on the phone", || {
+    let started = std::time::Instant::now();
+    wait_until(SYNC, "the flags on the phone", || {
         flags_of(&phone, "INBOX", &first)
             .is_some_and(|f| f.contains(&"\\Flagged".into()) && f.contains(&"\\Seen".into()))
             && flags_of(&phone, "INBOX", &early).is_some_and(|f| f.contains(&"\\Seen".into()))
     });
+
+    eprintln!(
+        "flags on the laptop seen on the phone after {:?}",
+        started.elapsed()
+    );
 
     // An IMAP session IDLE on the phone hears of a flag set on the laptop.
     let idle = std::process::Command::new(common::python_bin())
@@ -181,13 +189,14 @@ fn two_devices_of_bob_keep_one_mailbox() {
         .output()
         .expect("run idle_sync.py");
     assert!(idle.status.success(), "{}", common::describe(&idle));
+    eprint!("{}", String::from_utf8_lossy(&idle.stdout));
 
     // CREATE and MOVE to the new folder.
     bob.imap_cmds(&format!(
         "CREATE Projects\nSELECT INBOX\nUID MOVE {} Projects",
         uid(&second)
     ));
-    wait_until(WAIT, "the move on the phone", || {
+    wait_until(SYNC, "the move on the phone", || {
         has(&phone, "Projects", &second) && !has(&phone, "INBOX", &second)
     });
 
@@ -196,14 +205,14 @@ fn two_devices_of_bob_keep_one_mailbox() {
         "SELECT INBOX\nUID STORE {} +FLAGS (\\Deleted)\nEXPUNGE",
         uid(&third)
     ));
-    wait_until(WAIT, "the expunge on the phone", || {
+    wait_until(SYNC, "the expunge on the phone", || {
         !has(&phone, "INBOX", &third)
     });
 
     // An APPENDed draft travels with its content.
     let draft = simple_message(&bob.email, &alice.email, "draft", "draft-1", "not yet");
     bob.append("Drafts", "(\\Draft)", &draft);
-    wait_until(WAIT, "the draft on the phone", || {
+    wait_until(SYNC, "the draft on the phone", || {
         has(&phone, "Drafts", "<draft-1@example.org>")
     });
     let copy = phone
@@ -219,19 +228,19 @@ fn two_devices_of_bob_keep_one_mailbox() {
         "SELECT Projects\nUID STORE {} +FLAGS ($label1)",
         on_phone.uid_of(&second).expect("uid")
     ));
-    wait_until(WAIT, "the phone's flag on the laptop", || {
+    wait_until(SYNC, "the phone's flag on the laptop", || {
         flags_of(&bob, "Projects", &second).is_some_and(|f| f.contains(&"$label1".into()))
     });
 
     // A RENAME of the folder.
     bob.imap_cmds("RENAME Projects Work");
-    wait_until(WAIT, "the rename on the phone", || {
+    wait_until(SYNC, "the rename on the phone", || {
         has(&phone, "Work", &second) && !phone.mailbox_state().contains_key("Projects")
     });
 
     // Mail Bob sends from the laptop: its Sent copy is on the phone.
     let reply = send(&bob, &alice, "reply from the laptop");
-    wait_until(WAIT, "the Sent copy on the phone", || {
+    wait_until(SYNC, "the Sent copy on the phone", || {
         has(&phone, "Sent", &reply)
     });
     wait_until(WAIT, "bob's reply at alice", || {
