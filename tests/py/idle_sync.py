@@ -21,7 +21,7 @@ def main():
         fail(__doc__)
     host, port1, pass1, port2, pass2, user, uid1 = sys.argv[1:]
     idler = raw_login(host, port2, user, pass2)
-    untagged, _ = idler.command('SELECT "INBOX"')
+    idler.command('SELECT "INBOX"')
     idler.counter += 1
     tag = f"c{idler.counter}"
     idler.send(f"{tag} IDLE\r\n".encode())
@@ -33,13 +33,7 @@ def main():
     ok(other.uid("STORE", uid1, "+FLAGS", "(\\Flagged)"), "STORE")
     other.logout()
     wait_for(idler, rb"^\* \d+ FETCH .*\\Flagged", "FETCH with the sibling's flag", limit=10.0)
-    idler.send(b"DONE\r\n")
-    while True:
-        line = idler.read_response()
-        if line.startswith(tag.encode() + b" "):
-            check(line.split()[1] == b"OK", f"IDLE completion {line!r}")
-            break
-    idler.command("LOGOUT")
+    # Seen: the session may just go (a client closing its laptop lid).
     idler.close()
     print("idle-sync: OK")
 
