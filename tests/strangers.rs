@@ -198,6 +198,7 @@ impl Receiver {
         let contacts = Contacts::new(AddressBook::open(home.path()).expect("book"));
         let strangers = Strangers::new(policy, StrangerBook::open(home.path()).expect("list"));
         let context = Inbound {
+            devices: mailnode::sync::Devices::new(&bob),
             identity: Arc::clone(&bob),
             contacts,
             store,

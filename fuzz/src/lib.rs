@@ -56,6 +56,7 @@ pub fn targets() -> Vec<Target> {
             ("delivery_cbor", node::delivery_cbor),
             ("pgp_open", node::pgp_open),
             ("control_card", node::control_card),
+            ("device_sync_batch", node::device_sync_batch),
         ],
     ]
     .concat();

@@ -107,6 +107,17 @@ pub fn control_card(data: &[u8]) {
     }
 }
 
+/// Target `device_sync_batch` (issue 8): a decrypted message from a
+/// sibling device, which must be a device-sync control message. A batch
+/// that reads encodes back to the same batch.
+pub fn device_sync_batch(data: &[u8]) {
+    let Ok(batch) = mailnode::sync::batch::open_control(data) else {
+        return;
+    };
+    let again = mailnode::sync::batch::Batch::decode(&batch.encode()).expect("re-encoded batch");
+    assert_eq!(again, batch);
+}
+
 /// Target `pgpmime_unwrap`: the RFC 3156 wrapper of a delivery payload.
 pub fn pgpmime_unwrap(data: &[u8]) {
     let _ = pgpmime::unwrap(data);

@@ -30,7 +30,7 @@ use crate::submit::Outgoing;
 pub async fn run(home: Home, settings: Settings, identity: Identity) -> anyhow::Result<()> {
     let _lock = home.lock()?;
     RunInfo::remove(&home);
-    let identity = Arc::new(identity);
+    let identity = Arc::new(with_card_from_siblings(&home, identity));
     let contacts =
         Contacts::new(AddressBook::open(home.path()).context("cannot open the address book")?);
     let store_options = StoreOptions {
@@ -89,13 +89,17 @@ pub async fn run(home: Home, settings: Settings, identity: Identity) -> anyhow::
         settings.strangers,
         StrangerBook::open(home.path()).context("cannot open the stranger list")?,
     );
-    let inbound_context = crate::inbound::Inbound::new(
+    let mut inbound_context = crate::inbound::Inbound::new(
         Arc::clone(&identity),
         contacts.clone(),
         store.clone(),
         strangers.clone(),
         std::thread::available_parallelism().map_or(2, |n| n.get()) * 2,
     );
+    // Device sync (issue 8): the other devices of this identity, as the
+    // card says; a card a sibling sends is kept in card.asc.
+    let devices = crate::sync::Devices::new(&identity).with_card_file(home.path().join("card.asc"));
+    inbound_context.devices = devices.clone();
     tasks.spawn(crate::inbound::run(
         inbound.deliveries,
         inbound_context.clone(),
@@ -157,6 +161,17 @@ pub async fn run(home: Home, settings: Settings, identity: Identity) -> anyhow::
             gateway: gateway_sender.clone(),
         },
         network.connected(),
+        shutdown_rx.clone(),
+    ));
+    tasks.spawn(crate::sync::run(
+        crate::sync::Service {
+            identity: Arc::clone(&identity),
+            devices: devices.clone(),
+            store: store.clone(),
+            outbox_wakeup: Arc::clone(&outbox_wakeup),
+            network: network.clone(),
+            max_message_size: settings.max_message_size,
+        },
         shutdown_rx.clone(),
     ));
     let imap_config = Arc::new(ImapConfig {
@@ -224,6 +239,7 @@ pub async fn run(home: Home, settings: Settings, identity: Identity) -> anyhow::
         home.clone(),
         network.clone(),
         contacts.clone(),
+        devices,
         store.clone(),
         service,
         shutdown_rx.clone(),
@@ -251,6 +267,21 @@ pub async fn run(home: Home, settings: Settings, identity: Identity) -> anyhow::
     RunInfo::remove(&home);
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Merges `card.asc` into the identity: a sibling device's newer card
+/// (a device added or removed) that the device sync kept there while the
+/// node ran (issue 8, `sync::Devices`).
+fn with_card_from_siblings(home: &Home, mut identity: Identity) -> Identity {
+    match Identity::public_info(home.path()) {
+        Ok(info) => match identity.merge_own_card(&info.card) {
+            Ok(true) => tracing::info!("took the updated card a sibling device sent"),
+            Ok(false) => {}
+            Err(err) => tracing::warn!("the card in card.asc was not taken: {err}"),
+        },
+        Err(err) => tracing::warn!("cannot read our card from card.asc: {err}"),
+    }
+    identity
 }
 
 async fn bind(addr: std::net::SocketAddr, what: &str, flag: &str) -> anyhow::Result<TcpListener> {

@@ -28,6 +28,11 @@
 //! contact whose key is revoked that fails the signature check is refused
 //! with the revocation as the reason (`card_update::from_revoked`).
 //!
+//! A delivery from another device of our own identity (its PeerId is on
+//! our card: `crate::sync::Devices`) is a sibling's device-sync batch and
+//! goes to `crate::sync::receive` before any of this; a PeerId that is not
+//! (or no longer) on the card is not a sibling.
+//!
 //! Then the message is filed (INBOX for contacts, Requests for others, whose
 //! card is kept first in the stranger list so `contacts accept` can promote
 //! them) with the verified-signer field, deduplicated by (peer, delivery
@@ -66,6 +71,8 @@ pub struct Inbound {
     pub strangers: Strangers,
     /// Bounds how many decryptions run at once.
     pub decrypt_permits: Arc<Semaphore>,
+    /// The other devices of our identity (device sync, issue 8).
+    pub devices: crate::sync::Devices,
 }
 
 impl Inbound {
@@ -79,6 +86,7 @@ impl Inbound {
         parallel: usize,
     ) -> Inbound {
         Inbound {
+            devices: crate::sync::Devices::new(&identity),
             identity,
             contacts,
             store,
@@ -119,6 +127,9 @@ pub async fn run(mut inbound: mpsc::Receiver<InboundDelivery>, context: Inbound)
 
 /// The checks and the filing of one delivery.
 pub async fn handle(peer: PeerId, request: DeliveryRequest, context: &Inbound) -> DeliveryResponse {
+    if context.devices.is_sibling(&peer) {
+        return crate::sync::receive::handle(peer, request, context).await;
+    }
     let mut request = request;
     let known = match context.contacts.by_peer_id(&peer) {
         Some(contact) => Some(contact),
@@ -256,6 +267,16 @@ async fn admit_stranger(
     // refuse anyway, must not spend seconds minting one for nothing.
     strangers.check(peer).map_err(try_later)?;
     let card = match stranger_card(peer, request.sender_card.as_deref(), &context.contacts) {
+        // Our own key from a PeerId not (or no longer) on our card: a
+        // removed device, or someone with a copy of an old card; no stamp
+        // makes it a sibling.
+        Ok(card) if card.fingerprint() == context.identity.fingerprint() => {
+            return Err(DeliveryResponse::Rejected {
+                reason: format!(
+                    "peer {peer} is not (or no longer) a device of this identity; it gets no                      mail and its changes are not taken"
+                ),
+            });
+        }
         Ok(card) => card,
         Err(reason) => {
             let refusal = refuse_key_change(peer, request.sender_card.as_deref(), context).await;

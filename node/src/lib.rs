@@ -34,4 +34,5 @@ pub mod status;
 pub mod store;
 pub mod strangers;
 pub mod submit;
+pub mod sync;
 pub mod verified;

@@ -53,6 +53,7 @@ pub async fn run(
     home: Home,
     network: Network,
     contacts: Contacts,
+    devices: crate::sync::Devices,
     store: Store,
     mailbox: Option<std::sync::Arc<crate::mailbox::MailboxService>>,
     mut shutdown: watch::Receiver<bool>,
@@ -60,14 +61,17 @@ pub async fn run(
     let path = home.path().join("status.json");
     let mut told = None;
     loop {
-        // Only when the address book changed: the network keeps the list.
-        let generation = contacts.generation();
-        if told != Some(generation) {
-            let peers = contacts
+        // Only when the address book or our own device list changed: the
+        // network keeps the list. Our other devices (issue 8) are not held
+        // to the limits for strangers either.
+        let generation = (contacts.generation(), devices.siblings());
+        if told.as_ref() != Some(&generation) {
+            let mut peers = contacts
                 .all()
                 .iter()
                 .flat_map(|c| c.card.devices().to_vec())
                 .collect::<Vec<_>>();
+            peers.extend(generation.1.iter().copied());
             network.set_contacts(peers).await;
             told = Some(generation);
         }

@@ -18,7 +18,7 @@ use imap_bridge::backend::{
 };
 use tokio::sync::broadcast;
 
-use super::{Store, StoreError, mailboxes, messages, now_date, read, recent};
+use super::{MailboxChange, Store, StoreError, mailboxes, messages, now_date, read, recent, sync};
 
 /// Why a client cannot change `Outbox`.
 const OUTBOX_READ_ONLY: &str =
@@ -38,20 +38,29 @@ impl MailStore for Store {
     }
 
     async fn create_mailbox(&self, name: &str) -> StoreResultT<()> {
-        let name = name.to_string();
-        self.write(move |ctx| mailboxes::create(ctx, &name)).await
+        let change = MailboxChange::Create {
+            name: name.to_string(),
+        };
+        self.write_journalled(move |ctx, journal| sync::change_mailbox(ctx, journal, change))
+            .await
     }
 
     async fn delete_mailbox(&self, name: &str) -> StoreResultT<()> {
         refuse_outbox(&[name])?;
-        let name = name.to_string();
-        self.write(move |ctx| mailboxes::delete(ctx, &name)).await
+        let change = MailboxChange::Delete {
+            name: name.to_string(),
+        };
+        self.write_journalled(move |ctx, journal| sync::change_mailbox(ctx, journal, change))
+            .await
     }
 
     async fn rename_mailbox(&self, from: &str, to: &str) -> StoreResultT<()> {
         refuse_outbox(&[from])?;
-        let (from, to) = (from.to_string(), to.to_string());
-        self.write(move |ctx| mailboxes::rename(ctx, &from, &to))
+        let change = MailboxChange::Rename {
+            from: from.to_string(),
+            to: to.to_string(),
+        };
+        self.write_journalled(move |ctx, journal| sync::change_mailbox(ctx, journal, change))
             .await
     }
 
@@ -135,8 +144,8 @@ impl MailStore for Store {
         let mailbox = mailbox.to_string();
         let uids = uids.to_vec();
         let flags = flags.to_vec();
-        self.write(move |ctx| {
-            messages::store_flags(ctx, &mailbox, &uids, op, &flags, unchanged_since)
+        self.write_journalled(move |ctx, journal| {
+            sync::store_flags(ctx, journal, &mailbox, &uids, op, &flags, unchanged_since)
         })
         .await
     }
@@ -144,7 +153,7 @@ impl MailStore for Store {
     async fn expunge(&self, mailbox: &str, only: Option<&[Uid]>) -> StoreResultT<Vec<Uid>> {
         let mailbox = mailbox.to_string();
         let only = only.map(<[Uid]>::to_vec);
-        self.write(move |ctx| {
+        self.write_journalled(move |ctx, journal| {
             // An EXPUNGE (or CLOSE) that would remove nothing stays harmless,
             // so clients that CLOSE every folder keep working.
             if mailboxes::is_outbox(&mailbox)
@@ -153,7 +162,7 @@ impl MailStore for Store {
             {
                 return Err(StoreError::Cannot(OUTBOX_READ_ONLY.into()));
             }
-            messages::expunge(ctx, &mailbox, only.as_deref())
+            sync::expunge(ctx, journal, &mailbox, only.as_deref())
         })
         .await
     }
@@ -170,15 +179,17 @@ impl MailStore for Store {
         let flags = flags.to_vec();
         let date = internal_date.unwrap_or_else(now_date);
         let sealed = self.seal(message).await?;
-        self.write(move |ctx| messages::append(ctx, &mailbox, &flags, date, &sealed))
-            .await
+        self.write_journalled(move |ctx, journal| {
+            sync::append(ctx, journal, &mailbox, &flags, date, &sealed)
+        })
+        .await
     }
 
     async fn copy(&self, from: &str, uids: &[Uid], to: &str) -> StoreResultT<CopyResult> {
         refuse_outbox(&[to])?;
         let (from, to) = (from.to_string(), to.to_string());
         let uids = uids.to_vec();
-        self.write(move |ctx| messages::copy(ctx, &from, &uids, &to))
+        self.write_journalled(move |ctx, journal| sync::copy(ctx, journal, &from, &uids, &to))
             .await
     }
 
@@ -186,8 +197,10 @@ impl MailStore for Store {
         refuse_outbox(&[from, to])?;
         let (from, to) = (from.to_string(), to.to_string());
         let uids = uids.to_vec();
-        self.write(move |ctx| messages::move_messages(ctx, &from, &uids, &to))
-            .await
+        self.write_journalled(move |ctx, journal| {
+            sync::move_messages(ctx, journal, &from, &uids, &to)
+        })
+        .await
     }
 
     fn watch(&self) -> broadcast::Receiver<MailboxChanged> {

@@ -102,19 +102,37 @@ fn has(flags: &[Flag], wanted: &str) -> bool {
     flags.iter().any(|flag| flag == wanted)
 }
 
-/// The clear columns of one message, as the writer needs them.
-#[derive(Debug, Clone)]
-struct MessageRow {
-    uid: Uid,
-    blob_id: i64,
-    modseq: i64,
-    flags: Vec<Flag>,
-    size: u32,
-    internal_date: i64,
-    date_offset: i32,
+/// The cross-device identity of one message instance (issue 8, device
+/// sync; see `super::sync`).
+pub type Instance = [u8; 16];
+
+/// An instance id from a stored column; a row without one (none should
+/// exist after migration 6) reads as all zeroes, which no op names.
+pub(super) fn instance_from(bytes: Option<Vec<u8>>) -> Instance {
+    bytes
+        .and_then(|bytes| <Instance>::try_from(bytes.as_slice()).ok())
+        .unwrap_or_default()
 }
 
-const ROW_COLUMNS: &str = "uid, blob_id, modseq, flags, size, internal_date, date_offset";
+/// A fresh random instance id (a message this device creates).
+pub(super) fn new_instance() -> Instance {
+    rand::random()
+}
+
+/// The clear columns of one message, as the writer needs them.
+#[derive(Debug, Clone)]
+pub(super) struct MessageRow {
+    pub uid: Uid,
+    pub blob_id: i64,
+    pub modseq: i64,
+    pub flags: Vec<Flag>,
+    pub size: u32,
+    pub internal_date: i64,
+    pub date_offset: i32,
+    pub instance: Instance,
+}
+
+const ROW_COLUMNS: &str = "uid, blob_id, modseq, flags, size, internal_date, date_offset, instance";
 
 impl MessageRow {
     fn from_row(row: &Row<'_>) -> rusqlite::Result<MessageRow> {
@@ -126,6 +144,7 @@ impl MessageRow {
             size: row.get(4)?,
             internal_date: row.get(5)?,
             date_offset: row.get(6)?,
+            instance: instance_from(row.get(7)?),
         })
     }
 
@@ -141,7 +160,11 @@ impl MessageRow {
     }
 }
 
-fn load(conn: &Connection, mailbox_id: i64, uid: Uid) -> Result<Option<MessageRow>, StoreError> {
+pub(super) fn load(
+    conn: &Connection,
+    mailbox_id: i64,
+    uid: Uid,
+) -> Result<Option<MessageRow>, StoreError> {
     let mut stmt = conn
         .prepare_cached(&format!(
             "SELECT {ROW_COLUMNS} FROM messages WHERE mailbox_id = ?1 AND uid = ?2"
@@ -153,7 +176,7 @@ fn load(conn: &Connection, mailbox_id: i64, uid: Uid) -> Result<Option<MessageRo
 }
 
 /// The rows of the given UIDs that exist, ascending, each once.
-fn load_many(
+pub(super) fn load_many(
     conn: &Connection,
     mailbox_id: i64,
     uids: &[Uid],
@@ -184,7 +207,7 @@ pub(super) fn all_uids(conn: &Connection, mailbox_id: i64) -> Result<Vec<Uid>, S
 }
 
 /// Writes a mailbox's counters back and announces its change.
-fn save_mailbox(ctx: &mut WriteCtx, mailbox: &Mailbox) -> Result<(), StoreError> {
+pub(super) fn save_mailbox(ctx: &mut WriteCtx, mailbox: &Mailbox) -> Result<(), StoreError> {
     ctx.conn
         .prepare_cached(
             "UPDATE mailboxes SET uid_next = ?2, highest_modseq = ?3, messages = ?4, \
@@ -208,13 +231,14 @@ fn save_mailbox(ctx: &mut WriteCtx, mailbox: &Mailbox) -> Result<(), StoreError>
 
 /// Adds a message row pointing at an existing blob; the mailbox's counters
 /// are updated in memory (the caller saves them once).
-fn insert_row(
+pub(super) fn insert_row(
     ctx: &mut WriteCtx,
     mailbox: &mut Mailbox,
     blob_id: i64,
     size: u32,
     flags: &[Flag],
     (internal_date, date_offset): (i64, i32),
+    instance: &Instance,
 ) -> Result<Uid, StoreError> {
     let uid = mailbox.uid_next;
     // UIDs are never reused (RFC 3501 §2.3.1.1), so a mailbox that has used
@@ -230,7 +254,8 @@ fn insert_row(
     ctx.conn
         .prepare_cached(
             "INSERT INTO messages (mailbox_id, uid, blob_id, modseq, flags, seen, deleted, \
-             size, internal_date, date_offset) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+             size, internal_date, date_offset, instance) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
         )
         .and_then(|mut stmt| {
             stmt.execute(params![
@@ -243,7 +268,8 @@ fn insert_row(
                 has(flags, DELETED),
                 size,
                 internal_date,
-                date_offset
+                date_offset,
+                &instance[..]
             ])
         })
         .map_err(sql)?;
@@ -275,7 +301,8 @@ fn insert_blob(ctx: &mut WriteCtx, sealed: &Sealed) -> Result<(), StoreError> {
     Ok(())
 }
 
-/// Stores a sealed message in `mailbox` and saves the mailbox.
+/// Stores a sealed message in `mailbox` as a new instance and saves the
+/// mailbox.
 pub(super) fn file(
     ctx: &mut WriteCtx,
     mailbox: &mut Mailbox,
@@ -283,8 +310,28 @@ pub(super) fn file(
     date: (i64, i32),
     sealed: &Sealed,
 ) -> Result<Uid, StoreError> {
+    file_as(ctx, mailbox, flags, date, sealed, &new_instance())
+}
+
+/// [`file`] under a given instance id.
+pub(super) fn file_as(
+    ctx: &mut WriteCtx,
+    mailbox: &mut Mailbox,
+    flags: &[Flag],
+    date: (i64, i32),
+    sealed: &Sealed,
+    instance: &Instance,
+) -> Result<Uid, StoreError> {
     insert_blob(ctx, sealed)?;
-    let uid = insert_row(ctx, mailbox, sealed.blob_id, sealed.size, flags, date)?;
+    let uid = insert_row(
+        ctx,
+        mailbox,
+        sealed.blob_id,
+        sealed.size,
+        flags,
+        date,
+        instance,
+    )?;
     save_mailbox(ctx, mailbox)?;
     Ok(uid)
 }
@@ -369,13 +416,24 @@ pub(super) fn file_once(
     if known.is_some() {
         return Ok(Incoming::Duplicate);
     }
-    let mut target = mailboxes::ensure(ctx, mailbox)?;
-    let uid = file(ctx, &mut target, &normalize_flags(flags), date, sealed)?;
+    // The same on every device of the identity (they share the store key,
+    // so the tag): a sibling's changes to this message find it here.
+    let instance = super::sync::delivered_instance(&tag);
+    let filed = match super::sync::placement(ctx, &instance, mailbox, &normalize_flags(flags))? {
+        Some((mailbox, flags)) => {
+            let mut target = mailboxes::ensure(ctx, &mailbox)?;
+            let uid = file_as(ctx, &mut target, &flags, date, sealed, &instance)?;
+            super::sync::arrived(ctx, &instance)?;
+            Incoming::Filed { uid }
+        }
+        // Here already, or a sibling's user deleted it before it came.
+        None => Incoming::Duplicate,
+    };
     ctx.conn
         .prepare_cached("INSERT INTO delivered (tag, at) VALUES (?1, ?2)")
         .and_then(|mut stmt| stmt.execute(params![&tag[..], super::now_ms()]))
         .map_err(sql)?;
-    Ok(Incoming::Filed { uid })
+    Ok(filed)
 }
 
 /// The new flag list of a message for one STORE operation.
@@ -397,7 +455,7 @@ fn apply(op: FlagOp, current: &[Flag], given: &[Flag]) -> Vec<Flag> {
 
 /// Changes the flags of existing messages of `mailbox` and saves it if
 /// anything changed. `given` must be normalised.
-fn change_flags(
+pub(super) fn change_flags(
     ctx: &mut WriteCtx,
     mailbox: &mut Mailbox,
     uids: &[Uid],
@@ -602,16 +660,27 @@ pub(super) fn expunge(
 }
 
 /// Adds copies of `rows` to `target` (same blobs, flags and INTERNALDATE)
-/// and saves it.
+/// and saves it. A move keeps each row's instance id; a copy is a new
+/// instance.
 fn copy_rows(
     ctx: &mut WriteCtx,
     rows: &[MessageRow],
     target: &mut Mailbox,
+    moving: bool,
 ) -> Result<Vec<(Uid, Uid)>, StoreError> {
     let mut mapping = Vec::with_capacity(rows.len());
     for row in rows {
         let date = (row.internal_date, row.date_offset);
-        let uid = insert_row(ctx, target, row.blob_id, row.size, &row.flags, date)?;
+        let instance = if moving { row.instance } else { new_instance() };
+        let uid = insert_row(
+            ctx,
+            target,
+            row.blob_id,
+            row.size,
+            &row.flags,
+            date,
+            &instance,
+        )?;
         mapping.push((row.uid, uid));
     }
     if !rows.is_empty() {
@@ -635,7 +704,15 @@ pub(super) fn copy_one(
     };
     let date = (row.internal_date, row.date_offset);
     let flags = normalize_flags(flags);
-    let copy = insert_row(ctx, target, row.blob_id, row.size, &flags, date)?;
+    let copy = insert_row(
+        ctx,
+        target,
+        row.blob_id,
+        row.size,
+        &flags,
+        date,
+        &new_instance(),
+    )?;
     save_mailbox(ctx, target)?;
     Ok(Some(copy))
 }
@@ -696,7 +773,7 @@ pub(super) fn copy(
     let source = mailboxes::require(&ctx.conn, from)?;
     let mut target = mailboxes::require(&ctx.conn, to)?;
     let rows = load_many(&ctx.conn, source.id, uids)?;
-    let mapping = copy_rows(ctx, &rows, &mut target)?;
+    let mapping = copy_rows(ctx, &rows, &mut target, false)?;
     Ok(CopyResult {
         uid_validity: target.uid_validity,
         mapping,
@@ -724,7 +801,7 @@ pub(super) fn move_uids(
     mut target: Mailbox,
 ) -> Result<CopyResult, StoreError> {
     let rows = load_many(&ctx.conn, source.id, uids)?;
-    let mapping = copy_rows(ctx, &rows, &mut target)?;
+    let mapping = copy_rows(ctx, &rows, &mut target, true)?;
     // The in-memory counters of a mailbox must come from its latest state.
     let mut source = if source.id == target.id {
         target.clone()

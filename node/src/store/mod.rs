@@ -45,6 +45,7 @@ mod read;
 mod recent;
 mod schema;
 mod sort_cache;
+mod sync;
 mod writer;
 
 #[cfg(test)]
@@ -141,8 +142,10 @@ pub struct OutboxCounts {
     pub deposited: u64,
 }
 
+pub use messages::Instance;
 pub use outbox::{DEPOSIT_RETENTION_MS, DEPOSITED_KEYWORD};
 pub use schema::OUTBOX_MAILBOX;
+pub use sync::{MailboxChange, SyncOp, Version};
 
 /// Outcome of [`Store::file_incoming`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -177,6 +180,11 @@ struct Inner {
     next_blob: AtomicI64,
     /// The `\Recent` claims of the sessions (see `recent`).
     claims: Arc<Claims>,
+    /// This device's PeerId while the identity has siblings: user changes
+    /// are then journalled for them (`sync`).
+    sync_device: std::sync::RwLock<Option<Arc<str>>>,
+    /// Notified after a commit that may have journalled something.
+    sync_wakeup: Arc<tokio::sync::Notify>,
     closed: AtomicBool,
 }
 
@@ -218,6 +226,8 @@ impl Store {
                 sort_fields: Arc::default(),
                 next_blob: AtomicI64::new(next_blob),
                 claims: Arc::default(),
+                sync_device: std::sync::RwLock::new(None),
+                sync_wakeup: Arc::default(),
                 closed: AtomicBool::new(false),
             }),
         })
@@ -264,8 +274,12 @@ impl Store {
             .map(|item| outbox::seal_item(&self.inner.crypto, item))
             .collect::<Result<Vec<_>, _>>()?;
         let now = now_ms();
-        self.write(move |ctx| outbox::submit(ctx, &sealed, &items, now))
-            .await
+        self.write_journalled(move |ctx, journal| {
+            let uid = outbox::submit(ctx, &sealed, &items, now)?;
+            sync::sent_copy(ctx, journal, uid)?;
+            Ok(uid)
+        })
+        .await
     }
 
     /// Queues outbox entries without a Sent or Outbox copy (the node's

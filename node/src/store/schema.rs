@@ -135,6 +135,35 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE mailboxes ADD COLUMN recent_uid INTEGER NOT NULL DEFAULT 1;
     UPDATE mailboxes SET recent_uid = uid_next;
     "#,
+    // 6 (issue 8, device sync, `sync`): every message row names its
+    // instance (the same message on every device of the identity; rows
+    // stored before get one derived from UIDVALIDITY and UID by
+    // `sync::fill_instances`, so two copies of one store agree); per
+    // instance the last-writer-wins registers a sibling's ops are compared
+    // with; the journal of this device's user changes not yet queued for
+    // the siblings; and a sibling's COPY of a message not here yet.
+    r#"
+    ALTER TABLE messages ADD COLUMN instance BLOB;
+    CREATE INDEX messages_instance ON messages (instance);
+    CREATE TABLE sync_state (
+        instance  BLOB PRIMARY KEY,
+        flags     TEXT,
+        flags_at  INTEGER NOT NULL DEFAULT 0,
+        flags_dev TEXT NOT NULL DEFAULT '',
+        place     TEXT,
+        place_at  INTEGER NOT NULL DEFAULT 0,
+        place_dev TEXT NOT NULL DEFAULT ''
+    ) STRICT, WITHOUT ROWID;
+    CREATE TABLE sync_journal (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        op  TEXT NOT NULL
+    ) STRICT;
+    CREATE TABLE sync_waiting (
+        source BLOB NOT NULL,
+        op     TEXT NOT NULL
+    ) STRICT;
+    CREATE INDEX sync_waiting_source ON sync_waiting (source);
+    "#,
 ];
 
 /// Creates a database at schema version 1 exactly (migration 1 and the
@@ -270,6 +299,9 @@ fn migrate(conn: &Connection, crypto: &Crypto) -> Result<(), StoreError> {
         }
         if version < 4 {
             super::outbox::fill_peer_tags(conn, crypto)?;
+        }
+        if version < 6 {
+            super::sync::fill_instances(conn)?;
         }
         Ok(())
     })();

@@ -14,6 +14,7 @@ mod message;
 mod node;
 mod outbox;
 mod sort;
+mod sync;
 
 /// The store key every test uses.
 const KEY: [u8; 32] = [0x42; 32];

@@ -354,5 +354,5 @@ async fn a_version_1_database_is_migrated() {
     let version: i64 = conn
         .query_row("PRAGMA user_version", [], |row| row.get(0))
         .expect("version");
-    assert_eq!(version, 5);
+    assert_eq!(version, 6);
 }

@@ -64,7 +64,10 @@ async fn migration_3_fills_old_rows() {
             "ALTER TABLE blobs DROP COLUMN sort_fields; \
              ALTER TABLE mailboxes DROP COLUMN vanished_floor; \
              ALTER TABLE mailboxes DROP COLUMN recent_uid; DROP INDEX outbox_peer; \
-             ALTER TABLE outbox DROP COLUMN peer_tag; PRAGMA user_version = 2;",
+             ALTER TABLE outbox DROP COLUMN peer_tag; DROP INDEX messages_instance; \
+             ALTER TABLE messages DROP COLUMN instance; DROP TABLE sync_state; \
+             DROP TABLE sync_journal; \
+             DROP TABLE sync_waiting; PRAGMA user_version = 2;",
         )
         .expect("downgrade");
     }
