@@ -79,6 +79,8 @@ struct SecretBundle {
 pub struct PublicInfo {
     /// Our own contact card.
     pub card: ContactCard,
+    /// This device's PeerId (one of the card's devices).
+    pub peer_id: PeerId,
 }
 
 /// A decrypted and verified message.
@@ -267,7 +269,11 @@ impl Identity {
                 reason: "it is not the card of this home's identity".into(),
             });
         }
-        Ok(PublicInfo { card })
+        let peer_id = file.peer_id.parse().map_err(|_| KeyError::Corrupt {
+            path: home.join(IDENTITY_FILE),
+            reason: "its PeerId is not valid".into(),
+        })?;
+        Ok(PublicInfo { card, peer_id })
     }
 
     /// Unlocks the identity stored in `home`.

@@ -339,7 +339,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
                 DeviceCommand::Join { code, secret_store } => {
                     crate::device::join(&home, code, &cli.protection(*secret_store))
                 }
-                DeviceCommand::List => crate::device::list(&home, &cli.unlocker()),
+                DeviceCommand::List => crate::device::list(&home),
                 DeviceCommand::Remove { peer } => {
                     crate::device::remove(&home, &cli.unlocker(), peer)
                 }
@@ -851,7 +851,10 @@ fn status(home: &Home) -> anyhow::Result<()> {
     let info = Identity::public_info(home.path())?;
     println!("identity: {} <{}>", info.card.name(), info.card.address());
     println!("fingerprint: {}", info.card.fingerprint());
-    println!("peer-id: {}", info.card.peer_id());
+    println!("peer-id: {}", info.peer_id);
+    if info.card.devices().len() > 1 {
+        println!("devices: {}", info.card.devices().len());
+    }
     println!("encryption-key: {}", info.card.encryption_keys().join(", "));
     if let Some(revocation) = info.card.revocation() {
         println!("key: {revocation}");

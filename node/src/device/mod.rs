@@ -57,10 +57,11 @@ pub enum DeviceCommand {
 }
 
 /// `mailnode device list`.
-pub fn list(home: &Home, unlocker: &Unlocker) -> anyhow::Result<()> {
-    let identity = load(home, unlocker)?;
-    for peer in identity.card().devices() {
-        if peer == identity.peer_id() {
+pub fn list(home: &Home) -> anyhow::Result<()> {
+    require_identity(home)?;
+    let info = Identity::public_info(home.path())?;
+    for peer in info.card.devices() {
+        if *peer == info.peer_id {
             println!("{peer}\tthis device");
         } else {
             println!("{peer}");
@@ -103,7 +104,7 @@ pub fn remove(home: &Home, unlocker: &Unlocker, peer: &str) -> anyhow::Result<()
     }
 }
 
-fn load(home: &Home, unlocker: &Unlocker) -> anyhow::Result<Identity> {
+fn require_identity(home: &Home) -> anyhow::Result<()> {
     if !Identity::exists(home.path()) {
         bail!(
             "no identity in {}: create one with `mailnode keygen`, or join one with `mailnode \
@@ -111,6 +112,5 @@ fn load(home: &Home, unlocker: &Unlocker) -> anyhow::Result<Identity> {
             home.path().display()
         );
     }
-    Identity::load(home.path(), unlocker)
-        .with_context(|| format!("cannot unlock the identity in {}", home.path().display()))
+    Ok(())
 }
