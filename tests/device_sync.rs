@@ -14,9 +14,9 @@ use std::fs;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{Node, PASSPHRASE, simple_message, value_of, wait_until};
+use common::{Node, simple_message, value_of, wait_until};
 use imap_bridge::backend::MailStore;
-use keys::{AddressBook, Identity, PassphraseSource, Protection, StrangerBook, Unlocker};
+use keys::{AddressBook, Identity, StrangerBook};
 use mailnode::contacts::Contacts;
 use mailnode::inbound::{self, Inbound};
 use mailnode::network::{DeliveryRequest, DeliveryResponse};
@@ -29,41 +29,14 @@ const WAIT: Duration = Duration::from_secs(60);
 /// How long a change on one device may take to show on the other.
 const SYNC: Duration = Duration::from_secs(20);
 
-fn unlocker() -> Unlocker {
-    Unlocker::new(PassphraseSource::fixed(PASSPHRASE))
-}
-
-/// Links a new device to `bob` (stopped) the way `mailnode device link`
-/// does: a new libp2p key whose PeerId goes on the card, the identity's
-/// secrets for the new device, a copy of the address book and of the mail
-/// store.
+/// Links a new device to `bob` (stopped) with `mailnode device link` and
+/// `mailnode device join`: it gets the identity, the address book and a
+/// copy of the mail store.
 fn link_device(bob: &Node, name: &str) -> Node {
-    let keypair = libp2p::identity::Keypair::generate_ed25519();
-    let peer = keypair.public().to_peer_id();
-    let added = Identity::update_stored(bob.home(), &unlocker(), |id| id.add_device(peer))
-        .expect("add the device to the card");
-    assert!(added);
-    let linker = Identity::load(bob.home(), &unlocker()).expect("load bob");
-    let secrets = linker.export_for_device().expect("export for the device");
-    let joined = Identity::join_device(&secrets, keypair).expect("join");
-    let node = Node::without_home(name, &bob.email);
-    fs::create_dir_all(node.home()).expect("home");
-    joined
-        .save(
-            node.home(),
-            &Protection::Passphrase(PassphraseSource::fixed(PASSPHRASE)),
-        )
-        .expect("save the joined identity");
-    for file in ["contacts.json", "mail.db"] {
-        if bob.home().join(file).exists() {
-            fs::copy(bob.home().join(file), node.home().join(file)).expect("copy");
-        }
-    }
-    node
+    common::devices::link_new_device(bob, name).0
 }
 
-/// The running daemon's own PeerId (`run.json`; `mailnode status` shows
-/// the card's first device).
+/// The running daemon's own PeerId, as it published it in `run.json`.
 fn device_id(node: &Node) -> String {
     let text = fs::read_to_string(node.home().join("run.json")).expect("run.json");
     let json: serde_json::Value = serde_json::from_str(&text).expect("json");
@@ -249,11 +222,7 @@ fn two_devices_of_bob_keep_one_mailbox() {
 
     // The phone is removed from the card: it receives nothing new.
     bob.stop();
-    let phone_peer: libp2p::PeerId = device_id(&phone).parse().expect("peer id");
-    let removed =
-        Identity::update_stored(bob.home(), &unlocker(), |id| id.remove_device(&phone_peer))
-            .expect("remove the device");
-    assert!(removed);
+    bob.cli_ok(&["device", "remove", &device_id(&phone)]);
     start_on(&mut bob, &bootstrap);
     wait_until(WAIT, "alice learns bob's card", || {
         alice.log().contains("applied a contact's card update")

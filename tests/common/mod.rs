@@ -14,6 +14,7 @@
 
 #![allow(dead_code)]
 
+pub mod devices;
 pub mod dht;
 
 use std::fs;
