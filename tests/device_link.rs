@@ -226,15 +226,6 @@ fn join_refuses_a_home_with_an_identity_and_a_mistyped_code() {
     assert!(status.success(), "{text}");
 }
 
-/// Alice's contact line for Bob.
-fn contact_line(node: &Node, address: &str) -> String {
-    node.cli_ok(&["contacts", "list"])
-        .lines()
-        .find(|l| l.contains(&format!("<{address}>")))
-        .unwrap_or_else(|| panic!("{address} is not a contact of {}", node.name))
-        .to_string()
-}
-
 fn has_subject(node: &Node, mailbox: &str, subject: &str) -> bool {
     node.imap_tool("subjects", &[mailbox])
         .lines()
@@ -250,7 +241,7 @@ fn mail_reaches_every_device_and_not_a_removed_one() {
     // its card is Bob's card (same key), now listing both devices.
     alice.add_contact(&laptop);
     assert!(
-        contact_line(&alice, &bob.email).contains(&laptop_peer),
+        alice.contact_line(&bob.email).contains(&laptop_peer),
         "Alice's card of Bob lists the laptop"
     );
     bob.start();
@@ -280,7 +271,7 @@ fn mail_reaches_every_device_and_not_a_removed_one() {
     bob.cli_ok(&["device", "remove", &laptop_peer]);
     bob.start();
     wait_until(WAIT, "Alice applies Bob's card without the laptop", || {
-        !contact_line(&alice, &bob.email).contains(&laptop_peer)
+        !alice.contact_line(&bob.email).contains(&laptop_peer)
     });
     alice.send_with_lettre(
         &[&bob.email],

@@ -40,15 +40,6 @@ fn message_containing(node: &Node, mailbox: &str, needle: &str) -> String {
         })
 }
 
-/// Bob's contact line for `address`.
-fn contact_line(node: &Node, address: &str) -> String {
-    node.cli_ok(&["contacts", "list"])
-        .lines()
-        .find(|l| l.contains(&format!("<{address}>")))
-        .unwrap_or_else(|| panic!("{address} is not a contact of {}", node.name))
-        .to_string()
-}
-
 /// Bob writes to Alice and Alice to Bob; each message arrives.
 fn mail_both_ways(alice: &Node, bob: &Node, tag: &str) {
     for (from, to) in [(bob, alice), (alice, bob)] {
@@ -90,7 +81,7 @@ fn try_send(node: &Node, to: &str, raw: &[u8]) -> Result<(), String> {
 fn a_rotation_reaches_bob_and_mail_flows_both_ways() {
     let (mut alice, bob) = Node::running_pair();
     bob.cli_ok(&["contacts", "verify", "alice@example.org", "--yes"]);
-    let old_line = contact_line(&bob, "alice@example.org");
+    let old_line = bob.contact_line("alice@example.org");
 
     // Refused while the daemon runs: it holds the secrets.
     let out = alice.cli(&["keys", "rotate"]);
@@ -113,7 +104,7 @@ fn a_rotation_reaches_bob_and_mail_flows_both_ways() {
     });
     let notice = message_containing(&bob, "INBOX", subject);
     assert!(notice.contains(&new_key), "{notice}");
-    let line = contact_line(&bob, "alice@example.org");
+    let line = bob.contact_line("alice@example.org");
     assert!(
         line.contains(&format!("encryption-key {new_key}")),
         "{line}"
@@ -157,7 +148,7 @@ fn a_rotation_reaches_bob_and_mail_flows_both_ways() {
 #[test]
 fn a_card_update_by_another_key_is_refused() {
     let (alice, bob) = Node::running_pair();
-    let before = contact_line(&bob, "alice@example.org");
+    let before = bob.contact_line("alice@example.org");
     // Mallory's key claims Alice's address; the card reaches Bob over
     // Alice's own authenticated channel (as if Mallory held Alice's
     // node), and over a contact's channel for someone else's address.
@@ -174,7 +165,7 @@ fn a_card_update_by_another_key_is_refused() {
         bounce.contains("an update must be made by the primary key"),
         "{bounce}"
     );
-    assert_eq!(contact_line(&bob, "alice@example.org"), before);
+    assert_eq!(bob.contact_line("alice@example.org"), before);
     assert_eq!(bob.count("INBOX"), 0, "something was filed at Bob");
     assert!(bob.log().contains("refused a card update"), "{}", bob.log());
 
@@ -202,7 +193,7 @@ fn a_revocation_reaches_bob_and_a_forged_one_does_not() {
     );
     wait_until(WAIT, "Alice's bounce", || alice.count("INBOX") == 1);
     assert!(
-        !contact_line(&bob, "alice@example.org").contains("revoked"),
+        !bob.contact_line("alice@example.org").contains("revoked"),
         "a forged revocation was applied"
     );
     try_send(
@@ -235,7 +226,7 @@ fn a_revocation_reaches_bob_and_a_forged_one_does_not() {
     });
     let notice = message_containing(&bob, "INBOX", subject);
     assert!(notice.contains("moving to a new key"), "{notice}");
-    assert!(contact_line(&bob, "alice@example.org").contains("revoked on"));
+    assert!(bob.contact_line("alice@example.org").contains("revoked on"));
 
     // Bob's node no longer encrypts to Alice: refused at RCPT, with why.
     let err = try_send(
@@ -288,7 +279,7 @@ fn an_announcement_waits_in_the_outbox_for_an_offline_contact() {
             "Alice <alice@example.org> rotated their encryption key",
         )
     });
-    assert!(contact_line(&bob, "alice@example.org").contains(&new_key));
+    assert!(bob.contact_line("alice@example.org").contains(&new_key));
     assert_eq!(alice.log_count("queued our changed card for a contact"), 1);
     assert_eq!(bob.count("INBOX"), 1, "one notice, nothing else");
 }
@@ -304,13 +295,13 @@ fn a_revocation_certificate_imported_by_hand_is_checked() {
     std::fs::write(&forged, mallory.cli_ok(&["revocation"])).expect("write");
     let out = bob.cli(&["contacts", "import", forged.to_str().expect("utf-8")]);
     assert!(!out.status.success(), "{}", describe(&out));
-    assert!(!contact_line(&bob, "alice@example.org").contains("revoked"));
+    assert!(!bob.contact_line("alice@example.org").contains("revoked"));
 
     let real = dir.path().join("alice-revocation.asc");
     std::fs::write(&real, alice.cli_ok(&["revocation"])).expect("write");
     let out = bob.cli_ok(&["contacts", "import", real.to_str().expect("utf-8")]);
     assert!(out.contains("revoked on"), "{out}");
-    let line = contact_line(&bob, "alice@example.org");
+    let line = bob.contact_line("alice@example.org");
     assert!(
         line.contains("revoked on") && line.contains("no reason given"),
         "{line}"
@@ -347,7 +338,7 @@ fn a_new_peer_id_reaches_bob_and_mail_flows_both_ways() {
         "INBOX",
         "Alice <alice@example.org> rotated their encryption key"
     ));
-    let line = contact_line(&bob, "alice@example.org");
+    let line = bob.contact_line("alice@example.org");
     assert!(line.contains(&format!("peer-id {new_peer}")), "{line}");
     assert!(line.ends_with("verified"), "{line}");
 

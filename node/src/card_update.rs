@@ -54,30 +54,64 @@ pub fn control_card(message: &[u8]) -> Option<Result<Vec<u8>, String>> {
 /// The plaintext of the control message that announces `card` to `to`,
 /// from `from` (our address and display name).
 pub fn control_message(from_name: &str, from: &str, to: &str, card: &ContactCard) -> Vec<u8> {
-    let mut id = [0u8; 16];
-    rand::RngCore::fill_bytes(&mut rand::thread_rng(), &mut id);
+    let mut message = control_header(ControlHeader {
+        from_name,
+        from,
+        to,
+        kind: CARD_UPDATE,
+        subject: "mailnode card update",
+        content_type: "application/pgp-keys",
+        encoding: "7bit",
+    });
+    message.push_str(
+        &card
+            .to_armored()
+            .replace("\r\n", "\n")
+            .replace('\n', "\r\n"),
+    );
+    message.into_bytes()
+}
+
+/// What the header of a control message says.
+pub struct ControlHeader<'a> {
+    /// Our display name and address.
+    pub from_name: &'a str,
+    pub from: &'a str,
+    /// The recipient's address.
+    pub to: &'a str,
+    /// The value of [`CONTROL_FIELD`].
+    pub kind: &'a str,
+    pub subject: &'a str,
+    pub content_type: &'a str,
+    pub encoding: &'a str,
+}
+
+/// The header of a control message of `kind` (card updates, device sync),
+/// with a random Message-ID, up to and with the empty line.
+pub fn control_header(header: ControlHeader<'_>) -> String {
+    let id: [u8; 16] = rand::random();
     format!(
         "From: {name} <{from}>\r\n\
          To: <{to}>\r\n\
          Date: {date}\r\n\
-         Message-ID: <card-update-{id}@mailnode.invalid>\r\n\
-         Subject: mailnode card update\r\n\
-         {CONTROL_FIELD}: {CARD_UPDATE}\r\n\
+         Message-ID: <{kind}-{id}@mailnode.invalid>\r\n\
+         Subject: {subject}\r\n\
+         {CONTROL_FIELD}: {kind}\r\n\
          Auto-Submitted: auto-generated\r\n\
          MIME-Version: 1.0\r\n\
-         Content-Type: application/pgp-keys\r\n\
-         Content-Transfer-Encoding: 7bit\r\n\
-         \r\n\
-         {armored}",
-        name = one_line(from_name).replace(['<', '>', '"'], ""),
+         Content-Type: {content_type}\r\n\
+         Content-Transfer-Encoding: {encoding}\r\n\
+         \r\n",
+        name = one_line(header.from_name).replace(['<', '>', '"'], ""),
+        from = header.from,
+        to = header.to,
+        kind = header.kind,
+        subject = header.subject,
+        content_type = header.content_type,
+        encoding = header.encoding,
         date = chrono::Utc::now().to_rfc2822(),
         id = hex::encode(id),
-        armored = card
-            .to_armored()
-            .replace("\r\n", "\n")
-            .replace('\n', "\r\n"),
     )
-    .into_bytes()
 }
 
 /// Applies the card update `bytes` that `contact` sent (already

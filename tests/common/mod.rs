@@ -849,6 +849,15 @@ impl Node {
         value_of(&self.cli_ok(&["status"]), "peer-id").expect("status prints peer-id")
     }
 
+    /// This node's address-book line (`contacts list`) for `address`.
+    pub fn contact_line(&self, address: &str) -> String {
+        self.cli_ok(&["contacts", "list"])
+            .lines()
+            .find(|l| l.contains(&format!("<{address}>")))
+            .unwrap_or_else(|| panic!("{address} is not a contact of {}", self.name))
+            .to_string()
+    }
+
     /// Imports `other`'s card with no address hint: the node must find it
     /// by PeerId alone (DHT, mDNS).
     pub fn add_contact_without_addr(&self, other: &Node) {

@@ -9,7 +9,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::card_update::CONTROL_FIELD;
+use crate::card_update::{CONTROL_FIELD, ControlHeader, control_header};
 use crate::rawmail::RawMessage;
 use crate::store::SyncOp;
 
@@ -64,23 +64,15 @@ impl Batch {
 /// The plaintext control message carrying `batch`, from and to
 /// `address`.
 pub fn control_message(name: &str, address: &str, batch: &Batch) -> Vec<u8> {
-    let id: [u8; 16] = rand::random();
-    let mut message = format!(
-        "From: {name} <{address}>\r\n\
-         To: <{address}>\r\n\
-         Date: {date}\r\n\
-         Message-ID: <device-sync-{id}@mailnode.invalid>\r\n\
-         Subject: mailnode device sync\r\n\
-         {CONTROL_FIELD}: {DEVICE_SYNC}\r\n\
-         Auto-Submitted: auto-generated\r\n\
-         MIME-Version: 1.0\r\n\
-         Content-Type: application/cbor\r\n\
-         Content-Transfer-Encoding: binary\r\n\
-         \r\n",
-        name = crate::bounce::one_line(name).replace(['<', '>', '"'], ""),
-        date = chrono::Utc::now().to_rfc2822(),
-        id = hex::encode(id),
-    )
+    let mut message = control_header(ControlHeader {
+        from_name: name,
+        from: address,
+        to: address,
+        kind: DEVICE_SYNC,
+        subject: "mailnode device sync",
+        content_type: "application/cbor",
+        encoding: "binary",
+    })
     .into_bytes();
     message.extend_from_slice(&batch.encode());
     message
