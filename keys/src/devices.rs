@@ -346,4 +346,66 @@ mod tests {
         assert_eq!(laptop.card().devices(), &[laptop_peer]);
         assert_eq!(laptop.card().peer_id(), &laptop_peer);
     }
+
+    #[test]
+    fn the_device_list_is_bounded() {
+        let mut alice = Identity::generate("Alice", "alice@example.org").expect("identity");
+        // Fifteen more devices in one self-signature (fifteen `add_device`
+        // calls would each wait for the next second).
+        let mut devices = alice.card().devices().to_vec();
+        devices.extend((1..MAX_DEVICES).map(|_| device_peer().1));
+        let full = rebind_devices(alice.tsk(), &devices).expect("rebind");
+        alice.replace_cert(full).expect("sixteen devices");
+        assert_eq!(alice.card().devices().len(), MAX_DEVICES);
+        let err = alice
+            .add_device(device_peer().1)
+            .expect_err("a seventeenth");
+        assert!(err.to_string().contains("remove one first"), "{err}");
+
+        // A card that lists more is no card.
+        devices.push(device_peer().1);
+        let over = rebind_devices(alice.tsk(), &devices).expect("rebind");
+        let err = ContactCard::from_cert(over.strip_secret_key_material()).expect_err("17");
+        assert!(err.to_string().contains("at most 16"), "{err}");
+    }
+
+    #[test]
+    fn a_device_notation_that_is_no_peer_id_makes_no_card() {
+        let alice = Identity::generate("Alice", "alice@example.org").expect("identity");
+        let tsk = alice.tsk();
+        let policy = StandardPolicy::new();
+        let valid = tsk.with_policy(&policy, None).expect("valid");
+        let primary = valid.primary_userid().expect("user id");
+        let userid = primary.userid().clone();
+        let builder = SignatureBuilder::from(primary.binding_signature().clone())
+            .set_signature_creation_time(
+                primary
+                    .binding_signature()
+                    .signature_creation_time()
+                    .expect("time")
+                    + Duration::from_secs(1),
+            )
+            .and_then(|b| {
+                b.add_notation(
+                    DEVICE_NOTATION,
+                    "not-a-peer-id",
+                    NotationDataFlags::empty().set_human_readable(),
+                    false,
+                )
+            })
+            .expect("builder");
+        let mut signer = crate::rotate::primary_keypair(tsk).expect("signer");
+        let binding = userid.bind(&mut signer, tsk, builder).expect("bind");
+        let cert = tsk
+            .clone()
+            .insert_packets(std::iter::once(Packet::from(binding)))
+            .expect("insert")
+            .0
+            .strip_secret_key_material();
+        let err = ContactCard::from_cert(cert).expect_err("bad device notation");
+        assert!(
+            err.to_string().contains("\"not-a-peer-id\" is invalid"),
+            "{err}"
+        );
+    }
 }

@@ -13,7 +13,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from mailtool import check, fail, imap_login, ok, raw_login, wait_for  # noqa: E402
+from mailtool import begin_idle, fail, imap_login, ok, raw_login, wait_for  # noqa: E402
 
 
 def main():
@@ -22,11 +22,7 @@ def main():
     host, port1, pass1, port2, pass2, user, uid1 = sys.argv[1:]
     idler = raw_login(host, port2, user, pass2)
     idler.command('SELECT "INBOX"')
-    idler.counter += 1
-    tag = f"c{idler.counter}"
-    idler.send(f"{tag} IDLE\r\n".encode())
-    line = idler.read_response()
-    check(line.startswith(b"+"), f"IDLE continuation: {line!r}")
+    begin_idle(idler)
 
     other = imap_login(host, port1, user, pass1)
     ok(other.select("INBOX"), "SELECT")

@@ -347,6 +347,16 @@ def raw_login(host, port, user, password):
     return conn
 
 
+def begin_idle(conn):
+    """Sends IDLE on a raw connection and checks the continuation; returns the tag."""
+    conn.counter += 1
+    tag = f"c{conn.counter}"
+    conn.send(f"{tag} IDLE\r\n".encode())
+    line = conn.read_response()
+    check(line.startswith(b"+"), f"IDLE continuation: {line!r}")
+    return tag
+
+
 def code_value(lines, code):
     """The number in `[CODE n]` in any of `lines`, or None."""
     pattern = re.compile(rb"\[" + code.encode() + rb" (\d+)")
@@ -917,11 +927,7 @@ def cmd_idle_push(host, port, user, password):
         m = re.match(rb"^\* (\d+) EXISTS", line)
         if m:
             exists = int(m.group(1))
-    idler.counter += 1
-    idle_tag = f"c{idler.counter}"
-    idler.send(f"{idle_tag} IDLE\r\n".encode())
-    line = idler.read_response()
-    check(line.startswith(b"+"), f"IDLE continuation: {line!r}")
+    idle_tag = begin_idle(idler)
 
     other = imap_login(host, port, user, password)
     msg = suite_plain("Idle push", "idle-push", "Fri, 06 Mar 2026 10:00:00 +0000", "pushed")
