@@ -279,13 +279,24 @@ fn create_private(path: &Path) -> anyhow::Result<File> {
 ///   MODSEQ and the mailbox's counters updated; a blob that only they used
 ///   goes too (each shares the Sent copy's blob).
 ///
+/// - the device-sync journal is emptied: its ops are the linker's, still
+///   to be sent to the linker's siblings by the linker.
+///
 /// Every other mailbox keeps its UIDVALIDITY, UIDs, flags and MODSEQs.
-/// Device sync may add tables to clear here.
 pub(crate) fn prepare_copied_store(path: &Path) -> anyhow::Result<()> {
     let mut conn = rusqlite::Connection::open(path)
         .with_context(|| format!("cannot open the copy {}", path.display()))?;
     let tx = conn.transaction()?;
     tx.execute("DELETE FROM outbox", [])?;
+    // A store not opened since before device sync (schema 6) has no journal.
+    let journal: i64 = tx.query_row(
+        "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'sync_journal'",
+        [],
+        |row| row.get(0),
+    )?;
+    if journal > 0 {
+        tx.execute("DELETE FROM sync_journal", [])?;
+    }
     let outbox: Option<i64> = tx
         .query_row(
             "SELECT id FROM mailboxes WHERE name = ?1",
@@ -417,7 +428,7 @@ mod tests {
     #[tokio::test]
     async fn a_prepared_copy_has_no_outbox_and_keeps_sent() {
         use crate::store::{OutboxCounts, OutboxItem, Store};
-        use imap_bridge::backend::{Content, MailStore};
+        use imap_bridge::backend::{Content, FlagOp, MailStore};
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("mail.db");
         let key = [7u8; 32];
@@ -435,6 +446,13 @@ mod tests {
             .submit_outgoing(sent.clone(), vec![item])
             .await
             .expect("submit");
+        // An op the linker has yet to send its own siblings.
+        store.set_sync_device(Some("linker"));
+        store
+            .store_flags("Sent", &[uid], FlagOp::Add, &["\\Flagged".into()], None)
+            .await
+            .expect("flag");
+        assert_eq!(store.sync_pending(10).await.expect("pending").len(), 1);
         let outbox_before = store.snapshot("Outbox").await.expect("outbox");
         assert_eq!(outbox_before.messages().len(), 1);
         let sent_before = store.snapshot("Sent").await.expect("sent");
@@ -462,6 +480,10 @@ mod tests {
             .await
             .expect("the Sent copy's blob is kept");
         assert_eq!(&fetched[0].1[..], &sent[..]);
+        assert!(
+            copied.sync_pending(10).await.expect("pending").is_empty(),
+            "the linker's journal stays with the linker"
+        );
         copied.close().await;
     }
 }

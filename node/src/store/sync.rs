@@ -870,27 +870,6 @@ impl Store {
         .await
     }
 
-    /// Deletes journal rows made by another device: a joined device's
-    /// store is a copy of its linker's, journal included. Returns how many.
-    pub async fn sync_forget_foreign(&self, device: &str) -> Result<usize, StoreError> {
-        let device = device.to_string();
-        self.write(move |ctx| {
-            let foreign: Vec<i64> = pending(&ctx.conn, usize::MAX)?
-                .into_iter()
-                .filter(|(_, op)| op.version().device != device)
-                .map(|(seq, _)| seq)
-                .collect();
-            for seq in &foreign {
-                ctx.conn
-                    .prepare_cached("DELETE FROM sync_journal WHERE seq = ?1")
-                    .and_then(|mut stmt| stmt.execute(params![seq]))
-                    .map_err(sql)?;
-            }
-            Ok(foreign.len())
-        })
-        .await
-    }
-
     /// Applies a sibling's ops in one transaction; returns after the
     /// commit. New messages' contents are sealed first.
     pub async fn sync_apply(&self, ops: Vec<SyncOp>) -> Result<(), StoreError> {

@@ -156,14 +156,6 @@ pub struct Service {
 /// Runs the service until `shutdown` turns true.
 pub async fn run(service: Service, mut shutdown: watch::Receiver<bool>) {
     let own = service.devices.own().to_string();
-    match service.store.sync_forget_foreign(&own).await {
-        Ok(0) => {}
-        Ok(n) => tracing::info!(
-            rows = n,
-            "dropped sync journal rows copied from another device"
-        ),
-        Err(err) => tracing::error!("cannot clean the sync journal: {err}"),
-    }
     let wakeup = service.store.sync_wakeup();
     let mut siblings = Vec::new();
     loop {

@@ -296,23 +296,6 @@ async fn the_sent_copy_is_journalled_and_a_copied_journal_is_dropped() {
     assert_eq!(count(&d.two, "Sent").await, 1);
     assert_eq!(flags_of(&d.two, "Sent").await, vec![flags(&["\\Seen"])]);
 
-    // Rows another device journalled (a store copied at the join) are
-    // not this device's to send.
-    d.two.set_sync_device(Some("device-three"));
-    d.two
-        .store_flags("Sent", &[1], FlagOp::Add, &flags(&["\\Flagged"]), None)
-        .await
-        .expect("store");
-    d.two.set_sync_device(Some("device-two"));
-    assert_eq!(
-        d.two
-            .sync_forget_foreign("device-two")
-            .await
-            .expect("forget"),
-        1
-    );
-    assert!(d.two.sync_pending(10).await.expect("pending").is_empty());
-
     // Without siblings nothing is journalled.
     d.one.set_sync_device(None);
     d.one
