@@ -75,16 +75,18 @@ impl Devices {
         self
     }
 
-    fn read(&self) -> ContactCard {
+    /// Runs `f` on the held card without copying it (every inbound
+    /// delivery asks [`Devices::is_sibling`]).
+    fn with<R>(&self, f: impl FnOnce(&ContactCard) -> R) -> R {
         match self.state.read() {
-            Ok(card) => card.clone(),
-            Err(poisoned) => poisoned.into_inner().clone(),
+            Ok(card) => f(&card),
+            Err(poisoned) => f(&poisoned.into_inner()),
         }
     }
 
     /// The own card as last learned.
     pub fn card(&self) -> ContactCard {
-        self.read()
+        self.with(ContactCard::clone)
     }
 
     /// This device's PeerId.
@@ -94,17 +96,18 @@ impl Devices {
 
     /// Every other device on the card.
     pub fn siblings(&self) -> Vec<PeerId> {
-        let card = self.read();
-        card.devices()
-            .iter()
-            .filter(|peer| **peer != self.own)
-            .copied()
-            .collect()
+        self.with(|card| {
+            card.devices()
+                .iter()
+                .filter(|peer| **peer != self.own)
+                .copied()
+                .collect()
+        })
     }
 
     /// Whether `peer` is another device on our card now.
     pub fn is_sibling(&self, peer: &PeerId) -> bool {
-        *peer != self.own && self.read().has_device(peer)
+        *peer != self.own && self.with(|card| card.has_device(peer))
     }
 
     /// Takes a sibling's card when it is a newer version of ours that
