@@ -12,7 +12,7 @@
 use std::sync::OnceLock;
 
 use crate::backend::Uid;
-use crate::mime::SortFields;
+use crate::mime::{SortFields, SortFieldsRef};
 
 /// The string keys a SORT ranks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -39,7 +39,7 @@ impl TextKey {
     }
 
     /// The text of `fields` this key compares.
-    pub fn of(self, fields: &SortFields) -> &str {
+    pub fn of(self, fields: SortFieldsRef<'_>) -> &str {
         match self {
             TextKey::Subject => fields.subject(),
             TextKey::From => fields.from(),
@@ -53,10 +53,21 @@ impl TextKey {
 
 /// The sort fields of messages of one mailbox, ascending UID
 /// ([`crate::backend::MailStore::sort_fields`]).
+///
+/// Stored column by column: a store keeps one of these per mailbox in
+/// memory, so a message costs 17 bytes plus its packed texts (see
+/// [`SortFieldsRef`]), which sit one after the other in one arena. A
+/// replaced entry leaves its old texts in the arena until the map is
+/// rebuilt (stores rebuild it when messages go).
 #[derive(Debug, Clone, Default)]
 pub struct SortFieldMap {
     uids: Vec<Uid>,
-    fields: Vec<SortFields>,
+    /// The `Date:` of each, when [`HAS_DATE`] is in its bits.
+    dates: Vec<i64>,
+    bits: Vec<u8>,
+    /// Where each entry's packed form starts in `arena`.
+    starts: Vec<u32>,
+    arena: Vec<u8>,
     /// Per [`TextKey`], every entry's rank; made when first asked, dropped
     /// when the map changes.
     ranks: [OnceLock<Box<[u32]>>; TextKey::COUNT],
@@ -67,7 +78,10 @@ impl SortFieldMap {
     pub fn with_capacity(capacity: usize) -> SortFieldMap {
         SortFieldMap {
             uids: Vec::with_capacity(capacity),
-            fields: Vec::with_capacity(capacity),
+            dates: Vec::with_capacity(capacity),
+            bits: Vec::with_capacity(capacity),
+            starts: Vec::with_capacity(capacity),
+            arena: Vec::new(),
             ranks: Default::default(),
         }
     }
@@ -82,38 +96,75 @@ impl SortFieldMap {
         self.uids.is_empty()
     }
 
+    /// Gives back the room the vectors grew beyond what they hold: for a
+    /// map that is filled once and then kept.
+    pub fn shrink_to_fit(&mut self) {
+        self.uids.shrink_to_fit();
+        self.dates.shrink_to_fit();
+        self.bits.shrink_to_fit();
+        self.starts.shrink_to_fit();
+        self.arena.shrink_to_fit();
+    }
+
     /// Adds (or replaces) the fields of `uid`. Cheapest in ascending UID
     /// order, which is how stores fill it and how new mail arrives.
     pub fn insert(&mut self, uid: Uid, fields: SortFields) {
+        self.insert_ref(uid, fields.view());
+    }
+
+    /// [`SortFieldMap::insert`] of borrowed fields (copied in).
+    ///
+    /// # Panics
+    /// Never in practice: the arena would have to pass 4 GiB of header
+    /// texts, far beyond any mailbox's.
+    pub fn insert_ref(&mut self, uid: Uid, fields: SortFieldsRef<'_>) {
         self.ranks = Default::default();
+        let start = u32::try_from(self.arena.len()).expect("sort field arena below 4 GiB");
+        self.arena.extend_from_slice(fields.packed());
+        let bits = fields.bits() | fields.date().map_or(0, |_| HAS_DATE);
+        let date = fields.date().unwrap_or_default();
         if self.uids.last().is_none_or(|last| *last < uid) {
             self.uids.push(uid);
-            self.fields.push(fields);
+            self.dates.push(date);
+            self.bits.push(bits);
+            self.starts.push(start);
             return;
         }
         match self.uids.binary_search(&uid) {
-            Ok(at) => self.fields[at] = fields,
+            Ok(at) => {
+                self.dates[at] = date;
+                self.bits[at] = bits;
+                self.starts[at] = start;
+            }
             Err(at) => {
                 self.uids.insert(at, uid);
-                self.fields.insert(at, fields);
+                self.dates.insert(at, date);
+                self.bits.insert(at, bits);
+                self.starts.insert(at, start);
             }
         }
     }
 
     /// The fields of `uid`, if the map has them.
-    pub fn get(&self, uid: Uid) -> Option<&SortFields> {
+    pub fn get(&self, uid: Uid) -> Option<SortFieldsRef<'_>> {
         let at = self.uids.binary_search(&uid).ok()?;
-        Some(&self.fields[at])
+        Some(self.at(at))
     }
 
     /// Every (UID, fields), ascending UID.
-    pub fn iter(&self) -> impl Iterator<Item = (Uid, &SortFields)> {
-        self.uids.iter().copied().zip(self.fields.iter())
+    pub fn iter(&self) -> impl Iterator<Item = (Uid, SortFieldsRef<'_>)> {
+        (0..self.len()).map(|at| (self.uids[at], self.at(at)))
     }
 
     /// The fields at a position [`SortFieldMap::positions`] gave.
-    pub fn at(&self, position: usize) -> &SortFields {
-        &self.fields[position]
+    pub fn at(&self, position: usize) -> SortFieldsRef<'_> {
+        let start = self.starts[position] as usize;
+        let bits = self.bits[position];
+        SortFieldsRef::from_packed(
+            (bits & HAS_DATE != 0).then(|| self.dates[position]),
+            bits & !HAS_DATE,
+            self.arena.get(start..).unwrap_or_default(),
+        )
     }
 
     /// Where each of `uids` is in the map (`None`: not there). One merge
@@ -157,7 +208,7 @@ impl SortFieldMap {
     }
 
     fn rank(&self, key: TextKey) -> Box<[u32]> {
-        let texts: Vec<&str> = self.fields.iter().map(|f| key.of(f)).collect();
+        let texts: Vec<&str> = (0..self.len()).map(|at| key.of(self.at(at))).collect();
         let mut order: Vec<u32> = (0..u32::try_from(texts.len()).unwrap_or(u32::MAX)).collect();
         order.sort_unstable_by(|a, b| texts[*a as usize].cmp(texts[*b as usize]));
         let mut ranks = vec![0u32; texts.len()].into_boxed_slice();
@@ -174,6 +225,10 @@ impl SortFieldMap {
         ranks
     }
 }
+
+/// The bit of a map entry's bits that says it has a date (above the bits
+/// of [`SortFieldsRef`]).
+const HAS_DATE: u8 = 0x80;
 
 /// How far [`SortFieldMap::positions`] looks ahead linearly before it
 /// binary-searches the rest.
@@ -200,9 +255,61 @@ mod tests {
         map.insert(5, fields("E2"));
         let got: Vec<(Uid, &str)> = map.iter().map(|(u, f)| (u, f.subject())).collect();
         assert_eq!(got, [(2, "B"), (5, "E2"), (9, "I")]);
-        assert_eq!(map.get(9).map(SortFields::subject), Some("I"));
+        assert_eq!(map.get(9).map(|f| f.subject()), Some("I"));
         assert!(map.get(3).is_none());
         assert!(map.get(2).is_some() && map.get(10).is_none());
+    }
+
+    #[test]
+    fn entries_keep_every_field_through_the_arena() {
+        let long = "x".repeat(300);
+        let full = SortFields::new(SortFieldParts {
+            date: Some(0),
+            subject: long.clone(),
+            is_reply: true,
+            from: "jm".into(),
+            to: "bob".into(),
+            cc: "carol".into(),
+            display_from: "jörg müller".into(),
+            display_to: "bob@example.org".into(),
+            message_id: Some("b@example.de".into()),
+            references: vec!["a@x".into(), long.clone()],
+        });
+        let bare = SortFields::new(SortFieldParts {
+            date: None,
+            message_id: None,
+            ..full.parts()
+        });
+        let mut map = SortFieldMap::default();
+        map.insert(7, full.clone());
+        map.insert(3, bare.clone());
+        map.insert(9, SortFields::default());
+        assert_eq!(map.get(7).map(|f| f.to_owned()), Some(full.clone()));
+        assert_eq!(map.get(3).map(|f| f.to_owned()), Some(bare.clone()));
+        assert_eq!(map.get(9), Some(SortFieldsRef::EMPTY));
+        let seven = map.get(7).expect("7");
+        assert_eq!(seven.date(), Some(0));
+        assert!(seven.is_reply());
+        assert_eq!(seven.subject(), long);
+        assert_eq!(seven.display_from(), "jörg müller");
+        assert_eq!(
+            seven.references().collect::<Vec<_>>(),
+            ["a@x", long.as_str()]
+        );
+        let three = map.get(3).expect("3");
+        assert_eq!((three.date(), three.message_id()), (None, None));
+        // Copied from one map to another, and replaced in place.
+        let mut copy = SortFieldMap::with_capacity(2);
+        for (uid, fields) in map.iter() {
+            copy.insert_ref(uid, fields);
+        }
+        copy.insert(7, bare.clone());
+        copy.shrink_to_fit();
+        let got: Vec<(Uid, SortFields)> = copy.iter().map(|(u, f)| (u, f.to_owned())).collect();
+        assert_eq!(
+            got,
+            [(3, bare.clone()), (7, bare), (9, SortFields::default())]
+        );
     }
 
     #[test]

@@ -4,10 +4,13 @@
 //! `alloc-trim` crate), so after a burst (a SEARCH that decrypted a large
 //! mailbox, the first SORT of it, a queue of deliveries) the resident set
 //! stays at the burst's peak. Once a second, this task reads the resident
-//! set (`/proc/self/status`); when it has grown by [`GROWTH`] since the last trim, it asks the
-//! allocator to return its free pages. Growth that is live data (a larger
-//! mailbox index, cached sort fields) is not released, and the baseline
-//! simply moves up to it: the trim runs again only after more growth.
+//! set (`/proc/self/status`) and asks the allocator to return its free
+//! pages when the set has grown by [`GROWTH`] since the last trim (in the
+//! middle of a burst), or by [`SETTLED_GROWTH`] and then stayed where it
+//! was for a second (after one, so what the burst's end freed goes too).
+//! Growth that is live data (a larger mailbox index, cached sort fields)
+//! is not released, and the baseline simply moves up to it: the trim runs
+//! again only after more growth.
 
 use std::time::Duration;
 
@@ -18,6 +21,12 @@ pub const INTERVAL: Duration = Duration::from_secs(1);
 
 /// Growth of the resident set, in bytes, that makes the task trim.
 pub const GROWTH: u64 = 8 * 1024 * 1024;
+
+/// Growth that makes the task trim once the resident set is steady.
+pub const SETTLED_GROWTH: u64 = 1024 * 1024;
+
+/// Change between two readings, in bytes, that still counts as steady.
+const STEADY: u64 = 64 * 1024;
 
 /// The process's resident set in bytes (`VmRSS` of `/proc/self/status`),
 /// if readable.
@@ -31,9 +40,11 @@ pub fn resident() -> Option<u64> {
 }
 
 /// Whether a resident set of `now` bytes, after `baseline` at the last
-/// trim, calls for a trim.
-pub fn should_trim(baseline: u64, now: u64) -> bool {
+/// trim and `last` a second ago, calls for a trim.
+pub fn should_trim(baseline: u64, last: u64, now: u64) -> bool {
+    let steady = now.abs_diff(last) <= STEADY;
     now >= baseline.saturating_add(GROWTH)
+        || (steady && now >= baseline.saturating_add(SETTLED_GROWTH))
 }
 
 /// Runs until `shutdown` turns true.
@@ -42,6 +53,7 @@ pub async fn run(mut shutdown: watch::Receiver<bool>) {
         tracing::debug!("no /proc/self/status: the allocator is not trimmed");
         return;
     };
+    let mut last = baseline;
     loop {
         tokio::select! {
             _ = tokio::time::sleep(INTERVAL) => {}
@@ -51,7 +63,8 @@ pub async fn run(mut shutdown: watch::Receiver<bool>) {
             break;
         }
         let Some(now) = resident() else { continue };
-        if should_trim(baseline, now) {
+        let previous = std::mem::replace(&mut last, now);
+        if should_trim(baseline, previous, now) {
             // It walks every arena: off the async workers.
             let trimmed = tokio::task::spawn_blocking(alloc_trim::release_freed_memory).await;
             let after = resident().unwrap_or(now);
@@ -62,6 +75,7 @@ pub async fn run(mut shutdown: watch::Receiver<bool>) {
                 "returned freed memory to the system"
             );
             baseline = after;
+            last = after;
         } else if now < baseline {
             // Memory went back by itself: measure growth from here.
             baseline = now;
@@ -76,9 +90,18 @@ mod tests {
     #[test]
     fn trims_after_growth_only() {
         let mib = 1024 * 1024;
-        assert!(!should_trim(40 * mib, 40 * mib));
-        assert!(!should_trim(40 * mib, 47 * mib));
-        assert!(should_trim(40 * mib, 48 * mib));
+        // Growing: only a large growth trims.
+        assert!(!should_trim(40 * mib, 30 * mib, 40 * mib));
+        assert!(!should_trim(40 * mib, 44 * mib, 47 * mib));
+        assert!(should_trim(40 * mib, 44 * mib, 48 * mib));
+        // Steady: a smaller growth trims, none does not.
+        assert!(should_trim(40 * mib, 41 * mib, 41 * mib));
+        assert!(!should_trim(
+            40 * mib,
+            40 * mib + mib / 2,
+            40 * mib + mib / 2
+        ));
+        assert!(!should_trim(40 * mib, 40 * mib, 40 * mib));
     }
 
     #[test]

@@ -19,7 +19,7 @@ use super::response::Completion;
 use super::selected::Hit;
 use super::session::Session;
 use crate::backend::{MailStore, SortFieldMap, Uid};
-use crate::mime::SortFields;
+use crate::mime::SortFieldsRef;
 use crate::sort_map::TextKey;
 
 /// One matched message with what SORT and THREAD compare.
@@ -29,7 +29,7 @@ pub(super) struct Sortable<'a> {
     /// tie-break (RFC 5256 §3).
     pub hit: Hit,
     /// The header fields.
-    pub fields: &'a SortFields,
+    pub fields: SortFieldsRef<'a>,
     /// Where `fields` are in the mailbox's [`SortFieldMap`] (`None`: the
     /// store has none for it, and `fields` are empty).
     pub position: Option<usize>,
@@ -130,18 +130,14 @@ pub(super) fn sort(
 
 /// The matched messages (ascending) joined with their fields (an empty
 /// set of fields for a message the store has none of): one merge.
-pub(super) fn join<'a>(
-    found: Vec<Hit>,
-    fields: &'a SortFieldMap,
-    empty: &'a SortFields,
-) -> Vec<Sortable<'a>> {
+pub(super) fn join<'a>(found: Vec<Hit>, fields: &'a SortFieldMap) -> Vec<Sortable<'a>> {
     let positions = fields.positions(found.iter().map(|hit| hit.uid));
     found
         .into_iter()
         .zip(positions)
         .map(|(hit, position)| Sortable {
             hit,
-            fields: position.map_or(empty, |at| fields.at(at)),
+            fields: position.map_or(SortFieldsRef::EMPTY, |at| fields.at(at)),
             position,
         })
         .collect()
@@ -188,8 +184,7 @@ impl<S: MailStore> Session<S> {
             Ok(found) => found,
             Err(completion) => return completion,
         };
-        let empty = SortFields::default();
-        let mut messages = join(found, &fields, &empty);
+        let mut messages = join(found, &fields);
         sort(criteria, &mut messages, &fields);
         let mut line = String::with_capacity(5 + messages.len() * 7);
         line.push_str("SORT");
@@ -209,7 +204,7 @@ impl<S: MailStore> Session<S> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::mime::SortFieldParts;
+    use crate::mime::{SortFieldParts, SortFields};
 
     fn message(
         seq: u32,
@@ -246,9 +241,8 @@ mod tests {
         for (hit, fields) in messages {
             map.insert(hit.uid, fields.clone());
         }
-        let empty = SortFields::default();
         let found = messages.iter().map(|(hit, _)| *hit).collect();
-        let mut sortables = join(found, &map, &empty);
+        let mut sortables = join(found, &map);
         sort(&criteria, &mut sortables, &map);
         sortables.iter().map(|m| m.hit.seq).collect()
     }
@@ -284,8 +278,7 @@ mod tests {
         let (bare, _) = message(2, 1, None, "", "");
         let mut map = SortFieldMap::default();
         map.insert(with.uid, fields);
-        let empty = SortFields::default();
-        let mut sortables = join(vec![with, bare], &map, &empty);
+        let mut sortables = join(vec![with, bare], &map);
         assert_eq!(sortables[0].position, Some(0));
         assert_eq!(sortables[1].position, None);
         let criteria = [SortCriterion {

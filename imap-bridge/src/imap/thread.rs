@@ -19,7 +19,6 @@ use super::response::Completion;
 use super::session::Session;
 use super::sort::{Sortable, join};
 use crate::backend::MailStore;
-use crate::mime::SortFields;
 
 /// Parents walked at most to tell whether a link would make a loop; a
 /// chain deeper than this is not linked further (as if it were a loop), so
@@ -445,8 +444,7 @@ impl<S: MailStore> Session<S> {
             Ok(found) => found,
             Err(completion) => return completion,
         };
-        let empty = SortFields::default();
-        let messages = join(found, &fields, &empty);
+        let messages = join(found, &fields);
         let threads = if references_algorithm {
             references(&messages, uid)
         } else {
@@ -469,7 +467,7 @@ impl<S: MailStore> Session<S> {
 mod tests {
     use super::*;
     use crate::imap::selected::Hit;
-    use crate::mime::SortFieldParts;
+    use crate::mime::{SortFieldParts, SortFields};
 
     fn message(seq: u32, date: i64, subject: &str, id: &str, refs: &[&str]) -> Sortable<'static> {
         let base = SortFields::from_message(format!("Subject: {subject}\r\n\r\n").as_bytes());
@@ -488,7 +486,8 @@ mod tests {
                 message_id: (!id.is_empty()).then(|| id.to_string()),
                 references: refs.iter().map(|r| r.to_string()).collect(),
                 ..base.parts()
-            }))),
+            })))
+            .view(),
         }
     }
 

@@ -33,7 +33,7 @@ mod subject;
 mod transfer;
 mod tree;
 
-pub use sort_fields::{SortFieldParts, SortFields};
+pub use sort_fields::{SortFieldParts, SortFields, SortFieldsRef};
 
 use imap_codec::imap_types::body::BodyStructure;
 use imap_codec::imap_types::envelope::Envelope;

@@ -44,19 +44,14 @@ pub struct SortFieldParts {
 }
 
 /// What SORT and THREAD know of one message ([`SortFieldParts`]), kept
-/// compact: a store holds one per message in memory, so every text is in
-/// one allocation (about 100 bytes a message plus the texts, instead of
-/// one allocation per field).
+/// compact: every text is in one allocation, in the packed form a
+/// [`crate::sort_map::SortFieldMap`] stores for a whole mailbox (see
+/// [`SortFieldsRef`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SortFields {
     date: Option<i64>,
-    is_reply: bool,
-    has_message_id: bool,
-    /// subject, from, to, cc, display_from, display_to, message_id and the
-    /// references joined by spaces, one after the other.
-    text: Box<str>,
-    /// Where each of those ends in `text`.
-    ends: [u32; 8],
+    bits: u8,
+    packed: Box<[u8]>,
 }
 
 impl Default for SortFields {
@@ -64,6 +59,31 @@ impl Default for SortFields {
         SortFields::new(SortFieldParts::default())
     }
 }
+
+/// The sort fields of one message, borrowed from a [`SortFields`] or from
+/// a mailbox's [`crate::sort_map::SortFieldMap`].
+///
+/// `packed` is the eight texts (subject, from, to, cc, display_from,
+/// display_to, message_id and the references joined by spaces) in that
+/// order: first their eight lengths as LEB128 varints, then the texts one
+/// after the other. It is self-delimiting, so a map keeps only where each
+/// message's form starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SortFieldsRef<'a> {
+    date: Option<i64>,
+    bits: u8,
+    packed: &'a [u8],
+}
+
+/// [`SortFieldsRef`]'s flag bits.
+const IS_REPLY: u8 = 1;
+const HAS_MESSAGE_ID: u8 = 2;
+
+/// The packed form of eight empty texts.
+const EMPTY_PACKED: [u8; PARTS] = [0; PARTS];
+
+/// Texts in the packed form.
+const PARTS: usize = 8;
 
 /// The first mailbox of an address list: (addr-mailbox, display name or
 /// address).
@@ -191,31 +211,34 @@ impl SortFields {
             parts.message_id.as_deref().unwrap_or_default(),
             &references,
         ];
-        let mut text = String::with_capacity(texts.iter().map(|t| t.len()).sum());
-        let mut ends = [0u32; 8];
-        for (end, part) in ends.iter_mut().zip(texts) {
-            text.push_str(part);
-            // Header blocks are far below 4 GiB (the message size limit).
-            *end = u32::try_from(text.len()).unwrap_or(u32::MAX);
+        let mut packed = Vec::with_capacity(PARTS + texts.iter().map(|t| t.len()).sum::<usize>());
+        for text in texts {
+            put_varint(&mut packed, text.len());
+        }
+        for text in texts {
+            packed.extend_from_slice(text.as_bytes());
+        }
+        let mut bits = 0;
+        if parts.is_reply {
+            bits |= IS_REPLY;
+        }
+        if parts.message_id.is_some() {
+            bits |= HAS_MESSAGE_ID;
         }
         SortFields {
             date: parts.date,
-            is_reply: parts.is_reply,
-            has_message_id: parts.message_id.is_some(),
-            text: text.into_boxed_str(),
-            ends,
+            bits,
+            packed: packed.into_boxed_slice(),
         }
     }
 
-    fn part(&self, index: usize) -> &str {
-        let start = if index == 0 {
-            0
-        } else {
-            self.ends[index - 1] as usize
-        };
-        self.text
-            .get(start..self.ends[index] as usize)
-            .unwrap_or_default()
+    /// The borrowed form every accessor reads.
+    pub fn view(&self) -> SortFieldsRef<'_> {
+        SortFieldsRef {
+            date: self.date,
+            bits: self.bits,
+            packed: &self.packed,
+        }
     }
 
     /// `Date:` in seconds since the epoch, if it parsed.
@@ -225,63 +248,52 @@ impl SortFields {
 
     /// Casemapped base subject.
     pub fn subject(&self) -> &str {
-        self.part(0)
+        self.view().subject()
     }
 
     /// The base subject came from a reply or forward.
     pub fn is_reply(&self) -> bool {
-        self.is_reply
+        self.view().is_reply()
     }
 
     /// Casemapped addr-mailbox of the first From address.
     pub fn from(&self) -> &str {
-        self.part(1)
+        self.view().from()
     }
 
     /// Casemapped addr-mailbox of the first To address.
     pub fn to(&self) -> &str {
-        self.part(2)
+        self.view().to()
     }
 
     /// Casemapped addr-mailbox of the first Cc address.
     pub fn cc(&self) -> &str {
-        self.part(3)
+        self.view().cc()
     }
 
     /// DISPLAYFROM's key.
     pub fn display_from(&self) -> &str {
-        self.part(4)
+        self.view().display_from()
     }
 
     /// DISPLAYTO's key.
     pub fn display_to(&self) -> &str {
-        self.part(5)
+        self.view().display_to()
     }
 
     /// The Message-ID without brackets.
     pub fn message_id(&self) -> Option<&str> {
-        self.has_message_id.then(|| self.part(6))
+        self.view().message_id()
     }
 
     /// The parents, oldest first.
     pub fn references(&self) -> impl Iterator<Item = &str> {
-        self.part(7).split(' ').filter(|id| !id.is_empty())
+        self.view().references()
     }
 
     /// The fields one by one.
     pub fn parts(&self) -> SortFieldParts {
-        SortFieldParts {
-            date: self.date,
-            subject: self.subject().to_string(),
-            is_reply: self.is_reply,
-            from: self.from().to_string(),
-            to: self.to().to_string(),
-            cc: self.cc().to_string(),
-            display_from: self.display_from().to_string(),
-            display_to: self.display_to().to_string(),
-            message_id: self.message_id().map(str::to_string),
-            references: self.references().map(str::to_string).collect(),
-        }
+        self.view().parts()
     }
 
     /// The byte form a store keeps (before sealing it).
@@ -355,6 +367,157 @@ impl SortFields {
         }
         r.bytes.is_empty().then(|| SortFields::new(fields))
     }
+}
+
+impl<'a> SortFieldsRef<'a> {
+    /// The fields of a message that has none: every text empty.
+    pub const EMPTY: SortFieldsRef<'static> = SortFieldsRef {
+        date: None,
+        bits: 0,
+        packed: &EMPTY_PACKED,
+    };
+
+    /// The parts of a packed form that starts `packed` (which may go on
+    /// past its end, as in a map's arena).
+    pub(crate) fn from_packed(date: Option<i64>, bits: u8, packed: &'a [u8]) -> Self {
+        SortFieldsRef { date, bits, packed }
+    }
+
+    /// The flag bits, for a map that stores them apart.
+    pub(crate) fn bits(&self) -> u8 {
+        self.bits
+    }
+
+    /// The packed form exactly, without what follows it in an arena.
+    pub(crate) fn packed(&self) -> &'a [u8] {
+        let (lengths, header) = self.lengths();
+        let total = header + lengths.iter().sum::<usize>();
+        self.packed.get(..total).unwrap_or(self.packed)
+    }
+
+    /// The eight lengths, and how many bytes they take.
+    fn lengths(&self) -> ([usize; PARTS], usize) {
+        let mut lengths = [0; PARTS];
+        let mut at = 0;
+        for length in &mut lengths {
+            let (value, used) = get_varint(self.packed.get(at..).unwrap_or_default());
+            *length = value;
+            at += used;
+        }
+        (lengths, at)
+    }
+
+    fn part(&self, index: usize) -> &'a str {
+        let (lengths, header) = self.lengths();
+        let start = header + lengths[..index].iter().sum::<usize>();
+        let bytes = self
+            .packed
+            .get(start..start + lengths[index])
+            .unwrap_or_default();
+        // Always UTF-8: every part was packed from a `str`.
+        std::str::from_utf8(bytes).unwrap_or_default()
+    }
+
+    /// `Date:` in seconds since the epoch, if it parsed.
+    pub fn date(&self) -> Option<i64> {
+        self.date
+    }
+
+    /// Casemapped base subject.
+    pub fn subject(&self) -> &'a str {
+        self.part(0)
+    }
+
+    /// The base subject came from a reply or forward.
+    pub fn is_reply(&self) -> bool {
+        self.bits & IS_REPLY != 0
+    }
+
+    /// Casemapped addr-mailbox of the first From address.
+    pub fn from(&self) -> &'a str {
+        self.part(1)
+    }
+
+    /// Casemapped addr-mailbox of the first To address.
+    pub fn to(&self) -> &'a str {
+        self.part(2)
+    }
+
+    /// Casemapped addr-mailbox of the first Cc address.
+    pub fn cc(&self) -> &'a str {
+        self.part(3)
+    }
+
+    /// DISPLAYFROM's key.
+    pub fn display_from(&self) -> &'a str {
+        self.part(4)
+    }
+
+    /// DISPLAYTO's key.
+    pub fn display_to(&self) -> &'a str {
+        self.part(5)
+    }
+
+    /// The Message-ID without brackets.
+    pub fn message_id(&self) -> Option<&'a str> {
+        (self.bits & HAS_MESSAGE_ID != 0).then(|| self.part(6))
+    }
+
+    /// The parents, oldest first.
+    pub fn references(&self) -> impl Iterator<Item = &'a str> + use<'a> {
+        self.part(7).split(' ').filter(|id| !id.is_empty())
+    }
+
+    /// The fields one by one.
+    pub fn parts(&self) -> SortFieldParts {
+        SortFieldParts {
+            date: self.date,
+            subject: self.subject().to_string(),
+            is_reply: self.is_reply(),
+            from: self.from().to_string(),
+            to: self.to().to_string(),
+            cc: self.cc().to_string(),
+            display_from: self.display_from().to_string(),
+            display_to: self.display_to().to_string(),
+            message_id: self.message_id().map(str::to_string),
+            references: self.references().map(str::to_string).collect(),
+        }
+    }
+
+    /// An owned copy.
+    pub fn to_owned(&self) -> SortFields {
+        SortFields {
+            date: self.date,
+            bits: self.bits,
+            packed: self.packed().into(),
+        }
+    }
+}
+
+/// Appends `value` as a LEB128 varint.
+fn put_varint(out: &mut Vec<u8>, mut value: usize) {
+    loop {
+        let low = (value & 0x7f) as u8;
+        value >>= 7;
+        if value == 0 {
+            out.push(low);
+            return;
+        }
+        out.push(low | 0x80);
+    }
+}
+
+/// A LEB128 varint at the start of `bytes`, and its length; (0, len) for
+/// a truncated one (never in a form [`SortFields::new`] packed).
+fn get_varint(bytes: &[u8]) -> (usize, usize) {
+    let mut value = 0usize;
+    for (i, byte) in bytes.iter().enumerate().take(10) {
+        value |= usize::from(byte & 0x7f) << (7 * i);
+        if byte & 0x80 == 0 {
+            return (value, i + 1);
+        }
+    }
+    (0, bytes.len())
 }
 
 fn put(out: &mut Vec<u8>, text: &str) {

@@ -181,11 +181,12 @@ fn read_all(
     let mut fields = Fields::with_capacity(cached.len().max(1024));
     for found in rows {
         let (uid, blob, sealed, header) = found.map_err(sql)?;
-        let value = match cached.get(uid) {
-            Some(known) => known.clone(),
-            None => open(crypto, blob, sealed, header)?,
-        };
-        fields.insert(uid, value);
+        match cached.get(uid) {
+            Some(known) => fields.insert_ref(uid, known),
+            None => fields.insert(uid, open(crypto, blob, sealed, header)?),
+        }
     }
+    // Kept until the mailbox changes a lot: no room beyond what it holds.
+    fields.shrink_to_fit();
     Ok(fields)
 }
