@@ -9,6 +9,8 @@
 //! integers it already has; the strings are compared only when the map
 //! changes (new mail), not on every SORT.
 
+use std::collections::HashMap;
+use std::hash::{DefaultHasher, Hash, Hasher};
 use std::sync::OnceLock;
 
 use crate::backend::Uid;
@@ -55,19 +57,30 @@ impl TextKey {
 /// ([`crate::backend::MailStore::sort_fields`]).
 ///
 /// Stored column by column: a store keeps one of these per mailbox in
-/// memory, so a message costs 17 bytes plus its packed texts (see
-/// [`SortFieldsRef`]), which sit one after the other in one arena. A
-/// replaced entry leaves its old texts in the arena until the map is
-/// rebuilt (stores rebuild it when messages go).
+/// memory, so a message costs 21 bytes plus its own packed texts (see
+/// [`SortFieldsRef`]), which sit one after the other in one arena. The
+/// texts of its people (first From, To, Cc and the display keys) are kept
+/// once per distinct set in a second arena, as most mail of a mailbox
+/// shares its correspondents. A replaced entry leaves its old texts in the
+/// arena until the map is rebuilt (stores rebuild it when messages go).
 #[derive(Debug, Clone, Default)]
 pub struct SortFieldMap {
     uids: Vec<Uid>,
     /// The `Date:` of each, when [`HAS_DATE`] is in its bits.
     dates: Vec<i64>,
     bits: Vec<u8>,
-    /// Where each entry's packed form starts in `arena`.
+    /// Where each entry's own packed form starts in `arena`.
     starts: Vec<u32>,
     arena: Vec<u8>,
+    /// Each entry's people: an index into `people_starts`.
+    people: Vec<u32>,
+    /// Where each distinct people form starts in `people_arena`.
+    people_starts: Vec<u32>,
+    people_arena: Vec<u8>,
+    /// A hash of each distinct people form, to find it again. Two forms
+    /// with one hash are both kept (only the first is found): sharing is
+    /// a saving, never needed for correctness.
+    people_by_hash: HashMap<u64, u32>,
     /// Per [`TextKey`], every entry's rank; made when first asked, dropped
     /// when the map changes.
     ranks: [OnceLock<Box<[u32]>>; TextKey::COUNT],
@@ -81,8 +94,8 @@ impl SortFieldMap {
             dates: Vec::with_capacity(capacity),
             bits: Vec::with_capacity(capacity),
             starts: Vec::with_capacity(capacity),
-            arena: Vec::new(),
-            ranks: Default::default(),
+            people: Vec::with_capacity(capacity),
+            ..SortFieldMap::default()
         }
     }
 
@@ -104,6 +117,10 @@ impl SortFieldMap {
         self.bits.shrink_to_fit();
         self.starts.shrink_to_fit();
         self.arena.shrink_to_fit();
+        self.people.shrink_to_fit();
+        self.people_starts.shrink_to_fit();
+        self.people_arena.shrink_to_fit();
+        self.people_by_hash.shrink_to_fit();
     }
 
     /// Adds (or replaces) the fields of `uid`. Cheapest in ascending UID
@@ -115,12 +132,13 @@ impl SortFieldMap {
     /// [`SortFieldMap::insert`] of borrowed fields (copied in).
     ///
     /// # Panics
-    /// Never in practice: the arena would have to pass 4 GiB of header
+    /// Never in practice: an arena would have to pass 4 GiB of header
     /// texts, far beyond any mailbox's.
     pub fn insert_ref(&mut self, uid: Uid, fields: SortFieldsRef<'_>) {
         self.ranks = Default::default();
-        let start = u32::try_from(self.arena.len()).expect("sort field arena below 4 GiB");
-        self.arena.extend_from_slice(fields.packed());
+        let start = offset(self.arena.len());
+        self.arena.extend_from_slice(fields.own());
+        let people = self.people_id(fields.people());
         let bits = fields.bits() | fields.date().map_or(0, |_| HAS_DATE);
         let date = fields.date().unwrap_or_default();
         if self.uids.last().is_none_or(|last| *last < uid) {
@@ -128,6 +146,7 @@ impl SortFieldMap {
             self.dates.push(date);
             self.bits.push(bits);
             self.starts.push(start);
+            self.people.push(people);
             return;
         }
         match self.uids.binary_search(&uid) {
@@ -135,14 +154,49 @@ impl SortFieldMap {
                 self.dates[at] = date;
                 self.bits[at] = bits;
                 self.starts[at] = start;
+                self.people[at] = people;
             }
             Err(at) => {
                 self.uids.insert(at, uid);
                 self.dates.insert(at, date);
                 self.bits.insert(at, bits);
                 self.starts.insert(at, start);
+                self.people.insert(at, people);
             }
         }
+    }
+
+    /// The id of the people form `packed`: one already kept, or a new one.
+    fn people_id(&mut self, packed: &[u8]) -> u32 {
+        let mut hasher = DefaultHasher::new();
+        packed.hash(&mut hasher);
+        let hash = hasher.finish();
+        if let Some(&id) = self.people_by_hash.get(&hash)
+            && self.people_form(id) == packed
+        {
+            return id;
+        }
+        let id = offset(self.people_starts.len());
+        self.people_starts.push(offset(self.people_arena.len()));
+        self.people_arena.extend_from_slice(packed);
+        self.people_by_hash.entry(hash).or_insert(id);
+        id
+    }
+
+    /// The people form `id` (open-ended: it may go on into the next).
+    fn people_at(&self, id: u32) -> &[u8] {
+        let start = self.people_starts[id as usize] as usize;
+        self.people_arena.get(start..).unwrap_or_default()
+    }
+
+    /// The people form `id`, exactly.
+    fn people_form(&self, id: u32) -> &[u8] {
+        let start = self.people_starts[id as usize] as usize;
+        let end = self
+            .people_starts
+            .get(id as usize + 1)
+            .map_or(self.people_arena.len(), |next| *next as usize);
+        self.people_arena.get(start..end).unwrap_or_default()
     }
 
     /// The fields of `uid`, if the map has them.
@@ -164,6 +218,7 @@ impl SortFieldMap {
             (bits & HAS_DATE != 0).then(|| self.dates[position]),
             bits & !HAS_DATE,
             self.arena.get(start..).unwrap_or_default(),
+            self.people_at(self.people[position]),
         )
     }
 
@@ -224,6 +279,14 @@ impl SortFieldMap {
         }
         ranks
     }
+}
+
+/// `len` as an arena offset or id.
+///
+/// # Panics
+/// Past 4 GiB of texts or 4 G entries, which no mailbox comes near.
+fn offset(len: usize) -> u32 {
+    u32::try_from(len).expect("sort field arenas below 4 GiB")
 }
 
 /// The bit of a map entry's bits that says it has a date (above the bits
@@ -287,6 +350,9 @@ mod tests {
         assert_eq!(map.get(7).map(|f| f.to_owned()), Some(full.clone()));
         assert_eq!(map.get(3).map(|f| f.to_owned()), Some(bare.clone()));
         assert_eq!(map.get(9), Some(SortFieldsRef::EMPTY));
+        // `full` and `bare` share their people: kept once.
+        assert_eq!(map.people_starts.len(), 2);
+        assert_eq!(map.people[0], map.people[1]);
         let seven = map.get(7).expect("7");
         assert_eq!(seven.date(), Some(0));
         assert!(seven.is_reply());

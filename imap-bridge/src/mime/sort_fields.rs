@@ -51,7 +51,10 @@ pub struct SortFieldParts {
 pub struct SortFields {
     date: Option<i64>,
     bits: u8,
+    /// The message's own packed texts, then its people's.
     packed: Box<[u8]>,
+    /// Where the people's start in `packed`.
+    split: usize,
 }
 
 impl Default for SortFields {
@@ -63,27 +66,43 @@ impl Default for SortFields {
 /// The sort fields of one message, borrowed from a [`SortFields`] or from
 /// a mailbox's [`crate::sort_map::SortFieldMap`].
 ///
-/// `packed` is the eight texts (subject, from, to, cc, display_from,
-/// display_to, message_id and the references joined by spaces) in that
-/// order: first their eight lengths as LEB128 varints, then the texts one
-/// after the other. It is self-delimiting, so a map keeps only where each
-/// message's form starts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// The texts are in two packed forms, each its texts' lengths as LEB128
+/// varints followed by the texts one after the other:
+/// - `own`: the message's own texts, the base subject, the Message-ID and
+///   the references joined by spaces ([`OWN`] of them);
+/// - `people`: the first From, To and Cc mailboxes and the DISPLAYFROM
+///   and DISPLAYTO keys ([`PEOPLE`] of them), which many messages of a
+///   mailbox share, so a map keeps each distinct one once.
+///
+/// Both are self-delimiting, so a map keeps only where each starts.
+#[derive(Debug, Clone, Copy)]
 pub struct SortFieldsRef<'a> {
     date: Option<i64>,
     bits: u8,
-    packed: &'a [u8],
+    own: &'a [u8],
+    people: &'a [u8],
 }
+
+impl PartialEq for SortFieldsRef<'_> {
+    fn eq(&self, other: &Self) -> bool {
+        (self.date, self.bits, self.own(), self.people())
+            == (other.date, other.bits, other.own(), other.people())
+    }
+}
+
+impl Eq for SortFieldsRef<'_> {}
 
 /// [`SortFieldsRef`]'s flag bits.
 const IS_REPLY: u8 = 1;
 const HAS_MESSAGE_ID: u8 = 2;
 
-/// The packed form of eight empty texts.
-const EMPTY_PACKED: [u8; PARTS] = [0; PARTS];
+/// Texts in the `own` packed form, and in the `people` one.
+const OWN: usize = 3;
+const PEOPLE: usize = 5;
 
-/// Texts in the packed form.
-const PARTS: usize = 8;
+/// The packed forms of empty texts.
+const EMPTY_OWN: [u8; OWN] = [0; OWN];
+const EMPTY_PEOPLE: [u8; PEOPLE] = [0; PEOPLE];
 
 /// The first mailbox of an address list: (addr-mailbox, display name or
 /// address).
@@ -201,23 +220,24 @@ impl SortFields {
     /// Packs `parts`.
     pub fn new(parts: SortFieldParts) -> SortFields {
         let references = parts.references.join(" ");
-        let texts = [
+        let own = [
             parts.subject.as_str(),
-            &parts.from,
+            parts.message_id.as_deref().unwrap_or_default(),
+            &references,
+        ];
+        let people = [
+            parts.from.as_str(),
             &parts.to,
             &parts.cc,
             &parts.display_from,
             &parts.display_to,
-            parts.message_id.as_deref().unwrap_or_default(),
-            &references,
         ];
-        let mut packed = Vec::with_capacity(PARTS + texts.iter().map(|t| t.len()).sum::<usize>());
-        for text in texts {
-            put_varint(&mut packed, text.len());
-        }
-        for text in texts {
-            packed.extend_from_slice(text.as_bytes());
-        }
+        let mut packed = Vec::with_capacity(
+            OWN + PEOPLE + own.iter().chain(&people).map(|t| t.len()).sum::<usize>(),
+        );
+        pack(&mut packed, &own);
+        let split = packed.len();
+        pack(&mut packed, &people);
         let mut bits = 0;
         if parts.is_reply {
             bits |= IS_REPLY;
@@ -229,15 +249,18 @@ impl SortFields {
             date: parts.date,
             bits,
             packed: packed.into_boxed_slice(),
+            split,
         }
     }
 
     /// The borrowed form every accessor reads.
     pub fn view(&self) -> SortFieldsRef<'_> {
+        let (own, people) = self.packed.split_at(self.split.min(self.packed.len()));
         SortFieldsRef {
             date: self.date,
             bits: self.bits,
-            packed: &self.packed,
+            own,
+            people,
         }
     }
 
@@ -374,13 +397,24 @@ impl<'a> SortFieldsRef<'a> {
     pub const EMPTY: SortFieldsRef<'static> = SortFieldsRef {
         date: None,
         bits: 0,
-        packed: &EMPTY_PACKED,
+        own: &EMPTY_OWN,
+        people: &EMPTY_PEOPLE,
     };
 
-    /// The parts of a packed form that starts `packed` (which may go on
-    /// past its end, as in a map's arena).
-    pub(crate) fn from_packed(date: Option<i64>, bits: u8, packed: &'a [u8]) -> Self {
-        SortFieldsRef { date, bits, packed }
+    /// The fields whose packed forms start `own` and `people` (either may
+    /// go on past its end, as in a map's arena).
+    pub(crate) fn from_packed(
+        date: Option<i64>,
+        bits: u8,
+        own: &'a [u8],
+        people: &'a [u8],
+    ) -> Self {
+        SortFieldsRef {
+            date,
+            bits,
+            own,
+            people,
+        }
     }
 
     /// The flag bits, for a map that stores them apart.
@@ -388,34 +422,23 @@ impl<'a> SortFieldsRef<'a> {
         self.bits
     }
 
-    /// The packed form exactly, without what follows it in an arena.
-    pub(crate) fn packed(&self) -> &'a [u8] {
-        let (lengths, header) = self.lengths();
-        let total = header + lengths.iter().sum::<usize>();
-        self.packed.get(..total).unwrap_or(self.packed)
+    /// The own packed form exactly, without what follows it in an arena.
+    pub(crate) fn own(&self) -> &'a [u8] {
+        exact::<OWN>(self.own)
     }
 
-    /// The eight lengths, and how many bytes they take.
-    fn lengths(&self) -> ([usize; PARTS], usize) {
-        let mut lengths = [0; PARTS];
-        let mut at = 0;
-        for length in &mut lengths {
-            let (value, used) = get_varint(self.packed.get(at..).unwrap_or_default());
-            *length = value;
-            at += used;
-        }
-        (lengths, at)
+    /// The people's packed form exactly.
+    pub(crate) fn people(&self) -> &'a [u8] {
+        exact::<PEOPLE>(self.people)
     }
 
     fn part(&self, index: usize) -> &'a str {
-        let (lengths, header) = self.lengths();
-        let start = header + lengths[..index].iter().sum::<usize>();
-        let bytes = self
-            .packed
-            .get(start..start + lengths[index])
-            .unwrap_or_default();
-        // Always UTF-8: every part was packed from a `str`.
-        std::str::from_utf8(bytes).unwrap_or_default()
+        match index {
+            0 => nth::<OWN>(self.own, 0),
+            6 => nth::<OWN>(self.own, 1),
+            7 => nth::<OWN>(self.own, 2),
+            _ => nth::<PEOPLE>(self.people, index - 1),
+        }
     }
 
     /// `Date:` in seconds since the epoch, if it parsed.
@@ -486,12 +509,54 @@ impl<'a> SortFieldsRef<'a> {
 
     /// An owned copy.
     pub fn to_owned(&self) -> SortFields {
+        let (own, people) = (self.own(), self.people());
         SortFields {
             date: self.date,
             bits: self.bits,
-            packed: self.packed().into(),
+            packed: [own, people].concat().into_boxed_slice(),
+            split: own.len(),
         }
     }
+}
+
+/// Appends the packed form of `texts`: their lengths, then the texts.
+fn pack(out: &mut Vec<u8>, texts: &[&str]) {
+    for text in texts {
+        put_varint(out, text.len());
+    }
+    for text in texts {
+        out.extend_from_slice(text.as_bytes());
+    }
+}
+
+/// The `N` lengths at the start of `packed`, and the bytes they take.
+fn lengths<const N: usize>(packed: &[u8]) -> ([usize; N], usize) {
+    let mut lengths = [0; N];
+    let mut at = 0;
+    for length in &mut lengths {
+        let (value, used) = get_varint(packed.get(at..).unwrap_or_default());
+        *length = value;
+        at += used;
+    }
+    (lengths, at)
+}
+
+/// The packed form of `N` texts that starts `packed`, exactly.
+fn exact<const N: usize>(packed: &[u8]) -> &[u8] {
+    let (lengths, header) = lengths::<N>(packed);
+    let total = header + lengths.iter().sum::<usize>();
+    packed.get(..total).unwrap_or(packed)
+}
+
+/// Text `index` of the packed form of `N` texts that starts `packed`.
+fn nth<const N: usize>(packed: &[u8], index: usize) -> &str {
+    let (lengths, header) = lengths::<N>(packed);
+    let start = header + lengths[..index].iter().sum::<usize>();
+    let bytes = packed
+        .get(start..start + lengths[index])
+        .unwrap_or_default();
+    // Always UTF-8: every text was packed from a `str`.
+    std::str::from_utf8(bytes).unwrap_or_default()
 }
 
 /// Appends `value` as a LEB128 varint.
