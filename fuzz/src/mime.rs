@@ -232,4 +232,18 @@ pub fn mime_sort_fields(data: &[u8]) {
         "sort fields do not survive encode -> decode"
     );
     let _ = mime::SortFields::decode(data);
+    // Kept in a mailbox's map (one arena, shared correspondents), beside
+    // fields that share its people and fields that share nothing.
+    let mut map = imap_bridge::backend::SortFieldMap::default();
+    map.insert(2, fields.clone());
+    map.insert(1, mime::SortFields::default());
+    map.insert(3, mime::SortFields::from_message(b"Subject: x\r\n\r\n"));
+    map.insert_ref(4, fields.view());
+    for uid in [2, 4] {
+        assert_eq!(
+            map.get(uid).map(|f| f.to_owned()).as_ref(),
+            Some(&fields),
+            "sort fields change in the map"
+        );
+    }
 }
