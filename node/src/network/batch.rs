@@ -28,6 +28,7 @@ use serde::{Deserialize, Serialize};
 
 use super::codec::{FramedCodec, Wire, request_limit};
 use super::event_loop::{DeliveryReply, EventLoop, MAX_REASON};
+use super::swarm::MAX_BATCH_STREAMS;
 use super::{DeliveryError, DeliveryRequest, DeliveryResponse};
 
 /// The batch delivery protocol id.
@@ -119,6 +120,10 @@ pub(crate) struct Batches {
     pub(crate) enabled: bool,
     queued: HashMap<PeerId, Vec<Queued>>,
     in_flight: HashMap<OutboundRequestId, InFlight>,
+    /// Batches on the wire per peer, at most `MAX_BATCH_STREAMS` (the
+    /// receiver's stream limit); more waits in `queued` and fills the next
+    /// batches.
+    streams: HashMap<PeerId, usize>,
     v1_only: std::collections::HashSet<PeerId>,
 }
 
@@ -214,10 +219,20 @@ impl EventLoop {
     }
 
     fn flush_peer(&mut self, peer: PeerId) {
+        let streams = self.batches.streams.get(&peer).copied().unwrap_or(0);
+        let room = MAX_BATCH_STREAMS.saturating_sub(streams);
+        if room == 0 {
+            return;
+        }
         let Some(queued) = self.batches.queued.remove(&peer) else {
             return;
         };
-        for items in split(queued) {
+        let mut batches = split(queued);
+        if batches.len() > room {
+            let rest: Vec<Queued> = batches.drain(room..).flatten().collect();
+            self.batches.queued.insert(peer, rest);
+        }
+        for items in batches {
             let request = wire_request(&items);
             tracing::trace!(%peer, messages = items.len(), "sending a batch");
             let Some(deliver2) = self.swarm.behaviour_mut().deliver2.as_mut() else {
@@ -228,7 +243,21 @@ impl EventLoop {
             };
             let id = deliver2.send_request(&peer, Wire::Delivery(request));
             self.batches.in_flight.insert(id, InFlight { peer, items });
+            *self.batches.streams.entry(peer).or_default() += 1;
         }
+    }
+
+    /// Takes a batch that got its answer (or failed) off the wire; the
+    /// peer's next queued batch may go.
+    fn finished(&mut self, id: OutboundRequestId) -> Option<InFlight> {
+        let batch = self.batches.in_flight.remove(&id)?;
+        if let Some(streams) = self.batches.streams.get_mut(&batch.peer) {
+            *streams = streams.saturating_sub(1);
+            if *streams == 0 {
+                self.batches.streams.remove(&batch.peer);
+            }
+        }
+        Some(batch)
     }
 
     /// Identify told us which protocols `peer` speaks.
@@ -268,7 +297,7 @@ impl EventLoop {
                     },
                 ..
             } => {
-                let Some(batch) = self.batches.in_flight.remove(&request_id) else {
+                let Some(batch) = self.finished(request_id) else {
                     return;
                 };
                 match response {
@@ -302,7 +331,7 @@ impl EventLoop {
                 error,
                 ..
             } => {
-                let Some(batch) = self.batches.in_flight.remove(&request_id) else {
+                let Some(batch) = self.finished(request_id) else {
                     return;
                 };
                 if matches!(error, OutboundFailure::UnsupportedProtocols) {
@@ -357,6 +386,7 @@ impl EventLoop {
                 return;
             }
         };
+        tracing::debug!(%peer, messages = batch.items.len(), "received a batch");
         let now = Instant::now();
         let BatchRequest { sender_card, items } = batch;
         // Each message must fit the frame a `/1` request of it would need.
@@ -432,7 +462,7 @@ impl EventLoop {
 #[cfg(test)]
 mod tests {
     use futures::io::Cursor;
-    use libp2p::request_response::Codec as _;
+    use libp2p::request_response::{Codec as _, cbor};
     use tokio::sync::oneshot;
 
     use super::*;
@@ -594,5 +624,44 @@ mod tests {
         let cards = vec![queued(1, 1, b"a"), queued(2, 1, b"b"), queued(3, 1, b"b")];
         let sizes: Vec<usize> = split(cards).iter().map(Vec::len).collect();
         assert_eq!(sizes, vec![1, 2]);
+    }
+
+    #[tokio::test]
+    async fn the_fuzz_seeds_are_a_batch_and_its_answers() {
+        let mut codec = codec(1 << 20);
+        let seed = include_bytes!("../../../fuzz/seeds/delivery_batch_cbor/request");
+        let read = libp2p::request_response::Codec::read_request(
+            &mut cbor::codec::Codec::<BatchRequest, BatchResponse>::default(),
+            &PROTOCOL_V2,
+            &mut &seed[..],
+        )
+        .await
+        .expect("the request seed decodes");
+        assert_eq!(read.items.len(), 3);
+        assert!(read.items[2].stamp.is_some());
+        for (seed, items) in [
+            (
+                &include_bytes!("../../../fuzz/seeds/delivery_batch_cbor/response")[..],
+                4,
+            ),
+            (
+                &include_bytes!("../../../fuzz/seeds/delivery_batch_cbor/too_large")[..],
+                0,
+            ),
+        ] {
+            let mut framed = u32::try_from(seed.len())
+                .expect("small")
+                .to_be_bytes()
+                .to_vec();
+            framed.extend_from_slice(seed);
+            let read = codec
+                .read_response(&PROTOCOL_V2, &mut Cursor::new(framed))
+                .await
+                .expect("the answer seed decodes");
+            match read {
+                BatchResponse::Results(results) => assert_eq!(results.len(), items),
+                BatchResponse::TooLarge { max_items, .. } => assert_eq!(max_items, 64),
+            }
+        }
     }
 }
