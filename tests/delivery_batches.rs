@@ -87,7 +87,9 @@ fn drain(alice_network: &str, bob_network: &str) -> usize {
     wait_until(WAIT, "all 12 messages in Bob's INBOX", || {
         bob.count("INBOX") >= sent.len()
     });
-    wait_until(WAIT, "Alice's outbox to empty", || alice.count("Outbox") == 0);
+    wait_until(WAIT, "Alice's outbox to empty", || {
+        alice.count("Outbox") == 0
+    });
     let got = subjects(&bob, "INBOX");
     assert_eq!(got.len(), sent.len(), "no duplicates: {got:?}");
     assert_eq!(
@@ -135,7 +137,9 @@ fn issue7_a_refused_message_in_a_batch_bounces_alone() {
     wait_until(WAIT, "the bounce in Alice's INBOX", || {
         alice.count("INBOX") >= 1
     });
-    wait_until(WAIT, "Alice's outbox to empty", || alice.count("Outbox") == 0);
+    wait_until(WAIT, "Alice's outbox to empty", || {
+        alice.count("Outbox") == 0
+    });
     let got = subjects(&bob, "INBOX");
     assert_eq!(
         got.iter().collect::<BTreeSet<_>>(),
@@ -157,7 +161,9 @@ fn issue7_rate_limited_messages_of_a_batch_stay_queued_and_arrive_once() {
     let sent = names("limited", 10);
     queue_while_offline(&alice, &bob, &sent, 2 * 1024);
     bob.start();
-    wait_until(WAIT, "the first messages at Bob", || bob.count("INBOX") >= 1);
+    wait_until(WAIT, "the first messages at Bob", || {
+        bob.count("INBOX") >= 1
+    });
     // Accepted ones leave the outbox, the others stay: together they are
     // always all ten (nothing lost, nothing removed before its Accepted).
     // The outbox is read first: an entry gone from it was committed at
@@ -172,11 +178,14 @@ fn issue7_rate_limited_messages_of_a_batch_stay_queued_and_arrive_once() {
         );
         at_bob >= sent.len()
     });
-    wait_until(WAIT, "Alice's outbox to empty", || alice.count("Outbox") == 0);
+    wait_until(WAIT, "Alice's outbox to empty", || {
+        alice.count("Outbox") == 0
+    });
     let got = subjects(&bob, "INBOX");
     assert_eq!(got.len(), sent.len(), "no duplicates: {got:?}");
     assert!(
-        bob.log().contains("rate limit: asked a peer to retry later"),
+        bob.log()
+            .contains("rate limit: asked a peer to retry later"),
         "the limit applied per message"
     );
 }

@@ -465,6 +465,7 @@ mod tests {
     use libp2p::request_response::{Codec as _, cbor};
     use tokio::sync::oneshot;
 
+    use super::super::codec::test_support::{assert_oversized_is_drained, round_trip_response};
     use super::*;
 
     fn item(tag: u8, len: usize) -> BatchItem {
@@ -535,15 +536,7 @@ mod tests {
                 max_items: 64,
             },
         ] {
-            let mut wire = Vec::new();
-            codec
-                .write_response(&PROTOCOL_V2, &mut wire, response.clone())
-                .await
-                .expect("write");
-            let read = codec
-                .read_response(&PROTOCOL_V2, &mut Cursor::new(wire))
-                .await
-                .expect("read");
+            let read = round_trip_response(&mut codec, &PROTOCOL_V2, &response).await;
             assert_eq!(read, response);
         }
     }
@@ -551,21 +544,8 @@ mod tests {
     #[tokio::test]
     async fn an_oversized_batch_frame_is_drained_not_buffered() {
         let mut codec = codec(1000);
-        let declared = codec.request_limit() + 1;
-        assert!(declared > MAX_BATCH_PAYLOAD as u64);
-        let mut wire = u32::try_from(declared)
-            .expect("fits")
-            .to_be_bytes()
-            .to_vec();
-        wire.resize(4 + usize::try_from(declared).expect("fits"), 0xab);
-        let total = wire.len() as u64;
-        let mut io = Cursor::new(wire);
-        let read = codec
-            .read_request(&PROTOCOL_V2, &mut io)
-            .await
-            .expect("marker");
-        assert!(matches!(read, Wire::Oversized { declared: d } if d == declared));
-        assert_eq!(io.position(), total, "every byte was consumed");
+        assert!(codec.request_limit() > MAX_BATCH_PAYLOAD as u64);
+        assert_oversized_is_drained(codec.clone(), &PROTOCOL_V2).await;
 
         // A frame declaring 4 GiB that ends early is still only a marker.
         let mut wire = u32::MAX.to_be_bytes().to_vec();

@@ -255,6 +255,7 @@ mod tests {
     use futures::io::Cursor;
     use libp2p::request_response::Codec as _;
 
+    use super::test_support::{assert_oversized_is_drained, round_trip_response};
     use super::*;
 
     fn frame(body: &[u8]) -> Vec<u8> {
@@ -414,44 +415,17 @@ mod tests {
 
     #[tokio::test]
     async fn try_later_round_trips() {
-        let mut codec = DeliveryCodec::new(1024);
         let response = DeliveryResponse::TryLater {
             reason: "rate limit".into(),
             retry_after_secs: 1,
         };
-        let mut wire = Vec::new();
-        codec
-            .write_response(&PROTOCOL, &mut wire, response.clone())
-            .await
-            .expect("write");
-        let read = codec
-            .read_response(&PROTOCOL, &mut Cursor::new(wire))
-            .await
-            .expect("read");
+        let read = round_trip_response(&mut DeliveryCodec::new(1024), &PROTOCOL, &response).await;
         assert_eq!(read, response);
     }
 
     #[tokio::test]
     async fn oversized_request_is_drained_not_buffered() {
-        let mut codec = DeliveryCodec::new(1000);
-        let declared = codec.request_limit() + 1;
-        let mut wire = u32::try_from(declared)
-            .expect("fits")
-            .to_be_bytes()
-            .to_vec();
-        wire.resize(4 + usize::try_from(declared).expect("fits"), 0xab);
-        let total = wire.len() as u64;
-        let mut io = Cursor::new(wire);
-        let read = codec
-            .read_request(&PROTOCOL, &mut io)
-            .await
-            .expect("marker");
-        assert!(matches!(read, WireRequest::Oversized { declared: d } if d == declared));
-        assert_eq!(
-            io.position(),
-            total,
-            "every byte of the request was consumed"
-        );
+        assert_oversized_is_drained(DeliveryCodec::new(1000), &PROTOCOL).await;
     }
 
     #[tokio::test]
@@ -546,5 +520,64 @@ mod tests {
             .await
             .expect_err("marker");
         assert_eq!(err.kind(), io::ErrorKind::InvalidInput);
+    }
+}
+
+/// Checks shared by the tests of both delivery codecs.
+#[cfg(test)]
+pub(crate) mod test_support {
+    use futures::io::Cursor;
+    use libp2p::request_response::Codec as _;
+
+    use super::*;
+
+    /// Writes `response` and reads it back.
+    pub(crate) async fn round_trip_response<Req, Resp>(
+        codec: &mut FramedCodec<Req, Resp>,
+        protocol: &StreamProtocol,
+        response: &Resp,
+    ) -> Resp
+    where
+        Req: Send + Clone + Serialize + DeserializeOwned,
+        Resp: Send + Clone + Serialize + DeserializeOwned,
+    {
+        let mut wire = Vec::new();
+        codec
+            .write_response(protocol, &mut wire, response.clone())
+            .await
+            .expect("write");
+        codec
+            .read_response(protocol, &mut Cursor::new(wire))
+            .await
+            .expect("read")
+    }
+
+    /// A request frame one byte over the codec's limit is read to its end
+    /// and becomes the oversized marker, its body never buffered.
+    pub(crate) async fn assert_oversized_is_drained<Req, Resp>(
+        mut codec: FramedCodec<Req, Resp>,
+        protocol: &StreamProtocol,
+    ) where
+        Req: Send + Clone + Serialize + DeserializeOwned + std::fmt::Debug,
+        Resp: Send + Clone + Serialize + DeserializeOwned,
+    {
+        let declared = codec.request_limit() + 1;
+        let mut wire = u32::try_from(declared)
+            .expect("fits")
+            .to_be_bytes()
+            .to_vec();
+        wire.resize(4 + usize::try_from(declared).expect("fits"), 0xab);
+        let total = wire.len() as u64;
+        let mut io = Cursor::new(wire);
+        let read = codec.read_request(protocol, &mut io).await.expect("marker");
+        assert!(
+            matches!(read, Wire::Oversized { declared: d } if d == declared),
+            "{read:?}"
+        );
+        assert_eq!(
+            io.position(),
+            total,
+            "every byte of the request was consumed"
+        );
     }
 }
