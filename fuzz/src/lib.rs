@@ -54,6 +54,7 @@ pub fn targets() -> Vec<Target> {
             ("verified_mark", node::verified_mark),
             ("contact_card", node::contact_card),
             ("delivery_cbor", node::delivery_cbor),
+            ("delivery_batch_cbor", node::delivery_batch_cbor),
             ("pgp_open", node::pgp_open),
             ("control_card", node::control_card),
             ("device_sync_batch", node::device_sync_batch),

@@ -15,7 +15,7 @@ use keys::{ContactCard, Identity, PassphraseSource, Unlocker};
 use libp2p::StreamProtocol;
 use libp2p::request_response::{Codec as _, cbor};
 use mailnode::card_update;
-use mailnode::network::{DeliveryRequest, DeliveryResponse};
+use mailnode::network::{BatchRequest, BatchResponse, DeliveryRequest, DeliveryResponse};
 use mailnode::pgpmime::{self, OuterHeader};
 use mailnode::rawmail::RawMessage;
 use mailnode::verified;
@@ -65,6 +65,44 @@ pub fn delivery_cbor(data: &[u8]) {
         assert_eq!(again.payload, request.payload);
     }
     let _ = futures::executor::block_on(codec.read_response(&protocol, &mut &data[..]));
+}
+
+/// Target `delivery_batch_cbor`: the CBOR body of a `/mailnode/deliver/2`
+/// frame (a batch of messages and its per-message answers), decoded by the
+/// codec the node's `BatchCodec` runs over the length-checked frame body.
+pub fn delivery_batch_cbor(data: &[u8]) {
+    let protocol = StreamProtocol::new("/mailnode/deliver/2");
+    let mut codec = cbor::codec::Codec::<BatchRequest, BatchResponse>::default();
+    let request = futures::executor::block_on(codec.read_request(&protocol, &mut &data[..]));
+    if let Ok(request) = request {
+        if let Some(card) = &request.sender_card {
+            let _ = ContactCard::from_bytes(card);
+        }
+        for item in &request.items {
+            let _ = pgpmime::unwrap(&item.payload);
+        }
+        // A decoded batch encodes and decodes to itself.
+        let mut encoded = Vec::new();
+        futures::executor::block_on(codec.write_request(&protocol, &mut encoded, request.clone()))
+            .expect("encoding a decoded batch");
+        let again = futures::executor::block_on(codec.read_request(&protocol, &mut &encoded[..]))
+            .expect("decoding a re-encoded batch");
+        assert_eq!(again.sender_card, request.sender_card);
+        assert_eq!(again.items.len(), request.items.len());
+        for (a, b) in again.items.iter().zip(&request.items) {
+            assert_eq!((a.id, &a.payload, &a.stamp), (b.id, &b.payload, &b.stamp));
+        }
+    }
+    if let Ok(response) =
+        futures::executor::block_on(codec.read_response(&protocol, &mut &data[..]))
+    {
+        let mut encoded = Vec::new();
+        futures::executor::block_on(codec.write_response(&protocol, &mut encoded, response.clone()))
+            .expect("encoding a decoded answer");
+        let again = futures::executor::block_on(codec.read_response(&protocol, &mut &encoded[..]))
+            .expect("decoding a re-encoded answer");
+        assert_eq!(again, response);
+    }
 }
 
 /// Target `contact_card`: a card as `mailnode contacts import` and the

@@ -86,6 +86,10 @@ pub struct NetworkSection {
     pub bootstrap: Option<Vec<String>>,
     /// Addresses to announce as they are (e.g. a port forward).
     pub external: Option<Vec<String>>,
+    /// Speak the batch protocol `/mailnode/deliver/2` (default true). Off,
+    /// the node serves and sends only `/mailnode/deliver/1`, like a node
+    /// from before `/2` (the tests of the fallback use it).
+    pub deliver_v2: Option<bool>,
 }
 
 /// `[bridge]` section.
@@ -182,6 +186,8 @@ pub struct Settings {
     pub public: bool,
     /// mDNS on the local network.
     pub mdns: bool,
+    /// Speak `/mailnode/deliver/2` besides `/1`.
+    pub deliver_v2: bool,
     /// DHT bootstrap nodes.
     pub bootstrap: Vec<Multiaddr>,
     /// Announced external addresses.
@@ -285,6 +291,7 @@ impl Settings {
             strangers,
             public: flags.public || file.network.public.unwrap_or(false),
             mdns: !flags.no_mdns && file.network.mdns.unwrap_or(true),
+            deliver_v2: file.network.deliver_v2.unwrap_or(true),
             bootstrap,
             external,
             mailbox,

@@ -67,6 +67,7 @@ pub async fn run(home: Home, settings: Settings, identity: Identity) -> anyhow::
         external: settings.external.clone(),
         mailboxes: mailbox_peers.peer_ids(),
         mailbox_request_limit: mailbox_limits.request_limit(),
+        deliver_v2: settings.deliver_v2,
     })
     .await
     .context("cannot start the peer-to-peer network")?;

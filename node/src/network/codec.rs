@@ -1,32 +1,38 @@
-//! Wire framing of `/mailnode/deliver/1` (specified in `docs/protocol.md`).
+//! Wire framing of `/mailnode/deliver/1` and `/mailnode/deliver/2`
+//! (specified in `docs/protocol.md`).
 //!
 //! Every message on a stream is one frame: a 4-byte big-endian length, then
-//! that many bytes of CBOR (RFC 8949) holding a [`DeliveryRequest`] or a
-//! [`DeliveryResponse`]. One request and one response per stream.
+//! that many bytes of CBOR (RFC 8949). On `/1` a frame holds a
+//! [`DeliveryRequest`] or a [`DeliveryResponse`]; on `/2` a
+//! [`BatchRequest`](super::batch::BatchRequest) or a
+//! [`BatchResponse`](super::batch::BatchResponse). One request and one
+//! response per stream.
 //!
 //! Size caps are enforced here, before anything is buffered: a request whose
 //! declared length exceeds the node's limit is read and discarded in small
 //! chunks (so the sender can finish writing and read our answer) and becomes
-//! [`WireRequest::Oversized`], which the event loop rejects. Responses are
-//! capped at [`MAX_RESPONSE`]. CBOR itself is done by libp2p's serde CBOR
-//! codec, run over in-memory buffers, so no second CBOR crate is needed.
+//! [`Wire::Oversized`], which the event loop refuses. Responses are capped
+//! too. CBOR itself is done by libp2p's serde CBOR codec, run over in-memory
+//! buffers, so no second CBOR crate is needed.
 
 use std::io;
 
 use futures::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use libp2p::StreamProtocol;
 use libp2p::request_response::{self, cbor};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
 
 use super::{DeliveryRequest, DeliveryResponse};
 
-/// The delivery protocol id.
+/// The delivery protocol id: one message per request.
 pub(crate) const PROTOCOL: StreamProtocol = StreamProtocol::new("/mailnode/deliver/1");
 
 /// Room for the sender's card, the request id and the CBOR and framing
 /// overhead on top of the message payload itself.
 pub(crate) const FRAMING_ALLOWANCE: u64 = 64 * 1024;
 
-/// The largest response frame body accepted or sent.
+/// The largest response frame body accepted or sent on `/1`.
 pub(crate) const MAX_RESPONSE: u64 = 64 * 1024;
 
 /// The largest frame body the 4-byte length prefix can declare.
@@ -34,9 +40,9 @@ const MAX_FRAME: u64 = u32::MAX as u64;
 
 /// What the codec yields for an inbound request.
 #[derive(Debug)]
-pub(crate) enum WireRequest {
+pub(crate) enum Wire<R> {
     /// A well-formed request within the size limit.
-    Delivery(DeliveryRequest),
+    Delivery(R),
     /// A request whose declared length exceeded the limit; its bytes were
     /// discarded unread. Never sent: writing it is an error.
     Oversized {
@@ -45,49 +51,74 @@ pub(crate) enum WireRequest {
     },
 }
 
-/// The `request_response::Codec` of the delivery protocol.
+/// An inbound `/mailnode/deliver/1` request.
+pub(crate) type WireRequest = Wire<DeliveryRequest>;
+
+/// A length-prefixed CBOR `request_response::Codec` with a request cap and
+/// a response cap.
 #[derive(Clone)]
-pub(crate) struct DeliveryCodec {
+pub(crate) struct FramedCodec<Req, Resp> {
     /// Largest accepted request frame body, in bytes.
     request_limit: u64,
-    cbor: cbor::codec::Codec<DeliveryRequest, DeliveryResponse>,
+    /// Largest accepted (and sent) response frame body, in bytes.
+    response_limit: u64,
+    cbor: cbor::codec::Codec<Req, Resp>,
+}
+
+/// The codec of `/mailnode/deliver/1`.
+pub(crate) type DeliveryCodec = FramedCodec<DeliveryRequest, DeliveryResponse>;
+
+/// The request frame limit for payloads of up to `max_payload` bytes.
+pub(crate) fn request_limit(max_payload: usize) -> u64 {
+    u64::try_from(max_payload)
+        .unwrap_or(MAX_FRAME)
+        .saturating_add(FRAMING_ALLOWANCE)
+        .min(MAX_FRAME)
 }
 
 impl DeliveryCodec {
     /// A codec accepting payloads of up to `max_message_size` bytes.
     pub(crate) fn new(max_message_size: usize) -> Self {
-        let request_limit = u64::try_from(max_message_size)
-            .unwrap_or(MAX_FRAME)
-            .saturating_add(FRAMING_ALLOWANCE)
-            .min(MAX_FRAME);
+        Self::with_limits(request_limit(max_message_size), MAX_RESPONSE)
+    }
+}
+
+impl<Req, Resp> FramedCodec<Req, Resp> {
+    /// A codec reading request bodies of up to `request_limit` bytes and
+    /// response bodies of up to `response_limit`.
+    pub(crate) fn with_limits(request_limit: u64, response_limit: u64) -> Self {
         // The inner codec only ever reads from in-memory buffers whose size
         // this codec has already checked, so its own caps are lifted.
         let cbor = cbor::codec::Codec::default()
             .set_request_size_maximum(MAX_FRAME)
             .set_response_size_maximum(MAX_FRAME);
         Self {
-            request_limit,
+            request_limit: request_limit.min(MAX_FRAME),
+            response_limit: response_limit.min(MAX_FRAME),
             cbor,
         }
     }
 
     /// The largest request frame body this codec reads.
-    #[cfg(test)]
     pub(crate) fn request_limit(&self) -> u64 {
         self.request_limit
     }
 }
 
-impl request_response::Codec for DeliveryCodec {
+impl<Req, Resp> request_response::Codec for FramedCodec<Req, Resp>
+where
+    Req: Send + Clone + Serialize + DeserializeOwned,
+    Resp: Send + Clone + Serialize + DeserializeOwned,
+{
     type Protocol = StreamProtocol;
-    type Request = WireRequest;
-    type Response = DeliveryResponse;
+    type Request = Wire<Req>;
+    type Response = Resp;
 
     async fn read_request<T>(
         &mut self,
         protocol: &Self::Protocol,
         io: &mut T,
-    ) -> io::Result<WireRequest>
+    ) -> io::Result<Wire<Req>>
     where
         T: AsyncRead + Unpin + Send,
     {
@@ -99,51 +130,49 @@ impl request_response::Codec for DeliveryCodec {
             tracing::debug!(
                 declared,
                 discarded,
+                %protocol,
                 "discarded an oversized delivery request"
             );
-            return Ok(WireRequest::Oversized { declared });
+            return Ok(Wire::Oversized { declared });
         }
         let body = read_body(io, declared).await?;
         let request =
             request_response::Codec::read_request(&mut self.cbor, protocol, &mut body.as_slice())
                 .await
-                .map_err(|err| invalid("request", err))?;
-        Ok(WireRequest::Delivery(request))
+                .map_err(|err| invalid(protocol, "request", err))?;
+        Ok(Wire::Delivery(request))
     }
 
-    async fn read_response<T>(
-        &mut self,
-        protocol: &Self::Protocol,
-        io: &mut T,
-    ) -> io::Result<DeliveryResponse>
+    async fn read_response<T>(&mut self, protocol: &Self::Protocol, io: &mut T) -> io::Result<Resp>
     where
         T: AsyncRead + Unpin + Send,
     {
         let declared = read_length(io).await?;
-        if declared > MAX_RESPONSE {
+        if declared > self.response_limit {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidData,
                 format!(
-                    "the answer declares {declared} bytes, more than the {MAX_RESPONSE}-byte limit"
+                    "the answer declares {declared} bytes, more than the {}-byte limit",
+                    self.response_limit
                 ),
             ));
         }
         let body = read_body(io, declared).await?;
         request_response::Codec::read_response(&mut self.cbor, protocol, &mut body.as_slice())
             .await
-            .map_err(|err| invalid("answer", err))
+            .map_err(|err| invalid(protocol, "answer", err))
     }
 
     async fn write_request<T>(
         &mut self,
         protocol: &Self::Protocol,
         io: &mut T,
-        request: WireRequest,
+        request: Wire<Req>,
     ) -> io::Result<()>
     where
         T: AsyncWrite + Unpin + Send,
     {
-        let WireRequest::Delivery(request) = request else {
+        let Wire::Delivery(request) = request else {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
                 "an oversized-request marker cannot be sent",
@@ -159,7 +188,7 @@ impl request_response::Codec for DeliveryCodec {
         &mut self,
         protocol: &Self::Protocol,
         io: &mut T,
-        response: DeliveryResponse,
+        response: Resp,
     ) -> io::Result<()>
     where
         T: AsyncWrite + Unpin + Send,
@@ -167,7 +196,7 @@ impl request_response::Codec for DeliveryCodec {
         let mut frame = vec![0; 4];
         request_response::Codec::write_response(&mut self.cbor, protocol, &mut frame, response)
             .await?;
-        write_frame(io, frame, MAX_RESPONSE).await
+        write_frame(io, frame, self.response_limit).await
     }
 }
 
@@ -214,10 +243,10 @@ async fn write_frame<T: AsyncWrite + Unpin>(
     io.flush().await
 }
 
-fn invalid(what: &str, err: io::Error) -> io::Error {
+fn invalid(protocol: &StreamProtocol, what: &str, err: io::Error) -> io::Error {
     io::Error::new(
         io::ErrorKind::InvalidData,
-        format!("the {what} is not valid {PROTOCOL} CBOR: {err}"),
+        format!("the {what} is not valid {protocol} CBOR: {err}"),
     )
 }
 
@@ -226,6 +255,7 @@ mod tests {
     use futures::io::Cursor;
     use libp2p::request_response::Codec as _;
 
+    use super::test_support::{assert_oversized_is_drained, round_trip_response};
     use super::*;
 
     fn frame(body: &[u8]) -> Vec<u8> {
@@ -385,44 +415,17 @@ mod tests {
 
     #[tokio::test]
     async fn try_later_round_trips() {
-        let mut codec = DeliveryCodec::new(1024);
         let response = DeliveryResponse::TryLater {
             reason: "rate limit".into(),
             retry_after_secs: 1,
         };
-        let mut wire = Vec::new();
-        codec
-            .write_response(&PROTOCOL, &mut wire, response.clone())
-            .await
-            .expect("write");
-        let read = codec
-            .read_response(&PROTOCOL, &mut Cursor::new(wire))
-            .await
-            .expect("read");
+        let read = round_trip_response(&mut DeliveryCodec::new(1024), &PROTOCOL, &response).await;
         assert_eq!(read, response);
     }
 
     #[tokio::test]
     async fn oversized_request_is_drained_not_buffered() {
-        let mut codec = DeliveryCodec::new(1000);
-        let declared = codec.request_limit() + 1;
-        let mut wire = u32::try_from(declared)
-            .expect("fits")
-            .to_be_bytes()
-            .to_vec();
-        wire.resize(4 + usize::try_from(declared).expect("fits"), 0xab);
-        let total = wire.len() as u64;
-        let mut io = Cursor::new(wire);
-        let read = codec
-            .read_request(&PROTOCOL, &mut io)
-            .await
-            .expect("marker");
-        assert!(matches!(read, WireRequest::Oversized { declared: d } if d == declared));
-        assert_eq!(
-            io.position(),
-            total,
-            "every byte of the request was consumed"
-        );
+        assert_oversized_is_drained(DeliveryCodec::new(1000), &PROTOCOL).await;
     }
 
     #[tokio::test]
@@ -517,5 +520,64 @@ mod tests {
             .await
             .expect_err("marker");
         assert_eq!(err.kind(), io::ErrorKind::InvalidInput);
+    }
+}
+
+/// Checks shared by the tests of both delivery codecs.
+#[cfg(test)]
+pub(crate) mod test_support {
+    use futures::io::Cursor;
+    use libp2p::request_response::Codec as _;
+
+    use super::*;
+
+    /// Writes `response` and reads it back.
+    pub(crate) async fn round_trip_response<Req, Resp>(
+        codec: &mut FramedCodec<Req, Resp>,
+        protocol: &StreamProtocol,
+        response: &Resp,
+    ) -> Resp
+    where
+        Req: Send + Clone + Serialize + DeserializeOwned,
+        Resp: Send + Clone + Serialize + DeserializeOwned,
+    {
+        let mut wire = Vec::new();
+        codec
+            .write_response(protocol, &mut wire, response.clone())
+            .await
+            .expect("write");
+        codec
+            .read_response(protocol, &mut Cursor::new(wire))
+            .await
+            .expect("read")
+    }
+
+    /// A request frame one byte over the codec's limit is read to its end
+    /// and becomes the oversized marker, its body never buffered.
+    pub(crate) async fn assert_oversized_is_drained<Req, Resp>(
+        mut codec: FramedCodec<Req, Resp>,
+        protocol: &StreamProtocol,
+    ) where
+        Req: Send + Clone + Serialize + DeserializeOwned + std::fmt::Debug,
+        Resp: Send + Clone + Serialize + DeserializeOwned,
+    {
+        let declared = codec.request_limit() + 1;
+        let mut wire = u32::try_from(declared)
+            .expect("fits")
+            .to_be_bytes()
+            .to_vec();
+        wire.resize(4 + usize::try_from(declared).expect("fits"), 0xab);
+        let total = wire.len() as u64;
+        let mut io = Cursor::new(wire);
+        let read = codec.read_request(protocol, &mut io).await.expect("marker");
+        assert!(
+            matches!(read, Wire::Oversized { declared: d } if d == declared),
+            "{read:?}"
+        );
+        assert_eq!(
+            io.position(),
+            total,
+            "every byte of the request was consumed"
+        );
     }
 }

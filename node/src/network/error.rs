@@ -43,7 +43,7 @@ pub enum NetworkError {
 
 /// One delivery attempt failed before the recipient answered. Every variant
 /// is temporary from the sender's point of view: the outbox retries it.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum DeliveryError {
     /// No connection to the recipient's node could be made.
     #[error(

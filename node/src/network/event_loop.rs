@@ -21,6 +21,7 @@ use libp2p::{Multiaddr, PeerId, Swarm};
 use tokio::sync::mpsc::error::TrySendError;
 use tokio::sync::{broadcast, mpsc, oneshot};
 
+use super::batch::{BatchResponse, Batches};
 use super::codec::WireRequest;
 use super::discovery::Discovery;
 use super::error::{DeliveryError, NetworkError, dial_error_text};
@@ -38,7 +39,7 @@ const TICK: Duration = Duration::from_millis(500);
 
 /// Longest `reason` sent in a response; keeps every answer far below the
 /// 64 KiB response cap whatever the inbound handler writes.
-const MAX_REASON: usize = 1024;
+pub(crate) const MAX_REASON: usize = 1024;
 
 /// Remembered dial failures (for error messages) before the map is reset.
 const MAX_DIAL_ERRORS: usize = 1024;
@@ -46,6 +47,10 @@ const MAX_DIAL_ERRORS: usize = 1024;
 /// An inbound request's answer, once the inbound handler has given it.
 type PendingReply =
     BoxFuture<'static, (ResponseChannel<DeliveryResponse>, PeerId, DeliveryResponse)>;
+
+/// An inbound batch's answers, once the inbound handler has given them all.
+type PendingBatchReply =
+    BoxFuture<'static, (ResponseChannel<BatchResponse>, PeerId, BatchResponse)>;
 
 /// An inbound mailbox request's answer, once the daemon has given it.
 type PendingMailboxReply =
@@ -55,7 +60,7 @@ type PendingMailboxReply =
 type MailboxReply = oneshot::Sender<Result<MailboxResponse, DeliveryError>>;
 
 /// The caller waiting for an outbound delivery's answer.
-type DeliveryReply = oneshot::Sender<Result<DeliveryResponse, DeliveryError>>;
+pub(crate) type DeliveryReply = oneshot::Sender<Result<DeliveryResponse, DeliveryError>>;
 
 /// One configured listen address and what became of it.
 struct Listener {
@@ -96,10 +101,13 @@ pub(crate) struct EventLoop {
     mailbox_replies: FuturesUnordered<PendingMailboxReply>,
     mailbox_limit: u64,
     limiter: RateLimiter,
-    max_message_size: usize,
-    request_timeout: Duration,
+    pub(crate) max_message_size: usize,
+    pub(crate) request_timeout: Duration,
     outbound: HashMap<OutboundRequestId, (PeerId, DeliveryReply)>,
     replies: FuturesUnordered<PendingReply>,
+    /// `/mailnode/deliver/2`: outbound batches per peer (`batch.rs`).
+    pub(crate) batches: Batches,
+    pub(crate) batch_replies: FuturesUnordered<PendingBatchReply>,
     listeners: HashMap<ListenerId, Listener>,
     listen_waiters: Vec<oneshot::Sender<Result<Vec<Multiaddr>, NetworkError>>>,
     pub(crate) dial_errors: HashMap<PeerId, String>,
@@ -151,6 +159,8 @@ impl EventLoop {
             request_timeout: config.request_timeout,
             outbound: HashMap::new(),
             replies: FuturesUnordered::new(),
+            batches: Batches::new(config.deliver_v2),
+            batch_replies: FuturesUnordered::new(),
             listeners,
             listen_waiters: Vec::new(),
             dial_errors: HashMap::new(),
@@ -164,6 +174,12 @@ impl EventLoop {
         let mut tick = tokio::time::interval(TICK);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let shutdown_reply = loop {
+            // Deliveries queued for batches go out once no further command
+            // waits: whatever arrived together travels together, and
+            // nothing waits for a timer.
+            if self.batches.has_queued() && self.commands.is_empty() {
+                self.flush_batches();
+            }
             tokio::select! {
                 _ = tick.tick() => self.on_tick(),
                 event = self.swarm.select_next_some() => self.on_swarm_event(event),
@@ -174,6 +190,9 @@ impl EventLoop {
                 },
                 Some((channel, peer, response)) = self.replies.next(), if !self.replies.is_empty() => {
                     self.respond(channel, peer, response);
+                }
+                Some((channel, peer, response)) = self.batch_replies.next(), if !self.batch_replies.is_empty() => {
+                    self.respond_batch(channel, peer, response);
                 }
                 Some((channel, peer, response)) = self.mailbox_replies.next(), if !self.mailbox_replies.is_empty() => {
                     self.respond_mailbox(channel, peer, response);
@@ -199,6 +218,7 @@ impl EventLoop {
             listen_waiters,
             reach,
             discovery,
+            batches,
             ..
         } = self;
         tracing::info!("stopping the peer-to-peer network");
@@ -206,6 +226,7 @@ impl EventLoop {
         reach.fail_all(|| DeliveryError::Shutdown);
         discovery.fail_all(|| DeliveryError::Shutdown);
         drop(inbound);
+        batches.fail_all();
         for (_, (_, reply)) in outbound {
             let _ = reply.send(Err(DeliveryError::Shutdown));
         }
@@ -253,7 +274,12 @@ impl EventLoop {
                 addrs,
                 request,
                 reply,
-            } => self.send_delivery(peer, addrs, request, reply),
+            } => {
+                for addr in addrs {
+                    self.swarm.add_peer_address(peer, addr);
+                }
+                self.queue_delivery(peer, request, reply);
+            }
             #[cfg(test)]
             Command::Connections { reply } => {
                 let count = self
@@ -308,16 +334,13 @@ impl EventLoop {
         }
     }
 
-    fn send_delivery(
+    /// Sends one delivery over `/mailnode/deliver/1`.
+    pub(crate) fn send_single(
         &mut self,
         peer: PeerId,
-        addrs: Vec<Multiaddr>,
         request: DeliveryRequest,
         reply: DeliveryReply,
     ) {
-        for addr in addrs {
-            self.swarm.add_peer_address(peer, addr);
-        }
         let id = self
             .swarm
             .behaviour_mut()
@@ -370,7 +393,13 @@ impl EventLoop {
         match event {
             SwarmEvent::Behaviour(BehaviourEvent::Deliver(event)) => self.on_delivery_event(event),
             SwarmEvent::Behaviour(BehaviourEvent::Mailbox(event)) => self.on_mailbox_event(event),
-            SwarmEvent::Behaviour(BehaviourEvent::Identify(event)) => self.on_identify(event),
+            SwarmEvent::Behaviour(BehaviourEvent::Deliver2(event)) => self.on_batch_event(event),
+            SwarmEvent::Behaviour(BehaviourEvent::Identify(event)) => {
+                if let libp2p::identify::Event::Received { peer_id, info, .. } = &event {
+                    self.learn_protocols(*peer_id, &info.protocols);
+                }
+                self.on_identify(event)
+            }
             SwarmEvent::Behaviour(BehaviourEvent::Kad(event)) => self.on_kad(event),
             SwarmEvent::Behaviour(BehaviourEvent::Mdns(event)) => self.on_mdns(event),
             SwarmEvent::Behaviour(BehaviourEvent::RelayClient(event)) => {
@@ -550,16 +579,9 @@ impl EventLoop {
                 error,
                 ..
             } => {
-                tracing::debug!(%peer, "a delivery attempt failed: {error}");
-                if matches!(error, OutboundFailure::Timeout) {
-                    // The connection carried a request and brought no answer
-                    // in time: treat it as dead, the retry dials afresh.
-                    if self.swarm.disconnect_peer_id(peer).is_ok() {
-                        tracing::info!(%peer, "closed the connections to a peer that did not answer in time");
-                    }
-                }
+                let error = self.outbound_failed(peer, error);
                 if let Some((_, reply)) = self.outbound.remove(&request_id) {
-                    let _ = reply.send(Err(self.delivery_error(peer, error)));
+                    let _ = reply.send(Err(error));
                 }
             }
             request_response::Event::InboundFailure { peer, error, .. } => {
@@ -567,6 +589,23 @@ impl EventLoop {
             }
             request_response::Event::ResponseSent { .. } => {}
         }
+    }
+
+    /// What a failed outbound delivery (or batch) means for its callers.
+    /// A timeout closes the peer's connections: the connection carried a
+    /// request and brought no answer in time, so it is treated as dead and
+    /// the retry dials afresh.
+    pub(crate) fn outbound_failed(
+        &mut self,
+        peer: PeerId,
+        error: OutboundFailure,
+    ) -> DeliveryError {
+        tracing::debug!(%peer, "a delivery attempt failed: {error}");
+        if matches!(error, OutboundFailure::Timeout) && self.swarm.disconnect_peer_id(peer).is_ok()
+        {
+            tracing::info!(%peer, "closed the connections to a peer that did not answer in time");
+        }
+        self.delivery_error(peer, error)
     }
 
     /// Admission of one inbound request: the rate limit, then the size cap,
@@ -579,42 +618,7 @@ impl EventLoop {
         request: WireRequest,
         channel: ResponseChannel<DeliveryResponse>,
     ) {
-        let now = Instant::now();
-        let (relayed, ip) = match self.connections.get(&connection) {
-            Some(c) => (c.relayed, ip_of(&c.remote)),
-            None => (false, None),
-        };
-        if relayed {
-            // Circuits exist to coordinate the hole punch; their limits are
-            // small on purpose. Mail waits for the direct connection.
-            tracing::debug!(%peer, "refused a delivery over a relay circuit");
-            let response = DeliveryResponse::TryLater {
-                reason: "mail is not accepted over a relay circuit; connect directly".to_string(),
-                retry_after_secs: 5,
-            };
-            self.respond(channel, peer, response);
-            return;
-        }
-        if !self.contacts.contains(&peer) {
-            let peer_ok = self.stranger_peers.allow(peer, now);
-            let ip_ok = ip.is_none_or(|ip| self.stranger_ips.allow(ip, now));
-            if !(peer_ok && ip_ok) {
-                tracing::info!(%peer, ?ip, "rate limit for senders who are not contacts: asked to retry later");
-                let response = DeliveryResponse::TryLater {
-                    reason: "rate limit for senders who are not contacts of the recipient"
-                        .to_string(),
-                    retry_after_secs: 10,
-                };
-                self.respond(channel, peer, response);
-                return;
-            }
-        }
-        if !self.limiter.allow(peer, now) {
-            tracing::debug!(%peer, "rate limit: asked a peer to retry later");
-            let response = DeliveryResponse::TryLater {
-                reason: "rate limit".to_string(),
-                retry_after_secs: 1,
-            };
+        if let Err(response) = self.admit(peer, connection, Instant::now()) {
             self.respond(channel, peer, response);
             return;
         }
@@ -630,6 +634,69 @@ impl EventLoop {
                 return;
             }
         };
+        match self.hand_off(peer, request) {
+            Ok(verdict) => {
+                let timeout = self.request_timeout;
+                self.replies.push(Box::pin(async move {
+                    (channel, peer, await_verdict(verdict, timeout).await)
+                }));
+            }
+            Err(response) => self.respond(channel, peer, response),
+        }
+    }
+
+    /// The per-message checks before a delivery is read further: not over a
+    /// relay circuit, the stranger limits, the per-peer rate limit. Every
+    /// message of a `/2` batch passes them one by one.
+    pub(crate) fn admit(
+        &mut self,
+        peer: PeerId,
+        connection: ConnectionId,
+        now: Instant,
+    ) -> Result<(), DeliveryResponse> {
+        let (relayed, ip) = match self.connections.get(&connection) {
+            Some(c) => (c.relayed, ip_of(&c.remote)),
+            None => (false, None),
+        };
+        if relayed {
+            // Circuits exist to coordinate the hole punch; their limits are
+            // small on purpose. Mail waits for the direct connection.
+            tracing::debug!(%peer, "refused a delivery over a relay circuit");
+            return Err(DeliveryResponse::TryLater {
+                reason: "mail is not accepted over a relay circuit; connect directly".to_string(),
+                retry_after_secs: 5,
+            });
+        }
+        if !self.contacts.contains(&peer) {
+            let peer_ok = self.stranger_peers.allow(peer, now);
+            let ip_ok = ip.is_none_or(|ip| self.stranger_ips.allow(ip, now));
+            if !(peer_ok && ip_ok) {
+                tracing::info!(%peer, ?ip, "rate limit for senders who are not contacts: asked to retry later");
+                return Err(DeliveryResponse::TryLater {
+                    reason: "rate limit for senders who are not contacts of the recipient"
+                        .to_string(),
+                    retry_after_secs: 10,
+                });
+            }
+        }
+        if !self.limiter.allow(peer, now) {
+            tracing::debug!(%peer, "rate limit: asked a peer to retry later");
+            return Err(DeliveryResponse::TryLater {
+                reason: "rate limit".to_string(),
+                retry_after_secs: 1,
+            });
+        }
+        Ok(())
+    }
+
+    /// Hands one admitted delivery to the inbound handler; its verdict
+    /// arrives on the returned receiver. A full or closed channel is
+    /// answered at once.
+    pub(crate) fn hand_off(
+        &mut self,
+        peer: PeerId,
+        request: DeliveryRequest,
+    ) -> Result<oneshot::Receiver<DeliveryResponse>, DeliveryResponse> {
         let (reply, verdict) = oneshot::channel();
         let delivery = InboundDelivery {
             peer,
@@ -637,41 +704,18 @@ impl EventLoop {
             reply,
         };
         match self.inbound.try_send(delivery) {
-            Ok(()) => {
-                let timeout = self.request_timeout;
-                self.replies.push(Box::pin(async move {
-                    let response = match tokio::time::timeout(timeout, verdict).await {
-                        Ok(Ok(response)) => response,
-                        Ok(Err(_dropped)) => DeliveryResponse::TryLater {
-                            reason: "the recipient could not process the message".to_string(),
-                            retry_after_secs: 5,
-                        },
-                        // The requester has given up by now too; answer
-                        // anyway in case its clock is slower.
-                        Err(_elapsed) => DeliveryResponse::TryLater {
-                            reason: "the recipient took too long to process the message"
-                                .to_string(),
-                            retry_after_secs: 30,
-                        },
-                    };
-                    (channel, peer, response)
-                }));
-            }
+            Ok(()) => Ok(verdict),
             Err(TrySendError::Full(_)) => {
                 tracing::warn!(%peer, "too many deliveries waiting; asked a peer to retry later");
-                let response = DeliveryResponse::TryLater {
+                Err(DeliveryResponse::TryLater {
                     reason: "the recipient is busy".to_string(),
                     retry_after_secs: 5,
-                };
-                self.respond(channel, peer, response);
+                })
             }
-            Err(TrySendError::Closed(_)) => {
-                let response = DeliveryResponse::TryLater {
-                    reason: "the recipient is not accepting messages right now".to_string(),
-                    retry_after_secs: 30,
-                };
-                self.respond(channel, peer, response);
-            }
+            Err(TrySendError::Closed(_)) => Err(DeliveryResponse::TryLater {
+                reason: "the recipient is not accepting messages right now".to_string(),
+                retry_after_secs: 30,
+            }),
         }
     }
 
@@ -839,8 +883,29 @@ pub(crate) fn ip_of(addr: &Multiaddr) -> Option<IpAddr> {
     })
 }
 
+/// The inbound handler's verdict on one delivery, or `TryLater` when it
+/// dropped the request or took longer than `timeout`.
+pub(crate) async fn await_verdict(
+    verdict: oneshot::Receiver<DeliveryResponse>,
+    timeout: Duration,
+) -> DeliveryResponse {
+    match tokio::time::timeout(timeout, verdict).await {
+        Ok(Ok(response)) => response,
+        Ok(Err(_dropped)) => DeliveryResponse::TryLater {
+            reason: "the recipient could not process the message".to_string(),
+            retry_after_secs: 5,
+        },
+        // The requester has given up by now too; answer anyway in case its
+        // clock is slower.
+        Err(_elapsed) => DeliveryResponse::TryLater {
+            reason: "the recipient took too long to process the message".to_string(),
+            retry_after_secs: 30,
+        },
+    }
+}
+
 /// Shortens an over-long `reason` (at a character boundary).
-fn clamp_reason(response: DeliveryResponse) -> DeliveryResponse {
+pub(crate) fn clamp_reason(response: DeliveryResponse) -> DeliveryResponse {
     fn clamp(mut reason: String) -> String {
         if reason.len() > MAX_REASON {
             let mut end = MAX_REASON;

@@ -1,5 +1,5 @@
-//! The libp2p network service: transports, the delivery protocol
-//! (`/mailnode/deliver/1`), and the peer-facing admission checks.
+//! The libp2p network service: transports, the delivery protocols
+//! (`/mailnode/deliver/1`, and `/2` for batches: `batch.rs`), and the peer-facing admission checks.
 //!
 //! Shape (after rust-libp2p's file-sharing example): [`Network`] is a cheap,
 //! cloneable handle that sends commands over a bounded channel, each command
@@ -13,6 +13,7 @@
 //! outside the event loop so a slow disk or a large message never stalls the
 //! network. The wire protocol is specified in `docs/protocol.md`.
 
+mod batch;
 mod codec;
 mod discovery;
 mod error;
@@ -30,6 +31,7 @@ use libp2p::{Multiaddr, PeerId};
 use serde::{Deserialize, Serialize};
 use tokio::sync::{broadcast, mpsc, oneshot};
 
+pub use batch::{BatchItem, BatchRequest, BatchResponse};
 pub use discovery::unix_now;
 pub use error::{DeliveryError, NetworkError};
 
@@ -77,6 +79,10 @@ pub struct NetworkConfig {
     /// Largest mailbox-protocol request read (a public node's envelope
     /// limit plus framing).
     pub mailbox_request_limit: u64,
+    /// Speak `/mailnode/deliver/2` (batches) besides `/1`: serve it, and
+    /// send batches to peers that serve it. Off (`[network] deliver_v2 =
+    /// false`), the node behaves as one from before `/2`.
+    pub deliver_v2: bool,
 }
 
 /// A mailbox-protocol request from a peer, waiting for the daemon's answer.

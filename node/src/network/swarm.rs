@@ -22,6 +22,7 @@ use libp2p::{
     tcp, yamux,
 };
 
+use super::batch::{BatchCodec, PROTOCOL_V2};
 use super::codec::{DeliveryCodec, PROTOCOL};
 use super::{NetworkConfig, NetworkError};
 use crate::mailbox::{MailboxCodec, PROTOCOL as MAILBOX_PROTOCOL};
@@ -35,6 +36,12 @@ pub(crate) const CONNECT_TIMEOUT: Duration = Duration::from_secs(20);
 /// connection. Yamux requires a 256 KiB window per stream out of its 1 GiB
 /// connection window, so 1024 streams fit.
 pub(crate) const MAX_STREAMS: usize = 1024;
+
+/// Concurrent `/mailnode/deliver/2` streams per connection: each carries
+/// up to `batch::MAX_ITEMS` messages, so this bounds a peer's batches in
+/// flight (and what the receiver buffers) far below `MAX_STREAMS` single
+/// deliveries.
+pub(crate) const MAX_BATCH_STREAMS: usize = 32;
 
 /// The Identify protocol version string of mailnode nodes.
 const IDENTIFY_PROTOCOL: &str = "/mailnode/id/1";
@@ -87,6 +94,8 @@ pub(crate) mod dht_limits {
 pub(crate) struct Behaviour {
     /// `/mailnode/deliver/1`.
     pub(crate) deliver: request_response::Behaviour<DeliveryCodec>,
+    /// `/mailnode/deliver/2` (batches), unless `[network] deliver_v2 = false`.
+    pub(crate) deliver2: Toggle<request_response::Behaviour<BatchCodec>>,
     /// `/mailnode/mailbox/1`: deposits and collections at mailbox peers.
     pub(crate) mailbox: request_response::Behaviour<MailboxCodec>,
     /// Exchanges listen addresses and protocol lists with peers.
@@ -117,6 +126,7 @@ pub(crate) fn build(config: &NetworkConfig) -> Result<Swarm<Behaviour>, NetworkE
     let public = config.public;
     let mdns_on = config.mdns;
     let mailbox_limit = config.mailbox_request_limit;
+    let deliver_v2 = config.deliver_v2;
     let behaviour = move |key: &Keypair,
                           relay_client: relay::client::Behaviour|
           -> Result<Behaviour, Box<dyn std::error::Error + Send + Sync>> {
@@ -137,6 +147,17 @@ pub(crate) fn build(config: &NetworkConfig) -> Result<Swarm<Behaviour>, NetworkE
                     .with_request_timeout(request_timeout)
                     .with_max_concurrent_streams(MAX_STREAMS),
             ),
+            deliver2: deliver_v2
+                .then(|| {
+                    request_response::Behaviour::with_codec(
+                        super::batch::codec(max_message_size),
+                        [(PROTOCOL_V2, ProtocolSupport::Full)],
+                        request_response::Config::default()
+                            .with_request_timeout(request_timeout)
+                            .with_max_concurrent_streams(MAX_BATCH_STREAMS),
+                    )
+                })
+                .into(),
             // Every node answers the mailbox protocol (a node that is not
             // public refuses deposits with a clear reason).
             mailbox: request_response::Behaviour::with_codec(

@@ -31,6 +31,7 @@ fn config(listen: &str, max_message_size: usize, rate_limit: RateLimit) -> Netwo
         external: Vec::new(),
         mailboxes: Vec::new(),
         mailbox_request_limit: 64 * 1024,
+        deliver_v2: true,
     }
 }
 
@@ -422,4 +423,80 @@ async fn a_port_in_use_is_a_clear_start_error() {
         Err(other) => panic!("expected a listen error, got {other}"),
         Ok(_) => panic!("listening on a taken port must fail"),
     }
+}
+
+/// Answers by the delivery id's first byte: 3 is refused, 4 needs a stamp,
+/// the rest are accepted. Yields the ids seen once the node shuts down.
+fn answer_by_tag(mut inbound: mpsc::Receiver<InboundDelivery>) -> JoinHandle<Vec<[u8; 16]>> {
+    tokio::spawn(async move {
+        let mut seen = Vec::new();
+        while let Some(delivery) = inbound.recv().await {
+            seen.push(delivery.request.id);
+            let answer = match delivery.request.id[0] {
+                3 => DeliveryResponse::Rejected {
+                    reason: "refused".into(),
+                },
+                4 => DeliveryResponse::StampRequired { bits: 20 },
+                _ => DeliveryResponse::Accepted,
+            };
+            let _ = delivery.reply.send(answer);
+        }
+        seen
+    })
+}
+
+/// Sends messages 1..=8 at once (they travel as batches where both ends
+/// speak `/2`) and checks every message gets its own verdict, card and
+/// payload intact.
+async fn per_message_verdicts(sender_v2: bool, receiver_v2: bool) {
+    let mut alice_config = config(TCP, 1 << 20, NO_LIMIT);
+    alice_config.deliver_v2 = sender_v2;
+    let mut bob_config = config(TCP, 1 << 20, NO_LIMIT);
+    bob_config.deliver_v2 = receiver_v2;
+    let alice = node(alice_config).await;
+    let bob = node(bob_config).await;
+    let Node {
+        network: bob_network,
+        inbound,
+        addrs,
+    } = bob;
+    let seen = answer_by_tag(inbound);
+    let target = (bob_network.local_peer_id(), addrs);
+    let answers = futures::future::join_all(
+        (1..=8u8).map(|tag| deliver(&alice.network, target.clone(), request(tag, 10 * 1024))),
+    )
+    .await;
+    for (tag, answer) in (1..=8u8).zip(answers) {
+        let expected = match tag {
+            3 => DeliveryResponse::Rejected {
+                reason: "refused".into(),
+            },
+            4 => DeliveryResponse::StampRequired { bits: 20 },
+            _ => DeliveryResponse::Accepted,
+        };
+        assert_eq!(
+            answer.expect("an answer"),
+            expected,
+            "message {tag} (sender /2 {sender_v2}, receiver /2 {receiver_v2})"
+        );
+    }
+    bob_network.shutdown().await;
+    let mut seen = seen.await.expect("the handler ends");
+    seen.sort();
+    assert_eq!(seen, (1..=8u8).map(|tag| [tag; 16]).collect::<Vec<_>>());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_gets_one_verdict_per_message() {
+    per_message_verdicts(true, true).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deliver_2_sender_falls_back_to_a_deliver_1_only_receiver() {
+    per_message_verdicts(true, false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deliver_1_only_sender_reaches_a_deliver_2_receiver() {
+    per_message_verdicts(false, true).await;
 }

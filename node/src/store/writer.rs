@@ -283,27 +283,36 @@ fn execute(
 
 fn run_batch(ctx: &mut WriteCtx, batch: &mut [Box<dyn Command>]) -> Result<(), StoreError> {
     let persisted = ctx.counters;
-    ctx.conn.execute_batch("BEGIN IMMEDIATE").map_err(sql)?;
+    cached(&ctx.conn, "BEGIN IMMEDIATE")?;
     for command in batch.iter_mut() {
         let saved = ctx.counters;
         let mark = ctx.changed.len();
-        ctx.conn.execute_batch("SAVEPOINT cmd").map_err(sql)?;
+        cached(&ctx.conn, "SAVEPOINT cmd")?;
         command.run(ctx);
         if command.failed() {
-            ctx.conn
-                .execute_batch("ROLLBACK TO cmd; RELEASE cmd")
-                .map_err(sql)?;
+            cached(&ctx.conn, "ROLLBACK TO cmd")?;
+            cached(&ctx.conn, "RELEASE cmd")?;
             ctx.counters = saved;
             ctx.changed.truncate(mark);
             ctx.vanished_bound.clear();
         } else {
-            ctx.conn.execute_batch("RELEASE cmd").map_err(sql)?;
+            cached(&ctx.conn, "RELEASE cmd")?;
         }
     }
     if ctx.counters != persisted {
         ctx.counters.save(&ctx.conn)?;
     }
-    ctx.conn.execute_batch("COMMIT").map_err(sql)
+    cached(&ctx.conn, "COMMIT")
+}
+
+/// Runs one statement from the connection's statement cache: the
+/// per-command savepoints would otherwise be parsed again for every command
+/// of every batch (issue 7's profile).
+fn cached(conn: &Connection, statement: &str) -> Result<(), StoreError> {
+    conn.prepare_cached(statement)
+        .and_then(|mut stmt| stmt.execute([]))
+        .map(drop)
+        .map_err(sql)
 }
 
 /// One notification per changed mailbox (its last MODSEQ).

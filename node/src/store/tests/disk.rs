@@ -191,3 +191,32 @@ async fn readers_do_not_reprepare_statements_on_new_bindings() {
         "a new binding re-prepared the statement"
     );
 }
+
+/// Issue 7: two messages of one `/mailnode/deliver/2` batch with the same
+/// delivery id reach the store at the same moment (the same group commit):
+/// one is filed, the other is a duplicate; a later batch repeating it is a
+/// duplicate too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_same_delivery_twice_in_one_group_commit_is_filed_once() {
+    let (_dir, store) = open();
+    let id = [9u8; 16];
+    let bytes = message("twice", "same delivery id");
+    let (first, second) = tokio::join!(
+        store.file_incoming("peer", id, "INBOX", bytes.clone()),
+        store.file_incoming("peer", id, "INBOX", bytes.clone()),
+    );
+    let mut outcomes = [first.expect("file"), second.expect("file")];
+    outcomes.sort_by_key(|o| matches!(o, Incoming::Duplicate));
+    assert!(
+        matches!(outcomes[0], Incoming::Filed { .. }),
+        "{outcomes:?}"
+    );
+    assert_eq!(outcomes[1], Incoming::Duplicate);
+    let again = store
+        .file_incoming("peer", id, "INBOX", bytes)
+        .await
+        .expect("file again");
+    assert_eq!(again, Incoming::Duplicate);
+    let inbox = store.snapshot("INBOX").await.expect("inbox");
+    assert_eq!(inbox.messages().len(), 1);
+}
