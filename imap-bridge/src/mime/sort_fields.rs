@@ -75,12 +75,19 @@ impl Default for SortFields {
 ///   mailbox share, so a map keeps each distinct one once.
 ///
 /// Both are self-delimiting, so a map keeps only where each starts.
-#[derive(Debug, Clone, Copy)]
+#[derive(Clone, Copy)]
 pub struct SortFieldsRef<'a> {
     date: Option<i64>,
     bits: u8,
     own: &'a [u8],
     people: &'a [u8],
+}
+
+/// The fields, not the arena they sit in (which goes on past them).
+impl std::fmt::Debug for SortFieldsRef<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.parts().fmt(f)
+    }
 }
 
 impl PartialEq for SortFieldsRef<'_> {
