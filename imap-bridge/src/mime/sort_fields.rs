@@ -260,7 +260,7 @@ impl SortFields {
         }
     }
 
-    /// The borrowed form every accessor reads.
+    /// The borrowed form, which has the accessors.
     pub fn view(&self) -> SortFieldsRef<'_> {
         let (own, people) = self.packed.split_at(self.split.min(self.packed.len()));
         SortFieldsRef {
@@ -269,56 +269,6 @@ impl SortFields {
             own,
             people,
         }
-    }
-
-    /// `Date:` in seconds since the epoch, if it parsed.
-    pub fn date(&self) -> Option<i64> {
-        self.date
-    }
-
-    /// Casemapped base subject.
-    pub fn subject(&self) -> &str {
-        self.view().subject()
-    }
-
-    /// The base subject came from a reply or forward.
-    pub fn is_reply(&self) -> bool {
-        self.view().is_reply()
-    }
-
-    /// Casemapped addr-mailbox of the first From address.
-    pub fn from(&self) -> &str {
-        self.view().from()
-    }
-
-    /// Casemapped addr-mailbox of the first To address.
-    pub fn to(&self) -> &str {
-        self.view().to()
-    }
-
-    /// Casemapped addr-mailbox of the first Cc address.
-    pub fn cc(&self) -> &str {
-        self.view().cc()
-    }
-
-    /// DISPLAYFROM's key.
-    pub fn display_from(&self) -> &str {
-        self.view().display_from()
-    }
-
-    /// DISPLAYTO's key.
-    pub fn display_to(&self) -> &str {
-        self.view().display_to()
-    }
-
-    /// The Message-ID without brackets.
-    pub fn message_id(&self) -> Option<&str> {
-        self.view().message_id()
-    }
-
-    /// The parents, oldest first.
-    pub fn references(&self) -> impl Iterator<Item = &str> {
-        self.view().references()
     }
 
     /// The fields one by one.
@@ -642,7 +592,8 @@ body\r\n";
 
     #[test]
     fn fields_of_a_reply() {
-        let f = SortFields::from_message(MESSAGE);
+        let owned = SortFields::from_message(MESSAGE);
+        let f = owned.view();
         assert_eq!(f.date(), Some(1_772_528_400));
         assert_eq!(f.subject(), subject::casemap("Grüße"));
         assert!(f.is_reply());
@@ -657,13 +608,14 @@ body\r\n";
 
     #[test]
     fn references_win_over_in_reply_to() {
-        let f = SortFields::from_message(
+        let owned = SortFields::from_message(
             b"References: <a@x> <b@x>\r\n\t<c@x>\r\nIn-Reply-To: <z@x>\r\n\r\n",
         );
+        let f = owned.view();
         assert_eq!(f.references().collect::<Vec<_>>(), ["a@x", "b@x", "c@x"]);
         assert_eq!(f.message_id(), None);
         assert_eq!(f.date(), None);
-        assert_eq!(SortFields::new(f.parts()), f);
+        assert_eq!(SortFields::new(f.parts()), owned);
     }
 
     #[test]

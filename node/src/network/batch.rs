@@ -362,26 +362,21 @@ impl EventLoop {
         request: Wire<BatchRequest>,
         channel: ResponseChannel<BatchResponse>,
     ) {
-        let max_frame = self
-            .swarm
-            .behaviour()
-            .deliver2
-            .as_ref()
-            .map(|_| codec(self.max_message_size).request_limit())
-            .unwrap_or_default();
-        let too_large = BatchResponse::TooLarge {
-            max_frame,
-            max_items: MAX_ITEMS as u32,
-        };
         let batch = match request {
             Wire::Delivery(batch) if batch.items.len() <= MAX_ITEMS => batch,
-            Wire::Delivery(batch) => {
-                tracing::info!(%peer, items = batch.items.len(), "refused a batch with too many messages");
-                self.respond_batch(channel, peer, too_large);
-                return;
-            }
-            Wire::Oversized { declared } => {
-                tracing::info!(%peer, declared, "refused an oversized batch");
+            refused => {
+                match refused {
+                    Wire::Delivery(batch) => {
+                        tracing::info!(%peer, items = batch.items.len(), "refused a batch with too many messages");
+                    }
+                    Wire::Oversized { declared } => {
+                        tracing::info!(%peer, declared, "refused an oversized batch");
+                    }
+                }
+                let too_large = BatchResponse::TooLarge {
+                    max_frame: codec(self.max_message_size).request_limit(),
+                    max_items: MAX_ITEMS as u32,
+                };
                 self.respond_batch(channel, peer, too_large);
                 return;
             }
@@ -400,12 +395,7 @@ impl EventLoop {
                 Err(response) => Err(response),
                 Ok(()) if size > single_limit => {
                     tracing::info!(%peer, size, "refused an oversized message of a batch");
-                    Err(DeliveryResponse::Rejected {
-                        reason: format!(
-                            "message of {size} bytes exceeds this node's limit of {} bytes",
-                            self.max_message_size
-                        ),
-                    })
+                    Err(self.oversized(size))
                 }
                 Ok(()) => self.hand_off(
                     peer,

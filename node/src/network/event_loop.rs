@@ -626,11 +626,8 @@ impl EventLoop {
             WireRequest::Delivery(request) => request,
             WireRequest::Oversized { declared } => {
                 tracing::info!(%peer, declared, "refused an oversized delivery");
-                let reason = format!(
-                    "message of {declared} bytes exceeds this node's limit of {} bytes",
-                    self.max_message_size
-                );
-                self.respond(channel, peer, DeliveryResponse::Rejected { reason });
+                let response = self.oversized(declared);
+                self.respond(channel, peer, response);
                 return;
             }
         };
@@ -642,6 +639,16 @@ impl EventLoop {
                 }));
             }
             Err(response) => self.respond(channel, peer, response),
+        }
+    }
+
+    /// The refusal of a message of `size` bytes, over this node's limit.
+    pub(crate) fn oversized(&self, size: u64) -> DeliveryResponse {
+        DeliveryResponse::Rejected {
+            reason: format!(
+                "message of {size} bytes exceeds this node's limit of {} bytes",
+                self.max_message_size
+            ),
         }
     }
 
