@@ -559,6 +559,17 @@ fn closed() -> StoreError {
     StoreError::Unavailable("the mail store is closed".into())
 }
 
+/// Runs a statement that returns no rows from the connection's statement
+/// cache: the readers' transactions and the writer's per-command
+/// savepoints would otherwise be parsed again every time (issue 7's and
+/// issue 10's profiles).
+fn run_cached(conn: &rusqlite::Connection, statement: &str) -> Result<(), StoreError> {
+    conn.prepare_cached(statement)
+        .and_then(|mut stmt| stmt.execute([]))
+        .map(drop)
+        .map_err(sql)
+}
+
 /// Maps SQLite errors: contention and a full disk are temporary, anything
 /// else is a storage failure.
 fn sql(err: rusqlite::Error) -> StoreError {

@@ -20,7 +20,7 @@ use super::index::{self, Indexes, Seen};
 use super::mailboxes::{self, MAILBOX_COLUMNS, Mailbox, parse_special_use};
 use super::messages::decode_flags;
 use super::schema::open_reader;
-use super::sql;
+use super::{run_cached, sql};
 
 /// Idle connections kept for reuse.
 const MAX_IDLE: usize = 4;
@@ -86,14 +86,6 @@ impl Readers {
         self.closed.store(true, Ordering::Release);
         self.idle().clear();
     }
-}
-
-/// Runs a cached statement that returns no rows.
-fn run_cached(conn: &Connection, statement: &str) -> Result<(), StoreError> {
-    conn.prepare_cached(statement)
-        .and_then(|mut stmt| stmt.execute([]))
-        .map(drop)
-        .map_err(sql)
 }
 
 fn info(mailbox: &Mailbox, subscribed: bool) -> MailboxInfo {

@@ -23,7 +23,7 @@ use tokio::sync::{broadcast, mpsc, oneshot};
 use super::crypto::Crypto;
 use super::index::Indexes;
 use super::schema::meta_int;
-use super::sql;
+use super::{run_cached, sql};
 
 /// Most commands one transaction takes.
 pub(super) const MAX_BATCH: usize = 256;
@@ -283,36 +283,26 @@ fn execute(
 
 fn run_batch(ctx: &mut WriteCtx, batch: &mut [Box<dyn Command>]) -> Result<(), StoreError> {
     let persisted = ctx.counters;
-    cached(&ctx.conn, "BEGIN IMMEDIATE")?;
+    run_cached(&ctx.conn, "BEGIN IMMEDIATE")?;
     for command in batch.iter_mut() {
         let saved = ctx.counters;
         let mark = ctx.changed.len();
-        cached(&ctx.conn, "SAVEPOINT cmd")?;
+        run_cached(&ctx.conn, "SAVEPOINT cmd")?;
         command.run(ctx);
         if command.failed() {
-            cached(&ctx.conn, "ROLLBACK TO cmd")?;
-            cached(&ctx.conn, "RELEASE cmd")?;
+            run_cached(&ctx.conn, "ROLLBACK TO cmd")?;
+            run_cached(&ctx.conn, "RELEASE cmd")?;
             ctx.counters = saved;
             ctx.changed.truncate(mark);
             ctx.vanished_bound.clear();
         } else {
-            cached(&ctx.conn, "RELEASE cmd")?;
+            run_cached(&ctx.conn, "RELEASE cmd")?;
         }
     }
     if ctx.counters != persisted {
         ctx.counters.save(&ctx.conn)?;
     }
-    cached(&ctx.conn, "COMMIT")
-}
-
-/// Runs one statement from the connection's statement cache: the
-/// per-command savepoints would otherwise be parsed again for every command
-/// of every batch (issue 7's profile).
-fn cached(conn: &Connection, statement: &str) -> Result<(), StoreError> {
-    conn.prepare_cached(statement)
-        .and_then(|mut stmt| stmt.execute([]))
-        .map(drop)
-        .map_err(sql)
+    run_cached(&ctx.conn, "COMMIT")
 }
 
 /// One notification per changed mailbox (its last MODSEQ).
