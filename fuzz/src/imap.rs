@@ -68,7 +68,10 @@ pub fn imap_search_return(data: &[u8]) {
         // Only text before literals changes: the input's tail (its last
         // literal, or its final CRLF) is the output's tail.
         if data.ends_with(b"\r\n") {
-            assert!(rewritten.bytes.ends_with(b"\r\n"), "the rewrite lost the CRLF");
+            assert!(
+                rewritten.bytes.ends_with(b"\r\n"),
+                "the rewrite lost the CRLF"
+            );
         }
         let _ = CommandCodec::default().decode(&rewritten.bytes);
     }

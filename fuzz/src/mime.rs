@@ -19,7 +19,8 @@ use std::num::NonZeroU32;
 
 /// Encodes `item` as `* 1 FETCH (item)` and checks that a client's decoder
 /// accepts it: a response a client cannot parse breaks its sync.
-fn assert_client_can_read(item: MessageDataItem<'static>, what: &str) {
+/// Returns the encoded response.
+fn assert_client_can_read(item: MessageDataItem<'static>, what: &str) -> Vec<u8> {
     let data = Data::Fetch {
         seq: NonZeroU32::MIN,
         items: Vec1::from(item),
@@ -33,12 +34,23 @@ fn assert_client_can_read(item: MessageDataItem<'static>, what: &str) {
             String::from_utf8_lossy(&encoded)
         ),
     }
+    encoded
 }
 
 /// Target `mime_envelope`.
+/// The ENVELOPE FETCH writes in place (`mime::write_envelope`) must be
+/// the bytes imap-codec encodes for the built one.
 pub fn mime_envelope(data: &[u8]) {
     let envelope = mime::envelope(data);
-    assert_client_can_read(MessageDataItem::Envelope(envelope), "ENVELOPE");
+    let encoded = assert_client_can_read(MessageDataItem::Envelope(envelope), "ENVELOPE");
+    let mut written = b"* 1 FETCH (ENVELOPE ".to_vec();
+    mime::write_envelope(data, &mut written);
+    written.extend_from_slice(b")\r\n");
+    assert_eq!(
+        String::from_utf8_lossy(&written),
+        String::from_utf8_lossy(&encoded),
+        "ENVELOPE written in place differs from imap-codec's"
+    );
 }
 
 /// The deepest body structure imap-codec's client-side decoder reads: it

@@ -97,8 +97,12 @@ pub fn delivery_batch_cbor(data: &[u8]) {
         futures::executor::block_on(codec.read_response(&protocol, &mut &data[..]))
     {
         let mut encoded = Vec::new();
-        futures::executor::block_on(codec.write_response(&protocol, &mut encoded, response.clone()))
-            .expect("encoding a decoded answer");
+        futures::executor::block_on(codec.write_response(
+            &protocol,
+            &mut encoded,
+            response.clone(),
+        ))
+        .expect("encoding a decoded answer");
         let again = futures::executor::block_on(codec.read_response(&protocol, &mut &encoded[..]))
             .expect("decoding a re-encoded answer");
         assert_eq!(again, response);

@@ -8,10 +8,13 @@
 //! ENVELOPE, BODYSTRUCTURE and sections is `crate::mime`'s job.
 
 use std::collections::HashMap;
-use std::num::{NonZeroU32, NonZeroU64};
+use std::io::Write;
+use std::num::NonZeroU32;
 use std::sync::Arc;
 
 use chrono::{FixedOffset, TimeZone};
+use imap_codec::ResponseCodec;
+use imap_codec::encode::Encoder;
 use imap_codec::imap_types::IntoStatic;
 use imap_codec::imap_types::command::FetchModifier;
 use imap_codec::imap_types::core::{IString, Literal, LiteralMode, NString, NString8, Vec1};
@@ -20,8 +23,10 @@ use imap_codec::imap_types::extensions::binary::Literal8;
 use imap_codec::imap_types::fetch::{
     MacroOrMessageDataItemNames, MessageDataItem, MessageDataItemName, Section,
 };
-use imap_codec::imap_types::flag::{Flag as ImapFlag, FlagFetch};
-use imap_codec::imap_types::response::Data;
+use imap_codec::imap_types::flag::Flag as ImapFlag;
+#[cfg(test)]
+use imap_codec::imap_types::flag::FlagFetch;
+use imap_codec::imap_types::response::{Data, Response};
 use imap_codec::imap_types::sequence::SequenceSet;
 
 use super::response::{Completion, Sink, sequence_set};
@@ -166,8 +171,10 @@ fn partial(bytes: Vec<u8>, range: Option<(u32, NonZeroU32)>) -> Vec<u8> {
 }
 
 /// FLAGS as imap-types flags (anything unparseable is left out), with
-/// `\Recent` last when the session shows the message as recent.
-pub fn fetch_flags(flags: &[String], recent: bool) -> Vec<FlagFetch<'static>> {
+/// `\Recent` last when the session shows the message as recent: what
+/// [`write_flags`] writes.
+#[cfg(test)]
+fn fetch_flags(flags: &[String], recent: bool) -> Vec<FlagFetch<'static>> {
     let mut out: Vec<FlagFetch<'static>> = flags
         .iter()
         .filter_map(|flag| ImapFlag::try_from(flag.as_str()).ok())
@@ -356,20 +363,21 @@ impl<S: MailStore> Session<S> {
                 }
                 // Flags changed by this fetch are reported unasked
                 // (RFC 3501 §6.4.5).
-                let with_flags = flags_changed.contains(uid);
-                let rendered =
-                    match self.render(&items, &meta, message.unwrap_or_default(), with_flags) {
-                        Ok(rendered) => rendered,
-                        Err(refusal) => return refusal,
-                    };
-                let (Some(seq), Ok(rendered)) = (NonZeroU32::new(*seq), Vec1::try_from(rendered))
-                else {
+                if *seq == 0 {
                     continue;
+                }
+                let line = Line {
+                    seq: *seq,
+                    meta: &meta,
+                    message: message.unwrap_or_default(),
+                    recent: self.selected().is_some_and(|s| s.is_recent(meta.uid)),
+                    add_flags: flags_changed.contains(uid),
+                    condstore: self.condstore,
                 };
-                self.out.data(Data::Fetch {
-                    seq,
-                    items: rendered,
-                });
+                let rendered = render(&line, &items, self.out.buffer());
+                if let Err(refusal) = rendered {
+                    return refusal;
+                }
                 if self.out.len() >= FLUSH_AT && sink.send(self.out.take()).await.is_err() {
                     // The client is gone; the driver notices on its next
                     // write.
@@ -425,109 +433,220 @@ impl<S: MailStore> Session<S> {
         }
         None
     }
+}
 
-    /// The data items of one message, in the order asked; the refusal when
-    /// a BINARY part cannot be decoded.
-    fn render(
-        &self,
-        items: &[MessageDataItemName<'_>],
-        meta: &MessageMeta,
-        message: &[u8],
-        add_flags: bool,
-    ) -> Result<Vec<MessageDataItem<'static>>, Completion> {
-        let recent = self.selected().is_some_and(|s| s.is_recent(meta.uid));
-        let mut out = Vec::with_capacity(items.len() + 2);
-        let mut has_flags = false;
-        let mut has_modseq = false;
-        let mut binary = BinaryParts::default();
-        for item in items {
-            let rendered = match item {
-                MessageDataItemName::Flags => {
-                    has_flags = true;
-                    MessageDataItem::Flags(fetch_flags(&meta.flags, recent))
+/// One message's FETCH line, apart from the items asked.
+#[derive(Clone, Copy)]
+struct Line<'m> {
+    seq: u32,
+    meta: &'m MessageMeta,
+    /// The header block or the whole message, as the items need.
+    message: &'m [u8],
+    /// Whether the session shows the message as `\Recent`.
+    recent: bool,
+    /// FLAGS was changed by this FETCH and goes along unasked.
+    add_flags: bool,
+    /// CONDSTORE is on: FLAGS travel with MODSEQ.
+    condstore: bool,
+}
+
+/// Appends the FETCH response line of one message to `out`: its data
+/// items in the order asked, or nothing when none applies. A BINARY
+/// part that cannot be decoded leaves `out` as it was and returns the
+/// refusal.
+///
+/// The items a whole-mailbox FETCH asks for (UID, FLAGS, RFC822.SIZE,
+/// INTERNALDATE, MODSEQ, ENVELOPE) are written here directly, byte for
+/// byte as imap-codec writes them (the tests compare the two); the
+/// rest go through imap-codec one by one.
+fn render(
+    line: &Line<'_>,
+    items: &[MessageDataItemName<'_>],
+    out: &mut Vec<u8>,
+) -> Result<(), Completion> {
+    let Line {
+        seq,
+        meta,
+        message,
+        recent,
+        add_flags,
+        condstore,
+    } = *line;
+    let start = out.len();
+    // Writing to a Vec cannot fail.
+    let _ = write!(out, "* {seq} FETCH (");
+    let open = out.len();
+    let separate = |out: &mut Vec<u8>| {
+        if out.len() > open {
+            out.push(b' ');
+        }
+    };
+    let mut has_flags = false;
+    let mut has_modseq = false;
+    let mut binary = BinaryParts::default();
+    for item in items {
+        let coded = match item {
+            MessageDataItemName::Flags => {
+                has_flags = true;
+                separate(out);
+                write_flags(&meta.flags, recent, out);
+                continue;
+            }
+            MessageDataItemName::Uid => {
+                if meta.uid != 0 {
+                    separate(out);
+                    let _ = write!(out, "UID {}", meta.uid);
                 }
-                MessageDataItemName::Uid => match NonZeroU32::new(meta.uid) {
-                    Some(uid) => MessageDataItem::Uid(uid),
-                    None => continue,
-                },
-                MessageDataItemName::Rfc822Size => MessageDataItem::Rfc822Size(meta.size),
-                MessageDataItemName::InternalDate => {
-                    MessageDataItem::InternalDate(internal_date(meta))
+                continue;
+            }
+            MessageDataItemName::Rfc822Size => {
+                separate(out);
+                let _ = write!(out, "RFC822.SIZE {}", meta.size);
+                continue;
+            }
+            MessageDataItemName::InternalDate => {
+                separate(out);
+                let date = internal_date(meta);
+                let _ = write!(
+                    out,
+                    "INTERNALDATE \"{}\"",
+                    date.as_ref().format("%d-%b-%Y %H:%M:%S %z")
+                );
+                continue;
+            }
+            MessageDataItemName::ModSeq => {
+                if meta.modseq != 0 {
+                    has_modseq = true;
+                    separate(out);
+                    let _ = write!(out, "MODSEQ ({})", meta.modseq);
                 }
-                MessageDataItemName::ModSeq => match NonZeroU64::new(meta.modseq) {
-                    Some(modseq) => {
-                        has_modseq = true;
-                        MessageDataItem::ModSeq(modseq)
+                continue;
+            }
+            MessageDataItemName::Envelope => {
+                separate(out);
+                out.extend_from_slice(b"ENVELOPE ");
+                mime::write_envelope(message, out);
+                continue;
+            }
+            MessageDataItemName::Body => {
+                MessageDataItem::Body(mime::body_structure(message, false))
+            }
+            MessageDataItemName::BodyStructure => {
+                MessageDataItem::BodyStructure(mime::body_structure(message, true))
+            }
+            MessageDataItemName::Rfc822 => MessageDataItem::Rfc822(literal(message.to_vec())),
+            MessageDataItemName::Rfc822Header => {
+                let header = mime::section(message, &[], &SectionKind::Header).unwrap_or_default();
+                MessageDataItem::Rfc822Header(literal(header))
+            }
+            MessageDataItemName::Rfc822Text => {
+                let text = mime::section(message, &[], &SectionKind::Text).unwrap_or_default();
+                MessageDataItem::Rfc822Text(literal(text))
+            }
+            MessageDataItemName::BodyExt {
+                section,
+                partial: range,
+                ..
+            } => {
+                let (part, kind) = section_request(section.as_ref());
+                let data = match mime::section(message, &part, &kind) {
+                    Some(bytes) => literal(partial(bytes, *range)),
+                    None => NString(None),
+                };
+                MessageDataItem::BodyExt {
+                    section: section.clone().map(IntoStatic::into_static),
+                    origin: range.map(|(offset, _)| offset),
+                    data,
+                }
+            }
+            MessageDataItemName::Binary {
+                section,
+                partial: range,
+                ..
+            } => {
+                let value = match binary.decoded(message, section) {
+                    Ok(Some(bytes)) => literal8(partial(bytes.to_vec(), *range)),
+                    Ok(None) => NString8::NString(NString(None)),
+                    Err(refusal) => {
+                        out.truncate(start);
+                        return Err(refusal);
                     }
-                    None => continue,
-                },
-                MessageDataItemName::Envelope => MessageDataItem::Envelope(mime::envelope(message)),
-                MessageDataItemName::Body => {
-                    MessageDataItem::Body(mime::body_structure(message, false))
+                };
+                MessageDataItem::Binary {
+                    section: section.clone(),
+                    value,
                 }
-                MessageDataItemName::BodyStructure => {
-                    MessageDataItem::BodyStructure(mime::body_structure(message, true))
-                }
-                MessageDataItemName::Rfc822 => MessageDataItem::Rfc822(literal(message.to_vec())),
-                MessageDataItemName::Rfc822Header => {
-                    let header =
-                        mime::section(message, &[], &SectionKind::Header).unwrap_or_default();
-                    MessageDataItem::Rfc822Header(literal(header))
-                }
-                MessageDataItemName::Rfc822Text => {
-                    let text = mime::section(message, &[], &SectionKind::Text).unwrap_or_default();
-                    MessageDataItem::Rfc822Text(literal(text))
-                }
-                MessageDataItemName::BodyExt {
-                    section,
-                    partial: range,
-                    ..
-                } => {
-                    let (part, kind) = section_request(section.as_ref());
-                    let data = match mime::section(message, &part, &kind) {
-                        Some(bytes) => literal(partial(bytes, *range)),
-                        None => NString(None),
-                    };
-                    MessageDataItem::BodyExt {
-                        section: section.clone().map(IntoStatic::into_static),
-                        origin: range.map(|(offset, _)| offset),
-                        data,
+            }
+            MessageDataItemName::BinarySize { section } => {
+                let size = match binary.decoded(message, section) {
+                    Ok(bytes) => bytes.map_or(0, |b| u32::try_from(b.len()).unwrap_or(u32::MAX)),
+                    Err(refusal) => {
+                        out.truncate(start);
+                        return Err(refusal);
                     }
+                };
+                MessageDataItem::BinarySize {
+                    section: section.clone(),
+                    size,
                 }
-                MessageDataItemName::Binary {
-                    section,
-                    partial: range,
-                    ..
-                } => MessageDataItem::Binary {
-                    section: section.clone(),
-                    value: match binary.decoded(message, section)? {
-                        Some(bytes) => literal8(partial(bytes.to_vec(), *range)),
-                        None => NString8::NString(NString(None)),
-                    },
-                },
-                MessageDataItemName::BinarySize { section } => MessageDataItem::BinarySize {
-                    section: section.clone(),
-                    size: binary
-                        .decoded(message, section)?
-                        .map_or(0, |bytes| u32::try_from(bytes.len()).unwrap_or(u32::MAX)),
-                },
-            };
-            out.push(rendered);
-        }
-        if add_flags && !has_flags {
-            out.push(MessageDataItem::Flags(fetch_flags(&meta.flags, recent)));
-            has_flags = true;
-        }
-        // RFC 7162 §3.1.4.1: with CONDSTORE on, FLAGS travel with MODSEQ.
-        if self.condstore
-            && has_flags
-            && !has_modseq
-            && let Some(modseq) = NonZeroU64::new(meta.modseq)
-        {
-            out.push(MessageDataItem::ModSeq(modseq));
-        }
-        Ok(out)
+            }
+        };
+        separate(out);
+        encode_item(coded, out);
     }
+    if add_flags && !has_flags {
+        separate(out);
+        write_flags(&meta.flags, recent, out);
+        has_flags = true;
+    }
+    // RFC 7162 §3.1.4.1: with CONDSTORE on, FLAGS travel with MODSEQ.
+    if condstore && has_flags && !has_modseq && meta.modseq != 0 {
+        separate(out);
+        let _ = write!(out, "MODSEQ ({})", meta.modseq);
+    }
+    if out.len() == open {
+        // No item applies (RFC 3501 has no empty FETCH response).
+        out.truncate(start);
+    } else {
+        out.extend_from_slice(b")\r\n");
+    }
+    Ok(())
+}
+
+/// `FLAGS (...)` as imap-codec writes [`fetch_flags`]: flags imap-types
+/// cannot parse are left out, `\Recent` comes last.
+fn write_flags(flags: &[String], recent: bool, out: &mut Vec<u8>) {
+    out.extend_from_slice(b"FLAGS (");
+    let open = out.len();
+    for flag in flags {
+        if let Ok(flag) = ImapFlag::try_from(flag.as_str()) {
+            if out.len() > open {
+                out.push(b' ');
+            }
+            let _ = write!(out, "{flag}");
+        }
+    }
+    if recent {
+        if out.len() > open {
+            out.push(b' ');
+        }
+        out.extend_from_slice(b"\\Recent");
+    }
+    out.push(b')');
+}
+
+/// Appends one data item as imap-codec encodes it inside a FETCH response
+/// (it encodes only whole responses, so the line around it is cut off).
+fn encode_item(item: MessageDataItem<'_>, out: &mut Vec<u8>) {
+    const HEAD: &[u8] = b"* 1 FETCH (";
+    const TAIL: &[u8] = b")\r\n";
+    let response = Response::Data(Data::Fetch {
+        seq: NonZeroU32::MIN,
+        items: Vec1::from(item),
+    });
+    let encoded = ResponseCodec::default().encode(&response).dump();
+    debug_assert!(encoded.starts_with(HEAD) && encoded.ends_with(TAIL));
+    out.extend_from_slice(&encoded[HEAD.len()..encoded.len() - TAIL.len()]);
 }
 
 /// The parts of one message decoded for BINARY during one render, so that
@@ -588,6 +707,10 @@ fn literal8(bytes: Vec<u8>) -> NString8<'static> {
         NString8::NString(literal(bytes))
     }
 }
+
+#[cfg(test)]
+#[path = "fetch_wire_tests.rs"]
+mod wire_tests;
 
 #[cfg(test)]
 mod tests {

@@ -2,14 +2,10 @@
 //! completion of a command, and the one place where storage errors become
 //! IMAP response codes (RFC 5530).
 //!
-//! Structured data whose grammar is large (FETCH with ENVELOPE and
-//! BODYSTRUCTURE) is encoded by imap-codec; simple lines (status responses,
-//! LIST, STATUS, SEARCH) are written here by hand with the quoting rules of
-//! RFC 3501 §4.3. Nothing here does I/O.
-
-use imap_codec::ResponseCodec;
-use imap_codec::encode::Encoder;
-use imap_codec::imap_types::response::{Data, Response};
+//! Lines are written here by hand with the quoting rules of RFC 3501 §4.3
+//! (status responses, LIST, STATUS, SEARCH); FETCH writes its lines into
+//! the same buffer (`fetch.rs`, with imap-codec for its large items).
+//! Nothing here does I/O.
 
 use crate::backend::StoreError;
 
@@ -175,12 +171,6 @@ impl Output {
         self.buf.extend_from_slice(b"\r\n");
     }
 
-    /// Appends untagged data encoded by imap-codec.
-    pub fn data(&mut self, data: Data<'_>) {
-        let encoded = ResponseCodec::default().encode(&Response::Data(data));
-        self.buf.extend_from_slice(&encoded.dump());
-    }
-
     /// Bytes waiting.
     pub fn len(&self) -> usize {
         self.buf.len()
@@ -189,6 +179,11 @@ impl Output {
     /// Takes everything waiting.
     pub fn take(&mut self) -> Vec<u8> {
         std::mem::take(&mut self.buf)
+    }
+
+    /// The bytes waiting, for a FETCH line written in place.
+    pub(super) fn buffer(&mut self) -> &mut Vec<u8> {
+        &mut self.buf
     }
 }
 

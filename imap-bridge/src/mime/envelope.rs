@@ -7,58 +7,163 @@ use imap_codec::imap_types::envelope::{Address, Envelope};
 
 use super::address::{self, Item};
 use super::header;
-use super::strings::{nstring, nstring_opt};
+use super::strings::{nstring, nstring_opt, write_istring};
+
+/// The header fields ENVELOPE is made of, each the first of its name.
+#[derive(Default)]
+struct Fields<'a> {
+    date: Option<&'a [u8]>,
+    subject: Option<&'a [u8]>,
+    from: Option<&'a [u8]>,
+    sender: Option<&'a [u8]>,
+    reply_to: Option<&'a [u8]>,
+    to: Option<&'a [u8]>,
+    cc: Option<&'a [u8]>,
+    bcc: Option<&'a [u8]>,
+    in_reply_to: Option<&'a [u8]>,
+    message_id: Option<&'a [u8]>,
+}
+
+impl<'a> Fields<'a> {
+    /// One pass over the header block that starts `bytes`.
+    fn of(bytes: &'a [u8]) -> Self {
+        let mut found = Fields::default();
+        for field in header::fields(bytes) {
+            let slot = match field.name.len() {
+                2 if field.is("To") => &mut found.to,
+                2 if field.is("Cc") => &mut found.cc,
+                3 if field.is("Bcc") => &mut found.bcc,
+                4 if field.is("Date") => &mut found.date,
+                4 if field.is("From") => &mut found.from,
+                6 if field.is("Sender") => &mut found.sender,
+                7 if field.is("Subject") => &mut found.subject,
+                8 if field.is("Reply-To") => &mut found.reply_to,
+                10 if field.is("Message-ID") => &mut found.message_id,
+                11 if field.is("In-Reply-To") => &mut found.in_reply_to,
+                _ => continue,
+            };
+            if slot.is_none() {
+                *slot = Some(field.value);
+            }
+        }
+        found
+    }
+}
 
 /// The ENVELOPE of the entity whose header block starts `bytes`.
 ///
 /// Each member comes from the first field of its name. Values are unfolded
 /// but otherwise raw, as RFC 3501 requires (clients decode RFC 2047).
 pub(crate) fn envelope(bytes: &[u8]) -> Envelope<'static> {
-    let mut date = None;
-    let mut subject = None;
-    let mut from = None;
-    let mut sender = None;
-    let mut reply_to = None;
-    let mut to = None;
-    let mut cc = None;
-    let mut bcc = None;
-    let mut in_reply_to = None;
-    let mut message_id = None;
-    for field in header::fields(bytes) {
-        let slot = match field.name.len() {
-            2 if field.is("To") => &mut to,
-            2 if field.is("Cc") => &mut cc,
-            3 if field.is("Bcc") => &mut bcc,
-            4 if field.is("Date") => &mut date,
-            4 if field.is("From") => &mut from,
-            6 if field.is("Sender") => &mut sender,
-            7 if field.is("Subject") => &mut subject,
-            8 if field.is("Reply-To") => &mut reply_to,
-            10 if field.is("Message-ID") => &mut message_id,
-            11 if field.is("In-Reply-To") => &mut in_reply_to,
-            _ => continue,
-        };
-        if slot.is_none() {
-            *slot = Some(field.value);
-        }
-    }
-    let from = addresses(from);
+    let fields = Fields::of(bytes);
+    let from = addresses(fields.from);
     // "If the Sender or Reply-To lines are absent in the [RFC-2822] header,
     // or are present but empty, the server sets the corresponding member of
     // the envelope to be the same value as the from member" (RFC 3501).
     let or_from = |list: Vec<Address<'static>>| if list.is_empty() { from.clone() } else { list };
     Envelope {
-        date: raw(date),
-        subject: raw(subject),
-        sender: or_from(addresses(sender)),
-        reply_to: or_from(addresses(reply_to)),
+        date: raw(fields.date),
+        subject: raw(fields.subject),
+        sender: or_from(addresses(fields.sender)),
+        reply_to: or_from(addresses(fields.reply_to)),
         from,
-        to: addresses(to),
-        cc: addresses(cc),
-        bcc: addresses(bcc),
-        in_reply_to: raw(in_reply_to),
-        message_id: raw(message_id),
+        to: addresses(fields.to),
+        cc: addresses(fields.cc),
+        bcc: addresses(fields.bcc),
+        in_reply_to: raw(fields.in_reply_to),
+        message_id: raw(fields.message_id),
     }
+}
+
+/// Appends to `out` the wire form of [`envelope`]`(bytes)`, byte for byte
+/// what imap-codec encodes for it, without building the imap-types values:
+/// `FETCH 1:* ENVELOPE` of a large mailbox spent most of its time making,
+/// encoding and dropping them (docs/benchmarks.md, issue 7).
+pub(crate) fn write_envelope(bytes: &[u8], out: &mut Vec<u8>) {
+    let fields = Fields::of(bytes);
+    let from = parsed(fields.from);
+    let (sender, reply_to) = (parsed(fields.sender), parsed(fields.reply_to));
+    // Sender and Reply-To default to From, as in `envelope`.
+    let or_from = |list| if Vec::is_empty(list) { &from } else { list };
+    out.push(b'(');
+    write_raw(fields.date, out);
+    out.push(b' ');
+    write_raw(fields.subject, out);
+    out.push(b' ');
+    write_addresses(&from, out);
+    out.push(b' ');
+    write_addresses(or_from(&sender), out);
+    out.push(b' ');
+    write_addresses(or_from(&reply_to), out);
+    out.push(b' ');
+    write_addresses(&parsed(fields.to), out);
+    out.push(b' ');
+    write_addresses(&parsed(fields.cc), out);
+    out.push(b' ');
+    write_addresses(&parsed(fields.bcc), out);
+    out.push(b' ');
+    write_raw(fields.in_reply_to, out);
+    out.push(b' ');
+    write_raw(fields.message_id, out);
+    out.push(b')');
+}
+
+/// The addresses of a field; none when it is absent.
+fn parsed(value: Option<&[u8]>) -> Vec<Item> {
+    value.map(address::parse).unwrap_or_default()
+}
+
+/// An unstructured member as [`raw`] makes and imap-codec writes it.
+fn write_raw(value: Option<&[u8]>, out: &mut Vec<u8>) {
+    match value {
+        None => out.extend_from_slice(b"NIL"),
+        Some(value) => write_istring(header::trim_wsp(value), |b| b == b'\r' || b == b'\n', out),
+    }
+}
+
+/// An address member as [`addresses`] makes and imap-codec writes it: NIL
+/// when empty, else the addresses in parentheses with nothing between them.
+fn write_addresses(items: &[Item], out: &mut Vec<u8>) {
+    if items.is_empty() {
+        out.extend_from_slice(b"NIL");
+        return;
+    }
+    let none = |_: u8| false;
+    let nil = |out: &mut Vec<u8>| out.extend_from_slice(b"NIL");
+    out.push(b'(');
+    for item in items {
+        out.push(b'(');
+        match item {
+            Item::Mailbox {
+                name,
+                adl,
+                mailbox,
+                host,
+            } => {
+                match name {
+                    Some(name) => write_istring(name, none, out),
+                    None => nil(out),
+                }
+                out.push(b' ');
+                match adl {
+                    Some(adl) => write_istring(adl, none, out),
+                    None => nil(out),
+                }
+                out.push(b' ');
+                write_istring(mailbox, none, out);
+                out.push(b' ');
+                write_istring(host, none, out);
+            }
+            Item::GroupStart(name) => {
+                out.extend_from_slice(b"NIL NIL ");
+                write_istring(name, none, out);
+                out.extend_from_slice(b" NIL");
+            }
+            Item::GroupEnd => out.extend_from_slice(b"NIL NIL NIL NIL"),
+        }
+        out.push(b')');
+    }
+    out.push(b')');
 }
 
 /// An unstructured member: NIL when the field is absent, else its unfolded

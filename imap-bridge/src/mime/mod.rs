@@ -69,6 +69,13 @@ pub fn envelope(message: &[u8]) -> Envelope<'static> {
     envelope::envelope(message)
 }
 
+/// Appends the ENVELOPE of a message to `out` in its wire form: the bytes
+/// imap-codec would write for [`envelope`]`(message)`, made without
+/// building it.
+pub fn write_envelope(message: &[u8], out: &mut Vec<u8>) {
+    envelope::write_envelope(message, out);
+}
+
 /// The BODYSTRUCTURE (`extensible == true`) or BODY (`extensible == false`)
 /// of a message (RFC 3501 §7.4.2).
 ///

@@ -5,6 +5,8 @@
 //! NUL, so NUL bytes from broken messages are dropped here; that is the only
 //! way construction can fail, so the builders below are infallible.
 
+use std::io::Write;
+
 use imap_codec::imap_types::core::{IString, NString, Quoted};
 
 /// Removes NUL bytes (not representable in IMAP, RFC 3501 §4.3).
@@ -32,6 +34,28 @@ pub(crate) fn nstring(bytes: impl Into<Vec<u8>>) -> NString<'static> {
 /// `NIL` for `None`, else the string.
 pub(crate) fn nstring_opt(bytes: Option<Vec<u8>>) -> NString<'static> {
     bytes.map_or(NString(None), nstring)
+}
+
+/// Appends `bytes`, less NUL and the bytes `skip` drops, as [`istring`]
+/// makes it and imap-codec writes it: quoted (with `\\` and `"` escaped)
+/// when every byte left is a TEXT-CHAR (7-bit, no CR or LF), else a
+/// synchronizing literal. Nothing is allocated.
+pub(crate) fn write_istring(bytes: &[u8], skip: impl Fn(u8) -> bool, out: &mut Vec<u8>) {
+    let kept = || bytes.iter().copied().filter(|&b| b != 0 && !skip(b));
+    if kept().all(|b| b.is_ascii() && b != b'\r' && b != b'\n') {
+        out.push(b'"');
+        for b in kept() {
+            if b == b'\\' || b == b'"' {
+                out.push(b'\\');
+            }
+            out.push(b);
+        }
+        out.push(b'"');
+    } else {
+        // Writing to a Vec cannot fail.
+        let _ = write!(out, "{{{}}}\r\n", kept().count());
+        out.extend(kept());
+    }
 }
 
 #[cfg(test)]
