@@ -17,9 +17,8 @@ use imap_codec::ResponseCodec;
 use imap_codec::encode::Encoder;
 use imap_codec::imap_types::IntoStatic;
 use imap_codec::imap_types::command::FetchModifier;
-use imap_codec::imap_types::core::{IString, Literal, LiteralMode, NString, NString8, Vec1};
+use imap_codec::imap_types::core::{NString, Vec1};
 use imap_codec::imap_types::datetime::DateTime;
-use imap_codec::imap_types::extensions::binary::Literal8;
 use imap_codec::imap_types::fetch::{
     MacroOrMessageDataItemNames, MessageDataItem, MessageDataItemName, Section,
 };
@@ -146,26 +145,48 @@ pub fn section_request(section: Option<&Section<'_>>) -> (Vec<u32>, SectionKind)
     }
 }
 
-/// Bytes as an IMAP literal. A literal may not carry NUL (RFC 3501 §4.3,
-/// CHAR8); like Dovecot, a NUL in stored data is sent as 0x80. The check is
-/// one memchr pass and the bytes are not copied.
-fn literal(mut bytes: Vec<u8>) -> NString<'static> {
+/// Appends `bytes` as an IMAP literal. A literal may not carry NUL
+/// (RFC 3501 §4.3, CHAR8); like Dovecot, a NUL in stored data is sent as
+/// 0x80. The check is one memchr pass.
+fn write_literal(bytes: &[u8], out: &mut Vec<u8>) {
+    let _ = write!(out, "{{{}}}\r\n", bytes.len());
     if bytes.contains(&0) {
-        for byte in bytes.iter_mut().filter(|b| **b == 0) {
-            *byte = 0x80;
-        }
+        out.extend(bytes.iter().map(|&b| if b == 0 { 0x80 } else { b }));
+    } else {
+        out.extend_from_slice(bytes);
     }
-    NString(Some(IString::Literal(Literal::unvalidated(bytes))))
+}
+
+/// Appends decoded bytes for BINARY: a literal8 (`~{n}`, RFC 3516 §4.2)
+/// when they hold NUL, which a plain literal may not carry; otherwise a
+/// plain literal, which every client reads.
+fn write_literal8(bytes: &[u8], out: &mut Vec<u8>) {
+    if bytes.contains(&0) {
+        let _ = write!(out, "~{{{}}}\r\n", bytes.len());
+        out.extend_from_slice(bytes);
+    } else {
+        write_literal(bytes, out);
+    }
+}
+
+/// A part number as `1.2.3`.
+fn write_part(section: &[NonZeroU32], out: &mut Vec<u8>) {
+    for (i, n) in section.iter().enumerate() {
+        if i > 0 {
+            out.push(b'.');
+        }
+        let _ = write!(out, "{n}");
+    }
 }
 
 /// `<offset.length>` of a partial fetch (RFC 3501 §6.4.5).
-fn partial(bytes: Vec<u8>, range: Option<(u32, NonZeroU32)>) -> Vec<u8> {
+fn partial(bytes: &[u8], range: Option<(u32, NonZeroU32)>) -> &[u8] {
     match range {
         None => bytes,
         Some((offset, length)) => {
             let start = (offset as usize).min(bytes.len());
             let end = start.saturating_add(length.get() as usize).min(bytes.len());
-            bytes[start..end].to_vec()
+            &bytes[start..end]
         }
     }
 }
@@ -534,14 +555,25 @@ fn render(
             MessageDataItemName::BodyStructure => {
                 MessageDataItem::BodyStructure(mime::body_structure(message, true))
             }
-            MessageDataItemName::Rfc822 => MessageDataItem::Rfc822(literal(message.to_vec())),
+            MessageDataItemName::Rfc822 => {
+                separate(out);
+                out.extend_from_slice(b"RFC822 ");
+                write_literal(message, out);
+                continue;
+            }
             MessageDataItemName::Rfc822Header => {
                 let header = mime::section(message, &[], &SectionKind::Header).unwrap_or_default();
-                MessageDataItem::Rfc822Header(literal(header))
+                separate(out);
+                out.extend_from_slice(b"RFC822.HEADER ");
+                write_literal(&header, out);
+                continue;
             }
             MessageDataItemName::Rfc822Text => {
                 let text = mime::section(message, &[], &SectionKind::Text).unwrap_or_default();
-                MessageDataItem::Rfc822Text(literal(text))
+                separate(out);
+                out.extend_from_slice(b"RFC822.TEXT ");
+                write_literal(&text, out);
+                continue;
             }
             MessageDataItemName::BodyExt {
                 section,
@@ -549,33 +581,51 @@ fn render(
                 ..
             } => {
                 let (part, kind) = section_request(section.as_ref());
-                let data = match mime::section(message, &part, &kind) {
-                    Some(bytes) => literal(partial(bytes, *range)),
-                    None => NString(None),
-                };
-                MessageDataItem::BodyExt {
-                    section: section.clone().map(IntoStatic::into_static),
-                    origin: range.map(|(offset, _)| offset),
-                    data,
+                let data = mime::section(message, &part, &kind);
+                // imap-codec writes `BODY[section]<origin> `, then the data
+                // goes straight from the message.
+                separate(out);
+                encode_item(
+                    MessageDataItem::BodyExt {
+                        section: section.clone(),
+                        origin: range.map(|(offset, _)| offset),
+                        data: NString(None),
+                    },
+                    out,
+                );
+                out.truncate(out.len() - b"NIL".len());
+                match data {
+                    Some(bytes) => write_literal(partial(&bytes, *range), out),
+                    None => out.extend_from_slice(b"NIL"),
                 }
+                continue;
             }
             MessageDataItemName::Binary {
                 section,
                 partial: range,
                 ..
             } => {
-                let value = match binary.decoded(message, section) {
-                    Ok(Some(bytes)) => literal8(partial(bytes.to_vec(), *range)),
-                    Ok(None) => NString8::NString(NString(None)),
+                let decoded = match binary.decoded(message, section) {
+                    Ok(decoded) => decoded,
                     Err(refusal) => {
                         out.truncate(start);
                         return Err(refusal);
                     }
                 };
-                MessageDataItem::Binary {
-                    section: section.clone(),
-                    value,
+                separate(out);
+                out.extend_from_slice(b"BINARY[");
+                write_part(section, out);
+                out.push(b']');
+                // RFC 3516 §8: a partial fetch's answer names its origin.
+                if let Some((offset, _)) = range {
+                    let _ = write!(out, "<{offset}>");
                 }
+                out.push(b' ');
+                match decoded {
+                    Some(bytes) => write_literal8(partial(bytes, *range), out),
+                    None => out.extend_from_slice(b"NIL"),
+                }
+                continue;
             }
             MessageDataItemName::BinarySize { section } => {
                 let size = match binary.decoded(message, section) {
@@ -585,10 +635,11 @@ fn render(
                         return Err(refusal);
                     }
                 };
-                MessageDataItem::BinarySize {
-                    section: section.clone(),
-                    size,
-                }
+                separate(out);
+                out.extend_from_slice(b"BINARY.SIZE[");
+                write_part(section, out);
+                let _ = write!(out, "] {size}");
+                continue;
             }
         };
         separate(out);
@@ -694,20 +745,6 @@ impl BinaryParts {
     }
 }
 
-/// Decoded bytes for BINARY: a literal8 (`~{n}`, RFC 3516 §4.2) when they
-/// hold NUL, which a plain literal may not carry; otherwise a plain
-/// literal, which every client reads.
-fn literal8(bytes: Vec<u8>) -> NString8<'static> {
-    if bytes.contains(&0) {
-        NString8::Literal8(Literal8 {
-            data: bytes.into(),
-            mode: LiteralMode::Sync,
-        })
-    } else {
-        NString8::NString(literal(bytes))
-    }
-}
-
 #[cfg(test)]
 #[path = "fetch_wire_tests.rs"]
 mod wire_tests;
@@ -720,10 +757,10 @@ mod tests {
     fn partial_ranges() {
         let data = b"0123456789".to_vec();
         let two = NonZeroU32::new(2).expect("nonzero");
-        assert_eq!(partial(data.clone(), Some((3, two))), b"34");
-        assert_eq!(partial(data.clone(), Some((9, two))), b"9");
-        assert_eq!(partial(data.clone(), Some((20, two))), b"");
-        assert_eq!(partial(data, None), b"0123456789");
+        assert_eq!(partial(&data, Some((3, two))), b"34");
+        assert_eq!(partial(&data, Some((9, two))), b"9");
+        assert_eq!(partial(&data, Some((20, two))), b"");
+        assert_eq!(partial(&data, None), b"0123456789");
     }
 
     #[test]
