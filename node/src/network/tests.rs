@@ -10,6 +10,9 @@ use tokio::task::JoinHandle;
 
 use super::*;
 
+#[path = "raw_peer_tests.rs"]
+mod raw_peer;
+
 /// Upper bound for any single step; a test failing this way is a hang.
 const STEP: Duration = Duration::from_secs(30);
 
