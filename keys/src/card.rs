@@ -6,6 +6,7 @@
 //! [`PEER_ID_NOTATION`], a signing-capable key and an encryption-capable key.
 
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use libp2p::PeerId;
@@ -34,7 +35,10 @@ pub const MAX_DEVICES: usize = 16;
 /// A contact's public certificate and what mailnode reads from it.
 #[derive(Clone, Debug)]
 pub struct ContactCard {
-    cert: Cert,
+    /// Shared: a card is cloned for every message its owner sends (the
+    /// address book hands out copies), and a deep copy of a certificate is
+    /// dozens of allocations.
+    cert: Arc<Cert>,
     name: String,
     address: String,
     fingerprint: String,
@@ -169,7 +173,7 @@ impl ContactCard {
         }
         let fingerprint = cert.fingerprint().to_hex();
         Ok(ContactCard {
-            cert,
+            cert: Arc::new(cert),
             name,
             address,
             fingerprint,
