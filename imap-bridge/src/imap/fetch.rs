@@ -476,10 +476,12 @@ struct Line<'m> {
 /// part that cannot be decoded leaves `out` as it was and returns the
 /// refusal.
 ///
-/// The items a whole-mailbox FETCH asks for (UID, FLAGS, RFC822.SIZE,
-/// INTERNALDATE, MODSEQ, ENVELOPE) are written here directly, byte for
-/// byte as imap-codec writes them (the tests compare the two); the
-/// rest go through imap-codec one by one.
+/// Everything is written here directly, byte for byte as imap-codec
+/// writes the same imap-types values (`fetch_wire_tests.rs` compares the
+/// two), without making those values: the metadata items, ENVELOPE from
+/// the header, and the literals straight from the message. Only BODY,
+/// BODYSTRUCTURE and the section spec of `BODY[...]` go through
+/// imap-codec, one item at a time.
 fn render(
     line: &Line<'_>,
     items: &[MessageDataItemName<'_>],
@@ -506,74 +508,64 @@ fn render(
     let mut has_modseq = false;
     let mut binary = BinaryParts::default();
     for item in items {
-        let coded = match item {
+        // A UID or MODSEQ of 0 does not exist (RFC 3501, RFC 7162): left out.
+        let absent = match item {
+            MessageDataItemName::Uid => meta.uid == 0,
+            MessageDataItemName::ModSeq => meta.modseq == 0,
+            _ => false,
+        };
+        if absent {
+            continue;
+        }
+        separate(out);
+        match item {
             MessageDataItemName::Flags => {
                 has_flags = true;
-                separate(out);
                 write_flags(&meta.flags, recent, out);
-                continue;
             }
             MessageDataItemName::Uid => {
-                if meta.uid != 0 {
-                    separate(out);
-                    let _ = write!(out, "UID {}", meta.uid);
-                }
-                continue;
+                let _ = write!(out, "UID {}", meta.uid);
             }
             MessageDataItemName::Rfc822Size => {
-                separate(out);
                 let _ = write!(out, "RFC822.SIZE {}", meta.size);
-                continue;
             }
             MessageDataItemName::InternalDate => {
-                separate(out);
                 let date = internal_date(meta);
                 let _ = write!(
                     out,
                     "INTERNALDATE \"{}\"",
                     date.as_ref().format("%d-%b-%Y %H:%M:%S %z")
                 );
-                continue;
             }
             MessageDataItemName::ModSeq => {
-                if meta.modseq != 0 {
-                    has_modseq = true;
-                    separate(out);
-                    let _ = write!(out, "MODSEQ ({})", meta.modseq);
-                }
-                continue;
+                has_modseq = true;
+                let _ = write!(out, "MODSEQ ({})", meta.modseq);
             }
             MessageDataItemName::Envelope => {
-                separate(out);
                 out.extend_from_slice(b"ENVELOPE ");
                 mime::write_envelope(message, out);
-                continue;
             }
-            MessageDataItemName::Body => {
-                MessageDataItem::Body(mime::body_structure(message, false))
-            }
-            MessageDataItemName::BodyStructure => {
-                MessageDataItem::BodyStructure(mime::body_structure(message, true))
-            }
+            MessageDataItemName::Body => encode_item(
+                MessageDataItem::Body(mime::body_structure(message, false)),
+                out,
+            ),
+            MessageDataItemName::BodyStructure => encode_item(
+                MessageDataItem::BodyStructure(mime::body_structure(message, true)),
+                out,
+            ),
             MessageDataItemName::Rfc822 => {
-                separate(out);
                 out.extend_from_slice(b"RFC822 ");
                 write_literal(message, out);
-                continue;
             }
             MessageDataItemName::Rfc822Header => {
                 let header = mime::section(message, &[], &SectionKind::Header).unwrap_or_default();
-                separate(out);
                 out.extend_from_slice(b"RFC822.HEADER ");
                 write_literal(&header, out);
-                continue;
             }
             MessageDataItemName::Rfc822Text => {
                 let text = mime::section(message, &[], &SectionKind::Text).unwrap_or_default();
-                separate(out);
                 out.extend_from_slice(b"RFC822.TEXT ");
                 write_literal(&text, out);
-                continue;
             }
             MessageDataItemName::BodyExt {
                 section,
@@ -581,10 +573,8 @@ fn render(
                 ..
             } => {
                 let (part, kind) = section_request(section.as_ref());
-                let data = mime::section(message, &part, &kind);
-                // imap-codec writes `BODY[section]<origin> `, then the data
-                // goes straight from the message.
-                separate(out);
+                // imap-codec writes `BODY[section]<origin> ` (and NIL, cut
+                // off again); the data goes straight from the message.
                 encode_item(
                     MessageDataItem::BodyExt {
                         section: section.clone(),
@@ -594,11 +584,10 @@ fn render(
                     out,
                 );
                 out.truncate(out.len() - b"NIL".len());
-                match data {
+                match mime::section(message, &part, &kind) {
                     Some(bytes) => write_literal(partial(&bytes, *range), out),
                     None => out.extend_from_slice(b"NIL"),
                 }
-                continue;
             }
             MessageDataItemName::Binary {
                 section,
@@ -612,7 +601,6 @@ fn render(
                         return Err(refusal);
                     }
                 };
-                separate(out);
                 out.extend_from_slice(b"BINARY[");
                 write_part(section, out);
                 out.push(b']');
@@ -625,7 +613,6 @@ fn render(
                     Some(bytes) => write_literal8(partial(bytes, *range), out),
                     None => out.extend_from_slice(b"NIL"),
                 }
-                continue;
             }
             MessageDataItemName::BinarySize { section } => {
                 let size = match binary.decoded(message, section) {
@@ -635,15 +622,11 @@ fn render(
                         return Err(refusal);
                     }
                 };
-                separate(out);
                 out.extend_from_slice(b"BINARY.SIZE[");
                 write_part(section, out);
                 let _ = write!(out, "] {size}");
-                continue;
             }
-        };
-        separate(out);
-        encode_item(coded, out);
+        }
     }
     if add_flags && !has_flags {
         separate(out);
