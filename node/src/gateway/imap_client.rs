@@ -77,6 +77,10 @@ pub struct ImapClient {
     /// The part of a line read so far; kept here so that a read cancelled
     /// by a timeout (IDLE) loses nothing.
     pending: Vec<u8>,
+    /// An `EXISTS` came with the reply of a command since the last
+    /// SELECT: mail arrived while a pass was running. The server does not
+    /// announce it again, so the next IDLE must not wait for it.
+    exists_since_select: bool,
 }
 
 impl std::fmt::Debug for ImapClient {
@@ -154,6 +158,7 @@ impl ImapClient {
             stream: BufReader::new(stream),
             tag: 0,
             pending: Vec::new(),
+            exists_since_select: false,
         };
         if tls == TlsMode::Implicit {
             let greeting = step("greeting", client.read_line()).await?;
@@ -251,6 +256,7 @@ impl ImapClient {
                     response.line.push_str(" \u{0}");
                     response.line.push_str(&current);
                 }
+                self.exists_since_select |= is_exists(&line);
                 untagged.push(response);
             }
             // `+` continuations and anything else are ignored here; commands
@@ -310,6 +316,8 @@ impl ImapClient {
     pub async fn select(&mut self, mailbox: &str) -> anyhow::Result<Selected> {
         let name = quoted(mailbox).context("the mailbox name cannot be sent over IMAP")?;
         let reply = self.command(&format!("SELECT {name}")).await?;
+        // The SELECT's own EXISTS is the state the caller reads from here.
+        self.exists_since_select = false;
         if reply.status != Status::Ok {
             bail!("the server refused to open {mailbox:?}: {}", reply.text);
         }
@@ -413,8 +421,15 @@ pub enum IdleEnd {
 
 impl ImapClient {
     /// Waits in IDLE (RFC 2177) until the selected mailbox gets new
-    /// messages or `max` passes, then ends IDLE with DONE.
+    /// messages or `max` passes, then ends IDLE with DONE. Returns
+    /// [`IdleEnd::NewMail`] at once, without IDLE, when an `EXISTS` came
+    /// with a command's reply since the last SELECT.
     pub async fn idle(&mut self, max: Duration) -> anyhow::Result<IdleEnd> {
+        if std::mem::take(&mut self.exists_since_select) {
+            // Announced during the last pass, after its search: the server
+            // will not say it again in IDLE.
+            return Ok(IdleEnd::NewMail);
+        }
         self.tag += 1;
         let tag = format!("m{}", self.tag);
         self.send_line(&format!("{tag} IDLE\r\n")).await?;
@@ -622,6 +637,90 @@ mod tests {
         assert!(is_exists("* 1 exists"));
         assert!(!is_exists("* 23 EXPUNGE"));
         assert!(!is_exists("* OK Still here"));
+    }
+
+    /// A TLS IMAP server on loopback that plays `script`: for each step,
+    /// the line it expects from the client, then what it answers.
+    async fn scripted_server(
+        script: Vec<(&'static str, &'static str)>,
+    ) -> (u16, tokio::task::JoinHandle<()>) {
+        let (cert, key) = imap_bridge::tls::self_signed(&[]).expect("certificate");
+        let acceptor = tokio_rustls::TlsAcceptor::from(
+            imap_bridge::tls::server_config(&cert, &key).expect("config"),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let port = listener.local_addr().expect("address").port();
+        let server = tokio::spawn(async move {
+            let (tcp, _) = listener.accept().await.expect("accept");
+            let tls = acceptor.accept(tcp).await.expect("TLS");
+            let mut tls = BufReader::new(tls);
+            tls.get_mut()
+                .write_all(b"* OK scripted\r\n")
+                .await
+                .expect("greeting");
+            for (expected, answer) in script {
+                let mut line = String::new();
+                timeout(Duration::from_secs(10), tls.read_line(&mut line))
+                    .await
+                    .expect("the client's next line in time")
+                    .expect("read");
+                assert_eq!(line.trim_end(), expected, "what the client sent");
+                tls.get_mut()
+                    .write_all(answer.as_bytes())
+                    .await
+                    .expect("answer");
+                tls.get_mut().flush().await.expect("flush");
+            }
+        });
+        (port, server)
+    }
+
+    #[tokio::test]
+    async fn mail_announced_during_a_pass_ends_the_next_idle_at_once() {
+        let (port, server) = scripted_server(vec![
+            (
+                "m1 SELECT \"INBOX\"",
+                "* 1 EXISTS\r\n* OK [UIDVALIDITY 7] ok\r\nm1 OK [READ-WRITE] done\r\n",
+            ),
+            // A message arrives after the pass's search: its EXISTS comes
+            // with the reply to a later command, and never again.
+            ("m2 NOOP", "* 2 EXISTS\r\nm2 OK done\r\n"),
+            // So the client must not IDLE now: its next line is a command.
+            (
+                "m3 SELECT \"INBOX\"",
+                "* 2 EXISTS\r\n* OK [UIDVALIDITY 7] ok\r\nm3 OK [READ-WRITE] done\r\n",
+            ),
+            // After a new SELECT it does IDLE, and waits for news.
+            ("m4 IDLE", "+ idling\r\n* 3 EXISTS\r\n"),
+            ("DONE", "m4 OK idle done\r\n"),
+        ])
+        .await;
+        let endpoint = Endpoint {
+            host: "127.0.0.1".into(),
+            port,
+        };
+        let mut client = ImapClient::connect_to(&endpoint, TlsMode::Implicit, true)
+            .await
+            .expect("connect");
+        client.select("INBOX").await.expect("select");
+        client.command("NOOP").await.expect("noop");
+        let end = timeout(Duration::from_secs(5), client.idle(Duration::from_secs(60)))
+            .await
+            .expect("no wait for news already announced")
+            .expect("idle");
+        assert_eq!(end, IdleEnd::NewMail);
+        client.select("INBOX").await.expect("select again");
+        let end = timeout(
+            Duration::from_secs(10),
+            client.idle(Duration::from_secs(60)),
+        )
+        .await
+        .expect("the EXISTS in IDLE ends it")
+        .expect("idle");
+        assert_eq!(end, IdleEnd::NewMail);
+        server.await.expect("the script ran to its end");
     }
 
     #[test]
