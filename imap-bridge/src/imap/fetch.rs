@@ -23,8 +23,6 @@ use imap_codec::imap_types::fetch::{
     MacroOrMessageDataItemNames, MessageDataItem, MessageDataItemName, Section,
 };
 use imap_codec::imap_types::flag::Flag as ImapFlag;
-#[cfg(test)]
-use imap_codec::imap_types::flag::FlagFetch;
 use imap_codec::imap_types::response::{Data, Response};
 use imap_codec::imap_types::sequence::SequenceSet;
 
@@ -191,22 +189,6 @@ fn partial(bytes: &[u8], range: Option<(u32, NonZeroU32)>) -> &[u8] {
     }
 }
 
-/// FLAGS as imap-types flags (anything unparseable is left out), with
-/// `\Recent` last when the session shows the message as recent: what
-/// [`write_flags`] writes.
-#[cfg(test)]
-fn fetch_flags(flags: &[String], recent: bool) -> Vec<FlagFetch<'static>> {
-    let mut out: Vec<FlagFetch<'static>> = flags
-        .iter()
-        .filter_map(|flag| ImapFlag::try_from(flag.as_str()).ok())
-        .map(|flag| FlagFetch::Flag(flag.into_static()))
-        .collect();
-    if recent {
-        out.push(FlagFetch::Recent);
-    }
-    out
-}
-
 /// INTERNALDATE with its zone.
 pub fn internal_date(meta: &MessageMeta) -> DateTime {
     let zone = FixedOffset::east_opt(meta.internal_date_offset_minutes.saturating_mul(60))
@@ -312,7 +294,7 @@ impl<S: MailStore> Session<S> {
         }
 
         // Implicit \Seen (RFC 3501 §6.4.5), before rendering so FLAGS show it.
-        let mut flags_changed: Vec<Uid> = Vec::new();
+        let mut flags_changed: std::collections::HashSet<Uid> = Default::default();
         if !read_only && items.iter().any(sets_seen) {
             let unseen: Vec<Uid> = targets
                 .iter()
@@ -337,7 +319,7 @@ impl<S: MailStore> Session<S> {
                             if let Some(selected) = self.selected_mut() {
                                 selected.record(meta);
                             }
-                            flags_changed.push(meta.uid);
+                            flags_changed.insert(meta.uid);
                         }
                     }
                     Err(error) => return error.into(),
@@ -583,6 +565,7 @@ fn render(
                     },
                     out,
                 );
+                debug_assert!(out.ends_with(b"NIL"), "imap-codec wrote NIL last");
                 out.truncate(out.len() - b"NIL".len());
                 match mime::section(message, &part, &kind) {
                     Some(bytes) => write_literal(partial(&bytes, *range), out),
@@ -647,7 +630,7 @@ fn render(
     Ok(())
 }
 
-/// `FLAGS (...)` as imap-codec writes [`fetch_flags`]: flags imap-types
+/// `FLAGS (...)` as imap-codec writes imap-types' flags: flags imap-types
 /// cannot parse are left out, `\Recent` comes last.
 fn write_flags(flags: &[String], recent: bool, out: &mut Vec<u8>) {
     out.extend_from_slice(b"FLAGS (");
@@ -771,13 +754,16 @@ mod tests {
     }
 
     #[test]
-    fn flags_convert() {
-        let flags = fetch_flags(
-            &["\\Seen".into(), "$Forwarded".into(), "bad flag".into()],
-            false,
+    fn flags_are_written_normalised_with_recent_last() {
+        let mut out = Vec::new();
+        write_flags(
+            &["\\seen".into(), "$Forwarded".into(), "bad flag".into()],
+            true,
+            &mut out,
         );
-        assert_eq!(flags.len(), 2);
-        let flags = fetch_flags(&["\\Seen".into()], true);
-        assert_eq!(flags.last(), Some(&FlagFetch::Recent));
+        assert_eq!(out, b"FLAGS (\\Seen $Forwarded \\Recent)");
+        out.clear();
+        write_flags(&[], false, &mut out);
+        assert_eq!(out, b"FLAGS ()");
     }
 }

@@ -14,11 +14,26 @@ use imap_codec::imap_types::core::{
 };
 use imap_codec::imap_types::extensions::binary::Literal8;
 use imap_codec::imap_types::fetch::{MessageDataItem, MessageDataItemName, Part, Section};
+use imap_codec::imap_types::flag::{Flag, FlagFetch};
 use imap_codec::imap_types::response::{Data, Response};
 
-use super::{Line, fetch_flags, internal_date, render, section_request};
+use super::{Line, internal_date, render, section_request};
 use crate::backend::MessageMeta;
 use crate::mime::{self, SectionKind};
+
+/// FLAGS as the bridge built it before: imap-types flags (anything
+/// unparseable left out), `\Recent` last.
+fn fetch_flags(flags: &[String], recent: bool) -> Vec<FlagFetch<'static>> {
+    let mut out: Vec<FlagFetch<'static>> = flags
+        .iter()
+        .filter_map(|flag| Flag::try_from(flag.as_str()).ok())
+        .map(|flag| FlagFetch::Flag(flag.into_static()))
+        .collect();
+    if recent {
+        out.push(FlagFetch::Recent);
+    }
+    out
+}
 
 /// A literal as the bridge built it before (NUL sent as 0x80).
 fn literal(mut bytes: Vec<u8>) -> NString<'static> {
